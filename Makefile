@@ -1,0 +1,32 @@
+# icebreaker: the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+BIN := bin/icebreaker
+
+.PHONY: build run test test-deps fuzz bench vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/icebreaker
+
+# Build and start the server with the embedded default configuration.
+run: build
+	./$(BIN) serve
+
+# Install what the tests need (Debian packages), then run the whole suite.
+test: test-deps
+	gofmt -l . | tee /dev/stderr | (! read _)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+# Short fuzzing pass over every fuzz target (FUZZTIME per target).
+FUZZTIME ?= 20s
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	bash bench/stun/run.sh
+
+clean:
+	rm -rf bin
