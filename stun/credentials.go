@@ -171,11 +171,14 @@ func parseAlg(v []byte) (PasswordAlgorithmParams, []byte, error) {
 // RFC 8489, Section 9.2.
 const NonceCookie = "obMatJos2"
 
-// Security features of RFC 8489, Section 18.1; bit 0 is the most
-// significant of the 24.
+// Security features of RFC 8489, Section 18.1, as bits of the 24-bit
+// feature set. Bit 0 is the least significant (rightmost) bit, as the
+// verified erratum to Section 18.1 (Errata ID 6290) says. The Appendix B.1
+// example agrees: its nonce cookie "obMatJos2AAAC" (feature set 0x000002)
+// flags username anonymity in a request that carries USERHASH.
 const (
-	FeaturePasswordAlgorithms uint32 = 1 << 23
-	FeatureUsernameAnonymity  uint32 = 1 << 22
+	FeaturePasswordAlgorithms uint32 = 1 << 0
+	FeatureUsernameAnonymity  uint32 = 1 << 1
 )
 
 // AppendNonceCookie appends the nonce cookie and the 24-bit security

@@ -1,7 +1,8 @@
 package stun
 
 // Kind is what the first byte of a packet says it is, by the rule of RFC
-// 7983, Section 7 (as extended by RFC 7983bis for QUIC).
+// 7983, Section 7, as updated by RFC 9443 (which gives TURN ChannelData
+// 64-79 and QUIC the rest of 64-127; QUIC is reported as KindUnknown).
 type Kind uint8
 
 // Packet kinds.

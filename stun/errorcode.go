@@ -3,6 +3,7 @@ package stun
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes of RFC 8489, Section 14.8, and the TURN codes of RFC 8656,
@@ -72,20 +73,26 @@ func ReasonPhrase(code int) string {
 	return ""
 }
 
-// maxReason is the limit on the reason phrase: 128 characters, at most 509
-// bytes. RFC 8489, Section 14.8.
-const maxReason = 509
+// Limits of the reason phrase: fewer than 128 characters, which is at
+// most 509 bytes when sending and 763 bytes when receiving. RFC 8489,
+// Section 14.8.
+const (
+	maxReasonChars     = 127
+	maxReasonSend      = 509
+	maxReasonReceive   = 763
+	errorCodeClassMask = 0x07
+)
 
-// AppendErrorCode appends an ERROR-CODE attribute. code must be in 300-699;
-// a reason longer than 509 bytes is cut. An empty reason is replaced by
-// ReasonPhrase(code). RFC 8489, Section 14.8.
+// AppendErrorCode appends an ERROR-CODE attribute. code must be in 300-699
+// (other codes yield an attribute that receivers reject). An empty reason is
+// replaced by ReasonPhrase(code); a longer one than RFC 8489 allows (127
+// characters, 509 bytes) is cut at a character boundary. RFC 8489,
+// Section 14.8.
 func AppendErrorCode(b []byte, code int, reason string) []byte {
 	if reason == "" {
 		reason = ReasonPhrase(code)
 	}
-	if len(reason) > maxReason {
-		reason = reason[:maxReason]
-	}
+	reason = cutText(reason, maxReasonChars, maxReasonSend)
 	n := 4 + len(reason)
 	b = appendAttrHeader(b, AttrErrorCode, n)
 	b = append(b, 0, 0, byte(code/100), byte(code%100))
@@ -93,16 +100,30 @@ func AppendErrorCode(b []byte, code int, reason string) []byte {
 	return finishAttr(b, n)
 }
 
+// cutText returns the longest prefix of s with at most maxChars characters
+// and maxBytes bytes that does not split a UTF-8 sequence.
+func cutText(s string, maxChars, maxBytes int) string {
+	end := 0
+	for chars := 0; end < len(s) && chars < maxChars; chars++ {
+		_, size := utf8.DecodeRuneInString(s[end:])
+		if end+size > maxBytes {
+			break
+		}
+		end += size
+	}
+	return s[:end]
+}
+
 // ParseErrorCode decodes an ERROR-CODE value. The reason refers to v.
 func ParseErrorCode(v []byte) (code int, reason []byte, err error) {
 	if len(v) < 4 {
 		return 0, nil, errLen("ERROR-CODE", len(v))
 	}
-	class, num := int(v[2]&0x07), int(v[3])
+	class, num := int(v[2]&errorCodeClassMask), int(v[3])
 	if class < 3 || class > 6 || num > 99 {
 		return 0, nil, fmt.Errorf("%w: ERROR-CODE class %d number %d", ErrMalformed, class, num)
 	}
-	if len(v)-4 > maxReason {
+	if len(v)-4 > maxReasonReceive {
 		return 0, nil, fmt.Errorf("%w: ERROR-CODE reason of %d bytes", ErrMalformed, len(v)-4)
 	}
 	return class*100 + num, v[4:], nil

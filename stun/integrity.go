@@ -84,13 +84,25 @@ func (m *Message) CheckFingerprint() error {
 	if len(a.Value) != FingerprintSize {
 		return errLen("FINGERPRINT", len(a.Value))
 	}
-	h := m.headerFor(a.Offset, FingerprintSize)
-	crc := crc32.Update(0, crc32.IEEETable, h[:])
-	crc = crc32.Update(crc, crc32.IEEETable, m.Raw[HeaderSize:a.Offset])
+	// The CRC covers the header with the length field counting
+	// FINGERPRINT. The length bytes are fed one by one: a header copy
+	// handed to crc32.Update would escape to the heap.
+	n := uint16(a.Offset - HeaderSize + AttrHeaderSize + FingerprintSize)
+	crc := crc32.Update(0, crc32.IEEETable, m.Raw[0:2])
+	crc = crcByte(crc, byte(n>>8))
+	crc = crcByte(crc, byte(n))
+	crc = crc32.Update(crc, crc32.IEEETable, m.Raw[4:a.Offset])
 	if crc^fingerprintXOR != binary.BigEndian.Uint32(a.Value) {
 		return ErrFingerprint
 	}
 	return nil
+}
+
+// crcByte adds one byte to an IEEE CRC-32, as crc32.Update would.
+func crcByte(crc uint32, b byte) uint32 {
+	crc = ^crc
+	crc = crc32.IEEETable[byte(crc)^b] ^ crc>>8
+	return ^crc
 }
 
 // CheckIntegrity verifies MESSAGE-INTEGRITY under key. It returns an

@@ -5,27 +5,36 @@ import (
 	"unicode/utf8"
 )
 
-// Size limits of the text attributes, in bytes. RFC 8489, Sections 14.3,
-// 14.9-14.11, 14.14 and 14.16.
+// Size limits of the text attributes a sender may use, in bytes: USERNAME
+// fewer than 509 bytes (Section 14.3); REALM, NONCE and SOFTWARE fewer than
+// 128 characters, at most 509 bytes (Sections 14.9, 14.10, 14.14);
+// ALTERNATE-DOMAIN a DNS name of at most 255 bytes (Section 14.16). RFC 8489.
 const (
-	MaxUsername        = 509 // USERNAME: < 513 bytes
-	MaxRealm           = 763 // REALM: < 128 characters, at most 763 bytes
-	MaxNonce           = 763 // NONCE: < 128 characters, at most 763 bytes
-	MaxSoftware        = 763 // SOFTWARE: < 128 characters, at most 763 bytes
-	MaxAlternateDomain = 255 // ALTERNATE-DOMAIN: a DNS name, at most 255 bytes
+	MaxUsername        = 508
+	MaxRealm           = 509
+	MaxNonce           = 509
+	MaxSoftware        = 509
+	MaxAlternateDomain = 255
 )
 
+// maxTextReceive is the most ParseText accepts in USERNAME, REALM, NONCE
+// and SOFTWARE: RFC 8489 requires receivers to take up to 763 bytes, for
+// compatibility with RFC 5389 (Sections 14.3, 14.9, 14.10, 14.14).
+const maxTextReceive = 763
+
 var textLimits = map[AttrType]int{
-	AttrUsername:        MaxUsername,
-	AttrRealm:           MaxRealm,
-	AttrNonce:           MaxNonce,
-	AttrSoftware:        MaxSoftware,
+	AttrUsername:        maxTextReceive,
+	AttrRealm:           maxTextReceive,
+	AttrNonce:           maxTextReceive,
+	AttrSoftware:        maxTextReceive,
 	AttrAlternateDomain: MaxAlternateDomain,
 }
 
-// ParseText checks a text attribute value (USERNAME, REALM, NONCE,
-// SOFTWARE, ALTERNATE-DOMAIN): its length limit and that it is UTF-8. It
-// returns v itself, so it allocates nothing.
+// ParseText checks a received text attribute value (USERNAME, REALM,
+// NONCE, SOFTWARE, ALTERNATE-DOMAIN): that it is UTF-8 and within the
+// receive limit (763 bytes; 255 for ALTERNATE-DOMAIN). Other attribute
+// types are checked for UTF-8 only. It returns v itself, so it allocates
+// nothing.
 func ParseText(t AttrType, v []byte) ([]byte, error) {
 	if max, ok := textLimits[t]; ok && len(v) > max {
 		return nil, fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrMalformed, t, len(v), max)
