@@ -1,0 +1,15 @@
+// Package udpio is icebreaker's UDP socket plumbing: groups of sockets that
+// share one address with SO_REUSEPORT (so the kernel spreads flows across
+// one reader per core), and batched datagram I/O with recvmmsg(2) and
+// sendmmsg(2) on Linux, with a portable one-datagram-per-call fallback.
+//
+// Addresses are netip.AddrPort throughout. Source addresses are unmapped:
+// a datagram from 192.0.2.1 on a dual-stack IPv6 socket reports 192.0.2.1,
+// not ::ffff:192.0.2.1, and sending to an IPv4 address through such a
+// socket maps it back.
+//
+// Neither path allocates per datagram once a Conn is built.
+//
+// The package is internal: its API serves icebreaker's servers and may
+// change with them.
+package udpio

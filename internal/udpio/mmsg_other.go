@@ -1,0 +1,27 @@
+//go:build !linux
+
+package udpio
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+const reusePortSupported = false
+
+// msgTrunc is not reported by the portable read path here.
+const msgTrunc = 0
+
+func setReusePort(_, _ string, _ syscall.RawConn) error {
+	return errors.New("udpio: SO_REUSEPORT is not supported on this platform")
+}
+
+// mmsgConn is unavailable: newMmsgConn returns nil and the Conn moves one
+// datagram per call.
+type mmsgConn struct{}
+
+func newMmsgConn(*net.UDPConn, int) (*mmsgConn, error) { return nil, nil }
+
+func (*mmsgConn) read([]Message) (int, error)  { return 0, errors.New("udpio: batching unsupported") }
+func (*mmsgConn) write([]Message) (int, error) { return 0, errors.New("udpio: batching unsupported") }

@@ -1,0 +1,42 @@
+package stunserver
+
+import "sync/atomic"
+
+// Stats is a snapshot of the server's counters. Counters only grow, except
+// TCPConns.
+type Stats struct {
+	Requests       uint64 // requests received, any method, well-formed
+	Responses      uint64 // success responses built and handed to the socket
+	ErrorResponses uint64 // error responses built and handed to the socket
+	Delegated      uint64 // requests and indications passed to Config.Handler
+	Malformed      uint64 // packets dropped: not STUN, unparsable, truncated, wrong FINGERPRINT
+	Dropped        uint64 // well-formed messages not answered: indications, responses
+	SendErrors     uint64 // responses the kernel refused to send
+	ReadErrors     uint64 // failed socket reads (other than closing)
+
+	TCPConns           int64  // TCP and TLS connections open now
+	TCPAccepted        uint64 // TCP and TLS connections accepted
+	TCPRejected        uint64 // connections closed at once because MaxTCPConns were open
+	TCPTimeouts        uint64 // connections closed by TCPIdleTimeout
+	TLSHandshakeErrors uint64 // TLS connections that failed their handshake
+}
+
+// counters are the per-receiver counters behind Stats. Each UDP socket's
+// goroutine has its own, so that no two cores increment the same cache
+// line; TCP connections share one.
+type counters struct {
+	requests, responses, errorResponses, delegated atomic.Uint64
+	malformed, dropped, sendErrors, readErrors     atomic.Uint64
+	_                                              [64]byte // keep neighbours off this cache line
+}
+
+func (c *counters) addTo(s *Stats) {
+	s.Requests += c.requests.Load()
+	s.Responses += c.responses.Load()
+	s.ErrorResponses += c.errorResponses.Load()
+	s.Delegated += c.delegated.Load()
+	s.Malformed += c.malformed.Load()
+	s.Dropped += c.dropped.Load()
+	s.SendErrors += c.sendErrors.Load()
+	s.ReadErrors += c.readErrors.Load()
+}
