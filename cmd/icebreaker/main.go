@@ -27,6 +27,7 @@ func commands() []command {
 		{"serve", "run the STUN server (UDP/TCP 3478, TLS 5349)", runServe},
 		{"stun", "ask a STUN server for this host's public address", runStun},
 		{"nat", "find out what kind of NAT this host is behind (RFC 5780)", runNat},
+		{"user", "manage TURN users in the embedded user store", runUser},
 		{"version", "print the version", runVersion},
 	}
 }

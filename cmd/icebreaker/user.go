@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/userstore"
+)
+
+// defaultUserRealm is the realm `icebreaker user` files users under when
+// --realm is not given. A user's keys include the realm, so it must be the
+// realm the server runs with (turn.realm in its configuration).
+const defaultUserRealm = "icebreaker"
+
+// userStdin is where --password-stdin reads from; tests replace it.
+var userStdin io.Reader = os.Stdin
+
+// userCommands are the subcommands of `icebreaker user`.
+var userCommands = []struct {
+	name, args, summary string
+	password            bool // takes a password
+}{
+	{"add", "USERNAME", "add a user", true},
+	{"del", "USERNAME", "delete a user", false},
+	{"list", "", "list users (every realm unless --realm is given)", false},
+	{"passwd", "USERNAME", "change a user's password", true},
+}
+
+func userUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: icebreaker user COMMAND [flags] [USERNAME]")
+	fmt.Fprintln(w, "\nManages the TURN users of the embedded user store, an SQLite file that keeps")
+	fmt.Fprintln(w, "each user's long-term keys (MD5, SHA-256) and USERHASH, never the password.")
+	fmt.Fprintln(w, "A running server that uses the same file sees the changes without a restart.")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range userCommands {
+		fmt.Fprintf(w, "  %-7s %-9s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'icebreaker user COMMAND -h' for its flags. Example:")
+	io.WriteString(w, "  printf '%s\\n' \"$PASSWORD\" | icebreaker user add --realm example.org --password-stdin alice\n")
+}
+
+// runUser dispatches `icebreaker user add|del|list|passwd`.
+func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		userUsage(stderr)
+		return fmt.Errorf("%w: missing user command", errUsage)
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		userUsage(stdout)
+		return nil
+	case "delete", "rm":
+		name = "del"
+	}
+	for _, c := range userCommands {
+		if c.name == name {
+			return runUserCommand(ctx, name, c.args, c.password, args[1:], stdout, stderr)
+		}
+	}
+	userUsage(stderr)
+	return fmt.Errorf("%w: unknown user command %q", errUsage, args[0])
+}
+
+func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword bool, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user "+name, stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: icebreaker user %s [flags] %s\n\nflags:\n", name, argsDoc)
+		fs.PrintDefaults()
+	}
+	realmDefault, realmDoc := defaultUserRealm, "the server's TURN realm: part of every key"
+	if name == "list" {
+		realmDefault, realmDoc = "", "list only this realm's users"
+	}
+	var (
+		dbPath   = fs.String("db", "", "user database `FILE` (default $ICEBREAKER_DATA_DIR/users.db, /var/lib/icebreaker/users.db for root, else ~/.local/share/icebreaker/users.db)")
+		realm    = fs.String("realm", realmDefault, "`REALM`: "+realmDoc)
+		password *string
+		pwStdin  *bool
+	)
+	if takesPassword {
+		password = fs.String("password", "", "the password (visible to other local users in the process list: prefer --password-stdin)")
+		pwStdin = fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	var username string
+	switch {
+	case argsDoc == "" && len(pos) > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	case argsDoc != "" && len(pos) != 1:
+		fs.Usage()
+		return fmt.Errorf("%w: want one USERNAME, got %d arguments", errUsage, len(pos))
+	case argsDoc != "":
+		username = pos[0]
+		if err := userstore.CheckUsername(username); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if name != "list" && *realm == "" {
+		return fmt.Errorf("%w: --realm is empty", errUsage)
+	}
+	var pw string
+	if takesPassword {
+		if pw, err = readPassword(*password, *pwStdin); err != nil {
+			return err
+		}
+	}
+
+	path := *dbPath
+	if path == "" {
+		if path, err = userstore.DefaultPath(); err != nil {
+			return err
+		}
+	}
+	if name != "add" {
+		// Only add may create the database; the others on a missing
+		// file would only create an empty one and then fail.
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no user database at %s (add a user first, or give --db)", path)
+		}
+	}
+	s, err := userstore.Open(path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	switch name {
+	case "add":
+		err = s.Add(ctx, *realm, username, pw)
+		if errors.Is(err, userstore.ErrUserExists) {
+			return fmt.Errorf("user %q already exists in realm %q (change its password with 'icebreaker user passwd')", username, *realm)
+		}
+		if err == nil {
+			fmt.Fprintf(stdout, "added user %q to realm %q in %s\n", username, *realm, path)
+		}
+	case "passwd":
+		err = noUser(s.SetPassword(ctx, *realm, username, pw), username, *realm)
+		if err == nil {
+			fmt.Fprintf(stdout, "changed the password of %q in realm %q\n", username, *realm)
+		}
+	case "del":
+		err = noUser(s.Delete(ctx, *realm, username), username, *realm)
+		if err == nil {
+			fmt.Fprintf(stdout, "deleted user %q from realm %q\n", username, *realm)
+		}
+	case "list":
+		err = listUsers(ctx, s, *realm, stdout, stderr)
+	}
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func noUser(err error, username, realm string) error {
+	if errors.Is(err, userstore.ErrNoUser) {
+		return fmt.Errorf("no user %q in realm %q", username, realm)
+	}
+	return err
+}
+
+// readPassword returns the password from --password or, with
+// --password-stdin, the first line of standard input without its line
+// ending. It never prints it.
+func readPassword(flagValue string, fromStdin bool) (string, error) {
+	switch {
+	case flagValue != "" && fromStdin:
+		return "", fmt.Errorf("%w: --password and --password-stdin exclude each other", errUsage)
+	case flagValue != "":
+		return flagValue, nil
+	case !fromStdin:
+		return "", fmt.Errorf("%w: give the password with --password-stdin (or --password)", errUsage)
+	}
+	line, err := bufio.NewReader(userStdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errors.New("empty password on standard input")
+	}
+	return line, nil
+}
+
+func listUsers(ctx context.Context, s *userstore.Store, realm string, stdout, stderr io.Writer) error {
+	users, err := s.List(ctx, realm)
+	if err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		if realm != "" {
+			fmt.Fprintf(stderr, "no users in realm %q in %s\n", realm, s.Path())
+		} else {
+			fmt.Fprintf(stderr, "no users in %s\n", s.Path())
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REALM\tUSERNAME\tCREATED\tUPDATED")
+	for _, u := range users {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Realm, u.Username,
+			u.Created.UTC().Format(time.RFC3339), u.Updated.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
