@@ -1,0 +1,554 @@
+package turnclient
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/turn"
+)
+
+// streamRetransmit makes a shared (UDP-style) stunclient behave as RFC
+// 8489, Section 6.2.2 asks over TCP and TLS: one transmission, then 39.5 s.
+var streamRetransmit = stunclient.Retransmit{RTO: 500 * time.Millisecond, Rc: 1, Rm: 79}
+
+// redirectError is what a stream's write function returns when the STUN
+// client wants to follow ALTERNATE-SERVER: the connection cannot, so
+// Allocate dials the alternate itself.
+type redirectError struct{ to netip.AddrPort }
+
+func (e *redirectError) Error() string { return fmt.Sprintf("turn: redirected to %s", e.to) }
+
+// Allocate creates an allocation on the server of cfg and returns it as a
+// Relay. RFC 8656, Section 7.1: it sends Allocate with REQUESTED-TRANSPORT
+// UDP (and REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY for IPv6
+// and Dual, LIFETIME when configured), answers the 401 challenge with the
+// long-term credentials, retries on 438, and follows one 300
+// ALTERNATE-SERVER (over TCP and TLS by dialling the alternate).
+//
+// ctx bounds the allocation only, not the Relay's life. Errors: a
+// *stun.Error for an error response (wrapped with ErrQuotaReached or
+// ErrInsufficientCapacity for 486 and 508), a *stunclient.TimeoutError when
+// the server does not answer, a *stunclient.AlternateServerError for a
+// redirection it will not follow, dial and TLS errors.
+func Allocate(ctx context.Context, cfg Config) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Secret != "" {
+		ttl := cfg.RESTTTL
+		if ttl == 0 {
+			ttl = DefaultRESTTTL
+		}
+		cfg.Username, cfg.Password = turn.RESTCredentials(cfg.Secret, cfg.RESTUser, time.Now().Add(ttl))
+	}
+	host, port, _ := cfg.hostPort()
+	server, err := resolve(ctx, host, port)
+	if err != nil {
+		return nil, err
+	}
+	r, err := allocate(ctx, cfg, host, server)
+	if re, ok := errors.AsType[*redirectError](err); ok {
+		// A stream cannot follow a 300 itself: dial the alternate once.
+		r, err = allocate(ctx, cfg, host, re.to)
+		if re2, ok := errors.AsType[*redirectError](err); ok {
+			return nil, &stunclient.AlternateServerError{Alternate: re2.to, Err: &stun.Error{Code: stun.CodeTryAlternate}}
+		}
+	}
+	return r, err
+}
+
+// resolve looks host up (an IP is taken as is) and returns the first
+// address.
+func resolve(ctx context.Context, host string, port uint16) (netip.AddrPort, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(ip.Unmap(), port), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("turn: resolving %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("turn: %s has no address", host)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), port), nil
+}
+
+func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPort) (*Relay, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	queue := cfg.Queue
+	if queue == 0 {
+		queue = DefaultQueue
+	}
+	r := &Relay{
+		cfg:     cfg,
+		log:     log,
+		core:    newCore(DefaultBindAfter, defaultLifetime, time.Now()),
+		in:      make(chan packet, queue),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		dead:    make(chan struct{}),
+	}
+	r.server.Store(&server)
+	if cfg.BindAfter > 0 {
+		r.core.bindAfter = cfg.BindAfter
+	}
+	scfg := stunclient.Config{
+		Retransmit:  cfg.Retransmit,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		Software:    cfg.Software,
+		Comprehends: comprehends,
+		Logger:      cfg.Logger,
+	}
+	var local netip.AddrPort
+	var write func([]byte, netip.AddrPort) error
+	switch cfg.Transport {
+	case UDP:
+		network := "udp4"
+		if server.Addr().Is6() {
+			network = "udp6"
+		}
+		c, err := net.ListenUDP(network, nil)
+		if err != nil {
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		r.udp = c
+		local = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		write = func(b []byte, to netip.AddrPort) error {
+			_, err := c.WriteToUDPAddrPort(b, to)
+			return err
+		}
+	default:
+		c, err := dialStream(ctx, cfg, host, server)
+		if err != nil {
+			return nil, err
+		}
+		r.stream = c
+		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			local = a.AddrPort()
+		}
+		scfg.Retransmit = streamRetransmit
+		write = func(b []byte, to netip.AddrPort) error {
+			if to != server {
+				return &redirectError{to: to}
+			}
+			return r.send(b, to)
+		}
+	}
+	client, err := stunclient.NewShared(write, local, scfg)
+	if err != nil {
+		r.closeConn()
+		return nil, err
+	}
+	r.client = client
+	r.wg.Add(1)
+	if r.udp != nil {
+		go r.readUDP()
+	} else {
+		go r.readStream()
+	}
+
+	resp, err := client.Do(ctx, server, stun.MethodAllocate, func(b []byte, _ stun.TransactionID) []byte {
+		b = turn.AppendRequestedTransport(b, turn.ProtoUDP)
+		switch cfg.Family {
+		case IPv6:
+			b = turn.AppendRequestedAddressFamily(b, turn.FamilyIPv6)
+		case Dual:
+			b = turn.AppendAdditionalAddressFamily(b, turn.FamilyIPv6)
+		}
+		if cfg.Lifetime > 0 {
+			b = turn.AppendLifetime(b, cfg.Lifetime)
+		}
+		return b
+	})
+	if err == nil {
+		err = r.parseAllocation(resp)
+	}
+	if err != nil {
+		r.closed.Store(true)
+		close(r.closing)
+		client.Close()
+		r.closeConn()
+		r.wg.Wait()
+		return nil, classify(err)
+	}
+	srv := resp.Server
+	r.server.Store(&srv)
+	r.mu.Lock()
+	r.core.setLifetime(r.lifetime0, time.Now())
+	r.mu.Unlock()
+	rctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.refresherDone = make(chan struct{})
+	go r.refresher(rctx)
+	log.Debug("turn: allocated", "server", srv, "relayed", r.relayed, "lifetime", r.lifetime0)
+	return r, nil
+}
+
+func (r *Relay) closeConn() {
+	if r.udp != nil {
+		r.udp.Close()
+	}
+	if r.stream != nil {
+		r.stream.Close()
+	}
+}
+
+func (r *Relay) waitRefresher() {
+	if r.refresherDone != nil {
+		<-r.refresherDone
+	}
+}
+
+// dialStream connects to server over TCP, then TLS if configured.
+func dialStream(ctx context.Context, cfg Config, host string, server netip.AddrPort) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", server.String())
+	if err != nil {
+		return nil, fmt.Errorf("turn: %w", err)
+	}
+	if cfg.Transport != TLS {
+		return c, nil
+	}
+	tc := cfg.TLSConfig.Clone()
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	t := tls.Client(c, tc)
+	if err := t.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("turn: TLS handshake with %s: %w", server, err)
+	}
+	return t, nil
+}
+
+// parseAllocation reads an Allocate success response. RFC 8656, Section
+// 7.3.
+func (r *Relay) parseAllocation(resp *stunclient.Response) error {
+	m := &resp.Message
+	for _, a := range m.Attrs {
+		if a.Type != stun.AttrXORRelayedAddress {
+			continue
+		}
+		ap, err := stun.ParseXORAddress(a.Value, m.TransactionID)
+		if err != nil {
+			return fmt.Errorf("turn: Allocate response: %w", err)
+		}
+		r.relayed = append(r.relayed, unmap(ap))
+	}
+	if len(r.relayed) == 0 {
+		return fmt.Errorf("turn: Allocate response without XOR-RELAYED-ADDRESS: %w", stun.ErrAttrNotFound)
+	}
+	// IPv4 first, so LocalAddr of a dual allocation is the IPv4 one.
+	if len(r.relayed) == 2 && r.relayed[1].Addr().Is4() {
+		r.relayed[0], r.relayed[1] = r.relayed[1], r.relayed[0]
+	}
+	r.lifetime0 = defaultLifetime
+	if v, ok := m.Get(stun.AttrLifetime); ok {
+		if l, err := turn.ParseLifetime(v); err == nil {
+			r.lifetime0 = l
+		}
+	}
+	if ap, err := m.XORMappedAddress(); err == nil {
+		r.mapped = unmap(ap)
+	}
+	return nil
+}
+
+// createPermission runs CreatePermission for ip. RFC 8656, Section 9.1.
+func (r *Relay) createPermission(ctx context.Context, ip netip.Addr) error {
+	_, err := r.client.Do(ctx, r.Server(), stun.MethodCreatePermission, func(b []byte, id stun.TransactionID) []byte {
+		return appendPeerIP(b, ip, id)
+	})
+	if err != nil {
+		return classify(err)
+	}
+	r.mu.Lock()
+	r.core.permissionCreated(ip, time.Now())
+	r.mu.Unlock()
+	return nil
+}
+
+// appendPeerIP appends XOR-PEER-ADDRESS for ip with port 0. An
+// IPv4-mapped IPv6 address is kept as IPv6 (stun.AppendXORAddress would
+// write it as IPv4), so that a policy probe can ask for exactly that.
+func appendPeerIP(b []byte, ip netip.Addr, id stun.TransactionID) []byte {
+	if !ip.Is4In6() {
+		return stun.AppendXORAddress(b, stun.AttrXORPeerAddress, netip.AddrPortFrom(ip, 0), id)
+	}
+	// RFC 8489, Section 14.2: family IPv6, port XOR the cookie's top half,
+	// address XOR cookie and transaction ID.
+	v := make([]byte, 20)
+	v[1] = stun.FamilyIPv6
+	binary.BigEndian.PutUint16(v[2:4], uint16(stun.MagicCookie>>16))
+	a := ip.As16()
+	var key [16]byte
+	binary.BigEndian.PutUint32(key[:4], stun.MagicCookie)
+	copy(key[4:], id[:])
+	for i := range a {
+		v[4+i] = a[i] ^ key[i]
+	}
+	return stun.AppendAttr(b, stun.AttrXORPeerAddress, v)
+}
+
+// CreatePermission asks the server to install a permission for ip without
+// sending data (RFC 8656, Section 9). WriteTo does this by itself; this is
+// for callers that expect data before they send, or that probe a server's
+// peer policy: ip is sent as given, so an IPv4-mapped IPv6 address goes
+// as IPv6. A refusal (403) wraps ErrForbidden; other error responses are
+// *stun.Error.
+func (r *Relay) CreatePermission(ctx context.Context, ip netip.Addr) error {
+	if r.closed.Load() {
+		return r.opError("permission", nil, net.ErrClosed)
+	}
+	return r.createPermission(ctx, ip)
+}
+
+// refresher runs the core's timers: allocation refreshes, permission
+// refreshes and channel bindings. It is started by Allocate and stopped by
+// Close (through ctx), or ends when the allocation is lost.
+func (r *Relay) refresher(ctx context.Context) {
+	defer close(r.refresherDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		tasks := r.core.due(time.Now())
+		r.mu.Unlock()
+		for _, t := range tasks {
+			granted, err := r.run(ctx, t)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.log.Debug("turn: background request failed", "task", t.kind, "peer", t.peer, "ip", t.ip, "err", err)
+			}
+			r.mu.Lock()
+			r.core.done(t, granted, err, time.Now())
+			lost := r.core.lost
+			r.mu.Unlock()
+			if lost != nil {
+				r.fail(fmt.Errorf("%w: %w", ErrAllocationLost, lost))
+				return
+			}
+		}
+		if len(tasks) > 0 {
+			continue
+		}
+		r.mu.Lock()
+		next := r.core.nextDeadline()
+		r.mu.Unlock()
+		var tc <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+			tc = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.dead:
+			return
+		case <-r.kick:
+		case <-tc:
+		}
+		timer.Stop()
+	}
+}
+
+// run sends the request for t.
+func (r *Relay) run(ctx context.Context, t task) (time.Duration, error) {
+	switch t.kind {
+	case taskRefresh:
+		resp, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
+			if r.cfg.Lifetime > 0 {
+				b = turn.AppendLifetime(b, r.cfg.Lifetime)
+			}
+			return b
+		})
+		if err != nil {
+			return 0, err
+		}
+		granted := defaultLifetime
+		if v, ok := resp.Message.Get(stun.AttrLifetime); ok {
+			if l, err := turn.ParseLifetime(v); err == nil {
+				granted = l
+			}
+		}
+		return granted, nil
+	case taskPermission:
+		_, err := r.client.Do(ctx, r.Server(), stun.MethodCreatePermission, func(b []byte, id stun.TransactionID) []byte {
+			return appendPeerIP(b, t.ip, id)
+		})
+		return 0, err
+	case taskBind:
+		_, err := r.client.Do(ctx, r.Server(), stun.MethodChannelBind, func(b []byte, id stun.TransactionID) []byte {
+			b = turn.AppendChannelNumber(b, t.ch)
+			return stun.AppendXORAddress(b, stun.AttrXORPeerAddress, t.peer, id)
+		})
+		return 0, err
+	}
+	return 0, fmt.Errorf("turn: unknown task %d", t.kind)
+}
+
+// readUDP is the read loop over UDP. It ends when the socket is closed.
+func (r *Relay) readUDP() {
+	defer r.wg.Done()
+	buf := make([]byte, 64<<10)
+	var msg stun.Message
+	fails := 0
+	for {
+		n, from, err := r.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || fails > 100 {
+				r.fail(fmt.Errorf("%w: %w", ErrAllocationLost, err))
+				return
+			}
+			fails++
+			continue
+		}
+		fails = 0
+		r.handle(buf[:n], unmap(from), &msg)
+	}
+}
+
+// readStream is the read loop over TCP and TLS: STUN messages and padded
+// ChannelData frames, back to back (RFC 8656, Section 12.5). It ends when
+// the connection ends or loses its framing, which loses the allocation.
+func (r *Relay) readStream() {
+	defer r.wg.Done()
+	br := bufio.NewReaderSize(r.stream, 64<<10)
+	buf := make([]byte, 0, 1600)
+	var msg stun.Message
+	for {
+		frame, err := readFrame(br, buf)
+		if err != nil {
+			if err == io.EOF {
+				err = fmt.Errorf("the server closed the connection: %w", err)
+			}
+			r.fail(fmt.Errorf("%w: %w", ErrAllocationLost, err))
+			r.client.Close() // fail outstanding transactions now
+			return
+		}
+		buf = frame[:0]
+		r.handle(frame, r.Server(), &msg)
+	}
+}
+
+// readFrame reads one STUN message or ChannelData frame (with padding).
+func readFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
+	hdr, err := br.Peek(turn.ChannelDataHeaderSize)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	var n int
+	if turn.IsChannelData(hdr) {
+		n, err = turn.ChannelDataFrameLength(hdr)
+	} else {
+		if hdr, err = br.Peek(stun.HeaderSize); err != nil {
+			return nil, fmt.Errorf("turn: stream: %w", err)
+		}
+		n, err = stun.MessageLength(hdr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("turn: stream framing lost: %w", err)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, fmt.Errorf("turn: stream: %w", err)
+	}
+	return buf, nil
+}
+
+// handle dispatches one packet from the server: STUN responses to the
+// transaction client, Data indications and ChannelData to ReadFrom.
+// Anything else is counted and dropped.
+func (r *Relay) handle(b []byte, from netip.AddrPort, msg *stun.Message) {
+	switch stun.Classify(b) {
+	case stun.KindSTUN:
+		if r.client.HandlePacket(b, from) {
+			return
+		}
+		if from != r.Server() {
+			r.st.foreign.Add(1)
+			return
+		}
+		if err := msg.Parse(b); err != nil || msg.Classic {
+			r.st.malformed.Add(1)
+			return
+		}
+		if msg.Type != (stun.Type{Method: stun.MethodData, Class: stun.ClassIndication}) {
+			r.st.unexpected.Add(1) // e.g. ConnectionAttempt: no TCP allocations here
+			return
+		}
+		// RFC 8656, Section 10.4.
+		peer, err := msg.XORAddress(stun.AttrXORPeerAddress)
+		data, ok := msg.Get(stun.AttrData)
+		if err != nil || !ok {
+			r.st.malformed.Add(1)
+			return
+		}
+		r.st.recvIndications.Add(1)
+		r.deliver(data, unmap(peer))
+	case stun.KindChannelData:
+		if from != r.Server() {
+			r.st.foreign.Add(1)
+			return
+		}
+		ch, data, err := turn.ParseChannelData(b)
+		if err != nil {
+			r.st.malformed.Add(1)
+			return
+		}
+		r.mu.Lock()
+		peer, ok := r.core.channelPeer(ch)
+		r.mu.Unlock()
+		if !ok {
+			r.st.unknownChannel.Add(1)
+			return
+		}
+		r.st.recvChannelData.Add(1)
+		r.deliver(data, peer)
+	default:
+		if from != r.Server() {
+			r.st.foreign.Add(1)
+		} else {
+			r.st.malformed.Add(1)
+		}
+	}
+}
+
+// deliver queues a datagram for ReadFrom, or drops it when the queue is
+// full.
+func (r *Relay) deliver(data []byte, from netip.AddrPort) {
+	r.mu.Lock()
+	r.core.received(from)
+	r.mu.Unlock()
+	select {
+	case r.in <- packet{b: append([]byte(nil), data...), from: from}:
+	default:
+		r.st.drop.Add(1)
+	}
+}

@@ -1,0 +1,344 @@
+package turnclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/turn"
+)
+
+// Relay is a TURN allocation as a net.PacketConn: WriteTo sends a datagram
+// to a peer through the server, ReadFrom returns what peers sent to the
+// relayed address. LocalAddr is the relayed address (the IPv4 one of a
+// dual allocation; Relayed lists all).
+//
+// A Relay is safe for concurrent use. It owns its socket or connection to
+// the server and two goroutines (the reader and the refresher); Close stops
+// both and waits for them. ReadFrom copies into the caller's buffer; the
+// Relay keeps no reference to buffers passed to WriteTo.
+//
+// The zero value is not usable: use Allocate.
+type Relay struct {
+	cfg       Config
+	log       *slog.Logger
+	client    *stunclient.Client
+	udp       *net.UDPConn // UDP transport
+	stream    net.Conn     // TCP or TLS transport
+	wmu       sync.Mutex   // serialises writes to stream
+	server    atomic.Pointer[netip.AddrPort]
+	relayed   []netip.AddrPort
+	mapped    netip.AddrPort
+	lifetime0 time.Duration // granted by the Allocate response
+
+	mu   sync.Mutex // guards core
+	core *core
+
+	in      chan packet
+	readDL  deadline
+	writeDL deadline
+	kick    chan struct{} // wakes the refresher; capacity 1
+
+	closing       chan struct{} // closed by Close
+	dead          chan struct{} // closed when the allocation or connection is lost
+	deadOnce      sync.Once
+	deadErr       error
+	cancel        context.CancelFunc // stops the refresher's requests
+	refresherDone chan struct{}
+	wg            sync.WaitGroup
+	closed        atomic.Bool
+	closeMu       sync.Mutex
+	closeErr      error
+	isDone        bool
+
+	st stats
+}
+
+type packet struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+type stats struct {
+	sentIndications, sentChannelData     atomic.Uint64
+	recvIndications, recvChannelData     atomic.Uint64
+	malformed, unexpected, foreign, drop atomic.Uint64
+	unknownChannel                       atomic.Uint64
+}
+
+// Stats counts what a Relay sent and received and what it dropped.
+type Stats struct {
+	SentIndications uint64 // datagrams sent in Send indications
+	SentChannelData uint64 // datagrams sent as ChannelData
+	RecvIndications uint64 // datagrams received in Data indications
+	RecvChannelData uint64 // datagrams received as ChannelData
+	Malformed       uint64 // packets from the server that do not parse
+	Unexpected      uint64 // well-formed packets the client has no use for
+	Foreign         uint64 // packets from other sources than the server (UDP)
+	UnknownChannel  uint64 // ChannelData on a channel never bound
+	Dropped         uint64 // datagrams dropped because ReadFrom lagged
+}
+
+// Stats returns the Relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		SentIndications: r.st.sentIndications.Load(),
+		SentChannelData: r.st.sentChannelData.Load(),
+		RecvIndications: r.st.recvIndications.Load(),
+		RecvChannelData: r.st.recvChannelData.Load(),
+		Malformed:       r.st.malformed.Load(),
+		Unexpected:      r.st.unexpected.Load(),
+		Foreign:         r.st.foreign.Load(),
+		UnknownChannel:  r.st.unknownChannel.Load(),
+		Dropped:         r.st.drop.Load(),
+	}
+}
+
+// LocalAddr returns the relayed transport address (a *net.UDPAddr).
+func (r *Relay) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(r.relayed[0]) }
+
+// Relayed returns the relayed addresses: one, or two for Dual.
+func (r *Relay) Relayed() []netip.AddrPort { return append([]netip.AddrPort(nil), r.relayed...) }
+
+// Mapped returns the server-reflexive address the server reported
+// (XOR-MAPPED-ADDRESS in the Allocate response), or the zero value.
+func (r *Relay) Mapped() netip.AddrPort { return r.mapped }
+
+// Server returns the server's address actually used (after an
+// ALTERNATE-SERVER redirection, the alternate).
+func (r *Relay) Server() netip.AddrPort { return *r.server.Load() }
+
+// Lifetime returns the lifetime granted by the Allocate response.
+func (r *Relay) Lifetime() time.Duration { return r.lifetime0 }
+
+// Channel returns the channel number bound to peer, or 0 if packets to
+// peer still go in Send indications.
+func (r *Relay) Channel(peer netip.AddrPort) uint16 {
+	peer = unmap(peer)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.core.peers[peer]; b != nil && b.bound {
+		return b.num
+	}
+	return 0
+}
+
+// SetDeadline sets the read and write deadlines.
+func (r *Relay) SetDeadline(t time.Time) error {
+	r.readDL.set(t)
+	r.writeDL.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline of ReadFrom, also for a call already
+// waiting.
+func (r *Relay) SetReadDeadline(t time.Time) error { r.readDL.set(t); return nil }
+
+// SetWriteDeadline sets the deadline of WriteTo, which bounds the
+// CreatePermission a write to a new peer waits for.
+func (r *Relay) SetWriteDeadline(t time.Time) error { r.writeDL.set(t); return nil }
+
+func (r *Relay) opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: "turn", Source: r.LocalAddr(), Addr: addr, Err: err}
+}
+
+// ReadFrom reads the next datagram a peer sent to the relayed address. A
+// datagram longer than p is truncated. Errors are *net.OpError wrapping
+// os.ErrDeadlineExceeded, net.ErrClosed, or ErrAllocationLost.
+func (r *Relay) ReadFrom(p []byte) (int, net.Addr, error) {
+	if r.closed.Load() {
+		return 0, nil, r.opError("read", nil, net.ErrClosed)
+	}
+	// Datagrams already queued are delivered first.
+	select {
+	case pkt := <-r.in:
+		return copy(p, pkt.b), net.UDPAddrFromAddrPort(pkt.from), nil
+	default:
+	}
+	select {
+	case pkt := <-r.in:
+		return copy(p, pkt.b), net.UDPAddrFromAddrPort(pkt.from), nil
+	case <-r.closing:
+		return 0, nil, r.opError("read", nil, net.ErrClosed)
+	case <-r.dead:
+		return 0, nil, r.opError("read", nil, r.deadErr)
+	case <-r.readDL.wait():
+		return 0, nil, r.opError("read", nil, os.ErrDeadlineExceeded)
+	}
+}
+
+// WriteTo sends p to the peer addr (a *net.UDPAddr, or any net.Addr whose
+// String is IP:port) through the server. The first write to a peer's IP
+// address waits for a CreatePermission (RFC 8656, Section 9); a refused
+// one (403) fails that write with an error wrapping ErrForbidden. The
+// first packets go in Send indications (Section 10); after Config.BindAfter
+// packets the Relay binds a channel in the background and then sends
+// ChannelData (Sections 11-12). Errors are *net.OpError.
+func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
+	peer, err := peerOf(addr)
+	if err != nil {
+		return 0, r.opError("write", addr, err)
+	}
+	switch {
+	case r.closed.Load():
+		return 0, r.opError("write", addr, net.ErrClosed)
+	case isClosed(r.dead):
+		return 0, r.opError("write", addr, r.deadErr)
+	case isClosed(r.writeDL.ch0()):
+		return 0, r.opError("write", addr, os.ErrDeadlineExceeded)
+	case len(p) > turn.MaxChannelDataLength:
+		return 0, r.opError("write", addr, fmt.Errorf("turn: datagram of %d bytes is too long", len(p)))
+	}
+	now := time.Now()
+	r.mu.Lock()
+	has := r.core.hasPermission(peer.Addr(), now)
+	r.mu.Unlock()
+	if !has {
+		ctx, cancel := context.WithCancel(context.Background())
+		if dl := r.writeDL.get(); !dl.IsZero() {
+			ctx, cancel = context.WithDeadline(context.Background(), dl)
+		}
+		err := r.createPermission(ctx, peer.Addr())
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+			}
+			return 0, r.opError("write", addr, err)
+		}
+		now = time.Now()
+	}
+	r.mu.Lock()
+	ch, kick := r.core.route(peer, now)
+	r.mu.Unlock()
+	if kick {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if ch != 0 {
+		b = turn.AppendChannelData(b, ch, p, r.stream != nil)
+		r.st.sentChannelData.Add(1)
+	} else {
+		// RFC 8656, Section 10.1: XOR-PEER-ADDRESS and DATA; no
+		// integrity on indications.
+		id := stun.NewTransactionID()
+		b = stun.AppendHeader(b, stun.Type{Method: stun.MethodSend, Class: stun.ClassIndication}, id)
+		b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
+		b = stun.AppendAttr(b, stun.AttrData, p)
+		r.st.sentIndications.Add(1)
+	}
+	err = r.send(b, r.Server())
+	*bp = b
+	bufPool.Put(bp)
+	if err != nil {
+		return 0, r.opError("write", addr, err)
+	}
+	return len(p), nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1600); return &b }}
+
+// ch0 returns the deadline's channel without creating a fresh one.
+func (d *deadline) ch0() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	return d.ch
+}
+
+// send writes one message to the server.
+func (r *Relay) send(b []byte, to netip.AddrPort) error {
+	if r.udp != nil {
+		_, err := r.udp.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	_, err := r.stream.Write(b)
+	return err
+}
+
+func peerOf(addr net.Addr) (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case nil:
+		return ap, errors.New("turn: no peer address")
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return ap, fmt.Errorf("turn: peer address %q: %w", a.String(), err)
+		}
+	}
+	ap = unmap(ap)
+	if !ap.IsValid() || ap.Port() == 0 {
+		return ap, fmt.Errorf("turn: invalid peer address %v", addr)
+	}
+	return ap, nil
+}
+
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// fail marks the relay lost with err (the first reason wins).
+func (r *Relay) fail(err error) {
+	r.deadOnce.Do(func() {
+		r.deadErr = err
+		close(r.dead)
+	})
+}
+
+// Close releases the allocation: it stops the refresher, sends a Refresh
+// with LIFETIME 0 (best effort, waiting at most a second), closes the
+// connection to the server and waits for the Relay's goroutines. Blocked
+// ReadFrom and WriteTo calls return net.ErrClosed. Calling Close again
+// does nothing and returns the first call's result.
+func (r *Relay) Close() error {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.isDone {
+		return r.closeErr
+	}
+	r.isDone = true
+	r.closed.Store(true)
+	close(r.closing)
+	r.cancel()
+	r.waitRefresher()
+	if !isClosed(r.dead) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
+			return turn.AppendLifetime(b, 0) // RFC 8656, Section 7.3: delete
+		})
+		cancel()
+		if err != nil {
+			r.log.Debug("turn: deleting the allocation failed", "server", r.Server(), "err", err)
+		}
+	}
+	r.client.Close()
+	if r.udp != nil {
+		r.closeErr = r.udp.Close()
+	} else {
+		r.closeErr = r.stream.Close()
+	}
+	r.wg.Wait()
+	r.readDL.stop()
+	r.writeDL.stop()
+	return r.closeErr
+}
