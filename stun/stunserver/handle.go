@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // transport is the transport a message arrived on.
@@ -69,6 +70,7 @@ type origin struct {
 	tr    transport
 	role  role           // UDP: the receiving socket's role; otherwise primary
 	local netip.AddrPort // the receiving socket's or connection's local address
+	conn  Conn           // the receiving socket or connection, for the Handler
 }
 
 // reply is what to send for a packet: b (empty for nothing) through a
@@ -86,6 +88,8 @@ type responder struct {
 	// udpAddrs are the four UDP addresses by role when rfc5780 is set.
 	udpAddrs [4]netip.AddrPort
 	handler  Handler
+	chanData ChannelDataHandler // handler, if it takes ChannelData
+	closer   ConnCloseHandler   // handler, if it wants connection closes
 }
 
 // maxUnknown is how many unknown attributes a worker lists without
@@ -100,6 +104,8 @@ type worker struct {
 	msg stun.Message
 	unk [maxUnknown]stun.AttrType
 	req Request
+	// delegated is set once a message went to the Handler.
+	delegated bool
 }
 
 func newWorker(r *responder, st *counters) *worker {
@@ -119,6 +125,16 @@ var zeros [MaxMessageSize]byte
 // method.
 func (w *worker) handle(out, pkt []byte, from netip.AddrPort, o origin) reply {
 	m := &w.msg
+	// TURN ChannelData (RFC 8656, Section 12.4), told apart by its first
+	// byte (RFC 7983, Section 7).
+	if w.r.chanData != nil && turn.IsChannelData(pkt) {
+		w.st.channelData.Add(1)
+		w.delegated = true
+		w.req = Request{From: from, Local: o.local, Network: o.tr.String(), Conn: o.conn}
+		w.r.chanData.ServeChannelData(&w.req, pkt)
+		w.req = Request{}
+		return reply{}
+	}
 	// The framing check first: it rejects most garbage without building an
 	// error value, so a flood of it costs no allocation.
 	if n, err := stun.MessageLength(pkt); err != nil || n != len(pkt) {
@@ -162,7 +178,8 @@ func (w *worker) handle(out, pkt []byte, from netip.AddrPort, o origin) reply {
 
 func (w *worker) delegate(out []byte, from netip.AddrPort, o origin) reply {
 	w.st.delegated.Add(1)
-	w.req = Request{Msg: &w.msg, From: from, Local: o.local, Network: o.tr.String()}
+	w.delegated = true
+	w.req = Request{Msg: &w.msg, From: from, Local: o.local, Network: o.tr.String(), Conn: o.conn}
 	b := w.r.handler.ServeSTUN(out[:0], &w.req)
 	w.req = Request{}
 	if len(b) == 0 {

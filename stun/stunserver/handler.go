@@ -1,6 +1,8 @@
 package stunserver
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 
 	"github.com/icebreaker-net/icebreaker/stun"
@@ -21,8 +23,38 @@ import (
 // ServeSTUN is called concurrently from the receive goroutines of all
 // sockets and connections, on the receive path: it must be safe for
 // concurrent use and must not block.
+//
+// A Handler may also implement ChannelDataHandler and ConnCloseHandler.
 type Handler interface {
 	ServeSTUN(out []byte, req *Request) []byte
+}
+
+// ChannelDataHandler is implemented by a Handler that also takes TURN
+// ChannelData messages (RFC 8656, Section 12.4): packets whose first byte
+// is 0x40-0x7F, the range RFC 7983 gives ChannelData (0x40-0x4F) widened
+// to every channel number the ChannelData header can carry. Without it
+// such packets are counted as malformed and dropped, and over TCP or TLS
+// they end the connection.
+//
+// Over UDP frame is the whole datagram; over TCP and TLS the server frames
+// the stream and frame is one message: the 4-byte header and the data
+// padded to a multiple of 4 (RFC 8656, Section 12.5). The server does not
+// check the header further. req.Msg is nil. frame and req are valid only
+// during the call. ServeChannelData has the same concurrency and
+// non-blocking duties as ServeSTUN; it never answers synchronously.
+type ChannelDataHandler interface {
+	ServeChannelData(req *Request, frame []byte)
+}
+
+// ConnCloseHandler is implemented by a Handler that must learn when a TCP
+// or TLS connection closes, for whatever reason (RFC 8656, Section 3.1: a
+// TURN allocation on a stream ends with the connection). ConnClosed is
+// called once per connection that delivered at least one message to the
+// Handler, after the connection's socket is closed and its last
+// ServeSTUN call has returned. It is not called for a connection the
+// Handler detached (Conn.Detach). It must not block.
+type ConnCloseHandler interface {
+	ConnClosed(c Conn)
 }
 
 // HandlerFunc adapts a function to Handler.
@@ -32,7 +64,8 @@ type HandlerFunc func(out []byte, req *Request) []byte
 func (f HandlerFunc) ServeSTUN(out []byte, req *Request) []byte { return f(out, req) }
 
 // Request is one message passed to a Handler. It, the Message and the bytes
-// the Message refers to are valid only during the ServeSTUN call.
+// the Message refers to are valid only during the ServeSTUN call; Conn
+// stays valid after it.
 type Request struct {
 	Msg *stun.Message
 	// From is the sender's transport address, IPv4-mapped addresses
@@ -44,4 +77,60 @@ type Request struct {
 	Local netip.AddrPort
 	// Network is "udp", "tcp" or "tls".
 	Network string
+	// Conn is the socket or connection the message arrived on, through
+	// which the Handler may send to the client later.
+	Conn Conn
+}
+
+// Errors of Conn.WriteTo and Conn.Detach.
+var (
+	// ErrQueueFull reports a message dropped because the TCP or TLS
+	// connection's write queue was full: the client reads more slowly
+	// than the Handler sends.
+	ErrQueueFull = errors.New("stunserver: connection write queue full")
+	// ErrNotStream reports Detach on a UDP socket.
+	ErrNotStream = errors.New("stunserver: not a TCP or TLS connection")
+)
+
+// Conn is the socket (UDP) or connection (TCP, TLS) a message arrived on.
+// A Handler keeps it to send to the client at any time, as a TURN server
+// does with Data indications and ChannelData (RFC 8656, Sections 11.3 and
+// 12.7). For TCP and TLS the same Conn stands for the connection for its
+// whole life; for UDP a Conn stands for one listening socket and can send
+// to any address.
+//
+// Every method is safe for concurrent use.
+type Conn interface {
+	// Network is "udp", "tcp" or "tls".
+	Network() string
+	// LocalAddr is the socket's or connection's local address.
+	LocalAddr() netip.AddrPort
+	// RemoteAddr is the client's address for TCP and TLS, and the zero
+	// AddrPort for UDP.
+	RemoteAddr() netip.AddrPort
+	// WriteTo sends b to the client. Over UDP it sends a datagram to to
+	// at once. Over TCP and TLS to is ignored: b is copied into the
+	// connection's bounded write queue, drained by a goroutine the
+	// connection owns, and WriteTo returns ErrQueueFull (counted in
+	// Stats.QueueDrops) if there is no room. It never blocks on the
+	// client. After the connection or socket closed it returns an error
+	// matching net.ErrClosed. b is not retained.
+	WriteTo(b []byte, to netip.AddrPort) error
+	// KeepOpen exempts a TCP or TLS connection from
+	// Config.TCPIdleTimeout while on is true, so that a TURN allocation
+	// on it lives as long as its own lifetime says. It does nothing for
+	// UDP.
+	KeepOpen(on bool)
+	// Detach hands a TCP or TLS connection over to the Handler, as the
+	// data connection of RFC 6062 (Section 5.4) needs. It may only be
+	// called during a ServeSTUN call on this connection. Once that call
+	// returns and its response (if any) is written, the server stops
+	// reading, forgets the connection (it no longer counts against
+	// MaxTCPConns and Close does not close it), and calls f with the
+	// connection (the *tls.Conn for TLS) and the bytes already read past
+	// the message, which f owns. f runs on the server's goroutine and
+	// must not block; from then on the Handler owns the connection and
+	// must close it. If the connection fails first, f is not called.
+	// Over UDP Detach returns ErrNotStream.
+	Detach(f func(c net.Conn, buffered []byte)) error
 }

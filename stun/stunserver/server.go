@@ -36,6 +36,7 @@ type Server struct {
 	tcpRejected atomic.Uint64
 	tcpTimeouts atomic.Uint64
 	tlsFailures atomic.Uint64
+	queueDrops  atomic.Uint64
 
 	done      chan struct{} // closed by Close
 	started   chan struct{} // closed when Serve has started its goroutines
@@ -68,6 +69,8 @@ func Listen(cfg Config) (*Server, error) {
 			handler:  c.Handler,
 		},
 	}
+	s.resp.chanData, _ = c.Handler.(ChannelDataHandler)
+	s.resp.closer, _ = c.Handler.(ConnCloseHandler)
 	if err := s.listen(); err != nil {
 		s.closeSockets()
 		return nil, err
@@ -220,6 +223,7 @@ func (s *Server) Stats() Stats {
 	st.TCPRejected = s.tcpRejected.Load()
 	st.TCPTimeouts = s.tcpTimeouts.Load()
 	st.TLSHandshakeErrors = s.tlsFailures.Load()
+	st.QueueDrops = s.queueDrops.Load()
 	return st
 }
 

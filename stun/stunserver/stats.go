@@ -9,6 +9,7 @@ type Stats struct {
 	Responses      uint64 // success responses built and handed to the socket
 	ErrorResponses uint64 // error responses built and handed to the socket
 	Delegated      uint64 // requests and indications passed to Config.Handler
+	ChannelData    uint64 // TURN ChannelData messages passed to Config.Handler
 	Malformed      uint64 // packets dropped: not STUN, unparsable, truncated, wrong FINGERPRINT
 	Dropped        uint64 // well-formed messages not answered: indications, responses
 	SendErrors     uint64 // responses the kernel refused to send
@@ -19,6 +20,7 @@ type Stats struct {
 	TCPRejected        uint64 // connections closed at once because MaxTCPConns were open
 	TCPTimeouts        uint64 // connections closed by TCPIdleTimeout
 	TLSHandshakeErrors uint64 // TLS connections that failed their handshake
+	QueueDrops         uint64 // messages a Handler sent later, dropped because a connection's write queue was full
 }
 
 // counters are the per-receiver counters behind Stats. Each UDP socket's
@@ -27,6 +29,7 @@ type Stats struct {
 type counters struct {
 	requests, responses, errorResponses, delegated atomic.Uint64
 	malformed, dropped, sendErrors, readErrors     atomic.Uint64
+	channelData                                    atomic.Uint64
 	_                                              [64]byte // keep neighbours off this cache line
 }
 
@@ -35,6 +38,7 @@ func (c *counters) addTo(s *Stats) {
 	s.Responses += c.responses.Load()
 	s.ErrorResponses += c.errorResponses.Load()
 	s.Delegated += c.delegated.Load()
+	s.ChannelData += c.channelData.Load()
 	s.Malformed += c.malformed.Load()
 	s.Dropped += c.dropped.Load()
 	s.SendErrors += c.sendErrors.Load()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // tcpInitialBuffer is a connection's first read buffer; it grows up to
@@ -65,61 +66,93 @@ func (s *Server) track(c net.Conn) bool {
 }
 
 func (s *Server) untrack(c net.Conn) {
+	s.forget(c)
+	c.Close()
+}
+
+// forget stops tracking a connection without closing it.
+func (s *Server) forget(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.tcpOpen.Add(-1)
-	c.Close()
 }
 
-// serveConn answers the STUN messages of one TCP or TLS connection, framed
-// by their length field (RFC 8489, Section 6.2.2), until the peer closes
-// it, sends something that is not STUN or announces a message longer than
-// MaxMessageSize, stays idle for TCPIdleTimeout, or the server closes.
-// Responses go back on the same connection in request order.
+// serveConn answers the messages of one TCP or TLS connection until the
+// peer closes it, sends something that is neither STUN nor (with a
+// ChannelDataHandler) ChannelData, announces a message longer than the
+// server reads, stays idle for TCPIdleTimeout (unless a Handler said
+// KeepOpen), or the server closes. STUN messages are framed by their length
+// field (RFC 8489, Section 6.2.2), ChannelData by its header and padding
+// (RFC 8656, Section 12.5). Responses go back on the same connection in
+// request order; messages a Handler sends later go through the
+// connection's write queue (tcpConn).
 func (s *Server) serveConn(raw net.Conn, tr transport) {
 	defer s.wg.Done()
-	defer s.untrack(raw)
 	idle := s.cfg.TCPIdleTimeout
-	var c net.Conn = raw
+	tc := &tcpConn{s: s, raw: raw, c: raw, tr: tr, local: addrPort(raw.LocalAddr()), remote: addrPort(raw.RemoteAddr())}
+	w := newWorker(s.resp, &s.tcpStats)
+	var (
+		detach   func(net.Conn, []byte)
+		leftover []byte
+	)
+	defer func() {
+		if detach != nil {
+			s.forget(raw)
+			detach(tc.c, leftover)
+			return
+		}
+		tc.shutdown()
+		s.untrack(raw)
+		if w.delegated && s.resp.closer != nil {
+			s.resp.closer.ConnClosed(tc)
+		}
+	}()
 	if tr == tTLS {
-		tc := tls.Server(raw, s.tlsConfig())
+		tlsc := tls.Server(raw, s.tlsConfig())
 		raw.SetDeadline(time.Now().Add(idle))
-		if err := tc.Handshake(); err != nil {
+		if err := tlsc.Handshake(); err != nil {
 			s.tlsFailures.Add(1)
 			return
 		}
-		c = tc
+		tc.c = tlsc
 	}
-	o := origin{tr: tr, role: rolePrimary, local: addrPort(raw.LocalAddr())}
-	from := addrPort(raw.RemoteAddr())
-	w := newWorker(s.resp, &s.tcpStats)
+	c := tc.c
+	o := origin{tr: tr, role: rolePrimary, local: tc.local, conn: tc}
+	from := tc.remote
 	buf := make([]byte, tcpInitialBuffer)
 	out := make([]byte, 0, tcpInitialBuffer)
 	start, end := 0, 0 // buf[start:end] holds bytes read but not yet handled
 	eof := false       // the last read failed: answer what is complete, then stop
 	for {
-		need := stun.HeaderSize
-		if end-start >= stun.HeaderSize {
-			n, err := stun.MessageLength(buf[start:end])
-			if err != nil || n > MaxMessageSize {
-				s.tcpStats.malformed.Add(1)
-				return // framing is lost: only this connection pays
-			}
-			if end-start >= n {
-				rep := w.handle(out[:0], buf[start:start+n], from, o)
-				start += n
-				if len(rep.b) > 0 {
-					out = rep.b[:0] // keep a buffer that had to grow
-					c.SetWriteDeadline(time.Now().Add(idle))
-					if _, err := c.Write(rep.b); err != nil {
-						s.tcpStats.sendErrors.Add(1)
-						return
-					}
+		// ChannelData is only valid once this connection has carried a
+		// TURN request (an Allocate, then a ChannelBind): before that,
+		// bytes such as "GET " are garbage, not a channel header.
+		need, header := s.frameLength(buf[start:end], w.delegated)
+		if need < 0 {
+			s.tcpStats.malformed.Add(1)
+			return // framing is lost: only this connection pays
+		}
+		if end-start >= need && need > 0 {
+			rep := w.handle(out[:0], buf[start:start+need], from, o)
+			start += need
+			if len(rep.b) > 0 {
+				out = rep.b[:0] // keep a buffer that had to grow
+				c.SetWriteDeadline(time.Now().Add(idle))
+				if _, err := c.Write(rep.b); err != nil {
+					s.tcpStats.sendErrors.Add(1)
+					return
 				}
-				continue
 			}
-			need = n
+			if f := tc.takeDetach(); f != nil {
+				detach, leftover = f, append([]byte(nil), buf[start:end]...)
+				c.SetDeadline(time.Time{})
+				return
+			}
+			continue
+		}
+		if need == 0 {
+			need = header // the header is incomplete
 		}
 		if eof {
 			return
@@ -127,7 +160,7 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 		// Make room for need bytes from start, then read.
 		if start+need > len(buf) {
 			if need > len(buf) {
-				nb := make([]byte, min(max(need, 2*len(buf)), MaxMessageSize))
+				nb := make([]byte, max(need, min(2*len(buf), MaxMessageSize)))
 				end = copy(nb, buf[start:end])
 				buf = nb
 			} else {
@@ -137,7 +170,11 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 		} else if start == end {
 			start, end = 0, 0
 		}
-		c.SetReadDeadline(time.Now().Add(idle))
+		if tc.keepOpen.Load() {
+			c.SetReadDeadline(time.Time{})
+		} else {
+			c.SetReadDeadline(time.Now().Add(idle))
+		}
 		k, err := c.Read(buf[end:])
 		end += k
 		if err != nil {
@@ -147,4 +184,38 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 			eof = true
 		}
 	}
+}
+
+// maxChannelDataFrame is the longest ChannelData frame on a stream: the
+// header and 65535 bytes of data padded to a multiple of 4.
+const maxChannelDataFrame = turn.ChannelDataHeaderSize + 65536
+
+// frameLength returns the size of the message that starts b, a STUN
+// message (RFC 8489, Section 6.2.2) or, with a ChannelDataHandler, a
+// ChannelData frame (RFC 8656, Section 12.5). When b is too short to tell,
+// it returns 0 and the number of bytes to wait for; for a message that is
+// neither, or longer than the server reads, -1. ChannelData is considered
+// only when chanOK is set.
+func (s *Server) frameLength(b []byte, chanOK bool) (n, header int) {
+	if len(b) < turn.ChannelDataHeaderSize {
+		return 0, turn.ChannelDataHeaderSize // enough to tell the two apart
+	}
+	if chanOK && s.resp.chanData != nil && turn.IsChannelData(b) {
+		n, err := turn.ChannelDataFrameLength(b)
+		if err != nil || n > maxChannelDataFrame {
+			return -1, 0
+		}
+		return n, 0
+	}
+	if b[0]&0xc0 != 0 {
+		return -1, 0 // neither STUN nor acceptable ChannelData: no need to wait
+	}
+	if len(b) < stun.HeaderSize {
+		return 0, stun.HeaderSize
+	}
+	n, err := stun.MessageLength(b)
+	if err != nil || n > MaxMessageSize {
+		return -1, 0
+	}
+	return n, 0
 }

@@ -125,7 +125,7 @@ func (s *Server) readUDP(u *udpSocket) {
 	out := make([]udpio.Message, 0, n)
 	scratch := make([]byte, 0, scratchSize)
 	w := newWorker(s.resp, &u.st)
-	o := origin{tr: tUDP, role: u.role, local: u.conn.LocalAddr()}
+	o := origin{tr: tUDP, role: u.role, local: u.conn.LocalAddr(), conn: u}
 	var delay time.Duration
 	for {
 		k, err := u.conn.ReadBatch(in)

@@ -1,0 +1,201 @@
+package turnserver
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/turn"
+)
+
+// The relaying paths of RFC 8656: Send indications (Section 11.2) and
+// ChannelData (Section 12.5) from the client to a peer, and datagrams from
+// a peer to the client as Data indications (Section 11.3) or ChannelData
+// (Section 12.7). None of them allocates or takes a lock in the common
+// case: the allocation is found under a shard's read lock, its peer table
+// is an atomically published snapshot, and the counters are atomic.
+
+// headroom is the room before a peer's datagram in a read buffer for the
+// longest header the server puts in front of it: a Data indication's STUN
+// header, XOR-PEER-ADDRESS of an IPv6 peer and the DATA attribute header.
+const headroom = stun.HeaderSize + stun.AttrHeaderSize + 20 + stun.AttrHeaderSize
+
+// readBuf is what a relay needs while it handles datagrams: room for the
+// largest datagram with headroom and padding, a random source for Data
+// indication transaction IDs and room for a source address. Buffers are
+// pooled and held only while a socket is being drained.
+type readBuf struct {
+	b   [headroom + turn.MaxChannelDataLength + 4]byte
+	rng *mrand.ChaCha8
+	sa  sockaddr
+}
+
+var readBufs = sync.Pool{New: func() any {
+	var seed [32]byte
+	rand.Read(seed[:])
+	return &readBuf{rng: mrand.NewChaCha8(seed)}
+}}
+
+func getReadBuf() *readBuf  { return readBufs.Get().(*readBuf) }
+func putReadBuf(b *readBuf) { readBufs.Put(b) }
+
+// fromPeer relays the datagram pb.b[headroom:][:n] from peer to the
+// client, if a permission lets it in. RFC 8656, Sections 9, 11.3 and 12.7.
+func (r *relay) fromPeer(pb *readBuf, n int, peer netip.AddrPort) {
+	a := r.a
+	f := &a.toClient
+	peers := a.peers.Load()
+	if !peers.permitted(peer.Addr()) {
+		f.droppedNoPermission.Add(1)
+		return
+	}
+	if !a.s.allowBandwidth(a, n) {
+		f.droppedQuota.Add(1)
+		return
+	}
+	data := pb.b[headroom : headroom+n]
+	var msg []byte
+	if ch, ok := peers.channelOf(peer); ok {
+		// Built in place: the header goes right before the data.
+		msg = turn.AppendChannelData(pb.b[headroom-turn.ChannelDataHeaderSize:][:0], ch, data, a.stream)
+	} else {
+		msg = dataIndication(pb, peer, data)
+	}
+	if err := a.conn.WriteTo(msg, a.key.client); err != nil {
+		f.sendErrors.Add(1)
+		return
+	}
+	f.packets.Add(1)
+	f.bytes.Add(uint64(n))
+}
+
+// dataIndication builds a Data indication around data in place: data is
+// pb.b[headroom:], and the header and XOR-PEER-ADDRESS go right before it.
+// RFC 8656, Section 11.3.
+func dataIndication(pb *readBuf, peer netip.AddrPort, data []byte) []byte {
+	addrLen := 8
+	if peer.Addr().Is6() {
+		addrLen = 20
+	}
+	start := headroom - (stun.HeaderSize + stun.AttrHeaderSize + addrLen + stun.AttrHeaderSize)
+	var id stun.TransactionID
+	binary.LittleEndian.PutUint64(id[0:8], pb.rng.Uint64())
+	binary.LittleEndian.PutUint32(id[8:12], uint32(pb.rng.Uint64()))
+	b := stun.AppendHeader(pb.b[start:start], dataIndicationType, id)
+	b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
+	return stun.AppendAttr(b, stun.AttrData, data)
+}
+
+var dataIndicationType = stun.Type{Method: stun.MethodData, Class: stun.ClassIndication}
+
+// serveSend relays the DATA of a Send indication to its XOR-PEER-ADDRESS.
+// Anything wrong drops it silently, as indications get no answer.
+// RFC 8656, Section 11.2.
+func (s *Server) serveSend(req *stunserver.Request) {
+	m := req.Msg
+	a := s.allocs.get(fiveTuple{req.From, req.Local, transportOf(req.Network)})
+	if a == nil {
+		s.droppedNoAllocation.Add(1)
+		return
+	}
+	f := &a.toPeer
+	var pv, data []byte
+	var hasData bool
+	for _, at := range m.Attrs {
+		switch at.Type {
+		case stun.AttrXORPeerAddress:
+			if pv == nil {
+				pv = at.Value
+			}
+		case stun.AttrData:
+			if !hasData {
+				data, hasData = at.Value, true
+			}
+		case stun.AttrDontFragment:
+			// Honoured when the allocation asked for DF; otherwise
+			// sent as is (RFC 8656, Section 14 allows that).
+		default:
+			if at.Type.ComprehensionRequired() && !knownAttr(at.Type) {
+				s.droppedMalformed.Add(1) // RFC 8489, Section 6.3.2
+				return
+			}
+		}
+	}
+	if pv == nil || !hasData {
+		s.droppedMalformed.Add(1)
+		return
+	}
+	peer, err := stun.ParseXORAddress(pv, m.TransactionID)
+	if err != nil {
+		s.droppedMalformed.Add(1)
+		return
+	}
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	if !a.peers.Load().permitted(peer.Addr()) {
+		f.droppedNoPermission.Add(1)
+		return
+	}
+	if !s.policy.Allowed(peer) {
+		f.droppedPolicy.Add(1)
+		return
+	}
+	r := a.relayFor(peer.Addr())
+	if r == nil {
+		f.droppedNoPermission.Add(1) // a permission of the other family cannot exist
+		return
+	}
+	if !s.allowBandwidth(a, len(data)) {
+		f.droppedQuota.Add(1)
+		return
+	}
+	r.send(data, peer, f)
+}
+
+// ServeChannelData relays a ChannelData message from a client to the
+// peer its channel is bound to; it implements
+// stunserver.ChannelDataHandler. Messages on an unbound channel, for a
+// peer without a permission or without an allocation are dropped. RFC
+// 8656, Section 12.5.
+func (s *Server) ServeChannelData(req *stunserver.Request, frame []byte) {
+	a := s.allocs.get(fiveTuple{req.From, req.Local, transportOf(req.Network)})
+	if a == nil {
+		s.droppedNoAllocation.Add(1)
+		return
+	}
+	ch, data, err := turn.ParseChannelData(frame)
+	if err != nil {
+		s.droppedMalformed.Add(1)
+		return
+	}
+	f := &a.toPeer
+	peers := a.peers.Load()
+	peer, ok := peers.peerOf(ch)
+	if !ok || !peers.permitted(peer.Addr()) {
+		f.droppedNoPermission.Add(1)
+		return
+	}
+	r := a.relayFor(peer.Addr())
+	if r == nil {
+		f.droppedNoPermission.Add(1)
+		return
+	}
+	if !s.allowBandwidth(a, len(data)) {
+		f.droppedQuota.Add(1)
+		return
+	}
+	r.send(data, peer, f)
+}
+
+// allowBandwidth takes n bytes from the allocation's and the user's
+// buckets. Without bandwidth quotas it reads no clock.
+func (s *Server) allowBandwidth(a *allocation, n int) bool {
+	if a.bucket == nil && a.user.bucket == nil {
+		return true
+	}
+	now := s.mono()
+	return a.bucket.take(now, n) && a.user.bucket.take(now, n)
+}

@@ -1,0 +1,77 @@
+// Package turnserver is a TURN server: the server side of RFC 8656
+// (https://www.rfc-editor.org/rfc/rfc8656), including the IPv6 and dual
+// allocations that RFC 8656 took over from RFC 6156, and TCP allocations
+// of RFC 6062 (https://www.rfc-editor.org/rfc/rfc6062). It plugs into
+// stunserver as its Handler, so the same UDP, TCP and TLS listeners serve
+// STUN Binding and TURN, and it relays over sockets of its own.
+//
+// Implemented:
+//
+//   - Allocate (Section 7.2) with REQUESTED-TRANSPORT UDP, LIFETIME,
+//     DONT-FRAGMENT (DF set on the relay socket on Linux; elsewhere 420),
+//     EVEN-PORT with the R bit and RESERVATION-TOKEN, REQUESTED-ADDRESS-FAMILY
+//     and ADDITIONAL-ADDRESS-FAMILY (dual allocations, ADDRESS-ERROR-CODE
+//     for an IPv6 half that cannot be served), quotas (486 per user, 508 for
+//     the server or when no port is free), and the same success response to
+//     a retransmitted Allocate.
+//   - Refresh (Section 8.2), LIFETIME 0 deleting, REQUESTED-ADDRESS-FAMILY
+//     naming one half of a dual allocation (443 for a half it lacks).
+//   - CreatePermission (Section 10.2) with several XOR-PEER-ADDRESS, all or
+//     none; ChannelBind (Section 12.2) with its channel/peer rules.
+//   - Send and Data indications (Section 11) and ChannelData (Section 12),
+//     padded on TCP and TLS and not on UDP.
+//   - 401/438 through the Authenticator, 441 for a request whose username
+//     is not the allocation's, 437 for a 5-tuple without allocation, 403
+//     from the PeerPolicy on CreatePermission, ChannelBind and every Send
+//     indication, 420 for unknown comprehension-required attributes.
+//   - Allocations keyed by the 5-tuple; a TCP or TLS allocation ends with
+//     its connection (Section 3.1).
+//   - RFC 6062: Allocate with REQUESTED-TRANSPORT TCP over TCP or TLS
+//     (400 over UDP, and with DONT-FRAGMENT, EVEN-PORT, RESERVATION-TOKEN),
+//     Connect (answered when the connection to the peer succeeds, 447 when
+//     it fails within 30 s, 446 for a peer already connected), incoming
+//     peer connections (closed at once without a permission, otherwise a
+//     ConnectionAttempt), ConnectionBind on a new client connection (400
+//     for an unknown or spent CONNECTION-ID, 441 for another user), the 30 s
+//     ConnectionBind window, and data connections spliced byte for byte
+//     until either side closes or the allocation goes.
+//
+// Deviations, each for a reason:
+//
+//   - Expiry runs once a second (a janitor goroutine), so allocations,
+//     permissions, channels and reservations outlive their time by up to a
+//     second; the packet paths then need no clock.
+//   - Both halves of a dual allocation share one time-to-expiry: a Refresh
+//     naming one family refreshes both (LIFETIME 0 with a family deletes
+//     only that half).
+//   - ChannelData from the client needs the peer's permission as well as
+//     the channel, both ways, so a channel cannot outlive the permission
+//     check of Section 9.
+//   - A failed send towards a peer (no route, EPERM, ...) drops that
+//     packet and is counted; the allocation stays (coturn deletes it).
+//   - DONT-FRAGMENT in a Send indication is honoured only when the
+//     Allocate asked for it (the socket has DF then); otherwise the
+//     datagram goes out without DF.
+//   - Data indications carry no FINGERPRINT, and no ICMP attribute is sent.
+//   - The relayed addresses are not denied as the server's own: two
+//     clients of the server reach each other through their relays, as ICE
+//     needs when both peers use TURN. Only the listener addresses (given to
+//     the PeerPolicy by whoever wires the server) are.
+//   - Quotas count REST credentials ("expiry:user") against the user part.
+//   - Bandwidth quotas apply to UDP relaying, not to RFC 6062 data
+//     connections, whose bytes are counted only.
+//
+// # Performance
+//
+// The relaying paths allocate nothing and take no lock in the common
+// case: allocations are found in a 64-way sharded table under a read lock,
+// an allocation's permissions and channels are an immutable snapshot behind
+// an atomic pointer, and counters are per allocation and direction. Peer
+// datagrams are read into a pooled buffer with room in front, and the
+// Data indication or ChannelData header is written in place. On Linux
+// relay sockets have no goroutine of their own: one poller per CPU owns an
+// epoll instance with its share of the sockets, parks on Go's netpoller
+// until it has events, and drains each ready socket with recvfrom into one
+// buffer. An idle UDP allocation costs about 1 KB of Go heap and 2.4 KB of
+// resident memory (TestMemoryPerAllocation; coturn needs 22.5 KB).
+package turnserver

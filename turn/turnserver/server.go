@@ -1,0 +1,340 @@
+package turnserver
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/turn"
+	"github.com/icebreaker-net/icebreaker/turn/turnauth"
+)
+
+// sweepInterval is how often the janitor expires allocations,
+// permissions, channels and reservations. Expiry is therefore late by up
+// to this much.
+const sweepInterval = time.Second
+
+// Server is a TURN server: a stunserver.Handler (with ChannelData and
+// connection-close hooks) that the STUN listeners hand their non-Binding
+// traffic to. It is safe for concurrent use.
+//
+// Goroutines: on Linux one relay reader per CPU, each polling its share
+// of the relay sockets (elsewhere one per relay socket); one janitor,
+// which expires state every second; for RFC 6062, an accept goroutine per
+// TCP allocation, one per pending Connect and two per data connection.
+// The first allocation starts the readers and the janitor; Close ends
+// them all.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	auth   Authenticator
+	policy PeerPolicy
+	epoch  time.Time
+
+	allocs   *table
+	ports    [2]*portPool  // by familyIndex
+	relayIP  [2]netip.Addr // bind addresses by familyIndex; invalid = family off
+	publicIP [2]netip.Addr // advertised addresses by familyIndex
+
+	mu           sync.Mutex // guards the fields below
+	closed       bool
+	janitor      bool
+	count        int // allocations
+	users        map[string]*user
+	reservations map[[8]byte]*reservation
+	peerConns    map[uint32]*peerConn // RFC 6062 connections by CONNECTION-ID
+	pollers      []*poller            // relay socket readers, started with the first relay
+
+	nextPoller atomic.Uint32 // spreads relays over pollers
+	relayIDs   atomic.Uint64
+	gone       totals // counters of deleted allocations
+
+	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
+
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// New validates cfg and returns a Server. It opens no socket and starts no
+// goroutine; allocations do. The caller must Close it.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	s := &Server{
+		cfg:          c,
+		log:          c.Logger,
+		auth:         c.Auth,
+		policy:       c.Policy,
+		epoch:        c.Clock(),
+		allocs:       newTable(),
+		users:        make(map[string]*user),
+		reservations: make(map[[8]byte]*reservation),
+		peerConns:    make(map[uint32]*peerConn),
+		done:         make(chan struct{}),
+	}
+	s.relayIP = [2]netip.Addr{c.RelayIPv4, c.RelayIPv6}
+	s.publicIP = s.relayIP
+	if c.ExternalIPv4.IsValid() {
+		s.publicIP[0] = c.ExternalIPv4
+	}
+	if c.ExternalIPv6.IsValid() {
+		s.publicIP[1] = c.ExternalIPv6
+	}
+	for i := range s.ports {
+		s.ports[i] = &portPool{min: c.PortRange.Min, max: c.PortRange.Max}
+	}
+	return s, nil
+}
+
+// mono is the server's monotonic clock: nanoseconds since New, from
+// Config.Clock.
+func (s *Server) mono() int64 { return int64(s.cfg.Clock().Sub(s.epoch)) }
+
+// serves reports whether the server relays family f.
+func (s *Server) serves(f turn.Family) bool { return s.relayIP[familyIndex(f)].IsValid() }
+
+// request is what the handlers of one request share.
+type request struct {
+	req  *stunserver.Request
+	m    *stun.Message
+	key  fiveTuple
+	auth turnauth.Result
+	now  int64 // s.mono() when the request arrived
+}
+
+// ServeSTUN answers TURN requests and relays Send indications; it
+// implements stunserver.Handler. RFC 8656, Section 5, then the method's
+// own section.
+func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
+	m := req.Msg
+	switch m.Type.Class {
+	case stun.ClassIndication:
+		if m.Type.Method == stun.MethodSend {
+			s.serveSend(req)
+		}
+		return nil
+	case stun.ClassRequest:
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	switch m.Type.Method {
+	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind,
+		stun.MethodConnect, stun.MethodConnectionBind:
+	default:
+		b := stun.AppendHeader(out, stun.Type{Method: m.Type.Method, Class: stun.ClassError}, m.TransactionID)
+		b = stun.AppendErrorCode(b, stun.CodeBadRequest, "Unsupported method")
+		return stun.AppendFingerprint(s.appendSoftware(b))
+	}
+	wall := s.cfg.Clock()
+	r := &request{
+		req: req,
+		m:   m,
+		key: fiveTuple{req.From, req.Local, transportOf(req.Network)},
+		now: int64(wall.Sub(s.epoch)),
+	}
+	// RFC 8656, Section 5 and RFC 8489, Section 9.2.4: authenticate
+	// first; 401 and 438 carry the realm and a fresh nonce.
+	res, ch := s.auth.Authenticate(context.Background(), m, req.From, wall)
+	if ch != nil {
+		b := stun.AppendHeader(out, stun.Type{Method: m.Type.Method, Class: stun.ClassError}, m.TransactionID)
+		b = s.auth.AppendChallenge(b, ch, req.From, wall)
+		return stun.AppendFingerprint(s.appendSoftware(b))
+	}
+	r.auth = res
+	// RFC 8489, Section 6.3.1: unknown comprehension-required
+	// attributes get 420.
+	var unk [8]stun.AttrType
+	if list := m.UnknownRequired(unk[:0], knownAttr); len(list) > 0 {
+		return s.fail(out, r, stun.CodeUnknownAttribute, "", list...)
+	}
+	switch m.Type.Method {
+	case stun.MethodAllocate:
+		return s.allocate(out, r)
+	case stun.MethodRefresh:
+		return s.refresh(out, r)
+	case stun.MethodCreatePermission:
+		return s.createPermission(out, r)
+	case stun.MethodChannelBind:
+		return s.channelBind(out, r)
+	}
+	return s.serveTCPRelay(out, r)
+}
+
+// knownAttr reports the comprehension-required attributes the server
+// understands in TURN requests and indications: those of RFC 8489,
+// RFC 8656 and RFC 6062. DONT-FRAGMENT only where the server can set DF
+// (RFC 8656, Section 7.2, step 4).
+func knownAttr(t stun.AttrType) bool {
+	switch t {
+	case stun.AttrUsername, stun.AttrMessageIntegrity, stun.AttrMessageIntegritySHA256,
+		stun.AttrRealm, stun.AttrNonce, stun.AttrPasswordAlgorithm, stun.AttrUserhash,
+		stun.AttrErrorCode, stun.AttrUnknownAttributes, stun.AttrXORMappedAddress,
+		stun.AttrMappedAddress, stun.AttrChannelNumber, stun.AttrLifetime,
+		stun.AttrXORPeerAddress, stun.AttrData, stun.AttrXORRelayedAddress,
+		stun.AttrRequestedAddressFamily, stun.AttrEvenPort, stun.AttrRequestedTransport,
+		stun.AttrReservationToken, stun.AttrConnectionID:
+		return true
+	case stun.AttrDontFragment:
+		return dontFragmentSupported
+	}
+	return false
+}
+
+func (s *Server) appendSoftware(b []byte) []byte {
+	if s.cfg.Software != "" {
+		b = stun.AppendAttrString(b, stun.AttrSoftware, s.cfg.Software)
+	}
+	return b
+}
+
+// success starts a success response to r.
+func successHeader(out []byte, r *request) []byte {
+	return stun.AppendHeader(out, stun.Type{Method: r.m.Type.Method, Class: stun.ClassSuccess}, r.m.TransactionID)
+}
+
+// finish appends SOFTWARE and the signature with the key the request was
+// authenticated with: MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT.
+func (s *Server) finish(b []byte, r *request) []byte {
+	return r.auth.AppendSignature(s.appendSoftware(b))
+}
+
+// fail builds a signed error response to r with code, a reason (empty:
+// the standard phrase) and, for 420, the unknown attributes.
+func (s *Server) fail(out []byte, r *request, code int, reason string, unknown ...stun.AttrType) []byte {
+	b := stun.AppendHeader(out, stun.Type{Method: r.m.Type.Method, Class: stun.ClassError}, r.m.TransactionID)
+	b = stun.AppendErrorCode(b, code, reason)
+	if len(unknown) > 0 {
+		b = stun.AppendUnknownAttributes(b, unknown)
+	}
+	return s.finish(b, r)
+}
+
+// ConnClosed deletes the allocation of a TCP or TLS connection that
+// closed (RFC 8656, Section 3.1); it implements
+// stunserver.ConnCloseHandler.
+func (s *Server) ConnClosed(c stunserver.Conn) {
+	key := fiveTuple{c.RemoteAddr(), c.LocalAddr(), transportOf(c.Network())}
+	if a := s.allocs.get(key); a != nil && a.conn == c {
+		s.remove(a, "connection closed")
+	}
+}
+
+// Close deletes every allocation and reservation, closing their sockets,
+// and returns once every goroutine the Server started has exited. The
+// Server then answers nothing. Close may be called more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.done)
+		res := s.reservations
+		s.reservations = make(map[[8]byte]*reservation)
+		s.mu.Unlock()
+		s.allocs.each(func(a *allocation) { s.remove(a, "server closed") })
+		for _, r := range res {
+			r.release(s)
+		}
+		s.closeTCPRelays()
+		s.stopPollers()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// startJanitorLocked starts the janitor if it is not running. s.mu must be
+// held and the server not closed.
+func (s *Server) startJanitorLocked() {
+	if s.janitor {
+		return
+	}
+	s.janitor = true
+	s.wg.Add(1)
+	go s.runJanitor()
+}
+
+func (s *Server) runJanitor() {
+	defer s.wg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep expires what is due on Config.Clock: allocations (RFC 8656,
+// Section 8), permissions (Section 9), channels (Section 12) and
+// reservations (Section 7.2). The janitor calls it every second; tests
+// call it after moving a fake clock.
+func (s *Server) sweep() {
+	now := s.mono()
+	s.allocs.each(func(a *allocation) {
+		if a.expires.Load() <= now {
+			s.remove(a, "expired")
+			return
+		}
+		a.expirePeers(now)
+	})
+	var due []*reservation
+	s.mu.Lock()
+	for tok, r := range s.reservations {
+		if r.expires <= now {
+			due = append(due, r)
+			delete(s.reservations, tok)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range due {
+		r.release(s)
+	}
+	s.sweepTCPRelays(now)
+}
+
+// remove deletes an allocation: out of the table, its relay sockets
+// closed (ending their goroutines), its quota returned.
+func (s *Server) remove(a *allocation, why string) {
+	s.allocs.remove(a)
+	a.mu.Lock()
+	if a.gone {
+		a.mu.Unlock()
+		return
+	}
+	a.gone = true
+	a.mu.Unlock()
+	for i := range a.relays {
+		if r := a.relays[i].Swap(nil); r != nil {
+			r.close()
+		}
+	}
+	a.closeTCPConnections()
+	if a.stream {
+		a.conn.KeepOpen(false)
+	}
+	s.mu.Lock()
+	s.count--
+	a.user.allocs--
+	if a.user.allocs == 0 {
+		delete(s.users, a.user.name)
+	}
+	s.gone.add(a)
+	s.mu.Unlock()
+	s.log.Debug("turn allocation deleted", "client", a.key.client.String(), "user", a.user.name, "reason", why)
+}

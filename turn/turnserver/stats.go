@@ -1,0 +1,72 @@
+package turnserver
+
+// Stats is a snapshot of a Server's state and counters. Counters only
+// grow; Allocations, Permissions, Channels and Reservations are current.
+type Stats struct {
+	Allocations  int // allocations now
+	Permissions  int // permissions now, over all allocations
+	Channels     int // channel bindings now
+	Reservations int // ports reserved by EVEN-PORT now
+
+	// Relayed traffic: client to peer, and peer to client.
+	ToPeerPackets, ToPeerBytes     uint64
+	ToClientPackets, ToClientBytes uint64
+
+	DroppedPolicy       uint64 // Send indications to a peer the policy denies
+	DroppedQuota        uint64 // packets over a bandwidth quota
+	DroppedNoPermission uint64 // packets without a permission or channel, either way
+	DroppedNoAllocation uint64 // Send and ChannelData on a 5-tuple without an allocation
+	DroppedMalformed    uint64 // malformed Send indications and ChannelData
+	SendErrors          uint64 // relay sends to peers the kernel refused
+	ClientSendErrors    uint64 // sends to clients that failed (full TCP queue, closed socket)
+	ReadErrors          uint64 // failed relay socket reads
+}
+
+// totals are the counters of deleted allocations, folded in as they go.
+type totals struct {
+	toPeer, toClient [6]uint64
+}
+
+func (f *flow) snapshot() [6]uint64 {
+	return [6]uint64{f.packets.Load(), f.bytes.Load(), f.droppedQuota.Load(),
+		f.droppedPolicy.Load(), f.droppedNoPermission.Load(), f.sendErrors.Load()}
+}
+
+func (t *totals) add(a *allocation) {
+	p, c := a.toPeer.snapshot(), a.toClient.snapshot()
+	for i := range p {
+		t.toPeer[i] += p[i]
+		t.toClient[i] += c[i]
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	var t totals
+	var st Stats
+	s.allocs.each(func(a *allocation) {
+		t.add(a)
+		p := a.peers.Load()
+		st.Permissions += len(p.perms)
+		st.Channels += len(p.chans)
+	})
+	s.mu.Lock()
+	st.Allocations = s.count
+	st.Reservations = len(s.reservations)
+	for i := range t.toPeer {
+		t.toPeer[i] += s.gone.toPeer[i]
+		t.toClient[i] += s.gone.toClient[i]
+	}
+	s.mu.Unlock()
+	st.ToPeerPackets, st.ToPeerBytes = t.toPeer[0], t.toPeer[1]
+	st.ToClientPackets, st.ToClientBytes = t.toClient[0], t.toClient[1]
+	st.DroppedQuota = t.toPeer[2] + t.toClient[2]
+	st.DroppedPolicy = t.toPeer[3] + t.toClient[3]
+	st.DroppedNoPermission = t.toPeer[4] + t.toClient[4]
+	st.SendErrors = t.toPeer[5]
+	st.ClientSendErrors = t.toClient[5]
+	st.DroppedNoAllocation = s.droppedNoAllocation.Load()
+	st.DroppedMalformed = s.droppedMalformed.Load()
+	st.ReadErrors = s.readErrors.Load()
+	return st
+}
