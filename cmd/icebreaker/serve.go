@@ -10,146 +10,337 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
+	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 )
 
+// serveEnviron returns the environment `icebreaker serve` reads its
+// ICEBREAKER_* overrides from; tests replace it.
+var serveEnviron = os.Environ
+
+// listFlag is a repeatable string flag: each use adds one item.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
 // serveFlags maps each flag of `icebreaker serve` that overrides a
 // configuration key to that key, so a bad value is reported by flag name.
 var serveFlags = map[string]string{
-	"listen":      "stun.listen",
-	"port":        "stun.port",
-	"alt-ip":      "stun.alternate_ip",
-	"alt-port":    "stun.alternate_port",
-	"tls-cert":    "stun.tls_cert",
-	"tls-key":     "stun.tls_key",
-	"tls-port":    "stun.tls_port",
-	"software":    "stun.software",
-	"udp-sockets": "stun.udp_sockets",
-	"log-level":   "log.level",
-	"log-format":  "log.format",
+	"listen":         "listen",
+	"port":           "listen",
+	"tls-port":       "tls.listen",
+	"tls-cert":       "tls.cert",
+	"tls-key":        "tls.key",
+	"udp-sockets":    "udp.sockets",
+	"alt-ip":         "stun.alternate_ip",
+	"alt-port":       "stun.alternate_port",
+	"software":       "stun.software",
+	"no-turn":        "turn.enabled",
+	"realm":          "turn.realm",
+	"user":           "turn.users",
+	"user-db":        "turn.user_db",
+	"rest-secret":    "turn.rest_secrets",
+	"relay-ip":       "turn.relay_ip",
+	"external-ip":    "turn.external_ip",
+	"relay-ports":    "turn.relay_ports",
+	"loose-channels": "turn.loose_channels",
+	"allow-peer":     "turn.policy.allow_peers",
+	"deny-peer":      "turn.policy.deny_peers",
+	"log-level":      "log.level",
+	"log-format":     "log.format",
 }
 
-// runServe runs the STUN server until ctx is cancelled (main cancels it on
-// SIGINT and SIGTERM), then closes it and returns nil.
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveOptions holds the values of the flags of `icebreaker serve`.
+type serveOptions struct {
+	file                                            string
+	printDefault, noTURN, loose                     bool
+	listen, users, secrets, relayIPs, externalIPs   listFlag
+	allowPeers, denyPeers                           listFlag
+	port, tlsPort, altPort, udpSockets              int
+	tlsCert, tlsKey, altIP, software, realm, userDB string
+	relayPorts, logLevel, logFormat                 string
+}
+
+func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	def := config.Default()
 	fs := newFlagSet("serve", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker serve [flags]")
-		fmt.Fprintln(stderr, "\nRuns the STUN server. Without --config it uses the built-in configuration")
-		fmt.Fprintln(stderr, "(--default-config prints it, with every key documented). Flags override the file.")
+		fmt.Fprintln(stderr, "\nRuns the STUN and TURN server. Without --config it uses the built-in")
+		fmt.Fprintln(stderr, "configuration (--default-config prints it, with every key documented).")
+		fmt.Fprintln(stderr, "ICEBREAKER_* environment variables override the file (ICEBREAKER_TURN_REALM")
+		fmt.Fprintln(stderr, "sets turn.realm), and flags override both; a flag given for a list replaces it.")
+		fmt.Fprintln(stderr, "Add TURN users with 'icebreaker user add NAME'.")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	var (
-		file       = fs.String("config", "", "read the configuration from `FILE` (YAML)")
-		printDef   = fs.Bool("default-config", false, "print the built-in configuration file and exit")
-		listen     = fs.String("listen", def.STUN.Listen, "`IP` to bind: 0.0.0.0, :: or a specific address (stun.listen)")
-		port       = fs.Int("port", def.STUN.Port, "UDP and TCP port, 0 for a free one (stun.port)")
-		altIP      = fs.String("alt-ip", "", "RFC 5780 second `IP`; needs a specific --listen (stun.alternate_ip)")
-		altPort    = fs.Int("alt-port", 0, "RFC 5780 second port, 0 for port+1 (stun.alternate_port)")
-		tlsCert    = fs.String("tls-cert", "", "PEM certificate `FILE`; TLS needs it and --tls-key (stun.tls_cert)")
-		tlsKey     = fs.String("tls-key", "", "PEM private key `FILE` (stun.tls_key)")
-		tlsPort    = fs.Int("tls-port", def.STUN.TLSPort, "TLS port (stun.tls_port)")
-		software   = fs.String("software", "", "SOFTWARE attribute `TEXT`, empty for none (stun.software)")
-		udpSockets = fs.Int("udp-sockets", 0, "UDP sockets per address, 0 for one per core (stun.udp_sockets)")
-		logLevel   = fs.String("log-level", def.Log.Level, "debug, info, warn or error (log.level)")
-		logFormat  = fs.String("log-format", def.Log.Format, "text or json (log.format)")
-	)
+	fs.StringVar(&o.file, "config", "", "read the configuration from `FILE` (YAML)")
+	fs.BoolVar(&o.printDefault, "default-config", false, "print the built-in configuration file and exit")
+	fs.Var(&o.listen, "listen", "`ADDR` to serve UDP and TCP on, IP or IP:PORT; repeatable (listen, default 0.0.0.0:3478)")
+	fs.IntVar(&o.port, "port", config.DefaultPort, "UDP and TCP port of every listen address, 0 for a free one (listen)")
+	fs.IntVar(&o.tlsPort, "tls-port", config.DefaultTLSPort, "TLS port of every TLS address (tls.listen)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `FILE`; TLS needs it and --tls-key (tls.cert)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `FILE` (tls.key)")
+	fs.IntVar(&o.udpSockets, "udp-sockets", 0, "UDP sockets per address, 0 for one per core (udp.sockets)")
+	fs.StringVar(&o.altIP, "alt-ip", "", "RFC 5780 second `IP`; needs one specific --listen (stun.alternate_ip)")
+	fs.IntVar(&o.altPort, "alt-port", 0, "RFC 5780 second port, 0 for port+1 (stun.alternate_port)")
+	fs.StringVar(&o.software, "software", "", "SOFTWARE attribute `TEXT`, empty for none (stun.software)")
+	fs.BoolVar(&o.noTURN, "no-turn", false, "serve STUN only (turn.enabled: false)")
+	fs.StringVar(&o.realm, "realm", def.TURN.Realm, "TURN `REALM` (turn.realm)")
+	fs.Var(&o.users, "user", "static TURN user `NAME:PASSWORD`; repeatable (turn.users)")
+	fs.StringVar(&o.userDB, "user-db", "", "user store `FILE`, \"none\" for no store (turn.user_db)")
+	fs.Var(&o.secrets, "rest-secret", "TURN REST API `SECRET`; repeatable, the first signs (turn.rest_secrets)")
+	fs.Var(&o.relayIPs, "relay-ip", "relay bind `IP`, one per family; repeatable (turn.relay_ip)")
+	fs.Var(&o.externalIPs, "external-ip", "public `IP` or PUBLIC/PRIVATE behind a 1:1 NAT; repeatable (turn.external_ip)")
+	fs.StringVar(&o.relayPorts, "relay-ports", def.TURN.RelayPorts, "relay port `RANGE` MIN-MAX (turn.relay_ports)")
+	fs.BoolVar(&o.loose, "loose-channels", false, "accept channels 0x5000-0x7FFF too (turn.loose_channels)")
+	fs.Var(&o.allowPeers, "allow-peer", "peer `CIDR` to allow despite the built-in denials; repeatable (turn.policy.allow_peers)")
+	fs.Var(&o.denyPeers, "deny-peer", "peer `CIDR` to deny; repeatable (turn.policy.deny_peers)")
+	fs.StringVar(&o.logLevel, "log-level", def.Log.Level, "debug, info, warn or error (log.level)")
+	fs.StringVar(&o.logFormat, "log-format", def.Log.Format, "text or json (log.format)")
+	return fs
+}
+
+// runServe runs the server until ctx is cancelled (main cancels it on
+// SIGINT and SIGTERM), then closes it and returns nil.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o serveOptions
+	fs := serveFlagSet(&o, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	if *printDef {
+	if o.printDefault {
 		_, err := io.WriteString(stdout, config.DefaultYAML())
 		return err
 	}
 
-	cfg := def
-	if *file != "" {
-		var err error
-		if cfg, err = config.Load(*file); err != nil {
-			return err
-		}
+	cfg, src, err := config.Read(o.file, serveEnviron())
+	if err != nil {
+		return err
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) {
-		set[f.Name] = true
-		s := &cfg.STUN
-		switch f.Name {
-		case "listen":
-			s.Listen = *listen
-		case "port":
-			s.Port = *port
-		case "alt-ip":
-			s.AlternateIP = *altIP
-		case "alt-port":
-			s.AlternatePort = *altPort
-		case "tls-cert":
-			s.TLSCert = *tlsCert
-		case "tls-key":
-			s.TLSKey = *tlsKey
-		case "tls-port":
-			s.TLSPort = *tlsPort
-		case "software":
-			s.Software = *software
-		case "udp-sockets":
-			s.UDPSockets = *udpSockets
-		case "log-level":
-			cfg.Log.Level = *logLevel
-		case "log-format":
-			cfg.Log.Format = *logFormat
-		}
-	})
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := o.apply(&cfg, set); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		if e, ok := errors.AsType[*config.Error](err); ok {
-			for name, key := range serveFlags {
-				if key == e.Key && set[name] {
-					return fmt.Errorf("%w: --%s: %v", errUsage, name, e.Err)
+			for _, name := range sortedKeys(serveFlags) {
+				key := serveFlags[name]
+				if set[name] && config.Covers(key, e.Key) {
+					msg := e.Err.Error()
+					if strings.Contains(strings.TrimPrefix(e.Key, key), ".") {
+						msg = e.Key + ": " + msg
+					}
+					return fmt.Errorf("%w: --%s: %s", errUsage, name, msg)
 				}
 			}
 		}
-		return err
+		return src.Blame(err)
 	}
-	return serve(ctx, cfg, stdout, stderr)
+	logger := newLogger(cfg.Log, stderr)
+	for _, w := range src.UnknownEnv {
+		logger.Warn(w)
+	}
+	return serve(ctx, cfg, logger, stdout)
+}
+
+// apply writes the flags that were set into cfg.
+func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"port", o.port}, {"tls-port", o.tlsPort}, {"alt-port", o.altPort}} {
+		if set[p.name] && (p.port < 0 || p.port > 65535) {
+			return fmt.Errorf("%w: --%s: %d is not a port number (0-65535)", errUsage, p.name, p.port)
+		}
+	}
+	list := func(name string, dst *[]string, v listFlag) {
+		if set[name] {
+			*dst = append([]string(nil), v...)
+		}
+	}
+	list("listen", &cfg.Listen, o.listen)
+	if set["port"] {
+		cfg.Listen = withPort(cfg.Listen, config.DefaultPort, o.port)
+	}
+	if set["tls-port"] {
+		if len(cfg.TLS.Listen) == 0 {
+			// Derived from listen: make it explicit with the new port.
+			for _, s := range cfg.Listen {
+				if ap, err := config.ParseListen(s, config.DefaultPort); err == nil {
+					cfg.TLS.Listen = appendUnique(cfg.TLS.Listen, ap.Addr().String())
+				}
+			}
+		}
+		cfg.TLS.Listen = withPort(cfg.TLS.Listen, config.DefaultTLSPort, o.tlsPort)
+	}
+	t := &cfg.TURN
+	for _, f := range []struct {
+		name string
+		dst  *string
+		v    string
+	}{
+		{"tls-cert", &cfg.TLS.Cert, o.tlsCert}, {"tls-key", &cfg.TLS.Key, o.tlsKey},
+		{"alt-ip", &cfg.STUN.AlternateIP, o.altIP}, {"software", &cfg.STUN.Software, o.software},
+		{"realm", &t.Realm, o.realm}, {"user-db", &t.UserDB, o.userDB}, {"relay-ports", &t.RelayPorts, o.relayPorts},
+		{"log-level", &cfg.Log.Level, o.logLevel}, {"log-format", &cfg.Log.Format, o.logFormat},
+	} {
+		if set[f.name] {
+			*f.dst = f.v
+		}
+	}
+	if set["alt-port"] {
+		cfg.STUN.AlternatePort = o.altPort
+	}
+	if set["udp-sockets"] {
+		cfg.UDP.Sockets = o.udpSockets
+	}
+	if set["no-turn"] {
+		t.Enabled = !o.noTURN
+	}
+	if set["loose-channels"] {
+		t.LooseChannels = o.loose
+	}
+	if set["user"] {
+		t.Users = nil
+		for _, u := range o.users {
+			name, pw, ok := strings.Cut(u, ":")
+			if !ok {
+				return fmt.Errorf("%w: --user: %q is not NAME:PASSWORD", errUsage, u)
+			}
+			t.Users = append(t.Users, config.User{Username: name, Password: pw})
+		}
+	}
+	list("rest-secret", &t.RESTSecrets, o.secrets)
+	list("relay-ip", &t.RelayIP, o.relayIPs)
+	list("external-ip", &t.ExternalIP, o.externalIPs)
+	list("allow-peer", &t.Policy.AllowPeers, o.allowPeers)
+	list("deny-peer", &t.Policy.DenyPeers, o.denyPeers)
+	return nil
+}
+
+// withPort returns addrs (IP or IP:PORT) with every port set to port; an
+// entry that does not parse is kept for Validate to report.
+func withPort(addrs []string, def uint16, port int) []string {
+	out := make([]string, 0, len(addrs))
+	for _, s := range addrs {
+		ap, err := config.ParseListen(s, def)
+		if err != nil {
+			out = append(out, s)
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ap.Addr(), uint16(port)).String())
+	}
+	return out
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // serve runs the daemon described by a validated cfg until ctx is done.
-func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
-	logger := newLogger(cfg.Log, stderr)
-	scfg, err := stunConfig(cfg.STUN, logger)
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer) error {
+	ifaddrs := interfaceAddrs(logger)
+	var tr *turnRelay
+	var handler stunserver.Handler
+	if cfg.TURN.Enabled {
+		var err error
+		if tr, err = newTURNRelay(cfg, ifaddrs, logger); err != nil {
+			return err
+		}
+		defer tr.Close()
+		handler = tr.server
+	}
+	scfgs, err := stunConfigs(cfg, handler, logger)
 	if err != nil {
 		return err
 	}
-	srv, err := stunserver.Listen(scfg)
-	if err != nil {
-		return listenError(err, cfg.STUN)
+	var servers []*stunserver.Server
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	var endpoints []stunserver.Endpoint
+	for _, sc := range scfgs {
+		srv, err := stunserver.Listen(sc)
+		if err != nil {
+			return listenError(err)
+		}
+		servers = append(servers, srv)
+		endpoints = append(endpoints, srv.Addrs()...)
 	}
-	defer srv.Close()
+	if tr != nil {
+		tr.setOwn(endpoints)
+	}
 
-	ifaddrs := interfaceAddrs(logger)
-	rfc5780 := scfg.AlternateIP.IsValid()
-	fmt.Fprintln(stdout, "icebreaker serve: STUN listening")
-	for _, ep := range srv.Addrs() {
+	rfc5780 := cfg.STUN.AlternateIP != ""
+	if tr != nil {
+		fmt.Fprintln(stdout, "icebreaker serve: STUN and TURN listening")
+	} else {
+		fmt.Fprintln(stdout, "icebreaker serve: STUN listening (TURN is off)")
+	}
+	for _, ep := range endpoints {
 		if !rfc5780 {
 			ep.Role = "" // every endpoint is primary: say nothing
 		}
 		fmt.Fprintln(stdout, "  "+endpointLine(ep, ifaddrs))
 	}
+	if tr != nil {
+		tr.announce(ctx, stdout)
+	}
 
 	// Serve logs its start and stop (with counters) and returns once ctx
 	// is done and every goroutine has exited; Close is then a no-op.
-	if err := srv.Serve(ctx); err != nil {
-		return err
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i, s := range servers {
+		wg.Go(func() {
+			if errs[i] = s.Serve(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
-	if err := srv.Close(); err != nil {
+	wg.Wait()
+	for _, s := range servers {
+		s.Close()
+	}
+	if tr != nil {
+		if err := tr.Close(); err != nil {
+			return err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "icebreaker serve: stopped")
@@ -158,18 +349,13 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 
 // listenError shortens the error of a port already in use to the address
 // and a hint, e.g. "listen udp 0.0.0.0:3478: address already in use".
-func listenError(err error, c config.STUN) error {
+func listenError(err error) error {
 	opErr, ok := errors.AsType[*net.OpError](err)
 	if !ok || !errors.Is(err, syscall.EADDRINUSE) || opErr.Addr == nil {
 		return err
 	}
-	network, flag := strings.TrimRight(opErr.Net, "46"), "--port"
-	if network == "tcp" && c.TLS() && c.TLSPort != 0 && c.TLSPort != c.Port &&
-		strings.HasSuffix(opErr.Addr.String(), ":"+strconv.Itoa(c.TLSPort)) {
-		network, flag = "tls", "--tls-port"
-	}
-	return fmt.Errorf("listen %s %s: address already in use (another server? choose a port with %s)",
-		network, opErr.Addr, flag)
+	return fmt.Errorf("listen %s %s: address already in use (another server? choose a port with --port, or --tls-port for TLS)",
+		strings.TrimRight(opErr.Net, "46"), opErr.Addr)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -180,35 +366,48 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// stunConfig turns the validated stun section into the server's
-// configuration, loading the TLS certificate if one is configured.
-func stunConfig(c config.STUN, logger *slog.Logger) (stunserver.Config, error) {
-	ip := c.ListenAddr()
-	port := uint16(c.Port)
-	sc := stunserver.Config{
-		AlternateIP:    c.AlternateAddr(),
-		AlternatePort:  uint16(c.AlternatePort),
-		Software:       c.Software,
-		UDPSockets:     c.UDPSockets,
-		TCPIdleTimeout: c.TCPIdleTimeout,
-		MaxTCPConns:    c.MaxTCPConns,
+// stunConfigs turns the validated configuration into one server per
+// listen address (UDP and TCP) and one per TLS address, loading the TLS
+// certificate if one is configured. Every server hands non-Binding
+// messages to handler (nil: TURN is off).
+func stunConfigs(cfg config.Config, handler stunserver.Handler, logger *slog.Logger) ([]stunserver.Config, error) {
+	base := stunserver.Config{
+		Software:       cfg.STUN.Software,
+		UDPSockets:     cfg.UDP.Sockets,
+		TCPIdleTimeout: cfg.TCP.IdleTimeout,
+		MaxTCPConns:    cfg.TCP.MaxConns,
+		Handler:        handler,
 		Logger:         logger,
 	}
-	if c.UDP {
-		sc.UDP = netip.AddrPortFrom(ip, port)
-	}
-	if c.TCP {
-		sc.TCP = netip.AddrPortFrom(ip, port)
-	}
-	if c.TLS() {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return stunserver.Config{}, fmt.Errorf("TLS certificate (stun.tls_cert, stun.tls_key): %w", err)
+	var out []stunserver.Config
+	if cfg.UDP.Enabled || cfg.TCP.Enabled {
+		for _, ap := range cfg.ListenAddrs() {
+			sc := base
+			if cfg.UDP.Enabled {
+				sc.UDP = ap
+				// Validate allows RFC 5780 only with one listen address.
+				sc.AlternateIP = cfg.STUN.AlternateAddr()
+				sc.AlternatePort = uint16(cfg.STUN.AlternatePort)
+			}
+			if cfg.TCP.Enabled {
+				sc.TCP = ap
+			}
+			out = append(out, sc)
 		}
-		sc.TLS = netip.AddrPortFrom(ip, uint16(c.TLSPort))
-		sc.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return sc, nil
+	if cfg.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate (tls.cert, tls.key): %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		for _, ap := range cfg.TLSAddrs() {
+			sc := base
+			sc.TLS, sc.TLSConfig = ap, tc
+			out = append(out, sc)
+		}
+	}
+	return out, nil
 }
 
 // interfaceAddrs lists this host's IP addresses, for telling the user where

@@ -74,6 +74,7 @@ const serveTimeout = 10 * time.Second
 // until cleanup, which also checks that no server goroutine is left).
 func startServe(t *testing.T, args ...string) *serveRun {
 	t.Helper()
+	isolateUserStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serveRun{out: newServeBuffer(), errb: newServeBuffer(), cancel: cancel, done: make(chan int, 1)}
 	go func() { r.done <- run(ctx, append([]string{"serve"}, args...), r.out, r.errb) }()
@@ -137,6 +138,21 @@ func (r *serveRun) endpoint(t *testing.T, network string) netip.AddrPort {
 	return ap
 }
 
+// isolateUserStore points the default user store of the servers a test
+// starts at an empty directory of its own, so that no test reads or
+// creates the user store of the machine it runs on.
+func isolateUserStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("ICEBREAKER_DATA_DIR", dir)
+	return dir
+}
+
+// serverGoroutines are the stack frames of goroutines that a stopped
+// server must not leave behind: the STUN and TURN servers, the relays, the
+// user store's database, and runServe itself.
+var serverGoroutines = []string{"/stun/stunserver.", "/turn/turnserver.", "database/sql.", "modernc.org/sqlite", "main.runServe"}
+
 // checkNoServerGoroutines fails if a goroutine of the server or of
 // runServe is still alive, retrying briefly while they finish exiting.
 func checkNoServerGoroutines(t testing.TB) {
@@ -145,7 +161,7 @@ func checkNoServerGoroutines(t testing.TB) {
 	var stacks string
 	for range 200 {
 		stacks = string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(stacks, "/stun/stunserver.") && !strings.Contains(stacks, "main.runServe") {
+		if !slices.ContainsFunc(serverGoroutines, func(f string) bool { return strings.Contains(stacks, f) }) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -157,6 +173,7 @@ func checkNoServerGoroutines(t testing.TB) {
 // itself (an error), and returns the status, stdout and stderr.
 func runServeOnce(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	isolateUserStore(t)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
 	defer cancel()
@@ -346,7 +363,7 @@ func TestServeFlagOverridesFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "icebreaker.yaml")
 	// The file's port 3478 and software must lose to the flags; its tcp:
 	// false must stay.
-	writeFile(t, file, "stun:\n  listen: 127.0.0.1\n  port: 3478\n  tcp: false\n  software: from-file\n")
+	writeFile(t, file, "listen: [\"127.0.0.1:3478\"]\ntcp:\n  enabled: false\nstun:\n  software: from-file\n")
 	r := startServe(t, "--config", file, "--port", "0", "--software", "from-flag")
 	udp := r.endpoint(t, "udp")
 	if udp.Port() == 3478 {
@@ -366,7 +383,7 @@ func TestServeFlagOverridesFile(t *testing.T) {
 
 func TestServeFileValuesApply(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "icebreaker.yaml")
-	writeFile(t, file, "stun:\n  listen: 127.0.0.1\n  port: 0\n  udp: false\n  software: from-file\n")
+	writeFile(t, file, "listen: [\"127.0.0.1:0\"]\nudp:\n  enabled: false\nstun:\n  software: from-file\n")
 	r := startServe(t, "--config", file)
 	c, err := net.Dial("tcp", r.endpoint(t, "tcp").String())
 	if err != nil {
@@ -385,7 +402,7 @@ func TestServeFileValuesApply(t *testing.T) {
 func TestServeErrors(t *testing.T) {
 	dir := t.TempDir()
 	badKey := filepath.Join(dir, "badkey.yaml")
-	writeFile(t, badKey, "log:\n  level: info\nstun:\n  prot: 3478\n")
+	writeFile(t, badKey, "log:\n  level: info\nstun:\n  port: 3478\n")
 	badIP := filepath.Join(dir, "badip.yaml")
 	writeFile(t, badIP, "stun:\n  alternate_ip: foo\n")
 	tests := []struct {
@@ -394,7 +411,7 @@ func TestServeErrors(t *testing.T) {
 		code int
 		want []string // substrings of stderr
 	}{
-		{"unknown key in file", []string{"--config", badKey}, 1, []string{badKey + ":4: stun.prot: unknown key"}},
+		{"unknown key in file", []string{"--config", badKey}, 1, []string{badKey + ":4: stun.port: unknown key (it moved: use listen"}},
 		{"bad IP in file", []string{"--config", badIP}, 1, []string{`stun.alternate_ip: "foo" is not an IP address`}},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml: no such file"}},
 		{"unknown flag", []string{"--bogus"}, 2, []string{"flag provided but not defined: -bogus"}},
@@ -402,8 +419,8 @@ func TestServeErrors(t *testing.T) {
 		{"bad port flag", []string{"--port", "x"}, 2, []string{"-port"}},
 		{"port out of range", []string{"--port", "70000"}, 2, []string{"--port: 70000 is not a port number"}},
 		{"bad listen flag", []string{"--listen", "foo"}, 2, []string{`--listen: "foo" is not an IP address`}},
-		{"alt-ip with wildcard", []string{"--alt-ip", "127.0.0.2"}, 2, []string{"--alt-ip: requires stun.listen to be a specific IP"}},
-		{"cert without key", []string{"--listen", "127.0.0.1", "--tls-cert", "c.pem"}, 1, []string{"stun.tls_key: must be set"}},
+		{"alt-ip with wildcard", []string{"--alt-ip", "127.0.0.2"}, 2, []string{`--alt-ip: requires listen to be a specific IP address, not "0.0.0.0:3478"`}},
+		{"cert without key", []string{"--listen", "127.0.0.1", "--tls-cert", "c.pem"}, 1, []string{"icebreaker serve: tls.key: must be set"}},
 		{"bad log level", []string{"--log-level", "loud"}, 2, []string{"--log-level"}},
 		{"bad cert path", []string{"--listen", "127.0.0.1", "--port", "0", "--tls-port", "0",
 			"--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem")}, 1,
@@ -519,15 +536,16 @@ func TestReachable(t *testing.T) {
 // TestServeSignal runs the real main in a child process and stops it with
 // SIGTERM, as a service manager would.
 func TestServeSignal(t *testing.T) {
-	if os.Getenv("ICEBREAKER_SERVE_CHILD") == "1" {
-		os.Args = []string{"icebreaker", "serve", "--listen", "127.0.0.1", "--port", "0"}
+	if os.Getenv("IB_TEST_SERVE_CHILD") == "1" {
+		os.Args = []string{"icebreaker", "serve", "--listen", "127.0.0.1", "--port", "0", "--user", "alice:secret"}
 		main() // exits
 	}
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM on Windows")
 	}
+	isolateUserStore(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeSignal$")
-	cmd.Env = append(os.Environ(), "ICEBREAKER_SERVE_CHILD=1")
+	cmd.Env = append(os.Environ(), "IB_TEST_SERVE_CHILD=1")
 	r := &serveRun{out: newServeBuffer(), errb: newServeBuffer(), done: make(chan int, 1)}
 	cmd.Stdout, cmd.Stderr = r.out, r.errb
 	if err := cmd.Start(); err != nil {
@@ -544,7 +562,12 @@ func TestServeSignal(t *testing.T) {
 			<-r.done
 		}
 	})
-	udpBinding(t, r.endpoint(t, "udp"))
+	udp := r.endpoint(t, "udp")
+	udpBinding(t, udp)
+	// An allocation, with its relay goroutine, is open when SIGTERM
+	// comes: the server must still close cleanly.
+	c := dialTURN(t, udp, "alice", "secret")
+	c.allocate()
 	if code := r.stop(t); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0; stderr:\n%s", code, r.errb)
 	}

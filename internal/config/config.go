@@ -1,15 +1,22 @@
 // Package config is the icebreaker daemon's configuration: its Go form, the
-// built-in default (default.yaml, embedded, which documents every key), and
-// a strict YAML reader.
+// built-in default (default.yaml, embedded, which documents every key and
+// the coturn option it replaces), a strict YAML reader, and the ICEBREAKER_*
+// environment variables that override the file.
 //
 // Strict means that an unknown key, a key given twice, a value of the wrong
 // type and an out-of-range value are all errors, and every error names the
-// dotted key (for example "stun.port") and, when read from a file, the line.
-// A key left out of a file keeps its default value; so does a key given with
-// an empty (null) value.
+// dotted key (for example "turn.realm", or "turn.users[1].password" inside
+// a list) and where it was set: the file and line, or the environment
+// variable. A key left out of a file keeps its default value; so does a key
+// given with an empty (null) value.
 //
-// Sections group keys by service: log and stun today, turn and others as
-// they arrive.
+// The layers, each overriding the one before: Default, the file (Load,
+// Parse), the environment (Read), and whatever the caller changes
+// afterwards (command-line flags); Validate checks the result.
+//
+// Sections group keys by what they configure: the listeners (listen, udp,
+// tcp, tls), the STUN Binding service (stun), the TURN relay (turn) and the
+// log (log).
 package config
 
 import (
@@ -19,6 +26,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -31,12 +39,60 @@ var defaultYAML string
 // commented YAML file that documents every key. Parsing it gives Default().
 func DefaultYAML() string { return defaultYAML }
 
-// Config is the whole daemon configuration. A Config is a plain value: copy
-// it freely; it is safe for concurrent reads. Its zero value is not a valid
-// configuration: start from Default, Parse or Load.
+// Default ports (RFC 8489, Section 18.6: "stun"/"turn" 3478, "stuns"/"turns"
+// 5349).
+const (
+	DefaultPort    = 3478
+	DefaultTLSPort = 5349
+)
+
+// Config is the whole daemon configuration. A Config is a plain value, but
+// its lists are slices: copy it with Clone before changing a list of a copy.
+// It is safe for concurrent reads. Its zero value is not a valid
+// configuration: start from Default, Parse, Load or Read.
 type Config struct {
-	Log  Log  `yaml:"log"`
-	STUN STUN `yaml:"stun"`
+	// Listen lists the addresses served over UDP and TCP, each "IP:PORT"
+	// or "IP" (port 3478). "0.0.0.0" is every IPv4 address; "::" every
+	// IPv6 and IPv4 address.
+	Listen []string `yaml:"listen"`
+	UDP    UDP      `yaml:"udp"`
+	TCP    TCP      `yaml:"tcp"`
+	TLS    TLS      `yaml:"tls"`
+	STUN   STUN     `yaml:"stun"`
+	TURN   TURN     `yaml:"turn"`
+	Log    Log      `yaml:"log"`
+}
+
+// UDP configures the UDP listeners.
+type UDP struct {
+	Enabled bool `yaml:"enabled"`
+	Sockets int  `yaml:"sockets"` // SO_REUSEPORT sockets per address; 0 = one per CPU core
+}
+
+// TCP configures the TCP listeners, and the connection limits that TLS
+// listeners share.
+type TCP struct {
+	Enabled     bool          `yaml:"enabled"`
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	MaxConns    int           `yaml:"max_conns"` // TCP and TLS connections together
+}
+
+// TLS configures the TLS listeners, which serve only when Cert and Key
+// are set.
+type TLS struct {
+	// Listen lists "IP:PORT" or "IP" (port 5349); empty means every IP of
+	// Config.Listen at port 5349.
+	Listen []string `yaml:"listen"`
+	Cert   string   `yaml:"cert"` // PEM certificate chain file
+	Key    string   `yaml:"key"`  // PEM private key file
+}
+
+// STUN configures the STUN Binding service (RFC 8489) and its RFC 5780
+// extension.
+type STUN struct {
+	AlternateIP   string `yaml:"alternate_ip"`   // RFC 5780 second IP; "" = off
+	AlternatePort int    `yaml:"alternate_port"` // 0 = the listen port + 1
+	Software      string `yaml:"software"`       // "" = no SOFTWARE attribute
 }
 
 // Log configures the daemon's structured log, written to stderr.
@@ -45,55 +101,58 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
-// STUN configures the STUN Binding service (RFC 8489) and its RFC 5780
-// extension.
-type STUN struct {
-	Listen         string        `yaml:"listen"` // IP to bind; "0.0.0.0" or "::" for all
-	Port           int           `yaml:"port"`   // UDP and TCP; 0 = a free port
-	UDP            bool          `yaml:"udp"`
-	TCP            bool          `yaml:"tcp"`
-	TLSPort        int           `yaml:"tls_port"`
-	TLSCert        string        `yaml:"tls_cert"` // TLS is on when cert and key are set
-	TLSKey         string        `yaml:"tls_key"`
-	AlternateIP    string        `yaml:"alternate_ip"`   // RFC 5780 second IP; "" = off
-	AlternatePort  int           `yaml:"alternate_port"` // 0 = Port+1
-	Software       string        `yaml:"software"`       // "" = no SOFTWARE attribute
-	UDPSockets     int           `yaml:"udp_sockets"`    // 0 = one per CPU core
-	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout"`
-	MaxTCPConns    int           `yaml:"max_tcp_conns"`
-}
-
 // Default returns the built-in configuration, the same as parsing
-// DefaultYAML(): STUN on UDP and TCP port 3478 of every IPv4 address, TLS
-// on 5349 once a certificate is configured, info-level text logs.
+// DefaultYAML(): STUN and TURN on UDP and TCP port 3478 of every IPv4
+// address, TLS on 5349 once a certificate is configured, realm
+// "icebreaker" with the users of the embedded user store, the built-in
+// relay policy, info-level text logs.
 func Default() Config {
 	return Config{
-		Log: Log{Level: "info", Format: "text"},
-		STUN: STUN{
-			Listen:         "0.0.0.0",
-			Port:           3478,
-			UDP:            true,
-			TCP:            true,
-			TLSPort:        5349,
-			TCPIdleTimeout: 30 * time.Second,
-			MaxTCPConns:    10000,
+		Listen: []string{"0.0.0.0:3478"},
+		UDP:    UDP{Enabled: true},
+		TCP:    TCP{Enabled: true, IdleTimeout: 30 * time.Second, MaxConns: 10000},
+		TURN: TURN{
+			Enabled:    true,
+			Realm:      "icebreaker",
+			NonceTTL:   10 * time.Minute,
+			RelayPorts: "49152-65535",
+			Lifetime:   Lifetime{Default: 600 * time.Second, Max: 3600 * time.Second},
+			Quotas:     Quotas{AllocationsPerUser: 10},
 		},
+		Log: Log{Level: "info", Format: "text"},
 	}
+}
+
+// Clone returns a deep copy of c.
+func (c Config) Clone() Config {
+	clone := func(s []string) []string {
+		if s == nil {
+			return nil
+		}
+		return append([]string(nil), s...)
+	}
+	c.Listen = clone(c.Listen)
+	c.TLS.Listen = clone(c.TLS.Listen)
+	if c.TURN.Users != nil {
+		c.TURN.Users = append([]User(nil), c.TURN.Users...)
+	}
+	c.TURN.RESTSecrets = clone(c.TURN.RESTSecrets)
+	c.TURN.RelayIP = clone(c.TURN.RelayIP)
+	c.TURN.ExternalIP = clone(c.TURN.ExternalIP)
+	c.TURN.Policy.AllowPeers = clone(c.TURN.Policy.AllowPeers)
+	c.TURN.Policy.DenyPeers = clone(c.TURN.Policy.DenyPeers)
+	return c
 }
 
 // Load reads the configuration file at path (see Parse). Its errors name
 // the file.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	c, src, err := Read(path, nil)
 	if err != nil {
-		return Config{}, err // *fs.PathError already names the file
-	}
-	c, err := Parse(data)
-	if err != nil {
-		if e, ok := errors.AsType[*Error](err); ok {
-			e.File = path
-		}
 		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, src.Blame(err)
 	}
 	return c, nil
 }
@@ -108,12 +167,96 @@ func Parse(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
-		if e, ok := errors.AsType[*Error](err); ok && e.Line == 0 {
-			e.Line = lines[e.Key]
-		}
-		return Config{}, err
+		return Config{}, (&Sources{lines: lines}).Blame(err)
 	}
 	return c, nil
+}
+
+// Sources records where the keys of a configuration were set, so that an
+// error Validate finds later names the file and line or the environment
+// variable. Read returns it.
+type Sources struct {
+	File       string            // the configuration file, "" for none
+	lines      map[string]int    // key -> line in File
+	env        map[string]string // key -> environment variable
+	UnknownEnv []string          // ICEBREAKER_* variables that set nothing, each with a hint
+}
+
+// Read builds a configuration from the defaults, the YAML file at path
+// (none when path is ""), and the ICEBREAKER_* variables of environ
+// ("NAME=value" strings, as os.Environ returns), each layer overriding the
+// one before. It does not validate the result, so that the caller can still
+// apply its own overrides (flags): call Validate then, and pass its error
+// through Sources.Blame.
+//
+// An error reading the file or a variable is returned as is: an *Error for
+// a bad key or value, naming the file and line or the variable, or the
+// *fs.PathError of a missing file.
+func Read(path string, environ []string) (Config, *Sources, error) {
+	c := Default()
+	src := &Sources{File: path, env: map[string]string{}}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, nil, err // *fs.PathError already names the file
+		}
+		if src.lines, err = decode(data, &c); err != nil {
+			if e, ok := errors.AsType[*Error](err); ok {
+				e.File = path
+			}
+			return Config{}, nil, err
+		}
+	}
+	if err := src.applyEnv(&c, environ); err != nil {
+		return Config{}, nil, err
+	}
+	normalize(reflect.ValueOf(&c).Elem())
+	return c, src, nil
+}
+
+// Blame adds to a *Error from Validate the file and line, or the
+// environment variable, that last set its key, and returns it. Other errors
+// are returned unchanged.
+func (s *Sources) Blame(err error) error {
+	e, ok := errors.AsType[*Error](err)
+	if !ok || s == nil || e.Key == "" {
+		return err
+	}
+	for key, name := range s.env {
+		if Covers(key, e.Key) {
+			e.Env = name
+			return err
+		}
+	}
+	if line, ok := s.lines[e.Key]; ok && e.Line == 0 {
+		e.File, e.Line = s.File, line
+		return err
+	}
+	// The key itself was not in the file: blame the closest enclosing
+	// key that was (a list, for one of its elements).
+	for k := e.Key; k != ""; k = parentKey(k) {
+		if line, ok := s.lines[k]; ok {
+			e.File, e.Line = s.File, line
+			break
+		}
+	}
+	return err
+}
+
+// Covers reports whether setting key sets sub: sub is key itself or a
+// key inside it ("turn.users" covers "turn.users[1].password").
+func Covers(key, sub string) bool {
+	return sub == key || strings.HasPrefix(sub, key+".") || strings.HasPrefix(sub, key+"[")
+}
+
+// parentKey returns the key that contains k: "turn.users[1]" for
+// "turn.users[1].password", "turn.users" for "turn.users[1]", "" at the top.
+func parentKey(k string) string {
+	i := strings.LastIndexAny(k, ".[")
+	if i < 0 {
+		return ""
+	}
+	return k[:i]
 }
 
 // Error is a configuration error. Callers may read Key to tell which
@@ -121,19 +264,23 @@ func Parse(data []byte) (Config, error) {
 type Error struct {
 	File string // file name, "" when not read from a file
 	Line int    // 1-based line of the key, 0 when unknown
-	Key  string // dotted key such as "stun.port", "" for the whole file
+	Env  string // the environment variable that set the key, if one did
+	Key  string // dotted key such as "turn.realm", "" for the whole file
 	Err  error
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.File != "" {
+	switch {
+	case e.Env != "":
+		b.WriteString(e.Env + ": ")
+	case e.File != "":
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			b.WriteString(":" + strconv.Itoa(e.Line))
 		}
 		b.WriteString(": ")
-	} else if e.Line > 0 {
+	case e.Line > 0:
 		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
 	}
 	if e.Key != "" {
@@ -169,18 +316,69 @@ func parseLevel(s string) (slog.Level, bool) {
 	return 0, false
 }
 
-// ListenAddr returns the parsed Listen address; call after Validate.
-func (s STUN) ListenAddr() netip.Addr {
-	a, _ := netip.ParseAddr(s.Listen)
-	return a
+// ListenAddrs returns the parsed Listen addresses, with port 3478 where
+// none is given; call after Validate.
+func (c Config) ListenAddrs() []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(c.Listen))
+	for _, s := range c.Listen {
+		ap, _ := ParseListen(s, DefaultPort)
+		out = append(out, ap)
+	}
+	return out
 }
+
+// TLSAddrs returns the TLS listen addresses: TLS.Listen with port 5349
+// where none is given, or, when it is empty, every IP of Listen at port
+// 5349 (each IP once). It returns nil when TLS is not configured. Call
+// after Validate.
+func (c Config) TLSAddrs() []netip.AddrPort {
+	if !c.TLS.Enabled() {
+		return nil
+	}
+	var out []netip.AddrPort
+	if len(c.TLS.Listen) > 0 {
+		for _, s := range c.TLS.Listen {
+			ap, _ := ParseListen(s, DefaultTLSPort)
+			out = append(out, ap)
+		}
+		return out
+	}
+	for _, ap := range c.ListenAddrs() {
+		tls := netip.AddrPortFrom(ap.Addr(), DefaultTLSPort)
+		if !containsAddrPort(out, tls) {
+			out = append(out, tls)
+		}
+	}
+	return out
+}
+
+func containsAddrPort(list []netip.AddrPort, a netip.AddrPort) bool {
+	for _, b := range list {
+		if a == b {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseListen parses a listen address, "IP:PORT" ("[IPv6]:PORT") or a bare
+// "IP" that gets port def. IPv4-mapped addresses are unmapped.
+func ParseListen(s string, def uint16) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), def), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("%q is not an IP address or IP:PORT", s)
+}
+
+// Enabled reports whether TLS is configured (a certificate and a key).
+func (t TLS) Enabled() bool { return t.Cert != "" && t.Key != "" }
 
 // AlternateAddr returns the parsed AlternateIP, or the zero Addr when RFC
 // 5780 is off; call after Validate.
 func (s STUN) AlternateAddr() netip.Addr {
 	a, _ := netip.ParseAddr(s.AlternateIP)
-	return a
+	return a.Unmap()
 }
-
-// TLS reports whether STUN over TLS is configured.
-func (s STUN) TLS() bool { return s.TLSCert != "" && s.TLSKey != "" }

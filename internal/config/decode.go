@@ -42,14 +42,20 @@ func decode(data []byte, c *Config) (map[string]int, error) {
 
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	before := *c
 	if err := dec.Decode(c); err != nil {
 		return nil, &Error{Err: err}
 	}
+	for _, key := range w.nulls {
+		fieldByKey(reflect.ValueOf(c).Elem(), key).Set(fieldByKey(reflect.ValueOf(&before).Elem(), key))
+	}
+	normalize(reflect.ValueOf(c).Elem())
 	return w.lines, nil
 }
 
 type walker struct {
 	lines map[string]int // dotted key -> line
+	nulls []string       // keys given an empty value
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -66,19 +72,42 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		return w.walk(n.Content[0], t, path)
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return nil // empty value: keep the default
+		// An empty value keeps the default. yaml.v3 keeps it for a
+		// scalar but sets a list to nil: decode restores it.
+		if path != "" && !strings.Contains(path, "[") {
+			w.nulls = append(w.nulls, path)
+		}
+		return nil
 	}
 	if t.Kind() == reflect.Struct && t != durationType {
 		return w.walkMapping(n, t, path)
 	}
+	if t.Kind() == reflect.Slice {
+		return w.walkSequence(n, t, path)
+	}
 	return checkScalar(n, t, path)
+}
+
+// walkSequence checks a list; its elements are keyed "path[i]".
+func (w *walker) walkSequence(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind != yaml.SequenceNode {
+		return &Error{Line: n.Line, Key: path, Err: fmt.Errorf("expected a list (such as [a, b] or one \"- item\" per line), got %s", describe(n))}
+	}
+	for i, e := range n.Content {
+		key := listKey(path, i)
+		w.lines[key] = e.Line
+		if err := w.walk(e, t.Elem(), key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *walker) walkMapping(n *yaml.Node, t reflect.Type, path string) error {
 	fields := yamlFields(t)
 	if n.Kind != yaml.MappingNode {
 		if path == "" {
-			return &Error{Line: n.Line, Err: fmt.Errorf("expected sections (%s) at the top level, got %s",
+			return &Error{Line: n.Line, Err: fmt.Errorf("expected keys (%s) at the top level, got %s",
 				strings.Join(fieldNames(fields), ", "), describe(n))}
 		}
 		return &Error{Line: n.Line, Key: path, Err: fmt.Errorf("expected a section of keys, got %s", describe(n))}
@@ -134,6 +163,8 @@ func typeName(t reflect.Type) string {
 		return "an integer"
 	case t.Kind() == reflect.String:
 		return "a string"
+	case t.Kind() == reflect.Slice:
+		return "a list"
 	}
 	return "a " + t.String()
 }
@@ -176,7 +207,25 @@ func fieldNames(fields map[string]reflect.StructField) []string {
 	return names
 }
 
+// movedKeys maps the keys of the STUN-only configuration of earlier
+// versions to where they went, for a helpful error.
+var movedKeys = map[string]string{
+	"stun.listen":           `listen, a list of "IP:PORT"`,
+	"stun.port":             `listen, a list of "IP:PORT"`,
+	"stun.udp":              "udp.enabled",
+	"stun.tcp":              "tcp.enabled",
+	"stun.udp_sockets":      "udp.sockets",
+	"stun.tcp_idle_timeout": "tcp.idle_timeout",
+	"stun.max_tcp_conns":    "tcp.max_conns",
+	"stun.tls_port":         `tls.listen, a list of "IP:PORT"`,
+	"stun.tls_cert":         "tls.cert",
+	"stun.tls_key":          "tls.key",
+}
+
 func unknownKey(key, path string, fields map[string]reflect.StructField) error {
+	if to, ok := movedKeys[path+"."+key]; ok {
+		return fmt.Errorf("unknown key (it moved: use %s)", to)
+	}
 	names := fieldNames(fields)
 	best, bestDist := "", 3 // suggest only close matches
 	for _, name := range names {
@@ -216,4 +265,21 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// normalize sets every empty list in v (a struct) to nil, so that "[]",
+// an empty environment variable and a missing key compare equal.
+func normalize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				normalize(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			v.SetZero()
+		}
+	}
 }

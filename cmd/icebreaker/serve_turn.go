@@ -1,0 +1,454 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/userstore"
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/turn/policy"
+	"github.com/icebreaker-net/icebreaker/turn/turnauth"
+	"github.com/icebreaker-net/icebreaker/turn/turnserver"
+)
+
+// turnRelay is the TURN half of `icebreaker serve`: the user sources, the
+// authenticator, the peer policy and the TURN server that the STUN
+// listeners hand their non-Binding traffic to.
+type turnRelay struct {
+	cfg     config.TURN
+	server  *turnserver.Server
+	policy  *policy.Policy
+	store   *lazyStore // nil without a user store
+	noStore string     // why there is no user store, when store is nil
+
+	relay, public [2]netip.Addr // by family: IPv4, IPv6; public is what clients see
+	derived       bool          // relay derived from the listeners, not configured
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// newTURNRelay builds the TURN server for a validated configuration. The
+// caller must Close it, after the STUN servers that use it.
+func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) (*turnRelay, error) {
+	t := &turnRelay{cfg: cfg.TURN}
+	if err := t.resolveRelay(cfg, ifaddrs); err != nil {
+		return nil, err
+	}
+	users, err := t.openUsers(logger)
+	if err != nil {
+		return nil, err
+	}
+	var nonceSecret []byte
+	if cfg.TURN.NonceSecret != "" {
+		nonceSecret = []byte(cfg.TURN.NonceSecret)
+	}
+	auth, err := turnauth.New(turnauth.Config{
+		Realm:       cfg.TURN.Realm,
+		Users:       users,
+		RESTSecrets: cfg.TURN.RESTSecrets,
+		NonceSecret: nonceSecret,
+		NonceTTL:    cfg.TURN.NonceTTL,
+	})
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	pcfg := policy.Config{Allow: cfg.TURN.Policy.AllowPrefixes(), Deny: cfg.TURN.Policy.DenyPrefixes()}
+	if ifaddrs != nil {
+		pcfg.LocalAddrs = ifaddrs
+	}
+	if t.policy, err = policy.New(pcfg); err != nil {
+		t.Close()
+		return nil, err
+	}
+	lo, hi := cfg.TURN.PortRange()
+	perAlloc, perUser := cfg.TURN.Quotas.Bandwidth()
+	perUserAllocs := cfg.TURN.Quotas.AllocationsPerUser
+	if perUserAllocs == 0 {
+		perUserAllocs = -1 // unlimited in turnserver's terms
+	}
+	ext4, ext6 := cfg.TURN.ExternalAddrs()
+	t.server, err = turnserver.New(turnserver.Config{
+		Auth:            auth,
+		Policy:          t.policy,
+		RelayIPv4:       t.relay[0],
+		RelayIPv6:       t.relay[1],
+		ExternalIPv4:    ext4,
+		ExternalIPv6:    ext6,
+		PortRange:       turnserver.PortRange{Min: lo, Max: hi},
+		DefaultLifetime: cfg.TURN.Lifetime.Default,
+		MaxLifetime:     cfg.TURN.Lifetime.Max,
+		LooseChannels:   cfg.TURN.LooseChannels,
+		Quotas: turnserver.Quotas{
+			AllocationsPerUser:     perUserAllocs,
+			TotalAllocations:       cfg.TURN.Quotas.TotalAllocations,
+			BandwidthPerAllocation: perAlloc,
+			BandwidthPerUser:       perUser,
+		},
+		Software: cfg.STUN.Software,
+		Logger:   logger,
+	})
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// resolveRelay sets the relay and public addresses: turn.relay_ip (or the
+// private side of turn.external_ip) when configured; otherwise, per
+// family, a specific listen IP, or for a wildcard listener the host
+// address that routing picks (see hostAddr).
+func (t *turnRelay) resolveRelay(cfg config.Config, ifaddrs []netip.Addr) error {
+	t.relay[0], t.relay[1] = cfg.TURN.RelayAddrs()
+	if !t.relay[0].IsValid() && !t.relay[1].IsValid() {
+		t.derived = true
+		var wild [2]bool
+		for _, ap := range append(cfg.ListenAddrs(), cfg.TLSAddrs()...) {
+			a := ap.Addr()
+			switch {
+			case !a.IsUnspecified():
+				if f := family(a); !t.relay[f].IsValid() {
+					t.relay[f] = a
+				}
+			case a.Is4():
+				wild[0] = true
+			default: // [::] is dual-stack
+				wild[0], wild[1] = true, true
+			}
+		}
+		for f := range wild {
+			if wild[f] && !t.relay[f].IsValid() {
+				t.relay[f] = hostAddr(f == 0, ifaddrs)
+			}
+		}
+	}
+	ext4, ext6 := cfg.TURN.ExternalAddrs()
+	t.public = t.relay
+	for f, e := range [2]netip.Addr{ext4, ext6} {
+		if !e.IsValid() {
+			continue
+		}
+		if !t.relay[f].IsValid() {
+			return fmt.Errorf("turn.external_ip: %v has no relay address of its family to map; set turn.relay_ip", e)
+		}
+		t.public[f] = e
+	}
+	if !t.relay[0].IsValid() && !t.relay[1].IsValid() {
+		return errors.New("TURN: no relay address found on this host; set turn.relay_ip (or --relay-ip), or turn off TURN with --no-turn")
+	}
+	// Relay sockets open with each allocation: find out now, not at the
+	// first Allocate, that an address is not this host's.
+	for _, r := range t.relay {
+		if !r.IsValid() {
+			continue
+		}
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: r.AsSlice()})
+		if err != nil {
+			return fmt.Errorf("turn.relay_ip: cannot bind a relay socket to %v: %w", r, errors.Unwrap(err))
+		}
+		c.Close()
+	}
+	return nil
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+// hostAddr picks the address of this host to relay from when the server
+// listens on a wildcard: the source address of the default route (found
+// by connecting a UDP socket to a documentation address, which sends
+// nothing), or else the first global, then private, interface address; for
+// IPv4 the loopback address as a last resort. It returns the zero Addr
+// when there is none.
+func hostAddr(v4 bool, ifaddrs []netip.Addr) netip.Addr {
+	network, probe := "udp4", netip.MustParseAddrPort("192.0.2.1:3478")
+	if !v4 {
+		network, probe = "udp6", netip.MustParseAddrPort("[2001:db8::1]:3478")
+	}
+	if c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(probe)); err == nil {
+		a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+		c.Close()
+		if a.IsValid() && !a.IsUnspecified() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
+			return a
+		}
+	}
+	var private, loopback netip.Addr
+	for _, a := range ifaddrs {
+		switch {
+		case a.Is4() != v4 || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified():
+		case a.IsLoopback():
+			if v4 && !loopback.IsValid() {
+				loopback = a
+			}
+		case a.IsPrivate():
+			if !private.IsValid() {
+				private = a
+			}
+		case a.IsGlobalUnicast():
+			return a
+		}
+	}
+	if private.IsValid() {
+		return private
+	}
+	return loopback
+}
+
+// openUsers builds the key lookup: the static users, then the user store.
+// An existing store is opened now, so that a broken one fails the start; a
+// missing one is opened once `icebreaker user add` creates it.
+func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
+	var chain userChain
+	if len(t.cfg.Users) > 0 {
+		chain = append(chain, turnauth.StaticUsers(t.cfg.StaticUsers()))
+	}
+	path := t.cfg.UserDB
+	switch {
+	case path == config.NoUserDB:
+		t.noStore = "turn.user_db is " + config.NoUserDB
+		return chain, nil
+	case path == "":
+		var err error
+		if path, err = userstore.DefaultPath(); err != nil {
+			t.noStore = err.Error()
+			logger.Warn("no user store", "err", err)
+			return chain, nil
+		}
+	}
+	t.store = &lazyStore{path: path, logger: logger}
+	if _, err := os.Stat(path); err == nil {
+		s, err := userstore.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("user store (turn.user_db): %w", err)
+		}
+		t.store.s.Store(s)
+	}
+	return append(chain, t.store), nil
+}
+
+// setOwn tells the policy the addresses the server listens on, so that no
+// client relays to them. Relay addresses the TURN server adds itself.
+func (t *turnRelay) setOwn(eps []stunserver.Endpoint) {
+	own := make([]netip.AddrPort, 0, len(eps))
+	for _, ep := range eps {
+		own = append(own, ep.Addr)
+	}
+	t.policy.SetOwn(own)
+}
+
+// announce prints the TURN realm, the relay addresses, the users and how
+// to add one.
+func (t *turnRelay) announce(ctx context.Context, w io.Writer) {
+	c := t.cfg
+	lo, hi := c.PortRange()
+	var relays []string
+	for f, r := range t.relay {
+		if !r.IsValid() {
+			continue
+		}
+		s := r.String()
+		if t.public[f] != r {
+			s += " (advertised as " + t.public[f].String() + ")"
+		}
+		relays = append(relays, s)
+	}
+	fmt.Fprintf(w, "TURN: realm %q, relay %s, ports %d-%d\n", c.Realm, strings.Join(relays, " and "), lo, hi)
+	if t.derived {
+		fmt.Fprintln(w, "TURN: relay address chosen from this host's addresses; set turn.relay_ip (--relay-ip) to choose another")
+		if t.relay[0].IsLoopback() {
+			fmt.Fprintln(w, "TURN: warning: the relay address is loopback, so the relay can reach no peer on another host")
+		}
+	}
+	for f, r := range t.relay {
+		if r.IsPrivate() && t.public[f] == r {
+			fmt.Fprintf(w, "TURN: %v is a private address: behind a 1:1 NAT, set turn.external_ip (--external-ip) to the public one\n", r)
+		}
+	}
+	static, stored := len(c.Users), 0
+	storeState := "user store: none (" + t.noStore + ")"
+	if t.store != nil {
+		n, state := t.store.count(ctx, c.Realm)
+		stored, storeState = n, "user store "+t.store.path+state
+	}
+	var rest string
+	if n := len(c.RESTSecrets); n > 0 {
+		rest = fmt.Sprintf(", REST API credentials with %d secret(s)", n)
+	}
+	fmt.Fprintf(w, "TURN: %d static user(s), %d in the %s%s\n", static, stored, storeState, rest)
+	if static+stored > 0 || rest != "" {
+		return
+	}
+	if t.store == nil {
+		fmt.Fprintln(w, "TURN: nobody can authenticate, so TURN requests get 401: add users to turn.users (--user NAME:PASSWORD) or set turn.rest_secrets")
+		return
+	}
+	cmd := "icebreaker user add"
+	if c.Realm != defaultUserRealm {
+		cmd += " --realm " + shellQuote(c.Realm)
+	}
+	if c.UserDB != "" {
+		cmd += " --db " + shellQuote(t.store.path)
+	}
+	fmt.Fprintln(w, "TURN: no users yet, so every TURN request gets 401 until you add one (the server picks it up at once):")
+	fmt.Fprintln(w, "  "+cmd+" --password-stdin alice")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Close closes the TURN server (every allocation and relay goroutine),
+// then the user store. Call it after the STUN servers have stopped. It may
+// be called more than once.
+func (t *turnRelay) Close() error {
+	t.closeOnce.Do(func() {
+		var errs []error
+		if t.server != nil {
+			errs = append(errs, t.server.Close())
+		}
+		if t.store != nil {
+			errs = append(errs, t.store.Close())
+		}
+		t.closeErr = errors.Join(errs...)
+	})
+	return t.closeErr
+}
+
+// userChain looks a user up in each KeyLookup in turn: the first that
+// knows the user answers. It is safe for concurrent use if its lookups are.
+type userChain []turnauth.KeyLookup
+
+func (c userChain) Key(ctx context.Context, username, realm string, alg stun.PasswordAlgorithm) ([]byte, error) {
+	for _, l := range c {
+		k, err := l.Key(ctx, username, realm, alg)
+		if err == nil || !errors.Is(err, turnauth.ErrUnknownUser) {
+			return k, err
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", turnauth.ErrUnknownUser, username)
+}
+
+func (c userChain) ByUserhash(ctx context.Context, userhash [32]byte, realm string) (string, error) {
+	for _, l := range c {
+		uh, ok := l.(turnauth.UserhashLookup)
+		if !ok {
+			continue
+		}
+		name, err := uh.ByUserhash(ctx, userhash, realm)
+		if err == nil || !errors.Is(err, turnauth.ErrUnknownUser) {
+			return name, err
+		}
+	}
+	return "", fmt.Errorf("%w: no user with that USERHASH", turnauth.ErrUnknownUser)
+}
+
+// lazyCheckInterval is how often a lookup looks for a user store file
+// that did not exist yet.
+var lazyCheckInterval = time.Second
+
+// lazyStore is the user store, opened when its file exists: at start, or
+// at the first lookup after `icebreaker user add` created it (checked at
+// most once per lazyCheckInterval). The server never creates the file. It
+// is safe for concurrent use.
+type lazyStore struct {
+	path   string
+	logger *slog.Logger
+	s      atomic.Pointer[userstore.Store]
+
+	mu        sync.Mutex // guards the fields below and opening
+	nextCheck time.Time
+	closed    bool
+}
+
+// get returns the open store, or nil while its file does not exist.
+func (l *lazyStore) get() *userstore.Store {
+	if s := l.s.Load(); s != nil {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.s.Load(); s != nil || l.closed {
+		return s
+	}
+	now := time.Now()
+	if now.Before(l.nextCheck) {
+		return nil
+	}
+	l.nextCheck = now.Add(lazyCheckInterval)
+	if _, err := os.Stat(l.path); err != nil {
+		return nil
+	}
+	s, err := userstore.Open(l.path)
+	if err != nil {
+		l.logger.Error("cannot open the user store", "path", l.path, "err", err)
+		return nil
+	}
+	l.logger.Info("user store opened", "path", l.path)
+	l.s.Store(s)
+	return s
+}
+
+func (l *lazyStore) Key(ctx context.Context, username, realm string, alg stun.PasswordAlgorithm) ([]byte, error) {
+	s := l.get()
+	if s == nil {
+		return nil, fmt.Errorf("%w: %q (no user store yet)", turnauth.ErrUnknownUser, username)
+	}
+	return s.Key(ctx, username, realm, alg)
+}
+
+func (l *lazyStore) ByUserhash(ctx context.Context, userhash [32]byte, realm string) (string, error) {
+	s := l.get()
+	if s == nil {
+		return "", fmt.Errorf("%w: no user store yet", turnauth.ErrUnknownUser)
+	}
+	return s.ByUserhash(ctx, userhash, realm)
+}
+
+// count returns the number of users of realm in the store and a note on
+// its state for the startup message.
+func (l *lazyStore) count(ctx context.Context, realm string) (int, string) {
+	s := l.s.Load()
+	if s == nil {
+		return 0, " (not created yet)"
+	}
+	users, err := s.List(ctx, realm)
+	if err != nil {
+		return 0, fmt.Sprintf(" (cannot list users: %v)", err)
+	}
+	return len(users), ""
+}
+
+// Close closes the store if it was opened; later lookups find no user.
+func (l *lazyStore) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if s := l.s.Swap(nil); s != nil {
+		return s.Close()
+	}
+	return nil
+}
