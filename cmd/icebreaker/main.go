@@ -28,6 +28,7 @@ func commands() []command {
 		{"stun", "ask a STUN server for this host's public address", runStun},
 		{"nat", "find out what kind of NAT this host is behind (RFC 5780)", runNat},
 		{"user", "manage TURN users in the embedded user store", runUser},
+		{"turn", "check or load-test a TURN server", runTurn},
 		{"version", "print the version", runVersion},
 	}
 }

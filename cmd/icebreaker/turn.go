@@ -1,0 +1,446 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/turn/turnclient"
+)
+
+// runTurn dispatches `icebreaker turn SUBCOMMAND`.
+func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, "usage: icebreaker turn check [flags] turn:HOST[:PORT]?transport=udp|tcp | turns:HOST[:PORT]")
+		if len(args) == 0 {
+			return fmt.Errorf("%w: no subcommand", errUsage)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "check":
+		return runTurnCheck(ctx, args[1:], stdout, stderr)
+	case "load":
+		return errors.New("turn load is not implemented yet")
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (want check)", errUsage, args[0])
+}
+
+// turnCheckOptions are the parsed flags of `icebreaker turn check`.
+type turnCheckOptions struct {
+	stun        stunOptions // transport, host, port, timeout, TLS flags
+	user, pass  string
+	secret      string
+	peer        string
+	count       int
+	probePolicy bool
+	json        bool
+}
+
+// checkStep is one step's result, printed as a line or as JSON.
+type checkStep struct {
+	Name   string  `json:"name"`
+	OK     bool    `json:"ok"`
+	MS     float64 `json:"ms"`
+	Detail string  `json:"detail,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+type checkReport struct {
+	Server   string      `json:"server"`
+	OK       bool        `json:"ok"`
+	Steps    []checkStep `json:"steps"`
+	Warnings []string    `json:"warnings,omitempty"`
+}
+
+func parseTurnCheckArgs(args []string, stderr io.Writer) (*turnCheckOptions, error) {
+	fs := newFlagSet("turn check", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: icebreaker turn check [flags] turn:HOST[:PORT][?transport=udp|tcp] | turns:HOST[:PORT]")
+		fmt.Fprintln(stderr, "\nDiagnoses a TURN server step by step: resolve, reach (STUN Binding), authenticate,")
+		fmt.Fprintln(stderr, "allocate, relay data both ways between two allocations (or to --peer, an echo server).")
+		fmt.Fprintln(stderr, "With --probe-policy it asks for permissions to loopback, private, IPv4-mapped,")
+		fmt.Fprintln(stderr, "link-local and the server's own addresses, and warns about those it allows.")
+		fmt.Fprintln(stderr, "Exit status 0 only if every step passed.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	o := &turnCheckOptions{}
+	fs.StringVar(&o.user, "user", "", "long-term credentials: user name")
+	fs.StringVar(&o.pass, "pass", "", "long-term credentials: password")
+	fs.StringVar(&o.secret, "secret", "", "TURN REST API shared secret (instead of --user/--pass)")
+	fs.StringVar(&o.peer, "peer", "", "UDP echo peer `IP:PORT` to relay to instead of a second allocation")
+	fs.IntVar(&o.count, "count", 10, "datagrams to relay each way, for round-trip time and loss")
+	fs.BoolVar(&o.probePolicy, "probe-policy", false, "ask for permissions to addresses a server should refuse (sends no data)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.DurationVar(&o.stun.timeout, "timeout", 10*time.Second, "time limit of each step")
+	fs.BoolVar(&o.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
+	fs.StringVar(&o.stun.caFile, "ca", "", "turns: also trust the PEM certificates in `FILE`")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 1 {
+		return nil, fmt.Errorf("%w: want one turn: or turns: URI", errUsage)
+	}
+	switch {
+	case o.secret != "" && (o.user != "" || o.pass != ""):
+		return nil, fmt.Errorf("%w: --secret excludes --user/--pass", errUsage)
+	case (o.user == "") != (o.pass == ""):
+		return nil, fmt.Errorf("%w: --user and --pass go together", errUsage)
+	case o.count < 1 || o.count > 10000:
+		return nil, fmt.Errorf("%w: --count must be 1-10000", errUsage)
+	}
+	if err := parseTurnURI(pos[0], &o.stun); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o.stun.network = "ip"
+	o.stun.rto = stunclient.DefaultRTO
+	return o, nil
+}
+
+// parseTurnURI parses turn:HOST[:PORT]?transport=udp|tcp and turns:HOST[:PORT]
+// (RFC 7065).
+func parseTurnURI(s string, o *stunOptions) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque == "" {
+		return fmt.Errorf("bad TURN URI %q: want turn:HOST[:PORT][?transport=udp|tcp]", s)
+	}
+	var def uint16
+	switch u.Scheme {
+	case "turn":
+		o.transport, def = "udp", turnclient.DefaultPort
+	case "turns":
+		o.transport, def = "tls", turnclient.DefaultTLSPort
+	default:
+		return fmt.Errorf("bad TURN URI %q: scheme must be turn or turns", s)
+	}
+	switch t := u.Query().Get("transport"); {
+	case t == "" || (t == "udp" && u.Scheme == "turn"):
+	case t == "tcp":
+		if u.Scheme == "turn" {
+			o.transport = "tcp"
+		}
+	default:
+		return fmt.Errorf("bad TURN URI %q: transport %q", s, t)
+	}
+	o.host, o.port, err = splitServer(u.Opaque, def)
+	return err
+}
+
+func runTurnCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseTurnCheckArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	rep := &checkReport{Server: fmt.Sprintf("%s:%d (%s)", o.stun.host, o.stun.port, o.stun.transport)}
+	checkTurn(ctx, o, rep)
+	rep.OK = true
+	for _, s := range rep.Steps {
+		rep.OK = rep.OK && s.OK
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printCheck(stdout, rep)
+	}
+	if !rep.OK {
+		return errors.New("TURN check failed")
+	}
+	return nil
+}
+
+func printCheck(w io.Writer, rep *checkReport) {
+	fmt.Fprintf(w, "TURN check of %s\n", rep.Server)
+	for _, s := range rep.Steps {
+		mark, text := "PASS", s.Detail
+		if !s.OK {
+			mark, text = "FAIL", s.Error
+		}
+		fmt.Fprintf(w, "  %s  %-12s %9s  %s\n", mark, s.Name, fmt.Sprintf("%.1fms", s.MS), text)
+	}
+	for _, wn := range rep.Warnings {
+		fmt.Fprintf(w, "  WARN  %s\n", wn)
+	}
+}
+
+// step runs f as a named step, recording its time and outcome.
+func step(rep *checkReport, name string, f func() (string, error)) bool {
+	start := time.Now()
+	detail, err := f()
+	s := checkStep{Name: name, OK: err == nil, MS: float64(time.Since(start).Microseconds()) / 1000, Detail: detail}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	rep.Steps = append(rep.Steps, s)
+	return err == nil
+}
+
+func checkTurn(ctx context.Context, o *turnCheckOptions, rep *checkReport) {
+	var server netip.AddrPort
+	if !step(rep, "resolve", func() (string, error) {
+		c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+		defer cancel()
+		var err error
+		server, err = resolveServer(c, &o.stun)
+		if err != nil {
+			return "", fmt.Errorf("cannot resolve the host name: %w", err)
+		}
+		return server.String(), nil
+	}) {
+		return
+	}
+	if !step(rep, "reach", func() (string, error) {
+		c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+		defer cancel()
+		res, err := stunBinding(c, &o.stun, server)
+		if err != nil {
+			return "", explainTurnError(err, server)
+		}
+		return fmt.Sprintf("STUN Binding answered, mapped address %s, RTT %s", res.Mapped, stunclient.FormatDuration(res.RTT)), nil
+	}) {
+		return
+	}
+	cfg, err := turnConfig(o, server)
+	if err != nil {
+		step(rep, "authenticate", func() (string, error) { return "", err })
+		return
+	}
+	var relay *turnclient.Relay
+	start := time.Now()
+	c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+	relay, err = turnclient.Allocate(c, cfg)
+	cancel()
+	elapsed := time.Since(start)
+	se, isSTUN := errors.AsType[*stun.Error](err)
+	authFailed := err != nil && (!isSTUN || se.Code == stun.CodeUnauthorized || se.Code == stun.CodeStaleNonce || errors.Is(err, stunclient.ErrNoCredentials))
+	rep.Steps = append(rep.Steps, checkStep{Name: "authenticate", OK: !authFailed, MS: ms(elapsed)})
+	if authFailed {
+		rep.Steps[len(rep.Steps)-1].Error = explainTurnError(err, server).Error()
+		return
+	}
+	rep.Steps[len(rep.Steps)-1].Detail = "credentials accepted"
+	rep.Steps = append(rep.Steps, checkStep{Name: "allocate", OK: err == nil, MS: ms(elapsed)})
+	if err != nil {
+		rep.Steps[len(rep.Steps)-1].Error = explainTurnError(err, server).Error()
+		return
+	}
+	defer relay.Close()
+	rep.Steps[len(rep.Steps)-1].Detail = fmt.Sprintf("relayed address %s, lifetime %s", relay.LocalAddr(), relay.Lifetime())
+
+	step(rep, "relay", func() (string, error) { return checkRelayData(ctx, o, cfg, relay) })
+	if o.probePolicy {
+		step(rep, "policy", func() (string, error) { return probePolicy(ctx, o, relay, server, rep) })
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func turnConfig(o *turnCheckOptions, server netip.AddrPort) (turnclient.Config, error) {
+	cfg := turnclient.Config{
+		Server:   server.String(),
+		Username: o.user, Password: o.pass,
+		Secret:   o.secret,
+		Software: "icebreaker " + version,
+	}
+	switch o.stun.transport {
+	case "tcp":
+		cfg.Transport = turnclient.TCP
+	case "tls":
+		cfg.Transport = turnclient.TLS
+		tc, err := tlsConfig(&o.stun, o.stun.host)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.TLSConfig = tc
+	}
+	if cfg.Username == "" && cfg.Secret == "" {
+		// Without credentials a server answers 401, which the check
+		// reports as such.
+		cfg.Username, cfg.Password = "", ""
+	}
+	return cfg, nil
+}
+
+// checkRelayData sends o.count datagrams from relay to a second
+// allocation (or --peer) and back, and reports round-trip time and loss.
+func checkRelayData(ctx context.Context, o *turnCheckOptions, cfg turnclient.Config, a *turnclient.Relay) (string, error) {
+	c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+	defer cancel()
+	var target netip.AddrPort
+	var b *turnclient.Relay
+	if o.peer != "" {
+		p, err := netip.ParseAddrPort(o.peer)
+		if err != nil {
+			return "", fmt.Errorf("--peer: %w", err)
+		}
+		target = p
+	} else {
+		var err error
+		b, err = turnclient.Allocate(c, cfg)
+		if err != nil {
+			return "", fmt.Errorf("second allocation: %w", explainTurnError(err, a.Server()))
+		}
+		defer b.Close()
+		target = b.Relayed()[0]
+		// Permissions both ways: B must accept A's datagrams.
+		if err := b.CreatePermission(c, a.Relayed()[0].Addr()); err != nil {
+			return "", fmt.Errorf("permission for the first relay on the second: %w", explainTurnError(err, a.Server()))
+		}
+		if err := a.CreatePermission(c, target.Addr()); err != nil {
+			return "", fmt.Errorf("permission for the second relay on the first: %w", explainTurnError(err, a.Server()))
+		}
+		// The second relay echoes.
+		done := make(chan struct{})
+		defer func() { b.Close(); <-done }()
+		go func() {
+			defer close(done)
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := b.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				b.WriteTo(buf[:n], from)
+			}
+		}()
+	}
+	var rtts []time.Duration
+	buf := make([]byte, 2048)
+	to := net.UDPAddrFromAddrPort(target)
+	for i := range o.count {
+		if c.Err() != nil {
+			break
+		}
+		msg := fmt.Appendf(nil, "icebreaker turn check %d", i)
+		sent := time.Now()
+		if _, err := a.WriteTo(msg, to); err != nil {
+			return "", explainTurnError(err, a.Server())
+		}
+		a.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, _, err := a.ReadFrom(buf)
+			if err != nil {
+				break // lost
+			}
+			if string(buf[:n]) == string(msg) {
+				rtts = append(rtts, time.Since(sent))
+				break
+			}
+		}
+	}
+	a.SetReadDeadline(time.Time{})
+	lost := o.count - len(rtts)
+	if len(rtts) == 0 {
+		return "", fmt.Errorf("no datagram came back through the relay (%d sent): the server or a firewall drops relayed traffic", o.count)
+	}
+	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+	st := a.Stats()
+	detail := fmt.Sprintf("%d/%d datagrams back (loss %.0f%%), RTT median %s max %s, via %d Send indications and %d ChannelData",
+		len(rtts), o.count, 100*float64(lost)/float64(o.count),
+		stunclient.FormatDuration(rtts[len(rtts)/2]), stunclient.FormatDuration(rtts[len(rtts)-1]),
+		st.SentIndications, st.SentChannelData)
+	if lost > 0 {
+		return "", fmt.Errorf("%s", detail)
+	}
+	return detail, nil
+}
+
+// probePolicy asks for permissions (only; no data is sent) to addresses a
+// TURN server should refuse to relay to, and warns about each it allows.
+func probePolicy(ctx context.Context, o *turnCheckOptions, a *turnclient.Relay, server netip.AddrPort, rep *checkReport) (string, error) {
+	targets := []struct {
+		ip   string
+		what string
+	}{
+		{"127.0.0.1", "loopback"},
+		{"::ffff:127.0.0.1", "IPv4-mapped loopback"},
+		{"10.0.0.1", "private network"},
+		{"169.254.169.254", "link-local cloud metadata service"},
+		{server.Addr().String(), "the server's own address"},
+	}
+	var allowed, refused []string
+	for _, t := range targets {
+		c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+		err := a.CreatePermission(c, netip.MustParseAddr(t.ip))
+		cancel()
+		if err == nil {
+			allowed = append(allowed, t.ip)
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("relaying to %s (%s) is ALLOWED: an SSRF risk", t.ip, t.what))
+			continue
+		}
+		se, ok := errors.AsType[*stun.Error](err)
+		if !ok {
+			return "", explainTurnError(err, server)
+		}
+		refused = append(refused, fmt.Sprintf("%s (%d)", t.ip, se.Code))
+	}
+	return fmt.Sprintf("%d of %d refused (%s); allowed: %s", len(refused), len(targets),
+		strings.Join(refused, ", "), orNone(allowed)), nil
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// explainTurnError says in plain words what went wrong.
+func explainTurnError(err error, server netip.AddrPort) error {
+	var te *stunclient.TimeoutError
+	var ae *stunclient.AlternateServerError
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce *tls.CertificateVerificationError
+	se, isSTUN := errors.AsType[*stun.Error](err)
+	switch {
+	case errors.Is(err, stunclient.ErrNoCredentials):
+		return errors.New("the server requires credentials (401): give --user and --pass, or --secret")
+	case errors.As(err, &te):
+		return fmt.Errorf("no reply from %s after %s (%d attempts): the server is down, the port is wrong, or a firewall drops the traffic",
+			te.Server, stunclient.FormatDuration(te.Waited), te.Attempts)
+	case errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &he):
+		return fmt.Errorf("the server's TLS certificate was not accepted (%v); use --ca FILE, or --insecure to skip the check", err)
+	case errors.As(err, &ae):
+		return fmt.Errorf("the server redirects to another server (300 ALTERNATE-SERVER): %v", err)
+	case errors.Is(err, turnclient.ErrQuotaReached):
+		return errors.New("the server's allocation quota for this user is reached (486)")
+	case errors.Is(err, turnclient.ErrInsufficientCapacity):
+		return errors.New("the server is out of capacity (508)")
+	case errors.Is(err, turnclient.ErrForbidden):
+		if isSTUN && se.Reason != "" {
+			return fmt.Errorf("the server forbids relaying to this peer (403 %s)", se.Reason)
+		}
+		return errors.New("the server forbids relaying to this peer (403)")
+	case isSTUN && se.Code == stun.CodeUnauthorized:
+		return errors.New("the server rejected the credentials (401)")
+	case isSTUN && se.Code == stun.CodeStaleNonce:
+		return errors.New("the server kept answering stale nonce (438): its nonces expire too fast or its clock is wrong")
+	case isSTUN:
+		return fmt.Errorf("the server answered with error %d %s", se.Code, se.Reason)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no reply in time from %s", server)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return fmt.Errorf("cannot connect to %s: %v", server, oe.Err)
+	}
+	return err
+}

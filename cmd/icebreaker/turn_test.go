@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
+)
+
+// startTurnCoturn starts coturn's turnserver on a free loopback port with
+// long-term credentials u:p and, in this test only, loopback peers allowed.
+func startTurnCoturn(t *testing.T) netip.AddrPort {
+	t.Helper()
+	bin := testutil.RequireBinary(t, "turnserver")
+	for range 3 {
+		port := testutil.FreePort(t)
+		dir := t.TempDir()
+		cmd := testutil.Command(t.Context(), bin, "-n", "--no-cli", "--no-tls", "--no-dtls",
+			"--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "-p", strconv.Itoa(port),
+			"--lt-cred-mech", "--user=u:p", "--realm=test", "--allow-loopback-peers",
+			"--log-file", "stdout", "--simple-log",
+			"--pidfile", filepath.Join(dir, "turnserver.pid"), "--db", filepath.Join(dir, "turndb"))
+		cmd.Dir = dir
+		p := testutil.Start(t, cmd)
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := waitCoturn(ctx, addr)
+		cancel()
+		if err == nil {
+			return addr
+		}
+		t.Logf("coturn on %v not ready: %v\n%s", addr, err, p.Output())
+		p.Kill()
+		p.Wait()
+	}
+	t.Fatal("coturn did not come up")
+	return netip.AddrPort{}
+}
+
+// waitCoturn polls with Binding requests until coturn answers as coturn.
+func waitCoturn(ctx context.Context, addr netip.AddrPort) error {
+	for {
+		var out, errb bytes.Buffer
+		code := run(ctx, []string{"stun", "--json", "--timeout", "1s", "--rto", "50ms", addr.String()}, &out, &errb)
+		if code == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s", errb.String())
+		}
+	}
+}
+
+func runTurnCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, append([]string{"turn"}, args...), &out, &errb)
+	for i := 0; runtime.NumGoroutine() > before; i++ {
+		if i == 200 {
+			buf := make([]byte, 1<<16)
+			t.Errorf("turn %v left %d goroutines behind:\n%s", args, runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // bounded wait for exiting goroutines
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestParseTurnURI(t *testing.T) {
+	for _, tc := range []struct {
+		in, transport, host string
+		port                uint16
+		bad                 bool
+	}{
+		{in: "turn:example.org", transport: "udp", host: "example.org", port: 3478},
+		{in: "turn:example.org:3479?transport=tcp", transport: "tcp", host: "example.org", port: 3479},
+		{in: "turn:[::1]:5000?transport=udp", transport: "udp", host: "::1", port: 5000},
+		{in: "turns:example.org", transport: "tls", host: "example.org", port: 5349},
+		{in: "turns:example.org:443?transport=tcp", transport: "tls", host: "example.org", port: 443},
+		{in: "stun:example.org", bad: true},
+		{in: "turn:example.org?transport=sctp", bad: true},
+		{in: "example.org", bad: true},
+		{in: "turn:example.org:0", bad: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var o stunOptions
+			err := parseTurnURI(tc.in, &o)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("accepted: %+v", o)
+				}
+				return
+			}
+			if err != nil || o.transport != tc.transport || o.host != tc.host || o.port != tc.port {
+				t.Fatalf("got %q %q %d, %v; want %q %q %d", o.transport, o.host, o.port, err, tc.transport, tc.host, tc.port)
+			}
+		})
+	}
+}
+
+func TestTurnCheckUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"check"},
+		{"check", "turn:127.0.0.1", "--user", "u"},
+		{"check", "turn:127.0.0.1", "--secret", "s", "--user", "u", "--pass", "p"},
+		{"check", "turn:127.0.0.1", "--count", "0"},
+		{"bogus"},
+	} {
+		if code, _, _ := runTurnCmd(t, args...); code != 2 {
+			t.Errorf("turn %q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestTurnCheckCoturn(t *testing.T) {
+	t.Parallel()
+	srv := startTurnCoturn(t)
+	uri := "turn:" + srv.String()
+
+	t.Run("wrong password", func(t *testing.T) {
+		for _, u := range []string{uri, uri + "?transport=tcp"} {
+			code, out, _ := runTurnCmd(t, "check", u, "--user", "u", "--pass", "wrong")
+			if code == 0 {
+				t.Errorf("%s: exit 0 with a wrong password:\n%s", u, out)
+			}
+			if !strings.Contains(out, "the server rejected the credentials (401)") {
+				t.Errorf("%s: output does not say the credentials were rejected:\n%s", u, out)
+			}
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		code, out, _ := runTurnCmd(t, "check", uri)
+		if code == 0 || !strings.Contains(out, "requires credentials") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("probe policy", func(t *testing.T) {
+		code, out, _ := runTurnCmd(t, "check", uri, "--user", "u", "--pass", "p", "--count", "5", "--probe-policy")
+		t.Logf("\n%s", out)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if !strings.Contains(out, "WARN  relaying to 127.0.0.1 (loopback) is ALLOWED") {
+			t.Errorf("loopback (allowed by --allow-loopback-peers) not reported as allowed")
+		}
+		for _, name := range []string{"resolve", "reach", "authenticate", "allocate", "relay", "policy"} {
+			if !strings.Contains(out, "PASS  "+name) {
+				t.Errorf("step %s did not pass", name)
+			}
+		}
+	})
+	t.Run("json tcp", func(t *testing.T) {
+		code, out, _ := runTurnCmd(t, "check", uri+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
+		var rep checkReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if code != 0 || !rep.OK || len(rep.Steps) != 5 {
+			t.Fatalf("exit %d, report %+v", code, rep)
+		}
+	})
+	t.Run("no reply", func(t *testing.T) {
+		// A port where nothing answers: reach fails with "no reply".
+		port := testutil.FreePort(t)
+		code, out, _ := runTurnCmd(t, "check", fmt.Sprintf("turn:127.0.0.1:%d", port), "--timeout", "300ms", "--user", "u", "--pass", "p")
+		if code == 0 || !strings.Contains(out, "FAIL  reach") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+}
