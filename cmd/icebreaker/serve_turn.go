@@ -245,7 +245,9 @@ func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
 }
 
 // setOwn tells the policy the addresses the server listens on, so that no
-// client relays to them. Relay addresses the TURN server adds itself.
+// client relays to them. Relayed addresses are deliberately not "own": two
+// clients of one server must be able to relay to each other, which ICE
+// needs when both peers sit behind symmetric NATs (see turn/turnserver).
 func (t *turnRelay) setOwn(eps []stunserver.Endpoint) {
 	own := make([]netip.AddrPort, 0, len(eps))
 	for _, ep := range eps {
