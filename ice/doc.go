@@ -1,0 +1,28 @@
+// Package ice is the first part of icebreaker's ICE agent: the data model and
+// the pure, sans-IO rules of Interactive Connectivity Establishment, RFC 8445
+// (https://www.rfc-editor.org/rfc/rfc8445), and the SDP candidate grammar of
+// RFC 8839 (https://www.rfc-editor.org/rfc/rfc8839).
+//
+// What is here:
+//   - Candidate and its "a=candidate" grammar, parse and marshal
+//     (RFC 8839, Section 5.1), with the TCP candidate types of RFC 6544,
+//     Section 4.5, and FQDN (mDNS ".local") connection addresses.
+//   - Candidate priorities (RFC 8445, Section 5.1.2), the recommended type
+//     preferences (Section 5.1.2.2), local preferences across interfaces and
+//     address families (Section 5.1.2.1 with the guidance of RFC 8421,
+//     Section 4), and the TCP local preference of RFC 6544, Section 4.2.
+//   - Foundations (RFC 8445, Section 5.1.1.3) and the elimination of
+//     redundant candidates (Section 5.1.3).
+//   - Candidate pairs, their priority (Section 6.1.2.3) and states
+//     (Section 6.1.2.6), and the check list: forming (Section 6.1.2.2),
+//     ordering (Section 6.1.2.3), pruning (Section 6.1.2.4), limiting
+//     (Section 6.1.2.5), the initial unfreezing by foundation
+//     (Section 6.1.2.6), and unfreezing on success (Section 7.2.5.3.3).
+//
+// Nothing in this package opens a socket, starts a goroutine, or reads the
+// clock. The next steps of the agent build on it: connectivity checks with
+// Ta pacing and the triggered-check queue (Sections 6.1.4 and 7), peer-reflexive
+// candidates, role conflicts, nomination (Section 8), keepalives and consent
+// freshness (RFC 7675), candidate gathering and trickle (RFC 8838), and the
+// selected path as a net.Conn.
+package ice
