@@ -135,7 +135,12 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if uh, ok := cfg.Users.(UserhashLookup); ok {
 		a.userhash = uh
-		a.features |= stun.FeatureUsernameAnonymity
+		// The anonymity bit obliges RFC 8489 clients to send USERHASH
+		// (Section 9.2.3.2), which cannot name a REST user: announce it
+		// only without REST secrets.
+		if len(a.secrets) == 0 {
+			a.features |= stun.FeatureUsernameAnonymity
+		}
 	}
 	return a, nil
 }

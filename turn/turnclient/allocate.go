@@ -42,6 +42,12 @@ func (e *redirectError) Error() string { return fmt.Sprintf("turn: redirected to
 // the server does not answer, a *stunclient.AlternateServerError for a
 // redirection it will not follow, dial and TLS errors.
 func Allocate(ctx context.Context, cfg Config) (*Relay, error) {
+	return allocateProto(ctx, cfg, turn.ProtoUDP)
+}
+
+// allocateProto is Allocate with REQUESTED-TRANSPORT proto: UDP, or TCP
+// for RFC 6062 (AllocateTCP).
+func allocateProto(ctx context.Context, cfg Config, proto uint8) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,10 +63,10 @@ func Allocate(ctx context.Context, cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := allocate(ctx, cfg, host, server)
+	r, err := allocate(ctx, cfg, host, server, proto)
 	if re, ok := errors.AsType[*redirectError](err); ok {
 		// A stream cannot follow a 300 itself: dial the alternate once.
-		r, err = allocate(ctx, cfg, host, re.to)
+		r, err = allocate(ctx, cfg, host, re.to, proto)
 		if re2, ok := errors.AsType[*redirectError](err); ok {
 			return nil, &stunclient.AlternateServerError{Alternate: re2.to, Err: &stun.Error{Code: stun.CodeTryAlternate}}
 		}
@@ -84,7 +90,7 @@ func resolve(ctx context.Context, host string, port uint16) (netip.AddrPort, err
 	return netip.AddrPortFrom(ips[0].Unmap(), port), nil
 }
 
-func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPort) (*Relay, error) {
+func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPort, proto uint8) (*Relay, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -101,6 +107,13 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		dead:    make(chan struct{}),
+		host:    host,
+	}
+	if proto == turn.ProtoTCP {
+		// RFC 6062: ConnectionAttempt indications wait for Accept, and
+		// permissions are kept for incoming connections (Section 5.3).
+		r.attempts = make(chan attempt, queue)
+		r.core.keepPermissions = true
 	}
 	r.server.Store(&server)
 	if cfg.BindAfter > 0 {
@@ -146,6 +159,10 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 			if to != server {
 				return &redirectError{to: to}
 			}
+			if dc := r.dataConnFor(b); dc != nil {
+				_, err := dc.Write(b) // a ConnectionBind (RFC 6062)
+				return err
+			}
 			return r.send(b, to)
 		}
 	}
@@ -163,7 +180,7 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 	}
 
 	resp, err := client.Do(ctx, server, stun.MethodAllocate, func(b []byte, _ stun.TransactionID) []byte {
-		b = turn.AppendRequestedTransport(b, turn.ProtoUDP)
+		b = turn.AppendRequestedTransport(b, proto)
 		switch cfg.Family {
 		case IPv6:
 			b = turn.AppendRequestedAddressFamily(b, turn.FamilyIPv6)
@@ -499,8 +516,12 @@ func (r *Relay) handle(b []byte, from netip.AddrPort, msg *stun.Message) {
 			r.st.malformed.Add(1)
 			return
 		}
-		if msg.Type != (stun.Type{Method: stun.MethodData, Class: stun.ClassIndication}) {
-			r.st.unexpected.Add(1) // e.g. ConnectionAttempt: no TCP allocations here
+		if msg.Type == (stun.Type{Method: stun.MethodConnectionAttempt, Class: stun.ClassIndication}) && r.attempts != nil {
+			r.connectionAttempt(msg)
+			return
+		}
+		if msg.Type != (stun.Type{Method: stun.MethodData, Class: stun.ClassIndication}) || r.attempts != nil {
+			r.st.unexpected.Add(1) // e.g. ConnectionAttempt on a UDP allocation
 			return
 		}
 		// RFC 8656, Section 10.4.

@@ -14,7 +14,7 @@ import (
 )
 
 // Transport is how the client reaches the TURN server. The relayed
-// transport towards peers is always UDP.
+// transport towards peers is UDP (Allocate) or TCP (AllocateTCP).
 type Transport uint8
 
 // Transports to the server. RFC 8656, Section 3.1.
@@ -88,6 +88,11 @@ type Config struct {
 	// Username and Password are long-term credentials (RFC 8489, Section
 	// 9.2). Alternatively Secret generates TURN REST API credentials
 	// (turn.RESTCredentials) for RESTUser, valid for RESTTTL (default 24 h).
+	// They are generated once, at Allocate, and cannot be renewed for the
+	// same allocation (RFC 8656, Section 5: same username throughout); a
+	// server that checks their expiry on every request (icebreaker's does,
+	// coturn does not) stops refreshing the allocation after RESTTTL, so
+	// make it longer than the relay should live.
 	Username, Password string
 	Secret, RESTUser   string
 	RESTTTL            time.Duration
@@ -173,6 +178,13 @@ var (
 	// ErrForbidden: the server refused a permission (403), usually by
 	// its peer policy. WriteTo to that peer returns it.
 	ErrForbidden = errors.New("turn: server forbids relaying to this peer (403)")
+	// ErrConnectFailed: the server could not connect to the peer of a
+	// TCPRelay.Dial (447 Connection Timeout or Failure). RFC 6062,
+	// Section 6.3.
+	ErrConnectFailed = errors.New("turn: the server could not connect to the peer (447)")
+	// ErrConnectionExists: a TCPRelay already has a connection to that
+	// peer (446 Connection Already Exists). RFC 6062, Section 6.3.
+	ErrConnectionExists = errors.New("turn: a connection to this peer already exists (446)")
 	// ErrAllocationLost: the allocation expired or the server no longer
 	// knows it (437), or the connection to the server ended.
 	ErrAllocationLost = errors.New("turn: allocation lost")
@@ -193,6 +205,10 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrForbidden, err)
 	case stun.CodeAllocationMismatch:
 		return fmt.Errorf("%w: %w", ErrAllocationLost, err)
+	case stun.CodeConnectionTimeoutOrFailure:
+		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+	case stun.CodeConnectionAlreadyExists:
+		return fmt.Errorf("%w: %w", ErrConnectionExists, err)
 	}
 	return err
 }

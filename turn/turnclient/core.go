@@ -78,6 +78,10 @@ type binding struct {
 // peers stay on Send indications.
 type core struct {
 	bindAfter int
+	// keepPermissions refreshes every permission until the allocation
+	// ends, used or not: a TCP allocation (RFC 6062) needs them to
+	// accept peer connections, which the core does not see.
+	keepPermissions bool
 
 	expires, refreshAt time.Time
 	refreshBusy        bool
@@ -203,7 +207,7 @@ func (c *core) due(now time.Time) []task {
 			continue
 		}
 		switch {
-		case p.used:
+		case p.used || c.keepPermissions:
 			p.busy = true
 			ts = append(ts, task{kind: taskPermission, ip: ip})
 		case !now.Before(p.expires):
@@ -304,7 +308,7 @@ func (c *core) nextDeadline() time.Time {
 		if p.busy {
 			continue
 		}
-		if p.used {
+		if p.used || c.keepPermissions {
 			earliest(p.refreshAt)
 		} else {
 			earliest(p.expires)

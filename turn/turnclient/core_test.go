@@ -207,3 +207,27 @@ func TestCoreBindFailureAndExhaustion(t *testing.T) {
 		t.Fatal("a channel number past 0x4FFF was handed out")
 	}
 }
+
+// TestCoreKeepPermissions: a TCP allocation refreshes its permissions
+// although the core never sees them used (peer connections bypass it).
+func TestCoreKeepPermissions(t *testing.T) {
+	c := newCore(2, 3600*time.Second, t0)
+	c.keepPermissions = true
+	ip := netip.MustParseAddr("192.0.2.1")
+	c.permissionCreated(ip, t0)
+	if got := c.nextDeadline(); !got.Equal(t0.Add(permissionRefresh)) {
+		t.Fatalf("next %v, want the permission refresh at %v", got.Sub(t0), permissionRefresh)
+	}
+	now := t0
+	for i := range 3 {
+		now = now.Add(permissionRefresh)
+		ts := c.due(now)
+		if k := kinds(ts); k[taskPermission] != 1 || ts[0].ip != ip {
+			t.Fatalf("round %d: due = %v, want a permission refresh", i, ts)
+		}
+		c.done(ts[0], 0, nil, now)
+		if !c.hasPermission(ip, now.Add(permissionLifetime-time.Second)) {
+			t.Fatalf("round %d: permission not extended", i)
+		}
+	}
+}

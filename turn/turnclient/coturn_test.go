@@ -258,9 +258,10 @@ func roundTrips(t *testing.T, r *Relay, peer netip.AddrPort) int {
 	return 0
 }
 
+// testRelay allocates, exchanges data over both paths and closes. The
+// caller checks for goroutine leaks.
 func testRelay(t *testing.T, cfg Config, peerIP string) {
 	t.Helper()
-	checkNoLeak(t)
 	peer := echoPeer(t, peerIP)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -297,18 +298,21 @@ func testRelay(t *testing.T, cfg Config, peerIP string) {
 
 func TestCoturnUDP(t *testing.T) {
 	t.Parallel()
+	checkNoLeak(t)
 	s := startCoturn(t, coturnOpts{args: []string{"--lt-cred-mech", "--user=u:p"}})
 	testRelay(t, Config{Server: s.addr.String(), Username: "u", Password: "p"}, "127.0.0.1")
 }
 
 func TestCoturnTCP(t *testing.T) {
 	t.Parallel()
+	checkNoLeak(t)
 	s := startCoturn(t, coturnOpts{args: []string{"--lt-cred-mech", "--user=u:p"}})
 	testRelay(t, Config{Server: s.addr.String(), Transport: TCP, Username: "u", Password: "p"}, "127.0.0.1")
 }
 
 func TestCoturnTLS(t *testing.T) {
 	t.Parallel()
+	checkNoLeak(t)
 	s := startCoturn(t, coturnOpts{tls: true, args: []string{"--lt-cred-mech", "--user=u:p"}})
 	// The certificate is self-signed: trust exactly the one coturn serves.
 	tc := &tls.Config{InsecureSkipVerify: true}
@@ -317,12 +321,14 @@ func TestCoturnTLS(t *testing.T) {
 
 func TestCoturnREST(t *testing.T) {
 	t.Parallel()
+	checkNoLeak(t)
 	s := startCoturn(t, coturnOpts{args: []string{"--use-auth-secret", "--static-auth-secret=S3cret"}})
 	testRelay(t, Config{Server: s.addr.String(), Secret: "S3cret", RESTUser: "alice", RESTTTL: time.Hour}, "127.0.0.1")
 }
 
 func TestCoturnIPv6(t *testing.T) {
 	t.Parallel()
+	checkNoLeak(t)
 	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
 		t.Skipf("no ::1 on this machine: %v", err)
 	} else {

@@ -39,6 +39,10 @@ type Relay struct {
 	relayed   []netip.AddrPort
 	mapped    netip.AddrPort
 	lifetime0 time.Duration // granted by the Allocate response
+	host      string        // the server's host name, for TLS on data connections
+	attempts  chan attempt  // TCP allocations: ConnectionAttempts for Accept; nil otherwise
+	dataMu    sync.Mutex
+	dataConns map[stun.TransactionID]net.Conn // ConnectionBind requests to route to data connections
 
 	mu   sync.Mutex // guards core
 	core *core
@@ -73,6 +77,7 @@ type stats struct {
 	recvIndications, recvChannelData     atomic.Uint64
 	malformed, unexpected, foreign, drop atomic.Uint64
 	unknownChannel                       atomic.Uint64
+	attempts                             atomic.Uint64
 }
 
 // Stats counts what a Relay sent and received and what it dropped.
@@ -85,7 +90,8 @@ type Stats struct {
 	Unexpected      uint64 // well-formed packets the client has no use for
 	Foreign         uint64 // packets from other sources than the server (UDP)
 	UnknownChannel  uint64 // ChannelData on a channel never bound
-	Dropped         uint64 // datagrams dropped because ReadFrom lagged
+	Dropped         uint64 // datagrams dropped because ReadFrom lagged (TCPRelay: connection attempts because Accept lagged)
+	Attempts        uint64 // TCPRelay: ConnectionAttempt indications received (RFC 6062, Section 4.5)
 }
 
 // Stats returns the Relay's counters.
@@ -100,6 +106,7 @@ func (r *Relay) Stats() Stats {
 		Foreign:         r.st.foreign.Load(),
 		UnknownChannel:  r.st.unknownChannel.Load(),
 		Dropped:         r.st.drop.Load(),
+		Attempts:        r.st.attempts.Load(),
 	}
 }
 
