@@ -24,7 +24,7 @@ import (
 // runTurn dispatches `icebreaker turn SUBCOMMAND`.
 func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: icebreaker turn check [flags] turn:HOST[:PORT]?transport=udp|tcp | turns:HOST[:PORT]")
+		fmt.Fprintln(stderr, "usage: icebreaker turn check|load [flags] turn:HOST[:PORT]?transport=udp|tcp | turns:HOST[:PORT]")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: no subcommand", errUsage)
 		}
@@ -34,9 +34,9 @@ func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "check":
 		return runTurnCheck(ctx, args[1:], stdout, stderr)
 	case "load":
-		return errors.New("turn load is not implemented yet")
+		return runTurnLoad(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("%w: unknown subcommand %q (want check)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown subcommand %q (want check or load)", errUsage, args[0])
 }
 
 // turnCheckOptions are the parsed flags of `icebreaker turn check`.

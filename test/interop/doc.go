@@ -2,7 +2,9 @@
 // as the client: pion/turn v5 allocates, creates permissions, binds channels
 // and relays through it (TURN, RFC 8656,
 // https://www.rfc-editor.org/rfc/rfc8656), and pion/stun v4 sends it Binding
-// requests (STUN, RFC 8489, https://www.rfc-editor.org/rfc/rfc8489).
+// requests (STUN, RFC 8489, https://www.rfc-editor.org/rfc/rfc8489). The
+// other way round, a pion/turn server runs in-process and our
+// turn/turnclient allocates and relays through it.
 //
 // It is a module of its own so that the main module does not depend on
 // pion. The tests build the icebreaker binary from the enclosing module

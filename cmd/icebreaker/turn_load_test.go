@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestTurnLoadUsage(t *testing.T) {
+	ok := []string{"load", "turn:127.0.0.1:9", "--user", "u", "--pass", "p"}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no URI", []string{"load", "--user", "u", "--pass", "p"}},
+		{"two URIs", append(ok, "turn:127.0.0.1:10")},
+		{"stun URI", []string{"load", "stun:127.0.0.1", "--user", "u", "--pass", "p"}},
+		{"user without pass", []string{"load", "turn:127.0.0.1", "--user", "u"}},
+		{"secret and user", append(ok, "--secret", "s")},
+		{"no allocations", append(ok, "--allocations", "0")},
+		{"too many allocations", append(ok, "--allocations", "10001")},
+		{"one allocation without peer", append(ok, "--allocations", "1")},
+		{"zero concurrency", append(ok, "--concurrency", "0")},
+		{"zero rate", append(ok, "--rate", "0")},
+		{"negative rate", append(ok, "--rate", "-5")},
+		{"NaN rate", append(ok, "--rate", "NaN")},
+		{"rate too high", append(ok, "--rate", "2e6")},
+		{"zero duration", append(ok, "--duration", "0s")},
+		{"duration too long", append(ok, "--duration", "11m")},
+		{"size too small", append(ok, "--size", "10")},
+		{"size too big", append(ok, "--size", "100000")},
+		{"bad mode", append(ok, "--mode", "dtls")},
+		{"bad peer", append(ok, "--peer", "localhost")},
+		{"peer without port", append(ok, "--peer", "127.0.0.1:0")},
+		{"ca without turns", append(ok, "--ca", "x.pem")},
+		{"unknown flag", append(ok, "--bogus")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, _, errb := runTurnCmd(t, tc.args...); code != 2 {
+				t.Errorf("turn %q: exit %d, want 2; stderr:\n%s", tc.args, code, errb)
+			}
+		})
+	}
+}
+
+// runLoadCmd runs `icebreaker turn load args...` and checks that it
+// leaves no goroutine behind.
+func runLoadCmd(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	before, _ := clientGoroutines()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	code := run(ctx, append([]string{"turn", "load"}, args...), &out, &errb)
+	for i := 0; ; i++ {
+		n, stacks := clientGoroutines()
+		if n <= before {
+			break
+		}
+		if i == 200 {
+			t.Errorf("turn load %q left %d goroutines behind:\n%s", args, n-before, stacks)
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // bounded wait for exiting goroutines
+	}
+	return code, out.String(), errb.String()
+}
+
+// clientGoroutines counts the goroutines other than those of an
+// in-process server (serverGoroutines), which starts some of them lazily,
+// at its first allocation, and returns all stacks.
+func clientGoroutines() (int, string) {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	n := 0
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if !slices.ContainsFunc(serverGoroutines, func(f string) bool { return strings.Contains(g, f) }) {
+			n++
+		}
+	}
+	return n, stacks
+}
+
+// runLoad runs `icebreaker turn load args... --json`, expects exit status
+// 0, and returns the summary.
+func runLoad(t *testing.T, args ...string) *loadReport {
+	t.Helper()
+	code, out, errb := runLoadCmd(t, t.Context(), append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("turn load %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errb)
+	}
+	rep := new(loadReport)
+	if err := json.Unmarshal([]byte(out), rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	t.Logf("%s: %d allocations (%.0f/s), sent %d, received %d, latency %+v", args, rep.Allocations, rep.AllocPerSecond, rep.Sent, rep.Received, rep.Latency)
+	return rep
+}
+
+// checkLossless checks that a run with n allocations in mode lost nothing
+// and sent the way mode asks: ChannelData after one warm-up Send
+// indication per allocation, or Send indications only.
+func checkLossless(t *testing.T, rep *loadReport, n int, mode string) {
+	t.Helper()
+	if rep.Allocations != n || rep.AllocFailed != 0 || rep.ErrorCount != 0 || len(rep.Errors) != 0 || rep.Interrupted {
+		t.Errorf("allocations %d (want %d), %d failed, %d errors %+v, interrupted %v", rep.Allocations, n, rep.AllocFailed, rep.ErrorCount, rep.Errors, rep.Interrupted)
+	}
+	if rep.Sent == 0 || rep.Received != rep.Sent || rep.Lost != 0 || rep.LossPercent != 0 || rep.Foreign != 0 {
+		t.Errorf("sent %d, received %d, lost %d (%v%%), foreign %d: want all received", rep.Sent, rep.Received, rep.Lost, rep.LossPercent, rep.Foreign)
+	}
+	if l := rep.Latency; l == nil || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max || l.Max <= 0 {
+		t.Errorf("latency %+v", l)
+	}
+	s := rep.Relay
+	switch mode {
+	case "channel":
+		if rep.ChannelsUnbound != 0 || s.SentChannelData != rep.Sent || s.SentIndications != uint64(n) {
+			t.Errorf("channel mode: %d unbound, sent %d ChannelData and %d Send indications; want %d and %d",
+				rep.ChannelsUnbound, s.SentChannelData, s.SentIndications, rep.Sent, n)
+		}
+	case "send":
+		if s.SentChannelData != 0 || s.RecvChannelData != 0 || s.SentIndications != rep.Sent {
+			t.Errorf("send mode: sent %d ChannelData and %d Send indications, received %d ChannelData; want 0, %d, 0",
+				s.SentChannelData, s.SentIndications, s.RecvChannelData, rep.Sent)
+		}
+	}
+}
+
+func TestTurnLoadCoturn(t *testing.T) {
+	srv := startTurnCoturn(t)
+	uri := "turn:" + srv.String()
+	for _, tc := range []struct{ name, uri, mode string }{
+		{"udp channel", uri, "channel"},
+		{"tcp send", uri + "?transport=tcp", "send"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := runLoad(t, tc.uri, "--user", "u", "--pass", "p", "--allocations", "4", "--rate", "200",
+				"--duration", "1s", "--mode", tc.mode)
+			checkLossless(t, rep, 4, tc.mode)
+		})
+	}
+}
+
+// startEchoPeer starts a UDP echo server on loopback; onEcho, if not nil,
+// is called with the number of datagrams echoed so far.
+func startEchoPeer(t *testing.T, onEcho func(n int)) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for n := 1; ; n++ {
+			k, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(buf[:k], from)
+			if onEcho != nil {
+				onEcho(n)
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func TestTurnLoadServe(t *testing.T) {
+	r := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user", "u:p", "--allow-peer", "127.0.0.0/8")
+	udp := r.endpoint(t, "udp")
+	uri := "turn:" + udp.String()
+
+	t.Run("udp channel", func(t *testing.T) {
+		rep := runLoad(t, uri, "--user", "u", "--pass", "p", "--allocations", "4", "--rate", "200", "--duration", "1s")
+		checkLossless(t, rep, 4, "channel")
+	})
+
+	t.Run("tcp send to an echo peer", func(t *testing.T) {
+		peer := startEchoPeer(t, nil)
+		tcp := "turn:" + r.endpoint(t, "tcp").String() + "?transport=tcp"
+		code, out, errb := runLoadCmd(t, t.Context(), tcp, "--user", "u", "--pass", "p", "--allocations", "3",
+			"--rate", "150", "--duration", "1s", "--mode", "send", "--peer", peer.String())
+		t.Logf("\n%s", out)
+		if code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, errb)
+		}
+		for _, want := range []string{
+			"(tcp): send mode, 100-byte datagrams at 150/s for 1s, to the echo peer " + peer.String(),
+			"  allocations  3 of 3 in ",
+			"  lost         0 (0.00%)\n",
+			"  latency      round-trip p50 ",
+			"  relay        sent 0 ChannelData and ",
+			"  errors       none\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		// The echo peer cancels the run, as Ctrl-C does, once it has
+		// echoed 50 datagrams: the run is then surely sending.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		var echoed atomic.Int64
+		peer := startEchoPeer(t, func(n int) {
+			echoed.Store(int64(n))
+			if n == 50 {
+				cancel()
+			}
+		})
+		code, out, errb := runLoadCmd(t, ctx, uri, "--user", "u", "--pass", "p", "--allocations", "2", "--rate", "500",
+			"--duration", "10m", "--mode", "send", "--peer", peer.String(), "--json")
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatalf("the run was not interrupted (echoed %d)", echoed.Load())
+		}
+		var rep loadReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("exit %d, not JSON: %v\n%s\nstderr:\n%s", code, err, out, errb)
+		}
+		if code != 0 || !rep.Interrupted || rep.Sent < 50 || rep.Received > rep.Sent || rep.Allocations != 2 {
+			t.Errorf("exit %d, interrupted %v, sent %d, received %d, allocations %d; want 0, true, at least 50, at most sent, 2",
+				code, rep.Interrupted, rep.Sent, rep.Received, rep.Allocations)
+		}
+	})
+}
+
+func TestLatencyHist(t *testing.T) {
+	// Every value falls in a bucket whose range holds it, and buckets
+	// follow each other without gaps.
+	for _, ns := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 1<<20 + 12345, 1<<41 - 1} {
+		lo, hi := histRange(histBucket(ns))
+		if ns < lo || ns > hi {
+			t.Errorf("%d ns in bucket %d = [%d, %d]", ns, histBucket(ns), lo, hi)
+		}
+	}
+	for i := 1; i < histBuckets; i++ {
+		_, prevHi := histRange(i - 1)
+		if lo, hi := histRange(i); lo != prevHi+1 || hi < lo || hi-lo > lo/histSub {
+			t.Fatalf("bucket %d = [%d, %d] after one ending at %d", i, lo, hi, prevHi)
+		}
+	}
+	if b := histBucket(math.MaxInt64); b != histBuckets-1 {
+		t.Errorf("a huge value goes to bucket %d, want the last (%d)", b, histBuckets-1)
+	}
+	if b := histBucket(-5); b != 0 {
+		t.Errorf("a negative value goes to bucket %d", b)
+	}
+
+	var h latencyHist
+	if _, n := h.quantiles(0.5); n != 0 {
+		t.Fatalf("empty histogram counts %d", n)
+	}
+	for i := 1; i <= 1000; i++ { // 1 µs to 1 ms, spread over the shards
+		h.add(&h.shards[i%len(h.shards)], time.Duration(i)*time.Microsecond)
+	}
+	q, n := h.quantiles(0.5, 0.9, 0.99, 1)
+	if n != 1000 {
+		t.Fatalf("count %d", n)
+	}
+	for i, want := range []time.Duration{500 * time.Microsecond, 900 * time.Microsecond, 990 * time.Microsecond, time.Millisecond} {
+		if d := q[i] - want; d < -want/50 || d > want/50 {
+			t.Errorf("quantile %d = %v, want %v ± 2%%", i, q[i], want)
+		}
+	}
+	if got := time.Duration(h.max.Load()); got != time.Millisecond {
+		t.Errorf("max %v", got)
+	}
+}
+
+func TestErrorTally(t *testing.T) {
+	var e errorTally
+	for i := range 30 {
+		e.add("send", fmt.Errorf("error %d", i%15))
+	}
+	e.add("send", errors.New("error 0"))
+	kinds := e.list()
+	if e.count() != 31 || len(kinds) != loadMaxErrorKinds {
+		t.Fatalf("count %d, %d kinds: %+v", e.count(), len(kinds), kinds)
+	}
+	if kinds[0].Count != 3 || kinds[0].Error != "error 0" {
+		t.Errorf("first kind %+v", kinds[0])
+	}
+	var sum uint64
+	for _, k := range kinds {
+		sum += k.Count
+	}
+	if last := kinds[len(kinds)-1]; last.Stage != "other" || last.Count != 12 || sum != 31 {
+		t.Errorf("last kind %+v, sum %d", last, sum)
+	}
+}
