@@ -241,3 +241,12 @@ func (cl *Checklist) Find(localBase, remote netip.AddrPort, transport Transport)
 	}
 	return nil
 }
+
+// add inserts a pair learned from a check (RFC 8445, Sections 7.3.1.4 and
+// 7.2.5.3.1) with its priority for the list's role, keeping the order. The
+// MaxPairs limit applies to the list as formed, not to learned pairs.
+func (cl *Checklist) add(p *Pair) {
+	p.computePriority(cl.controlling)
+	cl.pairs = append(cl.pairs, p)
+	cl.sort()
+}

@@ -18,11 +18,22 @@
 //     ordering (Section 6.1.2.3), pruning (Section 6.1.2.4), limiting
 //     (Section 6.1.2.5), the initial unfreezing by foundation
 //     (Section 6.1.2.6), and unfreezing on success (Section 7.2.5.3.3).
+//   - Connectivity checks (RFC 8445, Section 7) in the Checker: the Binding
+//     requests with USERNAME, PRIORITY (Section 7.1.1), ICE-CONTROLLING or
+//     ICE-CONTROLLED with the tie-breaker, USE-CANDIDATE, and short-term
+//     MESSAGE-INTEGRITY and FINGERPRINT (RFC 8489, Section 9.1); answering
+//     checks (Section 7.3) with role-conflict resolution (Section 7.3.1.1),
+//     peer-reflexive remote candidates (Section 7.3.1.3) and triggered checks
+//     (Section 7.3.1.4); processing responses (Section 7.2.5) with the
+//     symmetry check, 487 handling, peer-reflexive local candidates and the
+//     valid list; Ta pacing (Section 6.1.4.2) and retransmissions with the
+//     RTO of Section 14.3; regular nomination (Section 8.1) with a relay
+//     wait, and the upgrade from a relayed to a direct pair.
 //
 // Nothing in this package opens a socket, starts a goroutine, or reads the
-// clock. The next steps of the agent build on it: connectivity checks with
-// Ta pacing and the triggered-check queue (Sections 6.1.4 and 7), peer-reflexive
-// candidates, role conflicts, nomination (Section 8), keepalives and consent
-// freshness (RFC 7675), candidate gathering and trickle (RFC 8838), and the
-// selected path as a net.Conn.
+// clock: the Checker takes packets and the time through Handle and Next, and
+// a driver that owns the sockets sends what Next returns. The next steps of
+// the agent build on it: keepalives and consent freshness (RFC 7675),
+// candidate gathering and trickle (RFC 8838), several components and data
+// streams, and the selected path as a net.Conn.
 package ice

@@ -1,0 +1,158 @@
+package ice
+
+import (
+	"slices"
+	"time"
+)
+
+// nomination is the valid list and the regular nomination state, RFC 8445,
+// Section 8.
+type nomination struct {
+	valid      []*Pair // decreasing priority, RFC 8445, Section 7.2.5.3.2
+	selected   *Pair   // highest-priority nominated valid pair
+	nominating *Pair   // valid pair whose USE-CANDIDATE check is pending
+	relaySince time.Time
+}
+
+// isRelayed reports whether a pair goes through a TURN relay on either side.
+func isRelayed(p *Pair) bool {
+	return p.Local.Type == TypeRelay || p.Remote.Type == TypeRelay
+}
+
+func (n *nomination) sortValid() {
+	slices.SortStableFunc(n.valid, func(a, b *Pair) int {
+		switch {
+		case a.Priority > b.Priority:
+			return -1
+		case a.Priority < b.Priority:
+			return 1
+		}
+		return 0
+	})
+}
+
+// addValid puts p on the valid list, once.
+func (n *nomination) addValid(p *Pair) {
+	if !slices.Contains(n.valid, p) {
+		n.valid = append(n.valid, p)
+		n.sortValid()
+	}
+}
+
+// nominated marks valid pair v nominated and selects the highest-priority
+// nominated pair: the controlled agent's rule of RFC 8445, Section 8.1.1,
+// which also lets the controlling agent upgrade from a relayed pair to a
+// direct one that succeeds later.
+func (c *Checker) nominated(v *Pair) {
+	c.info[v].nominated = true
+	if c.nom.nominating == v {
+		c.nom.nominating = nil
+	}
+	if c.nom.selected == nil || v.Priority > c.nom.selected.Priority {
+		c.nom.selected = v
+	}
+	c.updateState()
+}
+
+// maxNominationTries is how many USE-CANDIDATE transactions the
+// controlling agent runs for one valid pair before it gives the pair up.
+// A nomination whose responses were all lost may still have reached the
+// controlled agent, which then selects the pair: trying the same pair again
+// keeps both agents on one path.
+const maxNominationTries = 3
+
+// nominationFailed handles a nomination check of the pair gen that timed
+// out or failed: the same valid pair is nominated again, up to
+// maxNominationTries; then the valid pair leaves the valid list (RFC 8445,
+// Section 7.2.5.4) and the controlling agent chooses again. It reports
+// whether the pair was given up.
+func (c *Checker) nominationFailed(gen *Pair, timedOut bool) bool {
+	v := c.info[gen].valid
+	if v == nil || c.nom.nominating != v {
+		return false
+	}
+	vi := c.info[v]
+	vi.nomTries++
+	if timedOut && vi.nomTries < maxNominationTries {
+		c.enqueue(gen, true)
+		return false
+	}
+	c.nom.nominating = nil
+	if c.nom.selected != v {
+		c.nom.valid = slices.DeleteFunc(c.nom.valid, func(p *Pair) bool { return p == v })
+		gen.State = PairFailed
+	}
+	return true
+}
+
+// nominate makes the controlling agent's regular nomination decision, RFC
+// 8445, Section 8.1.1. It nominates the best valid pair as soon as it is
+// direct (a deliberate choice: waiting for every higher-priority check to
+// end can take a whole transaction timeout when those pairs are dead).
+// When the best valid pair is relayed, it waits RelayWait from the first
+// relayed success for a direct pair, or until no direct pair is left to
+// check. With a relayed pair selected, a direct pair that succeeds later
+// is nominated too, and the controlled agent moves to it (the higher
+// priority).
+func (c *Checker) nominate(now time.Time) {
+	if !c.cl.Controlling() || c.nom.nominating != nil || len(c.nom.valid) == 0 {
+		return
+	}
+	best := c.nom.valid[0]
+	sel := c.nom.selected
+	if sel != nil && (sel == best || !isRelayed(sel) || isRelayed(best)) {
+		return
+	}
+	if isRelayed(best) {
+		if c.nom.relaySince.IsZero() {
+			c.nom.relaySince = now
+		}
+		if t, _ := c.relayDeadline(); now.Before(t) {
+			return
+		}
+	}
+	gen := c.generating(best)
+	if gen == nil {
+		return
+	}
+	c.nom.nominating = best
+	c.info[best].nomTries = 0
+	c.enqueue(gen, true)
+}
+
+// relayDeadline returns when the relay wait ends, if it is running and a
+// direct pair could still succeed.
+func (c *Checker) relayDeadline() (time.Time, bool) {
+	if !c.cl.Controlling() || c.nom.relaySince.IsZero() || c.nom.nominating != nil || c.nom.selected != nil {
+		return time.Time{}, false
+	}
+	if c.cfg.RelayWait < 0 || !c.directPending() {
+		return c.nom.relaySince, true
+	}
+	return c.nom.relaySince.Add(c.cfg.RelayWait), true
+}
+
+// directPending reports whether a direct pair may still succeed.
+func (c *Checker) directPending() bool {
+	for _, p := range c.cl.pairs {
+		if !isRelayed(p) && p.State != PairSucceeded && p.State != PairFailed {
+			return true
+		}
+	}
+	for _, q := range c.triggered {
+		if !isRelayed(q.pair) {
+			return true
+		}
+	}
+	return false
+}
+
+// generating returns the check-list pair whose check produced valid pair v.
+func (c *Checker) generating(v *Pair) *Pair {
+	for _, p := range c.cl.pairs {
+		if c.info[p].valid == v {
+			return p
+		}
+	}
+	return nil
+}
