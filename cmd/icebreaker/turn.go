@@ -47,16 +47,19 @@ type turnCheckOptions struct {
 	peer        string
 	count       int
 	probePolicy bool
+	noTCP       bool
 	json        bool
 }
 
 // checkStep is one step's result, printed as a line or as JSON.
+// A skipped step (the server does not offer what it tests) counts as OK.
 type checkStep struct {
-	Name   string  `json:"name"`
-	OK     bool    `json:"ok"`
-	MS     float64 `json:"ms"`
-	Detail string  `json:"detail,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	Name    string  `json:"name"`
+	OK      bool    `json:"ok"`
+	Skipped bool    `json:"skipped,omitempty"`
+	MS      float64 `json:"ms"`
+	Detail  string  `json:"detail,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 type checkReport struct {
@@ -71,7 +74,9 @@ func parseTurnCheckArgs(args []string, stderr io.Writer) (*turnCheckOptions, err
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker turn check [flags] turn:HOST[:PORT][?transport=udp|tcp] | turns:HOST[:PORT]")
 		fmt.Fprintln(stderr, "\nDiagnoses a TURN server step by step: resolve, reach (STUN Binding), authenticate,")
-		fmt.Fprintln(stderr, "allocate, relay data both ways between two allocations (or to --peer, an echo server).")
+		fmt.Fprintln(stderr, "allocate, relay data both ways between two allocations (or to --peer, an echo server),")
+		fmt.Fprintln(stderr, "then (unless --no-tcp) connect two RFC 6062 TCP allocations and relay bytes both ways;")
+		fmt.Fprintln(stderr, "a server without TCP allocations (442) makes that step SKIP, which is not a failure.")
 		fmt.Fprintln(stderr, "With --probe-policy it asks for permissions to loopback, private, IPv4-mapped,")
 		fmt.Fprintln(stderr, "link-local and the server's own addresses, and warns about those it allows.")
 		fmt.Fprintln(stderr, "Exit status 0 only if every step passed.\n\nflags:")
@@ -84,6 +89,7 @@ func parseTurnCheckArgs(args []string, stderr io.Writer) (*turnCheckOptions, err
 	fs.StringVar(&o.peer, "peer", "", "UDP echo peer `IP:PORT` to relay to instead of a second allocation")
 	fs.IntVar(&o.count, "count", 10, "datagrams to relay each way, for round-trip time and loss")
 	fs.BoolVar(&o.probePolicy, "probe-policy", false, "ask for permissions to addresses a server should refuse (sends no data)")
+	fs.BoolVar(&o.noTCP, "no-tcp", false, "skip the RFC 6062 TCP allocation step")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.stun.timeout, "timeout", 10*time.Second, "time limit of each step")
 	fs.BoolVar(&o.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
@@ -170,7 +176,10 @@ func printCheck(w io.Writer, rep *checkReport) {
 	fmt.Fprintf(w, "TURN check of %s\n", rep.Server)
 	for _, s := range rep.Steps {
 		mark, text := "PASS", s.Detail
-		if !s.OK {
+		switch {
+		case s.Skipped:
+			mark = "SKIP"
+		case !s.OK:
 			mark, text = "FAIL", s.Error
 		}
 		fmt.Fprintf(w, "  %s  %-12s %9s  %s\n", mark, s.Name, fmt.Sprintf("%.1fms", s.MS), text)
@@ -180,11 +189,20 @@ func printCheck(w io.Writer, rep *checkReport) {
 	}
 }
 
+// skipStep is the error of a step that does not apply to the server: the
+// step is reported as skipped, which is not a failure.
+type skipStep struct{ why string }
+
+func (e *skipStep) Error() string { return e.why }
+
 // step runs f as a named step, recording its time and outcome.
 func step(rep *checkReport, name string, f func() (string, error)) bool {
 	start := time.Now()
 	detail, err := f()
 	s := checkStep{Name: name, OK: err == nil, MS: float64(time.Since(start).Microseconds()) / 1000, Detail: detail}
+	if skip, ok := errors.AsType[*skipStep](err); ok {
+		s.OK, s.Skipped, s.Detail, err = true, true, skip.why, nil
+	}
 	if err != nil {
 		s.Error = err.Error()
 	}
@@ -245,6 +263,9 @@ func checkTurn(ctx context.Context, o *turnCheckOptions, rep *checkReport) {
 	rep.Steps[len(rep.Steps)-1].Detail = fmt.Sprintf("relayed address %s, lifetime %s", relay.LocalAddr(), relay.Lifetime())
 
 	step(rep, "relay", func() (string, error) { return checkRelayData(ctx, o, cfg, relay) })
+	if !o.noTCP {
+		step(rep, "tcp-relay", func() (string, error) { return checkTCPRelay(ctx, o, cfg) })
+	}
 	if o.probePolicy {
 		step(rep, "policy", func() (string, error) { return probePolicy(ctx, o, relay, server, rep) })
 	}
@@ -360,6 +381,110 @@ func checkRelayData(ctx context.Context, o *turnCheckOptions, cfg turnclient.Con
 		return "", fmt.Errorf("%s", detail)
 	}
 	return detail, nil
+}
+
+// tcpCheckExchanges bounds the round trips of the tcp-relay step.
+const tcpCheckExchanges = 10
+
+// checkTCPRelay tests RFC 6062 TCP allocations: two of them, over TCP (or
+// TLS) control connections, the first connecting to the relayed address
+// of the second, which accepts and echoes; it reports the round-trip time
+// of up to tcpCheckExchanges messages. A server without TCP allocations
+// (442) makes the step skipped.
+func checkTCPRelay(ctx context.Context, o *turnCheckOptions, cfg turnclient.Config) (string, error) {
+	c, cancel := context.WithTimeout(ctx, o.stun.timeout)
+	defer cancel()
+	overUDP := cfg.Transport == turnclient.UDP
+	if overUDP {
+		cfg.Transport = turnclient.TCP // a TCP allocation needs a stream control connection
+	}
+	a, err := turnclient.AllocateTCP(c, cfg)
+	if se, ok := errors.AsType[*stun.Error](err); ok && se.Code == stun.CodeUnsupportedTransportProtocol {
+		return "", &skipStep{"server does not offer TCP allocations (442)"}
+	}
+	if oe, ok := errors.AsType[*net.OpError](err); ok && overUDP && oe.Op == "dial" {
+		// A UDP-only server offers no TCP allocation on this port.
+		return "", &skipStep{fmt.Sprintf("no TCP listener on %s, so no TCP allocation to test (%v); check turn:...?transport=tcp to test one", cfg.Server, oe.Err)}
+	}
+	if err != nil {
+		return "", fmt.Errorf("TCP allocation: %w", explainTurnError(err, turnServerOf(cfg)))
+	}
+	defer a.Close()
+	b, err := turnclient.AllocateTCP(c, cfg)
+	if err != nil {
+		return "", fmt.Errorf("second TCP allocation: %w", explainTurnError(err, a.Server()))
+	}
+	if err := b.CreatePermission(c, a.Relayed().Addr()); err != nil {
+		b.Close()
+		return "", fmt.Errorf("permission for the first relay on the second: %w", explainTurnError(err, a.Server()))
+	}
+
+	// The second allocation accepts one connection and echoes it.
+	actx, acancel := context.WithCancel(c)
+	peers := make(chan netip.AddrPort, 1)
+	done := make(chan error, 1)
+	go func() {
+		conn, peer, err := b.Accept(actx)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close()
+		peers <- peer
+		_, err = io.Copy(conn, conn)
+		done <- err
+	}()
+	defer func() { acancel(); b.Close(); <-done }()
+
+	conn, err := a.Dial(c, b.Relayed())
+	if err != nil {
+		if errors.Is(err, turnclient.ErrForbidden) {
+			return "", errors.New("the server forbids relaying to its own relayed addresses (403 on Connect)")
+		}
+		if errors.Is(err, turnclient.ErrConnectFailed) {
+			return "", errors.New("the server could not connect its TCP relay to the second relayed address (447)")
+		}
+		return "", fmt.Errorf("Connect to the second relayed address: %w", explainTurnError(err, a.Server()))
+	}
+	defer conn.Close()
+	if dl, ok := c.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	var peer netip.AddrPort
+	select {
+	case peer = <-peers:
+	case err := <-done:
+		done <- err // for the deferred wait
+		return "", fmt.Errorf("the second TCP allocation got no connection: %w", explainTurnError(err, a.Server()))
+	case <-c.Done():
+		return "", errors.New("the second TCP allocation got no ConnectionAttempt in time: the server does not relay TCP between its own relayed addresses")
+	}
+	rtts := make([]time.Duration, 0, tcpCheckExchanges)
+	back := make([]byte, 64)
+	for i := range min(o.count, tcpCheckExchanges) {
+		msg := fmt.Appendf(nil, "icebreaker turn check tcp %d", i)
+		sent := time.Now()
+		if _, err := conn.Write(msg); err != nil {
+			return "", fmt.Errorf("writing through the TCP relay: %w", explainTurnError(err, a.Server()))
+		}
+		if _, err := io.ReadFull(conn, back[:len(msg)]); err != nil {
+			return "", fmt.Errorf("reading the echo through the TCP relay (%d of %d came back): %w", i, min(o.count, tcpCheckExchanges), explainTurnError(err, a.Server()))
+		}
+		if string(back[:len(msg)]) != string(msg) {
+			return "", fmt.Errorf("the TCP relay corrupted the data: sent %q, got back %q", msg, back[:len(msg)])
+		}
+		rtts = append(rtts, time.Since(sent))
+	}
+	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+	return fmt.Sprintf("relayed %s connected to relayed %s (seen from %s), %d messages echoed, RTT median %s max %s",
+		a.Relayed(), b.Relayed(), peer, len(rtts),
+		stunclient.FormatDuration(rtts[len(rtts)/2]), stunclient.FormatDuration(rtts[len(rtts)-1])), nil
+}
+
+// turnServerOf returns cfg's server address for error messages.
+func turnServerOf(cfg turnclient.Config) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(cfg.Server)
+	return ap
 }
 
 // probePolicy asks for permissions (only; no data is sent) to addresses a

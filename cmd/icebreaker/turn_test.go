@@ -18,7 +18,8 @@ import (
 
 // startTurnCoturn starts coturn's turnserver on a free loopback port with
 // long-term credentials u:p and, in this test only, loopback peers allowed.
-func startTurnCoturn(t *testing.T) netip.AddrPort {
+// extra are more turnserver flags.
+func startTurnCoturn(t *testing.T, extra ...string) netip.AddrPort {
 	t.Helper()
 	bin := testutil.RequireBinary(t, "turnserver")
 	for range 3 {
@@ -29,6 +30,7 @@ func startTurnCoturn(t *testing.T) netip.AddrPort {
 			"--lt-cred-mech", "--user=u:p", "--realm=test", "--allow-loopback-peers",
 			"--log-file", "stdout", "--simple-log",
 			"--pidfile", filepath.Join(dir, "turnserver.pid"), "--db", filepath.Join(dir, "turndb"))
+		cmd.Args = append(cmd.Args, extra...)
 		cmd.Dir = dir
 		p := testutil.Start(t, cmd)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
@@ -156,7 +158,7 @@ func TestTurnCheckCoturn(t *testing.T) {
 		if !strings.Contains(out, "WARN  relaying to 127.0.0.1 (loopback) is ALLOWED") {
 			t.Errorf("loopback (allowed by --allow-loopback-peers) not reported as allowed")
 		}
-		for _, name := range []string{"resolve", "reach", "authenticate", "allocate", "relay", "policy"} {
+		for _, name := range []string{"resolve", "reach", "authenticate", "allocate", "relay", "tcp-relay", "policy"} {
 			if !strings.Contains(out, "PASS  "+name) {
 				t.Errorf("step %s did not pass", name)
 			}
@@ -168,8 +170,15 @@ func TestTurnCheckCoturn(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, out)
 		}
-		if code != 0 || !rep.OK || len(rep.Steps) != 5 {
+		if code != 0 || !rep.OK || len(rep.Steps) != 6 {
 			t.Fatalf("exit %d, report %+v", code, rep)
+		}
+		checkTCPRelayStep(t, rep)
+	})
+	t.Run("no tcp", func(t *testing.T) {
+		code, out, _ := runTurnCmd(t, "check", uri, "--user", "u", "--pass", "p", "--count", "3", "--no-tcp")
+		if code != 0 || strings.Contains(out, "tcp-relay") {
+			t.Errorf("exit %d, tcp-relay step despite --no-tcp:\n%s", code, out)
 		}
 	})
 	t.Run("no reply", func(t *testing.T) {
@@ -180,4 +189,98 @@ func TestTurnCheckCoturn(t *testing.T) {
 			t.Errorf("exit %d:\n%s", code, out)
 		}
 	})
+}
+
+// checkTCPRelayStep checks that the report has a passed, not skipped,
+// tcp-relay step.
+func checkTCPRelayStep(t *testing.T, rep checkReport) {
+	t.Helper()
+	for _, s := range rep.Steps {
+		if s.Name == "tcp-relay" {
+			if !s.OK || s.Skipped || !strings.Contains(s.Detail, " messages echoed") {
+				t.Errorf("tcp-relay step: %+v", s)
+			}
+			return
+		}
+	}
+	t.Errorf("no tcp-relay step in %+v", rep.Steps)
+}
+
+// TestTurnCheckCoturnNoTCPRelay: a server refusing TCP allocations (442)
+// makes the tcp-relay step skipped, which is no failure.
+func TestTurnCheckCoturnNoTCPRelay(t *testing.T) {
+	t.Parallel()
+	srv := startTurnCoturn(t, "--no-tcp-relay")
+	uri := "turn:" + srv.String()
+	code, out, _ := runTurnCmd(t, "check", uri, "--user", "u", "--pass", "p", "--count", "3")
+	t.Logf("\n%s", out)
+	if code != 0 || !strings.Contains(out, "SKIP  tcp-relay") || !strings.Contains(out, "server does not offer TCP allocations (442)") {
+		t.Errorf("exit %d, want 0 and a skipped tcp-relay step", code)
+	}
+	code, out, _ = runTurnCmd(t, "check", uri+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	last := rep.Steps[len(rep.Steps)-1]
+	if code != 0 || !rep.OK || last.Name != "tcp-relay" || !last.OK || !last.Skipped {
+		t.Errorf("exit %d, report %+v", code, rep)
+	}
+}
+
+// TestTurnCheckOurServer runs every step against our own server, over TCP
+// (whose port the server picks apart from the UDP one) and UDP with
+// --no-tcp.
+func TestTurnCheckOurServer(t *testing.T) {
+	r := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user", "u:p", "--allow-peer", "127.0.0.0/8", "--user-db", "none")
+	tcp := r.endpoint(t, "tcp")
+	udp := r.endpoint(t, "udp")
+	// A first check starts the server's relay pollers, which stay: the
+	// goroutine count of runTurnCmd starts after it. startServe checks
+	// that the server leaves nothing behind when it stops.
+	var warm bytes.Buffer
+	if code := run(t.Context(), []string{"turn", "check", "turn:" + tcp.String() + "?transport=tcp", "--user", "u", "--pass", "p", "--count", "1"}, &warm, &warm); code != 0 {
+		t.Fatalf("first check: exit %d\n%s", code, warm.String())
+	}
+
+	code, out, _ := runTurnCmd(t, "check", "turn:"+tcp.String()+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3")
+	t.Logf("\n%s", out)
+	for _, name := range []string{"resolve", "reach", "authenticate", "allocate", "relay", "tcp-relay"} {
+		if !strings.Contains(out, "PASS  "+name) {
+			t.Errorf("step %s did not pass", name)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+
+	code, out, _ = runTurnCmd(t, "check", "turn:"+tcp.String()+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != 0 || !rep.OK || len(rep.Steps) != 6 {
+		t.Errorf("exit %d, report %+v", code, rep)
+	}
+	checkTCPRelayStep(t, rep)
+
+	code, out, _ = runTurnCmd(t, "check", "turn:"+udp.String(), "--user", "u", "--pass", "p", "--count", "3", "--no-tcp", "--json")
+	rep = checkReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != 0 || !rep.OK || len(rep.Steps) != 5 {
+		t.Errorf("udp --no-tcp: exit %d, report %+v", code, rep)
+	}
+
+	// Over UDP the tcp-relay step dials TCP on the UDP port, where this
+	// server (TCP on another port) has no listener: skipped, no failure.
+	code, out, _ = runTurnCmd(t, "check", "turn:"+udp.String(), "--user", "u", "--pass", "p", "--count", "3")
+	t.Logf("\n%s", out)
+	if code != 0 || !strings.Contains(out, "  tcp-relay ") {
+		t.Errorf("udp: exit %d", code)
+	}
+	if tcp.Port() != udp.Port() && !strings.Contains(out, "SKIP  tcp-relay") {
+		t.Errorf("udp: tcp-relay step not skipped without a TCP listener on the UDP port")
+	}
 }
