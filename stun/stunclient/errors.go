@@ -70,9 +70,12 @@ type AlternateServerError struct {
 }
 
 func (e *AlternateServerError) Error() string {
-	s := fmt.Sprintf("stun: server redirects to %s (%s)", e.Alternate, e.why)
+	s := fmt.Sprintf("stun: server redirects to %s", e.Alternate)
 	if !e.Alternate.IsValid() {
-		s = fmt.Sprintf("stun: 300 Try Alternate (%s)", e.why)
+		s = "stun: 300 Try Alternate"
+	}
+	if e.why != "" { // empty when built outside this package
+		s += " (" + e.why + ")"
 	}
 	return s
 }

@@ -68,7 +68,9 @@ func allocateProto(ctx context.Context, cfg Config, proto uint8) (*Relay, error)
 		// A stream cannot follow a 300 itself: dial the alternate once.
 		r, err = allocate(ctx, cfg, host, re.to, proto)
 		if re2, ok := errors.AsType[*redirectError](err); ok {
-			return nil, &stunclient.AlternateServerError{Alternate: re2.to, Err: &stun.Error{Code: stun.CodeTryAlternate}}
+			// RFC 8489, Section 10: one redirection per request.
+			return nil, fmt.Errorf("turn: %s redirected to %s, which redirects again: %w", server, re.to,
+				&stunclient.AlternateServerError{Alternate: re2.to, Err: &stun.Error{Code: stun.CodeTryAlternate, Reason: stun.ReasonPhrase(stun.CodeTryAlternate)}})
 		}
 	}
 	return r, err
