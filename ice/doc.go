@@ -30,10 +30,25 @@
 //     RTO of Section 14.3; regular nomination (Section 8.1) with a relay
 //     wait, and the upgrade from a relayed to a direct pair.
 //
-// Nothing in this package opens a socket, starts a goroutine, or reads the
-// clock: the Checker takes packets and the time through Handle and Next, and
-// a driver that owns the sockets sends what Next returns. The next steps of
-// the agent build on it: keepalives and consent freshness (RFC 7675),
-// candidate gathering and trickle (RFC 8838), several components and data
-// streams, and the selected path as a net.Conn.
+// The Checker opens no socket, starts no goroutine and reads no clock: it
+// takes packets and the time through Handle and Next. The Agent is the thin
+// driver that owns the sockets (agent.go, gather.go, conn.go):
+//   - gathering of host candidates, one UDP socket per usable address,
+//     IPv4 and IPv6, loopback and link-local only when enabled (RFC 8445,
+//     Section 5.1.1.1), and of server-reflexive candidates by a STUN
+//     Binding sent on the host socket itself (Section 5.1.1.2), redundant
+//     ones pruned (Section 5.1.3), each emitted as it is found and then
+//     end-of-candidates (trickle, RFC 8838);
+//   - random credentials (RFC 8445, Section 5.3);
+//   - one read goroutine per socket that demultiplexes by the first byte
+//     (RFC 7983, Section 7): STUN to the Checker, or to the STUN client
+//     when the Checker does not know the transaction, the rest to the
+//     application;
+//   - one loop goroutine that owns the Checker and its timer, and sends
+//     keepalives on the selected pair (RFC 8445, Section 11);
+//   - the selected path as a net.Conn (Conn).
+//
+// Not yet here: relayed candidates through the TURN client, consent
+// freshness (RFC 7675), ICE restart, remote candidates trickled after
+// Dial or Accept, several components, and TCP candidates in the Agent.
 package ice

@@ -1,0 +1,525 @@
+package ice
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+)
+
+// Defaults of AgentConfig.
+const (
+	// DefaultKeepalive is the keepalive interval Tr of RFC 8445, Section
+	// 11: a Binding indication goes out on the selected pair when nothing
+	// was sent on it for this long.
+	DefaultKeepalive = 15 * time.Second
+	// DefaultSTUNTimeout bounds each server-reflexive Binding.
+	DefaultSTUNTimeout = 3 * time.Second
+	// UfragLen and PwdLen are the lengths of generated credentials, above
+	// the minimums of RFC 8445, Section 5.3 (4 and 22 ice-chars).
+	UfragLen = 8
+	PwdLen   = 24
+	// early is how many checks received before Dial or Accept are kept
+	// and answered once the Checker exists.
+	early = 16
+	// queueLen bounds the STUN and application-data queues of the read
+	// loops; more packets are dropped and counted.
+	queueLen = 256
+	// maxPacket is the read buffer size.
+	maxPacket = 1 << 16
+)
+
+// Errors an Agent returns that callers branch on.
+var (
+	// ErrFailed is returned by Dial and Accept when every candidate pair
+	// failed. RFC 8445, Section 8.1.2.
+	ErrFailed = errors.New("ice: connectivity checks failed")
+	// ErrStarted is returned by a second Dial or Accept: an Agent runs
+	// one ICE session.
+	ErrStarted = errors.New("ice: agent already started")
+	// ErrNoCandidates is returned by Gather when no host address could
+	// be bound.
+	ErrNoCandidates = errors.New("ice: no usable host address")
+)
+
+// AgentConfig configures an Agent. The zero value gathers host candidates
+// on every non-loopback, non-link-local address, IPv4 and IPv6, with no
+// STUN server. NewAgent copies it.
+type AgentConfig struct {
+	// Gather selects the candidates: see GatherConfig.
+	Gather GatherConfig
+
+	// LocalUfrag and LocalPwd are this agent's credentials; empty means
+	// random ones (RFC 8445, Section 5.3). Both or neither.
+	LocalUfrag, LocalPwd string
+
+	// Ta, Rc, Rm, RelayWait and MaxPairs tune the checks, as in
+	// CheckerConfig; zero means its defaults.
+	Ta        time.Duration
+	Rc, Rm    int
+	RelayWait time.Duration
+	MaxPairs  int
+
+	// Keepalive is the interval Tr of RFC 8445, Section 11; 0 means
+	// DefaultKeepalive, a negative value disables keepalives.
+	Keepalive time.Duration
+
+	// Logger receives lifecycle events (gathering, selection, close),
+	// never per-packet ones. nil is silent.
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration error.
+func (c *AgentConfig) Validate() error {
+	if (c.LocalUfrag == "") != (c.LocalPwd == "") {
+		return errors.New("ice: AgentConfig: LocalUfrag and LocalPwd go together")
+	}
+	if c.LocalUfrag != "" {
+		if err := validCredential(c.LocalUfrag, 4, 256); err != nil {
+			return fmt.Errorf("ice: AgentConfig.LocalUfrag: %w", err)
+		}
+		if err := validCredential(c.LocalPwd, 22, 256); err != nil {
+			return fmt.Errorf("ice: AgentConfig.LocalPwd: %w", err)
+		}
+	}
+	if c.Ta < 0 || c.Rc < 0 || c.Rm < 0 {
+		return errors.New("ice: AgentConfig: negative Ta, Rc or Rm")
+	}
+	if err := (ChecklistConfig{MaxPairs: c.MaxPairs}).Validate(); err != nil {
+		return err
+	}
+	return c.Gather.Validate()
+}
+
+// validCredential checks an ice-char string's length, RFC 8445, Section 5.3
+// and RFC 8839, Section 5.4.
+func validCredential(s string, minLen, maxLen int) error {
+	if len(s) < minLen || len(s) > maxLen {
+		return fmt.Errorf("length %d outside %d..%d", len(s), minLen, maxLen)
+	}
+	if !allChars(s, isIceChar) {
+		return errors.New("not all ice-chars")
+	}
+	return nil
+}
+
+// iceChars are the 64 ice-chars, so a random byte's low 6 bits pick one
+// uniformly.
+const iceChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+// randomIceChars returns n random ice-chars from crypto/rand.
+func randomIceChars(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = iceChars[b[i]&63]
+	}
+	return string(b)
+}
+
+// Agent is an ICE agent for one component over UDP (RFC 8445): it gathers
+// host and server-reflexive candidates on its own sockets, runs the
+// connectivity checks of a Checker, and hands the selected pair to the
+// application as a net.Conn that shares the sockets with STUN, the two
+// demultiplexed per RFC 7983.
+//
+// NewAgent starts nothing. Gather binds the sockets and starts one read
+// goroutine per socket and one loop goroutine that owns the Checker and its
+// timer; Close (or closing the Conn) stops them all and waits for them. An
+// Agent runs one session: Dial or Accept once. Its methods are safe for
+// concurrent use.
+type Agent struct {
+	cfg        AgentConfig
+	log        *slog.Logger
+	ufrag, pwd string
+
+	stunIn  chan rxPacket // STUN packets, read loops -> loop
+	dataIn  chan rxPacket // application data, read loops -> Conn.Read
+	startCh chan *session // Dial/Accept -> loop
+	stopCh  chan *session // Dial/Accept giving up -> loop
+	done    chan struct{} // closed by Close
+
+	gatherOnce sync.Once
+	gathered   []Candidate
+	gatherErr  error
+
+	mu      sync.Mutex // guards socks, closed, started, wg.Add
+	socks   []*sock
+	closed  bool
+	started bool
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	selected  atomic.Pointer[Pair] // the selected pair, once there is one
+	dropped   atomic.Uint64        // packets the queues had no room for
+	malformed atomic.Uint64        // packets no one could use
+	lastWrite atomic.Int64         // UnixNano of the Conn's latest Write
+	kas       atomic.Uint64        // keepalives sent
+}
+
+// rxPacket is a packet a read loop received.
+type rxPacket struct {
+	s    *sock
+	from netip.AddrPort
+	b    []byte
+	at   time.Time
+}
+
+// session is one run of the checks, started by Dial or Accept.
+type session struct {
+	checker *Checker
+	result  chan error // buffered; nil error: connected
+}
+
+// NewAgent validates and copies cfg and picks the credentials. It starts
+// nothing and opens no socket.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ufrag:   cfg.LocalUfrag,
+		pwd:     cfg.LocalPwd,
+		stunIn:  make(chan rxPacket, queueLen),
+		dataIn:  make(chan rxPacket, queueLen),
+		startCh: make(chan *session),
+		stopCh:  make(chan *session),
+		done:    make(chan struct{}),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.ufrag == "" {
+		a.ufrag, a.pwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
+	}
+	if a.cfg.Keepalive == 0 {
+		a.cfg.Keepalive = DefaultKeepalive
+	}
+	return a, nil
+}
+
+// LocalCredentials returns the agent's ufrag and password, to send to the
+// peer with the candidates. RFC 8445, Section 5.3.
+func (a *Agent) LocalCredentials() (ufrag, pwd string) { return a.ufrag, a.pwd }
+
+// SelectedPair returns a copy of the selected pair, or false before there
+// is one.
+func (a *Agent) SelectedPair() (Pair, bool) {
+	if p := a.selected.Load(); p != nil {
+		return *p, true
+	}
+	return Pair{}, false
+}
+
+// AgentStats counts packets the Agent dropped.
+type AgentStats struct {
+	Dropped   uint64 // a queue was full
+	Malformed uint64 // not usable by the Checker, the STUN client or the Conn
+	// Keepalives counts the Binding indications sent on the selected
+	// pair. RFC 8445, Section 11.
+	Keepalives uint64
+}
+
+// Stats returns the Agent's counters.
+func (a *Agent) Stats() AgentStats {
+	return AgentStats{Dropped: a.dropped.Load(), Malformed: a.malformed.Load(), Keepalives: a.kas.Load()}
+}
+
+// Dial runs the checks as the controlling agent against the peer's
+// credentials and candidates, and returns the selected path once a pair is
+// nominated. It gathers first if Gather was not called. When ctx ends
+// first, the checks stop and the Agent cannot be dialled again; Close it.
+func (a *Agent) Dial(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) (net.Conn, error) {
+	return a.connect(ctx, true, remoteUfrag, remotePwd, remotes)
+}
+
+// Accept is Dial for the controlled agent: it answers the peer's checks,
+// runs its own, and returns when the peer has nominated a pair.
+func (a *Agent) Accept(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) (net.Conn, error) {
+	return a.connect(ctx, false, remoteUfrag, remotePwd, remotes)
+}
+
+func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string, remotes []Candidate) (net.Conn, error) {
+	op := "accept"
+	if controlling {
+		op = "dial"
+	}
+	a.mu.Lock()
+	closed, started := a.closed, a.started
+	a.started = true
+	a.mu.Unlock()
+	switch {
+	case closed:
+		return nil, a.opErr(op, nil, net.ErrClosed)
+	case started:
+		return nil, ErrStarted
+	}
+	locals, err := a.Gather(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := NewChecker(locals, remotes, CheckerConfig{
+		Controlling: controlling,
+		LocalUfrag:  a.ufrag, LocalPwd: a.pwd,
+		RemoteUfrag: ufrag, RemotePwd: pwd,
+		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
+		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &session{checker: ch, result: make(chan error, 1)}
+	select {
+	case a.startCh <- s:
+	case <-a.done:
+		return nil, a.opErr(op, nil, net.ErrClosed)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ice: %s: %w", op, ctx.Err())
+	}
+	select {
+	case err := <-s.result:
+		if err != nil {
+			return nil, fmt.Errorf("ice: %s: %w", op, err)
+		}
+		p, _ := a.SelectedPair()
+		a.log.Info("ice: connected", "pair", p.String())
+		return newConn(a), nil
+	case <-a.done:
+		return nil, a.opErr(op, nil, net.ErrClosed)
+	case <-ctx.Done():
+		select {
+		case a.stopCh <- s:
+		case <-a.done:
+		}
+		return nil, fmt.Errorf("ice: %s: %w", op, ctx.Err())
+	}
+}
+
+// Close closes the sockets, stops every goroutine the Agent started and
+// waits for them. A Conn from Dial or Accept is closed with it. Calling
+// Close again does nothing.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		socks := a.socks
+		a.mu.Unlock()
+		close(a.done)
+		for _, s := range socks {
+			s.client.Close()
+			s.conn.Close()
+		}
+		a.wg.Wait()
+		a.log.Info("ice: agent closed")
+	})
+	return nil
+}
+
+// opErr wraps err as the stdlib would.
+func (a *Agent) opErr(op string, p *Pair, err error) error {
+	e := &net.OpError{Op: op, Net: "udp", Err: err}
+	if p != nil {
+		e.Source = net.UDPAddrFromAddrPort(p.Local.Addr)
+		e.Addr = net.UDPAddrFromAddrPort(p.Remote.Addr)
+	}
+	return e
+}
+
+// sockFor returns the socket bound to base, or nil.
+func (a *Agent) sockFor(base netip.AddrPort) *sock {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.socks {
+		if s.addr == base {
+			return s
+		}
+	}
+	return nil
+}
+
+// readLoop reads one socket until it is closed, sending STUN to the loop
+// and everything else to the Conn. RFC 7983, Section 7.
+func (a *Agent) readLoop(s *sock) {
+	defer a.wg.Done()
+	buf := make([]byte, maxPacket)
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-a.done:
+				return
+			default:
+			}
+			a.malformed.Add(1)
+			continue
+		}
+		if n == 0 {
+			a.malformed.Add(1)
+			continue
+		}
+		p := rxPacket{s: s, from: unmap(from), b: append([]byte(nil), buf[:n]...), at: time.Now()}
+		q := a.dataIn
+		if stun.Classify(p.b) == stun.KindSTUN {
+			q = a.stunIn
+		}
+		select {
+		case q <- p:
+		default:
+			a.dropped.Add(1)
+		}
+	}
+}
+
+// loop owns the Checker and its timer: it hands STUN packets to the
+// Checker or to the socket's STUN client, sends what the Checker asks for,
+// keeps the selected pair alive, and reports the outcome to Dial or Accept.
+func (a *Agent) loop() {
+	var (
+		cur      *session
+		held     []rxPacket // checks received before the session started
+		timer    = time.NewTimer(time.Hour)
+		lastSent time.Time // of the selected pair, for keepalives
+	)
+	timer.Stop()
+	defer timer.Stop()
+	run := func(now time.Time) {
+		if cur == nil {
+			return
+		}
+		out, next := cur.checker.Next(now)
+		sel := a.selected.Load()
+		for _, o := range out {
+			if s := a.sockFor(o.From); s != nil {
+				s.conn.WriteToUDPAddrPort(o.Packet, o.To)
+				if sel != nil && o.From == sel.Local.BaseAddr() && o.To == sel.Remote.Addr {
+					lastSent = now
+				}
+			}
+		}
+		if p, ok := cur.checker.Selected(); ok && (sel == nil || !samePath(sel, &p)) {
+			a.selected.Store(&p)
+			lastSent = now
+			if sel == nil {
+				cur.result <- nil
+			} else {
+				a.log.Info("ice: selected pair changed", "pair", p.String())
+			}
+		}
+		if sel == nil && cur.checker.State() == StateFailed {
+			cur.result <- ErrFailed
+			cur = nil
+			return
+		}
+		if sel = a.selected.Load(); sel != nil && a.cfg.Keepalive > 0 {
+			last := lastSent
+			if w := a.lastWrite.Load(); w > last.UnixNano() {
+				last = time.Unix(0, w)
+			}
+			if ka := last.Add(a.cfg.Keepalive); !now.Before(ka) {
+				a.keepalive(sel)
+				lastSent = now
+				next = earliest(next, now.Add(a.cfg.Keepalive))
+			} else {
+				next = earliest(next, ka)
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(next.Sub(time.Now()), 0))
+		}
+	}
+	for {
+		select {
+		case <-a.done:
+			return
+		case s := <-a.startCh:
+			cur = s
+			now := time.Now()
+			for _, p := range held {
+				cur.checker.Handle(p.b, p.s.addr, p.from, now)
+			}
+			held = nil
+			run(now)
+		case s := <-a.stopCh:
+			if cur == s {
+				cur = nil
+				timer.Stop()
+			}
+		case p := <-a.stunIn:
+			a.handleSTUN(cur, &held, p)
+			run(time.Now())
+		case <-timer.C:
+			run(time.Now())
+		}
+	}
+}
+
+// handleSTUN gives a STUN packet to the Checker, or when the Checker does
+// not want it (a response to no check of its) to the socket's STUN client.
+// Checks that arrive before the session starts are held, a few of them.
+func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
+	if cur != nil {
+		err := cur.checker.Handle(p.b, p.s.addr, p.from, p.at)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrDropped) {
+			a.malformed.Add(1)
+			return
+		}
+	}
+	if p.s.client.HandlePacket(p.b, p.from) {
+		return
+	}
+	var m stun.Message
+	if cur == nil && len(*held) < early && m.Parse(p.b) == nil &&
+		m.Type == stun.BindingRequest {
+		*held = append(*held, p)
+		return
+	}
+	if cur != nil || m.Type != stun.BindingIndication {
+		a.malformed.Add(1)
+	}
+}
+
+// keepalive sends a Binding indication on the selected pair. RFC 8445,
+// Section 11.
+func (a *Agent) keepalive(p *Pair) {
+	s := a.sockFor(p.Local.BaseAddr())
+	if s == nil {
+		return
+	}
+	b := stun.AppendHeader(make([]byte, 0, 28), stun.BindingIndication, stun.NewTransactionID())
+	b = stun.AppendFingerprint(b)
+	if _, err := s.conn.WriteToUDPAddrPort(b, p.Remote.Addr); err == nil {
+		a.kas.Add(1)
+	}
+}
+
+// samePath reports whether two pairs send between the same addresses.
+func samePath(p, q *Pair) bool {
+	return p.Local.BaseAddr() == q.Local.BaseAddr() && p.Remote.Addr == q.Remote.Addr
+}
+
+// earliest returns the earlier of two times, where zero means never.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}

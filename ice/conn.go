@@ -1,0 +1,175 @@
+package ice
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// ErrNotData is wrapped by Conn.Write for a datagram the peer could not
+// tell from STUN: empty, or starting with a byte 0 to 3. RFC 7983, Section 7.
+var ErrNotData = errors.New("ice: application data must be non-empty and not start with a byte 0-3")
+
+// Conn is the selected path of an Agent as a net.Conn: each Write is one
+// UDP datagram from the selected pair's local base to its remote
+// candidate, and Read returns one datagram that arrived on that path
+// (others are dropped), truncated to the buffer like a UDP socket's Read.
+// The sockets are shared with STUN, demultiplexed per RFC 7983. When the
+// controlling peer nominates another pair (an upgrade from a relay, say),
+// the Conn follows it.
+//
+// Conn is safe for concurrent use. Close closes the whole Agent and waits
+// for its goroutines; after it every method returns an error wrapping
+// net.ErrClosed in a *net.OpError. Deadlines expire with
+// os.ErrDeadlineExceeded, also in a *net.OpError.
+type Conn struct {
+	a      *Agent
+	rd, wd deadline
+}
+
+func newConn(a *Agent) *Conn {
+	c := &Conn{a: a}
+	c.rd.expired = make(chan struct{})
+	c.wd.expired = make(chan struct{})
+	return c
+}
+
+// Read reads one datagram of the selected path into b.
+func (c *Conn) Read(b []byte) (int, error) {
+	for {
+		sel := c.a.selected.Load()
+		rd := c.rd.wait()
+		select {
+		case <-c.a.done:
+			return 0, c.a.opErr("read", sel, net.ErrClosed)
+		case <-rd:
+			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
+		default:
+		}
+		select {
+		case <-c.a.done:
+			return 0, c.a.opErr("read", sel, net.ErrClosed)
+		case <-rd:
+			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
+		case p := <-c.a.dataIn:
+			if sel = c.a.selected.Load(); p.s.addr != sel.Local.BaseAddr() || p.from != sel.Remote.Addr {
+				c.a.malformed.Add(1)
+				continue
+			}
+			return copy(b, p.b), nil
+		}
+	}
+}
+
+// Write sends b as one datagram on the selected path.
+func (c *Conn) Write(b []byte) (int, error) {
+	sel := c.a.selected.Load()
+	select {
+	case <-c.a.done:
+		return 0, c.a.opErr("write", sel, net.ErrClosed)
+	case <-c.wd.wait():
+		return 0, c.a.opErr("write", sel, os.ErrDeadlineExceeded)
+	default:
+	}
+	if len(b) == 0 || b[0] <= 3 {
+		return 0, c.a.opErr("write", sel, ErrNotData)
+	}
+	s := c.a.sockFor(sel.Local.BaseAddr())
+	if s == nil {
+		return 0, c.a.opErr("write", sel, net.ErrClosed)
+	}
+	n, err := s.conn.WriteToUDPAddrPort(b, sel.Remote.Addr)
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			err = net.ErrClosed
+		}
+		return n, c.a.opErr("write", sel, err)
+	}
+	c.a.lastWrite.Store(time.Now().UnixNano())
+	return n, nil
+}
+
+// Close closes the Agent. It is idempotent.
+func (c *Conn) Close() error {
+	c.rd.set(time.Time{})
+	c.wd.set(time.Time{})
+	return c.a.Close()
+}
+
+// LocalAddr returns the address of the selected pair's local candidate.
+func (c *Conn) LocalAddr() net.Addr {
+	return net.UDPAddrFromAddrPort(c.a.selected.Load().Local.Addr)
+}
+
+// RemoteAddr returns the address of the selected pair's remote candidate.
+func (c *Conn) RemoteAddr() net.Addr {
+	return net.UDPAddrFromAddrPort(c.a.selected.Load().Remote.Addr)
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline; a zero t clears it. It also
+// wakes a blocked Read when t is in the past.
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
+
+// SetWriteDeadline sets the write deadline; a zero t clears it. A UDP
+// write does not block, so only a deadline already past fails it.
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+
+// deadline is a channel closed when a time passes, like net.Pipe's.
+type deadline struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	expired chan struct{}
+}
+
+// set arms the deadline for t; zero disarms it.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.expired // the timer fired: wait until it closed the channel
+	}
+	d.timer = nil
+	closed := isClosed(d.expired)
+	if t.IsZero() {
+		if closed {
+			d.expired = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.expired = make(chan struct{})
+		}
+		ch := d.expired
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.expired)
+	}
+}
+
+// wait returns a channel closed once the deadline has passed.
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.expired
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,302 @@
+package ice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+)
+
+// GatherConfig selects the candidates an Agent gathers. RFC 8445, Section
+// 5.1.1. The zero value means host candidates on every up interface's
+// addresses, IPv4 and IPv6, except loopback and link-local ones, and no
+// server-reflexive candidates.
+type GatherConfig struct {
+	// IncludeLoopback and IncludeLinkLocal admit loopback and link-local
+	// addresses (RFC 8445, Section 5.1.1.1 says not to use them by
+	// default).
+	IncludeLoopback, IncludeLinkLocal bool
+	// DisableIPv4 and DisableIPv6 leave out an address family.
+	DisableIPv4, DisableIPv6 bool
+	// InterfaceFilter, if set, admits only the interfaces it returns true
+	// for.
+	InterfaceFilter func(net.Interface) bool
+	// IPFilter, if set, admits only the addresses it returns true for.
+	IPFilter func(netip.Addr) bool
+
+	// STUNServers are asked for server-reflexive candidates: each host
+	// socket sends a Binding request to each server of its family, on the
+	// socket itself, so the mapping is the one checks will use.
+	STUNServers []netip.AddrPort
+	// STUNTimeout bounds each of those Bindings; 0 means
+	// DefaultSTUNTimeout. A server that does not answer in time yields no
+	// candidate and no error.
+	STUNTimeout time.Duration
+
+	// Trickle, if set, receives each candidate as soon as it is found
+	// (RFC 8838), then once more with end true and a zero Candidate: the
+	// end of candidates (RFC 8838, Section 13). Gather calls it from its
+	// own goroutine, one call at a time. Redundant candidates (RFC 8445,
+	// Section 5.1.3) are not passed on.
+	Trickle func(c Candidate, end bool)
+}
+
+// Validate reports a configuration error.
+func (c *GatherConfig) Validate() error {
+	switch {
+	case c.DisableIPv4 && c.DisableIPv6:
+		return errors.New("ice: GatherConfig: both address families disabled")
+	case c.STUNTimeout < 0:
+		return fmt.Errorf("ice: GatherConfig.STUNTimeout %v is negative", c.STUNTimeout)
+	}
+	for _, s := range c.STUNServers {
+		if !s.IsValid() || s.Port() == 0 || s.Addr().IsUnspecified() {
+			return fmt.Errorf("ice: GatherConfig: bad STUN server %v", s)
+		}
+	}
+	return nil
+}
+
+// sock is one host socket: a UDP socket bound to one host address, with
+// the STUN client that shares it.
+type sock struct {
+	conn   *net.UDPConn
+	addr   netip.AddrPort // bound address, unmapped, zone kept
+	pref   uint32         // local preference, RFC 8445, Section 5.1.2.1
+	client *stunclient.Client
+}
+
+// Gather binds one UDP socket per usable host address, asks the STUN
+// servers for server-reflexive candidates over those sockets, and returns
+// the candidates without redundant ones (RFC 8445, Sections 5.1.1 and
+// 5.1.3), emitting each through GatherConfig.Trickle as it is found. It
+// starts the Agent's goroutines, which Close stops. Gathering runs once:
+// later calls wait for the first and return its result. An error other than
+// ErrNoCandidates or a closed Agent is ctx's.
+func (a *Agent) Gather(ctx context.Context) ([]Candidate, error) {
+	a.gatherOnce.Do(func() { a.gathered, a.gatherErr = a.gather(ctx) })
+	return slices.Clone(a.gathered), a.gatherErr
+}
+
+func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
+	gc := &a.cfg.Gather
+	emit := func(c Candidate, end bool) {
+		if gc.Trickle != nil {
+			gc.Trickle(c, end)
+		}
+	}
+	addrs, err := hostAddrs(gc)
+	if err != nil {
+		return nil, fmt.Errorf("ice: gather: %w", err)
+	}
+	prefs := LocalPreferences(addrs)
+	var cands []Candidate
+	for i, ip := range addrs {
+		s, err := a.bind(ip, prefs[i])
+		if errors.Is(err, net.ErrClosed) {
+			return nil, a.opErr("gather", nil, net.ErrClosed)
+		}
+		if err != nil {
+			a.log.Warn("ice: gather: cannot bind", "addr", ip, "err", err)
+			continue
+		}
+		c := Candidate{
+			Foundation: Foundation(TypeHost, ip, netip.Addr{}, TransportUDP),
+			Component:  1,
+			Transport:  TransportUDP,
+			Priority:   Priority(TypeHost.Preference(), s.pref, 1),
+			Addr:       s.addr,
+			Type:       TypeHost,
+			Base:       s.addr,
+		}
+		cands = append(cands, c)
+		emit(c, false)
+	}
+	if len(cands) == 0 {
+		return nil, ErrNoCandidates
+	}
+	if !a.spawn(a.loop) {
+		return nil, a.opErr("gather", nil, net.ErrClosed)
+	}
+	cands, err = a.gatherSrflx(ctx, cands, emit)
+	emit(Candidate{}, true)
+	a.log.Info("ice: gathered", "candidates", len(cands))
+	return cands, err
+}
+
+// gatherSrflx runs one Binding per host socket and STUN server of its
+// family, and adds the server-reflexive candidates that are not redundant.
+// RFC 8445, Section 5.1.1.2.
+func (a *Agent) gatherSrflx(ctx context.Context, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
+	type result struct {
+		s      *sock
+		server netip.AddrPort
+		mapped netip.AddrPort
+		err    error
+	}
+	a.mu.Lock()
+	socks := slices.Clone(a.socks)
+	a.mu.Unlock()
+	timeout := a.cfg.Gather.STUNTimeout
+	if timeout == 0 {
+		timeout = DefaultSTUNTimeout
+	}
+	results := make(chan result)
+	n := 0
+	for _, s := range socks {
+		for _, server := range a.cfg.Gather.STUNServers {
+			server = unmap(server)
+			if server.Addr().Is4() != s.addr.Addr().Is4() {
+				continue
+			}
+			ok := a.spawn(func() {
+				bctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				r, err := s.client.Binding(bctx, server)
+				results <- result{s, server, r.Mapped, err}
+			})
+			if !ok {
+				break
+			}
+			n++
+		}
+	}
+	for range n {
+		r := <-results
+		if r.err != nil {
+			a.log.Info("ice: gather: STUN Binding failed", "server", r.server, "base", r.s.addr, "err", r.err)
+			continue
+		}
+		c := Candidate{
+			Foundation: Foundation(TypeServerReflexive, r.s.addr.Addr(), r.server.Addr(), TransportUDP),
+			Component:  1,
+			Transport:  TransportUDP,
+			Priority:   Priority(TypeServerReflexive.Preference(), r.s.pref, 1),
+			Addr:       r.mapped,
+			Type:       TypeServerReflexive,
+			Related:    r.s.addr,
+			Base:       r.s.addr,
+		}
+		pruned := PruneRedundant(append(slices.Clone(cands), c))
+		if len(pruned) == len(cands) {
+			a.log.Debug("ice: gather: redundant server-reflexive candidate", "addr", c.Addr, "base", c.Base)
+			continue
+		}
+		cands = pruned
+		emit(c, false)
+	}
+	if err := ctx.Err(); err != nil {
+		return cands, fmt.Errorf("ice: gather: %w", err)
+	}
+	return cands, nil
+}
+
+// bind opens the socket of one host address and starts its read loop.
+func (a *Agent) bind(ip netip.Addr, pref uint32) (*sock, error) {
+	network := "udp6"
+	if ip.Is4() {
+		network = "udp4"
+	}
+	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{conn: conn, addr: unmap(conn.LocalAddr().(*net.UDPAddr).AddrPort()), pref: pref}
+	write := func(b []byte, to netip.AddrPort) error {
+		_, err := conn.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	if s.client, err = stunclient.NewShared(write, s.addr, stunclient.Config{Logger: a.cfg.Logger}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		s.client.Close()
+		conn.Close()
+		return nil, net.ErrClosed
+	}
+	a.socks = append(a.socks, s)
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go a.readLoop(s)
+	return s, nil
+}
+
+// spawn runs f on a goroutine that Close waits for, unless the Agent is
+// closed. f must not call wg.Done.
+func (a *Agent) spawn(f func()) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// hostAddrs lists the addresses host candidates are gathered on, RFC 8445,
+// Section 5.1.1.1, filtered by the configuration.
+func hostAddrs(gc *GatherConfig) ([]netip.Addr, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 ||
+			(ifc.Flags&net.FlagLoopback != 0 && !gc.IncludeLoopback) ||
+			(gc.InterfaceFilter != nil && !gc.InterfaceFilter(ifc)) {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			ipn, ok := ad.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if ip.Is6() && ip.IsLinkLocalUnicast() {
+				ip = ip.WithZone(ifc.Name)
+			}
+			if usableHost(gc, ip) && !slices.Contains(out, ip) {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out, nil
+}
+
+// usableHost applies the address rules of GatherConfig.
+func usableHost(gc *GatherConfig, ip netip.Addr) bool {
+	switch {
+	case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
+		return false
+	case ip.Is4() && gc.DisableIPv4, ip.Is6() && gc.DisableIPv6:
+		return false
+	case ip.IsLoopback() && !gc.IncludeLoopback:
+		return false
+	case ip.IsLinkLocalUnicast() && !gc.IncludeLinkLocal:
+		return false
+	case gc.IPFilter != nil && !gc.IPFilter(ip):
+		return false
+	}
+	return true
+}
