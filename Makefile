@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps fuzz bench vet fmt clean
+.PHONY: build run test test-deps fuzz bench bench-turn vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/icebreaker
@@ -28,6 +28,9 @@ fuzz:
 
 bench:
 	bash bench/stun/run.sh
+
+bench-turn:
+	bash bench/turn/run.sh
 
 clean:
 	rm -rf bin

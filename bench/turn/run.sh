@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# TURN server benchmark on loopback: icebreaker against coturn, measured in
+# the same run. See README.md.
+#
+#   1. ChannelData relay: received packets/s and loss at fixed offered rates.
+#   2. Memory per allocation: server RSS growth over 10,000 idle allocations.
+#   3. Allocations per second: Allocate, 401, authenticated Allocate.
+#
+# Environment overrides:
+#   PARTS="relay mem rate"        which measurements to run
+#   SERVERS="coturn icebreaker"   which servers to run
+#   ROUNDS=2                      interleaved rounds of relay and rate; the best counts
+#   RATES="80000 150000 200000"   offered ChannelData rates, packets/s
+#   RELAY_DURATION=5s             measured time per rate (plus RELAY_WARMUP=500ms)
+#   RELAY_MODE=peer               peer: one allocation and a plain UDP peer; pair: two allocations
+#   RELAY_GSO=1                   1: the generator sends each batch as one UDP GSO datagram;
+#                                 0: sendmmsg (cannot offer 200k packets/s on a 2-vCPU VM)
+#   RELAY_SIZE=100                application data bytes per ChannelData
+#   MEM_ALLOCS=10000              idle allocations for the memory measurement
+#   RATE_DURATION=5s              measured allocating time
+#   INFLIGHT=32                   Allocate operations in flight
+#   ICEBREAKER=path               use this icebreaker binary instead of building one
+#   WAIT_QUIET=0                  wait up to this many seconds for the host to go idle first
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+PARTS=${PARTS:-"relay mem rate"}
+SERVERS=${SERVERS:-"coturn icebreaker"}
+ROUNDS=${ROUNDS:-2}
+RATES=${RATES:-"80000 150000 200000"}
+RELAY_DURATION=${RELAY_DURATION:-5s}
+RELAY_WARMUP=${RELAY_WARMUP:-500ms}
+RELAY_MODE=${RELAY_MODE:-peer}
+RELAY_GSO=${RELAY_GSO:-1}
+RELAY_SIZE=${RELAY_SIZE:-100}
+MEM_ALLOCS=${MEM_ALLOCS:-10000}
+RATE_DURATION=${RATE_DURATION:-5s}
+INFLIGHT=${INFLIGHT:-32}
+WAIT_QUIET=${WAIT_QUIET:-0}
+GO=${GO:-go}
+
+user=bench
+pass=bench-$RANDOM$RANDOM
+realm=bench
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/icebreaker-turnbench.XXXXXX")
+srv_pid=""
+gen_pid=""
+
+stop_server() {
+	if [[ -n "$srv_pid" ]]; then
+		kill "$srv_pid" 2>/dev/null || true
+		wait "$srv_pid" 2>/dev/null || true
+		srv_pid=""
+	fi
+}
+cleanup() {
+	if [[ -n "$gen_pid" ]]; then
+		kill "$gen_pid" 2>/dev/null || true
+		wait "$gen_pid" 2>/dev/null || true
+	fi
+	stop_server
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "turnbench: $*" >&2; }
+want() { [[ " $SERVERS " == *" $1 "* ]]; }
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+# --- preconditions -----------------------------------------------------------
+ncpu=$(nproc)
+if ((ncpu < 2)); then
+	log "needs 2 CPUs (server on core 0, load generator on core 1); this machine has $ncpu"
+	exit 1
+fi
+for tool in taskset ss; do
+	command -v "$tool" >/dev/null || {
+		log "$tool not found"
+		exit 1
+	}
+done
+if want coturn && ! command -v turnserver >/dev/null; then
+	if [[ "${CI:-}" == "true" ]]; then
+		log "turnserver (coturn) not found"
+		exit 1
+	fi
+	log "turnserver (coturn) not found, skipping it (apt-get install coturn)"
+	SERVERS=${SERVERS//coturn/}
+fi
+# 10,000 allocations need 10,000 client sockets here and 10,000 relay sockets
+# in the server, which inherits this limit.
+need_fds=$((MEM_ALLOCS + 1000))
+if (($(ulimit -n) < need_fds)); then
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+if (($(ulimit -n) < need_fds)); then
+	log "open file limit $(ulimit -n) is below $need_fds; raise it (ulimit -n) or lower MEM_ALLOCS"
+	exit 1
+fi
+
+# --- build -------------------------------------------------------------------
+log "building into $tmp"
+"$GO" build -o "$tmp/" ./bench/turn/relayload ./bench/turn/allocload
+if want icebreaker; then
+	if [[ -n "${ICEBREAKER:-}" ]]; then
+		cp "$ICEBREAKER" "$tmp/icebreaker"
+	elif ! "$GO" build -o "$tmp/icebreaker" ./cmd/icebreaker; then
+		log "icebreaker does not build; run with SERVERS=coturn to measure coturn alone"
+		exit 1
+	fi
+fi
+
+# --- helpers -----------------------------------------------------------------
+
+# free_port prints a loopback port free for UDP and TCP, below the
+# ephemeral and relay ranges.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		if [[ -z "$(ss -Htuln "sport = :$p")" ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	log "no free port found"
+	return 1
+}
+
+# start_server NAME PORT: starts the server on core 0 and sets srv_pid, then
+# waits (at most 5 s) until its UDP port is bound.
+start_server() {
+	local name=$1 port=$2 out="$tmp/$1.log"
+	case $name in
+	coturn)
+		taskset -c 0 turnserver -n --no-cli --no-tls --no-dtls --no-software-attribute \
+			--listening-ip 127.0.0.1 --relay-ip 127.0.0.1 -p "$port" -m 1 \
+			--min-port 49152 --max-port 65535 \
+			--lt-cred-mech --user="$user:$pass" --realm="$realm" \
+			--allow-loopback-peers --user-quota=0 --total-quota=0 \
+			--log-file stdout --simple-log >>"$out" 2>&1 &
+		;;
+	icebreaker)
+		ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0 \
+			taskset -c 0 "$tmp/icebreaker" serve --listen 127.0.0.1 --port "$port" --udp-sockets 1 \
+			--relay-ip 127.0.0.1 --relay-ports 49152-65535 \
+			--user "$user:$pass" --realm "$realm" --user-db none \
+			--allow-peer 127.0.0.0/8 --log-level warn >>"$out" 2>&1 &
+		;;
+	esac
+	srv_pid=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		if [[ -n "$(ss -Hunl "sport = :$port")" ]]; then
+			sleep 0.3 # let it finish starting before anything is measured
+			return 0
+		fi
+		if ! kill -0 "$srv_pid" 2>/dev/null; then
+			break
+		fi
+		sleep 0.1
+	done
+	log "$name did not start:"
+	tail -n 20 "$out" >&2 || true
+	return 1
+}
+
+# generate NAME TOOL ARGS...: runs a load tool on core 1 against the running
+# server (whose PID it passes as -server-pid) and leaves its output lines in
+# $tmp/gen.out. The tools report their own cores, the server's and the
+# rest of the host's for each measured interval. Returns the tool's status.
+generate() {
+	local name=$1 rc=0
+	shift
+	taskset -c 1 "$@" -server-pid "$srv_pid" >"$tmp/gen.out" 2>"$tmp/gen.err" &
+	gen_pid=$!
+	wait "$gen_pid" || rc=$?
+	gen_pid=""
+	if ((rc != 0)); then
+		log "$name: $(basename "$1") failed: $(cat "$tmp/gen.err")"
+		log "server output:"
+		tail -n 20 "$tmp/$name.log" >&2 || true
+	fi
+	return "$rc"
+}
+
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
+
+declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen
+raw=()
+
+# measure_relay NAME: one server start, every rate.
+measure_relay() {
+	local name=$1 port rates
+	port=$(free_port)
+	start_server "$name" "$port" || return 1
+	rates=$(tr ' ' , <<<"$RATES")
+	local gso=()
+	[[ $RELAY_GSO == 1 ]] && gso=(-gso)
+	if generate "$name" "$tmp/relayload" -server "127.0.0.1:$port" -user "$user:$pass" -mode "$RELAY_MODE" \
+		-rates "$rates" -duration "$RELAY_DURATION" -warmup "$RELAY_WARMUP" -size "$RELAY_SIZE" "${gso[@]}" -label "$name"; then
+		:
+	fi
+	local line rate rx loss
+	while IFS= read -r line; do
+		raw+=("part=relay load=$(loadavg) $line")
+		rate=$(field offered "$line")
+		rx=$(field rx_rate "$line")
+		loss=$(field loss "$line")
+		[[ -z "$rate" || -z "$rx" ]] && continue
+		if [[ -z "${best_rx[$name/$rate]:-}" ]] || awk -v a="$rx" -v b="${best_rx[$name/$rate]}" 'BEGIN{exit !(a>b)}'; then
+			best_rx[$name/$rate]=$rx
+			best_loss[$name/$rate]=$loss
+		fi
+	done <"$tmp/gen.out"
+	stop_server
+}
+
+# measure_rate NAME
+measure_rate() {
+	local name=$1 port line r
+	port=$(free_port)
+	start_server "$name" "$port" || return 1
+	if generate "$name" "$tmp/allocload" -mode rate -server "127.0.0.1:$port" -user "$user:$pass" \
+		-inflight "$INFLIGHT" -duration "$RATE_DURATION" -label "$name"; then
+		line=$(tail -n 1 "$tmp/gen.out")
+		raw+=("part=rate load=$(loadavg) $line")
+		r=$(field rate "$line")
+		if [[ -n "$r" ]] && { [[ -z "${best_rate[$name]:-}" ]] || awk -v a="$r" -v b="${best_rate[$name]}" 'BEGIN{exit !(a>b)}'; }; then
+			best_rate[$name]=$r
+			rate_gen[$name]=$(field gen_cores "$line")
+		fi
+	else
+		raw+=("part=rate load=$(loadavg) label=$name FAILED")
+	fi
+	stop_server
+}
+
+# measure_mem NAME
+measure_mem() {
+	local name=$1 port line
+	port=$(free_port)
+	start_server "$name" "$port" || return 1
+	if generate "$name" "$tmp/allocload" -mode mem -server "127.0.0.1:$port" -user "$user:$pass" \
+		-sockets "$MEM_ALLOCS" -inflight "$INFLIGHT" -label "$name"; then
+		line=$(tail -n 1 "$tmp/gen.out")
+		raw+=("part=mem load=$(loadavg) $line")
+		mem_kb[$name]=$(field kb_per_alloc "$line")
+		mem_idle[$name]=$(field idle_rss_kb "$line")
+		mem_delta[$name]=$(field delta_kb "$line")
+	else
+		raw+=("part=mem load=$(loadavg) label=$name FAILED")
+	fi
+	stop_server
+}
+
+# busy_cores SECONDS: cores the host kept busy over the next SECONDS.
+busy_cores() {
+	local h0 h1
+	h0=$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+	sleep "$1"
+	h1=$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+	awk -v d="$((h1 - h0))" -v s="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", d / hz / s}'
+}
+
+# --- run ---------------------------------------------------------------------
+if ((WAIT_QUIET > 0)); then
+	waited=0
+	while ((waited < WAIT_QUIET)); do
+		busy=$(busy_cores 3)
+		waited=$((waited + 3))
+		if awk -v b="$busy" 'BEGIN{exit !(b < 0.2)}'; then
+			break
+		fi
+		log "host busy ($busy cores), waiting"
+	done
+fi
+load_start=$(cat /proc/loadavg)
+start=$(date +%s)
+for ((round = 1; round <= ROUNDS; round++)); do
+	for name in $SERVERS; do
+		if part relay; then
+			log "round $round: $name relay ($RELAY_MODE, $RATES packets/s)"
+			measure_relay "$name" || true
+		fi
+		if part rate; then
+			log "round $round: $name allocations/s"
+			measure_rate "$name" || true
+		fi
+	done
+done
+if part mem; then
+	for name in $SERVERS; do
+		log "$name: memory over $MEM_ALLOCS allocations"
+		measure_mem "$name" || true
+	done
+fi
+elapsed=$(($(date +%s) - start))
+load_end=$(cat /proc/loadavg)
+
+# --- report ------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
+num() { if [[ -n "$1" ]]; then printf "%.0f" "$1"; else echo "n/a"; fi; }
+verdict() { if awk "BEGIN{exit !($1)}"; then echo "met"; else echo "MISSED"; fi; }
+
+report() {
+	echo "TURN server benchmark on loopback: icebreaker against coturn"
+	echo "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+	echo "host:     $(uname -sr), $ncpu CPU, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+	echo "go:       $("$GO" env GOVERSION)"
+	echo "coturn:   $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo unknown)"
+	echo "load:     /proc/loadavg $load_start at the start, $load_end at the end"
+	echo "pinned:   server on core 0, load generator on core 1; coturn -m 1, icebreaker --udp-sockets 1"
+	local c i
+	if part relay; then
+		echo
+		echo "1. ChannelData relay, mode $RELAY_MODE, $RELAY_SIZE-byte data, $RELAY_DURATION per rate, best of $ROUNDS (gso=$RELAY_GSO)"
+		printf "%10s %14s %9s %16s %9s %10s\n" offered/s coturn_rx/s loss ib_rx/s loss ib/coturn
+		local rate
+		for rate in $RATES; do
+			c=${best_rx[coturn/$rate]:-}
+			i=${best_rx[icebreaker/$rate]:-}
+			printf "%10s %14s %8s%% %16s %8s%% %10s\n" "$rate" "$(num "$c")" "${best_loss[coturn/$rate]:-n/a}" \
+				"$(num "$i")" "${best_loss[icebreaker/$rate]:-n/a}" "$(ratio "$i" "$c")"
+		done
+		local top=${RATES##* } mid
+		mid=$(tr ' ' '\n' <<<"$RATES" | sed -n 2p)
+		c=${best_rx[coturn/$top]:-}
+		i=${best_rx[icebreaker/$top]:-}
+		if [[ -n "$c" && -n "$i" ]]; then
+			echo "   target ib/coturn >= 1.1 at $top offered: $(ratio "$i" "$c") $(verdict "$i >= 1.1 * $c")"
+		fi
+		if [[ -n "$mid" && -n "${best_loss[icebreaker/$mid]:-}" ]]; then
+			echo "   target no loss at $mid offered: ${best_loss[icebreaker/$mid]}% $(verdict "${best_loss[icebreaker/$mid]} == 0")"
+		fi
+	fi
+	if part mem; then
+		echo
+		echo "2. Memory per allocation, $MEM_ALLOCS idle allocations (VmRSS after - before)"
+		printf "%12s %12s %12s %12s\n" server idle_rss_kb delta_kb kb/alloc
+		local n
+		for n in $SERVERS; do
+			printf "%12s %12s %12s %12s\n" "$n" "${mem_idle[$n]:-n/a}" "${mem_delta[$n]:-n/a}" "${mem_kb[$n]:-n/a}"
+		done
+		c=${mem_kb[coturn]:-}
+		i=${mem_kb[icebreaker]:-}
+		echo "   ib/coturn: $(ratio "$i" "$c")"
+		if [[ -n "$i" ]]; then
+			echo "   target <= 4 KB/allocation: $i $(verdict "$i <= 4")"
+		fi
+	fi
+	if part rate; then
+		echo
+		echo "3. Allocations per second (Allocate, 401, Allocate with credentials), $INFLIGHT in flight, $RATE_DURATION, best of $ROUNDS"
+		printf "%12s %12s %10s\n" server alloc/s gen_cores
+		local n
+		for n in $SERVERS; do
+			printf "%12s %12s %10s\n" "$n" "$(num "${best_rate[$n]:-}")" "${rate_gen[$n]:-n/a}"
+		done
+		c=${best_rate[coturn]:-}
+		i=${best_rate[icebreaker]:-}
+		if [[ -n "$c" && -n "$i" ]]; then
+			echo "   target ib/coturn >= 2: $(ratio "$i" "$c") $(verdict "$i >= 2 * $c")"
+		fi
+	fi
+	local behind busygen
+	behind=$(printf '%s\n' "${raw[@]}" | awk '/part=relay/ {
+		o = 0; r = 0
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^offered=/) o = substr($i, 9)
+			if ($i ~ /^sent_rate=/) r = substr($i, 11)
+		}
+		if (o > 0 && r < 0.98 * o) n++
+	} END { print n + 0 }')
+	if ((behind > 0)); then
+		echo
+		echo "WARNING: in $behind relay runs the generator offered less than 98% of the rate (sent_rate below)."
+	fi
+	busygen=$(printf '%s\n' "${raw[@]}" | sed -n 's/.* gen_cores=\([0-9.]*\).*/\1/p' | sort -g | tail -n 1)
+	if awk -v g="${busygen:-0}" 'BEGIN{exit !(g > 0.9)}'; then
+		echo
+		echo "WARNING: a load generator used up to $busygen cores: it may have set the pace, not the server."
+	fi
+	local worst
+	worst=$(printf '%s\n' "${raw[@]}" | sed -n 's/.* other_cores=\([0-9.]*\).*/\1/p' | sort -g | tail -n 1)
+	if awk -v w="${worst:-0}" 'BEGIN{exit !(w > 0.25)}'; then
+		echo
+		echo "WARNING: something else kept up to $worst cores busy during a run (other_cores below)."
+		echo "         These numbers are not reliable; run again on an idle machine."
+	fi
+	echo
+	echo "runs (${elapsed}s):"
+	printf '  %s\n' "${raw[@]}"
+}
+
+mkdir -p bench/results
+out="bench/results/turn-$(date +%Y%m%d-%H%M%S).txt"
+report | tee "$out"
+log "written to $out"
