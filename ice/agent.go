@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,12 @@ const (
 	DefaultKeepalive = 15 * time.Second
 	// DefaultSTUNTimeout bounds each server-reflexive Binding.
 	DefaultSTUNTimeout = 3 * time.Second
+	// DefaultConsentInterval is the mean interval of consent checks,
+	// RFC 7675, Section 5.1 (each one is randomized to 0.8-1.2 times it).
+	DefaultConsentInterval = 5 * time.Second
+	// DefaultConsentTimeout is how long consent lasts without a
+	// successful consent check. RFC 7675, Section 5.1.
+	DefaultConsentTimeout = 30 * time.Second
 	// UfragLen and PwdLen are the lengths of generated credentials, above
 	// the minimums of RFC 8445, Section 5.3 (4 and 22 ice-chars).
 	UfragLen = 8
@@ -45,9 +52,14 @@ var (
 	// ErrStarted is returned by a second Dial or Accept: an Agent runs
 	// one ICE session.
 	ErrStarted = errors.New("ice: agent already started")
-	// ErrNoCandidates is returned by Gather when no host address could
-	// be bound.
+	// ErrNoCandidates is returned by Gather when it found no candidate:
+	// no host address could be bound and no relay allocated.
 	ErrNoCandidates = errors.New("ice: no usable host address")
+	// ErrConsentLost is wrapped (in a *net.OpError) by the Conn's Read
+	// and Write once the peer stopped answering consent checks for
+	// AgentConfig.ConsentTimeout; the Agent then sends nothing more on
+	// the path. RFC 7675, Section 5.1. Close the Agent.
+	ErrConsentLost = errors.New("ice: consent to send lost: the peer stopped answering (RFC 7675)")
 )
 
 // AgentConfig configures an Agent. The zero value gathers host candidates
@@ -72,6 +84,13 @@ type AgentConfig struct {
 	// DefaultKeepalive, a negative value disables keepalives.
 	Keepalive time.Duration
 
+	// ConsentInterval is the mean interval of consent checks once
+	// connected (RFC 7675, Section 5.1), each randomized to 0.8-1.2
+	// times it; 0 means DefaultConsentInterval, a negative value
+	// disables consent freshness. ConsentTimeout is how long consent
+	// lasts without an answer; 0 means DefaultConsentTimeout.
+	ConsentInterval, ConsentTimeout time.Duration
+
 	// Logger receives lifecycle events (gathering, selection, close),
 	// never per-packet ones. nil is silent.
 	Logger *slog.Logger
@@ -92,6 +111,9 @@ func (c *AgentConfig) Validate() error {
 	}
 	if c.Ta < 0 || c.Rc < 0 || c.Rm < 0 {
 		return errors.New("ice: AgentConfig: negative Ta, Rc or Rm")
+	}
+	if c.ConsentTimeout < 0 {
+		return fmt.Errorf("ice: AgentConfig.ConsentTimeout %v is negative", c.ConsentTimeout)
 	}
 	if err := (ChecklistConfig{MaxPairs: c.MaxPairs}).Validate(); err != nil {
 		return err
@@ -126,7 +148,8 @@ func randomIceChars(n int) string {
 }
 
 // Agent is an ICE agent for one component over UDP (RFC 8445): it gathers
-// host and server-reflexive candidates on its own sockets, runs the
+// host and server-reflexive candidates on its own sockets and relayed ones
+// through TURN servers, runs the
 // connectivity checks of a Checker, and hands the selected pair to the
 // application as a net.Conn that shares the sockets with STUN, the two
 // demultiplexed per RFC 7983.
@@ -141,11 +164,16 @@ type Agent struct {
 	log        *slog.Logger
 	ufrag, pwd string
 
-	stunIn  chan rxPacket // STUN packets, read loops -> loop
-	dataIn  chan rxPacket // application data, read loops -> Conn.Read
-	startCh chan *session // Dial/Accept -> loop
-	stopCh  chan *session // Dial/Accept giving up -> loop
-	done    chan struct{} // closed by Close
+	stunIn  chan rxPacket      // STUN packets, read loops -> loop
+	dataIn  chan rxPacket      // application data, read loops -> Conn.Read
+	startCh chan *session      // Dial/Accept -> loop
+	stopCh  chan *session      // Dial/Accept giving up -> loop
+	done    chan struct{}      // closed by Close
+	ctx     context.Context    // cancelled by Close
+	cancel  context.CancelFunc // of ctx
+
+	lost     chan struct{} // closed by the loop when consent is lost
+	lostOnce sync.Once
 
 	gatherOnce sync.Once
 	gathered   []Candidate
@@ -163,6 +191,8 @@ type Agent struct {
 	malformed atomic.Uint64        // packets no one could use
 	lastWrite atomic.Int64         // UnixNano of the Conn's latest Write
 	kas       atomic.Uint64        // keepalives sent
+	consents  atomic.Uint64        // consent checks sent
+	consentOK atomic.Uint64        // consent checks answered
 }
 
 // rxPacket is a packet a read loop received.
@@ -195,7 +225,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		startCh: make(chan *session),
 		stopCh:  make(chan *session),
 		done:    make(chan struct{}),
+		lost:    make(chan struct{}),
 	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -204,6 +236,12 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	if a.cfg.Keepalive == 0 {
 		a.cfg.Keepalive = DefaultKeepalive
+	}
+	if a.cfg.ConsentInterval == 0 {
+		a.cfg.ConsentInterval = DefaultConsentInterval
+	}
+	if a.cfg.ConsentTimeout == 0 {
+		a.cfg.ConsentTimeout = DefaultConsentTimeout
 	}
 	return a, nil
 }
@@ -228,11 +266,17 @@ type AgentStats struct {
 	// Keepalives counts the Binding indications sent on the selected
 	// pair. RFC 8445, Section 11.
 	Keepalives uint64
+	// ConsentChecks counts the consent checks sent, ConsentResponses
+	// the successful answers to them. RFC 7675.
+	ConsentChecks, ConsentResponses uint64
 }
 
 // Stats returns the Agent's counters.
 func (a *Agent) Stats() AgentStats {
-	return AgentStats{Dropped: a.dropped.Load(), Malformed: a.malformed.Load(), Keepalives: a.kas.Load()}
+	return AgentStats{
+		Dropped: a.dropped.Load(), Malformed: a.malformed.Load(), Keepalives: a.kas.Load(),
+		ConsentChecks: a.consents.Load(), ConsentResponses: a.consentOK.Load(),
+	}
 }
 
 // Dial runs the checks as the controlling agent against the peer's
@@ -278,6 +322,7 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	if err != nil {
 		return nil, err
 	}
+	a.permit(remotes)
 	s := &session{checker: ch, result: make(chan error, 1)}
 	select {
 	case a.startCh <- s:
@@ -315,9 +360,9 @@ func (a *Agent) Close() error {
 		socks := a.socks
 		a.mu.Unlock()
 		close(a.done)
+		a.cancel()
 		for _, s := range socks {
-			s.client.Close()
-			s.conn.Close()
+			s.close()
 		}
 		a.wg.Wait()
 		a.log.Info("ice: agent closed")
@@ -353,9 +398,13 @@ func (a *Agent) readLoop(s *sock) {
 	defer a.wg.Done()
 	buf := make([]byte, maxPacket)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := s.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if s.relay != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				a.log.Warn("ice: relay lost", "relay", s.addr, "err", err)
 				return
 			}
 			select {
@@ -392,6 +441,11 @@ func (a *Agent) loop() {
 		held     []rxPacket // checks received before the session started
 		timer    = time.NewTimer(time.Hour)
 		lastSent time.Time // of the selected pair, for keepalives
+		// consent freshness, RFC 7675: since when the selected pair
+		// has consent without an answer, when the next check goes out,
+		// and the answers counted so far
+		consentSince, nextConsent time.Time
+		answered                  uint64
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -403,7 +457,7 @@ func (a *Agent) loop() {
 		sel := a.selected.Load()
 		for _, o := range out {
 			if s := a.sockFor(o.From); s != nil {
-				s.conn.WriteToUDPAddrPort(o.Packet, o.To)
+				s.post(o.Packet, o.To)
 				if sel != nil && o.From == sel.Local.BaseAddr() && o.To == sel.Remote.Addr {
 					lastSent = now
 				}
@@ -412,6 +466,8 @@ func (a *Agent) loop() {
 		if p, ok := cur.checker.Selected(); ok && (sel == nil || !samePath(sel, &p)) {
 			a.selected.Store(&p)
 			lastSent = now
+			consentSince = now // the pair's check just succeeded
+			nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
 			if sel == nil {
 				cur.result <- nil
 			} else {
@@ -435,6 +491,30 @@ func (a *Agent) loop() {
 			} else {
 				next = earliest(next, ka)
 			}
+		}
+		if sel != nil && a.cfg.ConsentInterval > 0 {
+			if n := cur.checker.consent.answered; n != answered {
+				a.consentOK.Add(n - answered)
+				answered = n
+				consentSince = maxTime(consentSince, cur.checker.consent.last)
+			}
+			expiry := consentSince.Add(a.cfg.ConsentTimeout)
+			if !now.Before(expiry) {
+				a.log.Warn("ice: consent lost", "pair", sel.String(), "after", a.cfg.ConsentTimeout)
+				a.lostOnce.Do(func() { close(a.lost) })
+				cur = nil
+				timer.Stop()
+				return
+			}
+			if !now.Before(nextConsent) {
+				if o, ok := cur.checker.consentCheck(); ok {
+					if s := a.sockFor(o.From); s != nil && s.post(o.Packet, o.To) {
+						a.consents.Add(1)
+					}
+				}
+				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
+			}
+			next = earliest(earliest(next, nextConsent), expiry)
 		}
 		if !next.IsZero() {
 			timer.Reset(max(next.Sub(time.Now()), 0))
@@ -480,7 +560,7 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 			return
 		}
 	}
-	if p.s.client.HandlePacket(p.b, p.from) {
+	if p.s.client != nil && p.s.client.HandlePacket(p.b, p.from) {
 		return
 	}
 	var m stun.Message
@@ -503,7 +583,7 @@ func (a *Agent) keepalive(p *Pair) {
 	}
 	b := stun.AppendHeader(make([]byte, 0, 28), stun.BindingIndication, stun.NewTransactionID())
 	b = stun.AppendFingerprint(b)
-	if _, err := s.conn.WriteToUDPAddrPort(b, p.Remote.Addr); err == nil {
+	if s.post(b, p.Remote.Addr) {
 		a.kas.Add(1)
 	}
 }

@@ -130,6 +130,7 @@ type Checker struct {
 	nom     nomination
 	state   State
 	nprflx  int // peer-reflexive remote candidates learned
+	consent consent
 	scratch stun.Message
 }
 

@@ -17,8 +17,8 @@ import (
 // transaction, ...) and one wrapping ErrUnauthenticated for a check that
 // failed authentication; callers count them and go on. pkt is not kept.
 // local is the base the packet arrived on (the relayed address for a
-// relayed candidate); now is the time of receipt, kept in the signature for
-// consent freshness (RFC 7675), which builds on it.
+// relayed candidate); now is the time of receipt, which dates the answers
+// to consent checks (RFC 7675).
 func (c *Checker) Handle(pkt []byte, local, from netip.AddrPort, now time.Time) error {
 	local, from = unmap(local), unmap(from)
 	c.idle = false
@@ -38,7 +38,7 @@ func (c *Checker) Handle(pkt []byte, local, from netip.AddrPort, now time.Time) 
 	case stun.ClassRequest:
 		return c.handleRequest(m, local, from)
 	case stun.ClassSuccess, stun.ClassError:
-		return c.handleResponse(m, local, from)
+		return c.handleResponse(m, local, from, now)
 	}
 	return nil // indications: keepalives, RFC 8445, Section 11
 }
@@ -137,8 +137,11 @@ func (c *Checker) handleRequest(m *stun.Message, local, from netip.AddrPort) err
 
 // handleResponse processes the answer to one of our checks. RFC 8445,
 // Section 7.2.5.
-func (c *Checker) handleResponse(m *stun.Message, local, from netip.AddrPort) error {
+func (c *Checker) handleResponse(m *stun.Message, local, from netip.AddrPort, now time.Time) error {
 	t := c.findTx(m.TransactionID)
+	if t == nil && c.consentResponse(m, local, from, now) {
+		return nil
+	}
 	if t == nil {
 		return fmt.Errorf("%w: response to an unknown transaction", ErrDropped)
 	}

@@ -23,7 +23,10 @@ var ErrNotData = errors.New("ice: application data must be non-empty and not sta
 // Conn is safe for concurrent use. Close closes the whole Agent and waits
 // for its goroutines; after it every method returns an error wrapping
 // net.ErrClosed in a *net.OpError. Deadlines expire with
-// os.ErrDeadlineExceeded, also in a *net.OpError.
+// os.ErrDeadlineExceeded, also in a *net.OpError. Once consent is lost
+// (RFC 7675), Read and Write return ErrConsentLost in a *net.OpError. A
+// Write on a relayed path may block while the TURN client creates the
+// permission for the peer (RFC 8656, Section 9).
 type Conn struct {
 	a      *Agent
 	rd, wd deadline
@@ -44,6 +47,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 		select {
 		case <-c.a.done:
 			return 0, c.a.opErr("read", sel, net.ErrClosed)
+		case <-c.a.lost:
+			return 0, c.a.opErr("read", sel, c.a.stopped())
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		default:
@@ -51,6 +56,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 		select {
 		case <-c.a.done:
 			return 0, c.a.opErr("read", sel, net.ErrClosed)
+		case <-c.a.lost:
+			return 0, c.a.opErr("read", sel, c.a.stopped())
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		case p := <-c.a.dataIn:
@@ -69,6 +76,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 	select {
 	case <-c.a.done:
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
+	case <-c.a.lost:
+		return 0, c.a.opErr("write", sel, c.a.stopped())
 	case <-c.wd.wait():
 		return 0, c.a.opErr("write", sel, os.ErrDeadlineExceeded)
 	default:
@@ -80,12 +89,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if s == nil {
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
 	}
-	n, err := s.conn.WriteToUDPAddrPort(b, sel.Remote.Addr)
-	if err != nil {
+	n := len(b)
+	if err := s.send(b, sel.Remote.Addr); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			err = net.ErrClosed
 		}
-		return n, c.a.opErr("write", sel, err)
+		return 0, c.a.opErr("write", sel, err)
 	}
 	c.a.lastWrite.Store(time.Now().UnixNano())
 	return n, nil
@@ -122,6 +131,15 @@ func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
 // SetWriteDeadline sets the write deadline; a zero t clears it. A UDP
 // write does not block, so only a deadline already past fails it.
 func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+
+// stopped returns why the Conn no longer works: net.ErrClosed once the
+// Agent is closed, else ErrConsentLost.
+func (a *Agent) stopped() error {
+	if isClosed(a.done) {
+		return net.ErrClosed
+	}
+	return ErrConsentLost
+}
 
 // deadline is a channel closed when a time passes, like net.Pipe's.
 type deadline struct {

@@ -39,6 +39,18 @@
 //     Binding sent on the host socket itself (Section 5.1.1.2), redundant
 //     ones pruned (Section 5.1.3), each emitted as it is found and then
 //     end-of-candidates (trickle, RFC 8838);
+//   - relayed candidates (RFC 8445, Section 5.1.1.2) through package
+//     turnclient (RFC 8656), over UDP, TCP or TLS to the server, the base
+//     being the relayed address itself and the related address the mapped
+//     one; a relay is a base like a host socket, with a read goroutine and
+//     a write goroutine (so that the loop never waits for a permission),
+//     and its permissions for the remote candidates are created when the
+//     checks start (RFC 8656, Section 9); RelayOnly gathers nothing else;
+//   - consent freshness (RFC 7675, Section 5.1): once connected, a
+//     consent check (an authenticated Binding request on the selected
+//     pair) every ConsentInterval, randomized to 0.8-1.2 times it; when
+//     none is answered for ConsentTimeout, the Agent stops sending and the
+//     Conn's Read and Write return ErrConsentLost;
 //   - random credentials (RFC 8445, Section 5.3);
 //   - one read goroutine per socket that demultiplexes by the first byte
 //     (RFC 7983, Section 7): STUN to the Checker, or to the STUN client
@@ -48,7 +60,6 @@
 //     keepalives on the selected pair (RFC 8445, Section 11);
 //   - the selected path as a net.Conn (Conn).
 //
-// Not yet here: relayed candidates through the TURN client, consent
-// freshness (RFC 7675), ICE restart, remote candidates trickled after
-// Dial or Accept, several components, and TCP candidates in the Agent.
+// Not yet here: ICE restart, remote candidates trickled after Dial or
+// Accept, several components, and TCP candidates in the Agent.
 package ice

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
 // GatherConfig selects the candidates an Agent gathers. RFC 8445, Section
@@ -38,6 +39,18 @@ type GatherConfig struct {
 	// candidate and no error.
 	STUNTimeout time.Duration
 
+	// TURNServers are asked for relayed candidates (RFC 8445, Section
+	// 5.1.1.2): one allocation per server through package turnclient,
+	// over the server's transport. A server that fails or does not answer
+	// within TURNTimeout yields no candidate and no error.
+	TURNServers []TURNServer
+	// TURNTimeout bounds each allocation; 0 means DefaultTURNTimeout.
+	TURNTimeout time.Duration
+	// RelayOnly gathers relayed candidates alone: no host socket is
+	// bound and no server-reflexive candidate is asked for, so every
+	// path goes through a TURN server. It needs TURNServers.
+	RelayOnly bool
+
 	// Trickle, if set, receives each candidate as soon as it is found
 	// (RFC 8838), then once more with end true and a zero Candidate: the
 	// end of candidates (RFC 8838, Section 13). Gather calls it from its
@@ -53,6 +66,15 @@ func (c *GatherConfig) Validate() error {
 		return errors.New("ice: GatherConfig: both address families disabled")
 	case c.STUNTimeout < 0:
 		return fmt.Errorf("ice: GatherConfig.STUNTimeout %v is negative", c.STUNTimeout)
+	case c.TURNTimeout < 0:
+		return fmt.Errorf("ice: GatherConfig.TURNTimeout %v is negative", c.TURNTimeout)
+	case c.RelayOnly && len(c.TURNServers) == 0:
+		return errors.New("ice: GatherConfig: RelayOnly needs TURNServers")
+	}
+	for i := range c.TURNServers {
+		if err := c.TURNServers[i].Validate(); err != nil {
+			return err
+		}
 	}
 	for _, s := range c.STUNServers {
 		if !s.IsValid() || s.Port() == 0 || s.Addr().IsUnspecified() {
@@ -62,13 +84,76 @@ func (c *GatherConfig) Validate() error {
 	return nil
 }
 
-// sock is one host socket: a UDP socket bound to one host address, with
-// the STUN client that shares it.
+// sock is one base: a host UDP socket bound to one host address, with the
+// STUN client that shares it, or a TURN allocation whose relayed address
+// is the base (RFC 8445, Section 5.1.1.2).
 type sock struct {
-	conn   *net.UDPConn
-	addr   netip.AddrPort // bound address, unmapped, zone kept
-	pref   uint32         // local preference, RFC 8445, Section 5.1.2.1
-	client *stunclient.Client
+	conn   *net.UDPConn       // host socket; nil for a relay
+	client *stunclient.Client // host socket's STUN client; nil for a relay
+	relay  *turnclient.Relay  // relay; nil for a host socket
+	out    chan outPacket     // relay: packets for its writer goroutine
+	addr   netip.AddrPort     // bound or relayed address, unmapped, zone kept
+	pref   uint32             // local preference, RFC 8445, Section 5.1.2.1
+}
+
+// outPacket is a packet a relay's writer sends.
+type outPacket struct {
+	b  []byte
+	to netip.AddrPort
+}
+
+// send writes b to to, and may block: a relay's first packet to a new
+// peer IP waits for its permission (RFC 8656, Section 9).
+func (s *sock) send(b []byte, to netip.AddrPort) error {
+	if s.relay != nil {
+		_, err := s.relay.WriteTo(b, net.UDPAddrFromAddrPort(to))
+		return err
+	}
+	_, err := s.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// post sends b to to without blocking: a relay queues it for its writer
+// goroutine and drops it when the queue is full. It reports whether b
+// went out or was queued. b must not be modified afterwards.
+func (s *sock) post(b []byte, to netip.AddrPort) bool {
+	if s.relay == nil {
+		_, err := s.conn.WriteToUDPAddrPort(b, to)
+		return err == nil
+	}
+	select {
+	case s.out <- outPacket{b, to}:
+		return true
+	default:
+		return false
+	}
+}
+
+// read reads one packet: from the host socket, or what a peer sent to the
+// relayed address.
+func (s *sock) read(b []byte) (int, netip.AddrPort, error) {
+	if s.relay == nil {
+		return s.conn.ReadFromUDPAddrPort(b)
+	}
+	n, from, err := s.relay.ReadFrom(b)
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		return 0, netip.AddrPort{}, fmt.Errorf("ice: relay: peer address %v", from)
+	}
+	return n, ua.AddrPort(), nil
+}
+
+// close releases the socket or the allocation.
+func (s *sock) close() {
+	if s.relay != nil {
+		s.relay.Close()
+		return
+	}
+	s.client.Close()
+	s.conn.Close()
 }
 
 // Gather binds one UDP socket per usable host address, asks the STUN
@@ -90,75 +175,84 @@ func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
 			gc.Trickle(c, end)
 		}
 	}
-	addrs, err := hostAddrs(gc)
-	if err != nil {
-		return nil, fmt.Errorf("ice: gather: %w", err)
-	}
-	prefs := LocalPreferences(addrs)
 	var cands []Candidate
-	for i, ip := range addrs {
-		s, err := a.bind(ip, prefs[i])
-		if errors.Is(err, net.ErrClosed) {
-			return nil, a.opErr("gather", nil, net.ErrClosed)
-		}
+	if !gc.RelayOnly {
+		addrs, err := hostAddrs(gc)
 		if err != nil {
-			a.log.Warn("ice: gather: cannot bind", "addr", ip, "err", err)
-			continue
+			return nil, fmt.Errorf("ice: gather: %w", err)
 		}
-		c := Candidate{
-			Foundation: Foundation(TypeHost, ip, netip.Addr{}, TransportUDP),
-			Component:  1,
-			Transport:  TransportUDP,
-			Priority:   Priority(TypeHost.Preference(), s.pref, 1),
-			Addr:       s.addr,
-			Type:       TypeHost,
-			Base:       s.addr,
+		prefs := LocalPreferences(addrs)
+		for i, ip := range addrs {
+			s, err := a.bind(ip, prefs[i])
+			if errors.Is(err, net.ErrClosed) {
+				return nil, a.opErr("gather", nil, net.ErrClosed)
+			}
+			if err != nil {
+				a.log.Warn("ice: gather: cannot bind", "addr", ip, "err", err)
+				continue
+			}
+			c := Candidate{
+				Foundation: Foundation(TypeHost, ip, netip.Addr{}, TransportUDP),
+				Component:  1,
+				Transport:  TransportUDP,
+				Priority:   Priority(TypeHost.Preference(), s.pref, 1),
+				Addr:       s.addr,
+				Type:       TypeHost,
+				Base:       s.addr,
+			}
+			cands = append(cands, c)
+			emit(c, false)
 		}
-		cands = append(cands, c)
-		emit(c, false)
 	}
-	if len(cands) == 0 {
+	if len(cands) == 0 && len(gc.TURNServers) == 0 {
 		return nil, ErrNoCandidates
 	}
 	if !a.spawn(a.loop) {
 		return nil, a.opErr("gather", nil, net.ErrClosed)
 	}
-	cands, err = a.gatherSrflx(ctx, cands, emit)
+	cands, err := a.gatherServers(ctx, cands, emit)
 	emit(Candidate{}, true)
 	a.log.Info("ice: gathered", "candidates", len(cands))
+	if err == nil && len(cands) == 0 {
+		err = ErrNoCandidates
+	}
 	return cands, err
 }
 
-// gatherSrflx runs one Binding per host socket and STUN server of its
-// family, and adds the server-reflexive candidates that are not redundant.
-// RFC 8445, Section 5.1.1.2.
-func (a *Agent) gatherSrflx(ctx context.Context, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
-	type result struct {
-		s      *sock
-		server netip.AddrPort
-		mapped netip.AddrPort
-		err    error
-	}
+// gatherServers runs one Binding per host socket and STUN server of its
+// family (RFC 8445, Section 5.1.1.2), and one allocation per TURN server,
+// all at once, and adds the server-reflexive and relayed candidates that
+// are not redundant as they come in.
+func (a *Agent) gatherServers(ctx context.Context, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
 	a.mu.Lock()
 	socks := slices.Clone(a.socks)
 	a.mu.Unlock()
-	timeout := a.cfg.Gather.STUNTimeout
+	gc := &a.cfg.Gather
+	timeout := gc.STUNTimeout
 	if timeout == 0 {
 		timeout = DefaultSTUNTimeout
+	}
+	type result struct {
+		c  Candidate
+		ok bool
 	}
 	results := make(chan result)
 	n := 0
 	for _, s := range socks {
-		for _, server := range a.cfg.Gather.STUNServers {
+		if gc.RelayOnly {
+			break
+		}
+		for _, server := range gc.STUNServers {
 			server = unmap(server)
 			if server.Addr().Is4() != s.addr.Addr().Is4() {
 				continue
 			}
 			ok := a.spawn(func() {
-				bctx, cancel := context.WithTimeout(ctx, timeout)
-				defer cancel()
-				r, err := s.client.Binding(bctx, server)
-				results <- result{s, server, r.Mapped, err}
+				c, err := a.srflx(ctx, s, server, timeout)
+				if err != nil {
+					a.log.Info("ice: gather: STUN Binding failed", "server", server, "base", s.addr, "err", err)
+				}
+				results <- result{c, err == nil}
 			})
 			if !ok {
 				break
@@ -166,34 +260,58 @@ func (a *Agent) gatherSrflx(ctx context.Context, cands []Candidate, emit func(Ca
 			n++
 		}
 	}
+	for i := range gc.TURNServers {
+		ts := gc.TURNServers[i]
+		ok := a.spawn(func() {
+			c, err := a.allocate(ctx, &ts, MaxLocalPreference-uint32(min(i, MaxLocalPreference)))
+			if err != nil {
+				a.log.Info("ice: gather: TURN allocation failed", "server", ts.Addr, "err", err)
+			}
+			results <- result{c, err == nil}
+		})
+		if !ok {
+			break
+		}
+		n++
+	}
 	for range n {
 		r := <-results
-		if r.err != nil {
-			a.log.Info("ice: gather: STUN Binding failed", "server", r.server, "base", r.s.addr, "err", r.err)
+		if !r.ok {
 			continue
 		}
-		c := Candidate{
-			Foundation: Foundation(TypeServerReflexive, r.s.addr.Addr(), r.server.Addr(), TransportUDP),
-			Component:  1,
-			Transport:  TransportUDP,
-			Priority:   Priority(TypeServerReflexive.Preference(), r.s.pref, 1),
-			Addr:       r.mapped,
-			Type:       TypeServerReflexive,
-			Related:    r.s.addr,
-			Base:       r.s.addr,
-		}
-		pruned := PruneRedundant(append(slices.Clone(cands), c))
+		pruned := PruneRedundant(append(slices.Clone(cands), r.c))
 		if len(pruned) == len(cands) {
-			a.log.Debug("ice: gather: redundant server-reflexive candidate", "addr", c.Addr, "base", c.Base)
+			a.log.Debug("ice: gather: redundant candidate", "addr", r.c.Addr, "base", r.c.Base)
 			continue
 		}
 		cands = pruned
-		emit(c, false)
+		emit(r.c, false)
 	}
 	if err := ctx.Err(); err != nil {
 		return cands, fmt.Errorf("ice: gather: %w", err)
 	}
 	return cands, nil
+}
+
+// srflx asks server for the mapping of socket s, RFC 8445, Section
+// 5.1.1.2.
+func (a *Agent) srflx(ctx context.Context, s *sock, server netip.AddrPort, timeout time.Duration) (Candidate, error) {
+	bctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r, err := s.client.Binding(bctx, server)
+	if err != nil {
+		return Candidate{}, err
+	}
+	return Candidate{
+		Foundation: Foundation(TypeServerReflexive, s.addr.Addr(), server.Addr(), TransportUDP),
+		Component:  1,
+		Transport:  TransportUDP,
+		Priority:   Priority(TypeServerReflexive.Preference(), s.pref, 1),
+		Addr:       r.Mapped,
+		Type:       TypeServerReflexive,
+		Related:    s.addr,
+		Base:       s.addr,
+	}, nil
 }
 
 // bind opens the socket of one host address and starts its read loop.

@@ -1,0 +1,143 @@
+package ice
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/turn/turnclient"
+)
+
+// DefaultTURNTimeout bounds each TURN allocation of Gather.
+const DefaultTURNTimeout = 5 * time.Second
+
+// TURNServer is a TURN server that Gather allocates a relayed candidate on,
+// through package turnclient (RFC 8656). It is a plain value.
+type TURNServer struct {
+	// Addr is the server's address.
+	Addr netip.AddrPort
+	// Transport to the server: turnclient.UDP (the zero value), TCP or
+	// TLS. The relayed candidate is UDP whatever the transport.
+	Transport turnclient.Transport
+	// Username and Password are long-term credentials; or Secret mints
+	// TURN REST API credentials (turnclient.Config.Secret).
+	Username, Password, Secret string
+	// TLSConfig is used for TLS; nil means the system roots.
+	TLSConfig *tls.Config
+}
+
+// Validate reports a configuration error.
+func (s *TURNServer) Validate() error {
+	switch {
+	case !s.Addr.IsValid() || s.Addr.Port() == 0 || s.Addr.Addr().IsUnspecified():
+		return fmt.Errorf("ice: GatherConfig: bad TURN server %v", s.Addr)
+	case s.Secret == "" && s.Username == "":
+		return fmt.Errorf("ice: GatherConfig: TURN server %v: no credentials", s.Addr)
+	}
+	return nil
+}
+
+// allocate creates an allocation on ts and returns its relayed candidate,
+// whose base is the relayed address itself and whose related address is
+// the mapped one (RFC 8445, Section 5.1.1.2; RFC 8839, Section 5.1). The
+// relay joins the Agent's bases with a read and a write goroutine.
+func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32) (Candidate, error) {
+	timeout := a.cfg.Gather.TURNTimeout
+	if timeout == 0 {
+		timeout = DefaultTURNTimeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(a.ctx, cancel) // Close ends the allocation
+	defer stop()
+	r, err := turnclient.Allocate(actx, turnclient.Config{
+		Server:    ts.Addr.String(),
+		Transport: ts.Transport,
+		TLSConfig: ts.TLSConfig,
+		Username:  ts.Username,
+		Password:  ts.Password,
+		Secret:    ts.Secret,
+		Logger:    a.cfg.Logger,
+	})
+	if err != nil {
+		return Candidate{}, err
+	}
+	relayed := unmap(r.Relayed()[0])
+	s := &sock{relay: r, out: make(chan outPacket, queueLen), addr: relayed, pref: pref}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		r.Close()
+		return Candidate{}, net.ErrClosed
+	}
+	a.socks = append(a.socks, s)
+	a.wg.Add(2)
+	a.mu.Unlock()
+	go a.readLoop(s)
+	go a.writeLoop(s)
+	return Candidate{
+		Foundation: Foundation(TypeRelay, relayed.Addr(), unmap(ts.Addr).Addr(), TransportUDP),
+		Component:  1,
+		Transport:  TransportUDP,
+		Priority:   Priority(TypeRelay.Preference(), pref, 1),
+		Addr:       relayed,
+		Type:       TypeRelay,
+		Related:    unmap(r.Mapped()),
+		Base:       relayed,
+	}, nil
+}
+
+// writeLoop sends the packets the loop queued on a relay, so that the
+// loop never waits for a permission. It stops with the Agent.
+func (a *Agent) writeLoop(s *sock) {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-a.done:
+			return
+		case p := <-s.out:
+			if err := s.send(p.b, p.to); err != nil && !errors.Is(err, net.ErrClosed) {
+				a.dropped.Add(1)
+			}
+		}
+	}
+}
+
+// permit creates, in the background, the permissions of every relay for
+// the remote candidates' addresses of its family (RFC 8656, Section 9), so
+// that the peer's first checks to a relayed candidate get through and the
+// first checks sent through a relay do not wait for them.
+func (a *Agent) permit(remotes []Candidate) {
+	a.mu.Lock()
+	var relays []*sock
+	for _, s := range a.socks {
+		if s.relay != nil {
+			relays = append(relays, s)
+		}
+	}
+	a.mu.Unlock()
+	for _, s := range relays {
+		var ips []netip.Addr
+		for _, r := range remotes {
+			ip := r.Addr.Addr().Unmap()
+			if r.Transport == TransportUDP && ip.IsValid() && ip.Is4() == s.addr.Addr().Is4() && !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
+		if len(ips) == 0 {
+			continue
+		}
+		a.spawn(func() {
+			for _, ip := range ips {
+				if err := s.relay.CreatePermission(a.ctx, ip); err != nil {
+					a.log.Debug("ice: TURN permission failed", "relay", s.addr, "peer", ip, "err", err)
+				}
+			}
+		})
+	}
+}
