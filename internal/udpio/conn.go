@@ -119,12 +119,7 @@ func listen(addr netip.AddrPort, reuse bool, opt Options) (*Conn, error) {
 		return nil, fmt.Errorf("udpio: %w", err)
 	}
 	uc := pc.(*net.UDPConn)
-	if opt.ReadBuffer > 0 {
-		_ = uc.SetReadBuffer(opt.ReadBuffer) // best effort: the kernel caps it
-	}
-	if opt.WriteBuffer > 0 {
-		_ = uc.SetWriteBuffer(opt.WriteBuffer)
-	}
+	SetBuffers(uc, opt.ReadBuffer, opt.WriteBuffer)
 	la := uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	c := &Conn{
 		c:      uc,
@@ -187,15 +182,26 @@ func (c *Conn) ReadBatch(ms []Message) (int, error) {
 // WriteBatch sends every message in ms. A message the kernel refuses (for
 // example an unreachable destination) is skipped and the rest are still
 // sent. It returns how many were sent and the first error met; after an
-// error matching net.ErrClosed it stops.
+// error matching net.ErrClosed it stops. It sets N of each message to the
+// bytes sent, -1 for one not sent.
 func (c *Conn) WriteBatch(ms []Message) (int, error) {
 	if c.mm != nil {
 		return c.mm.write(ms)
 	}
+	return writeEach(c.c, ms)
+}
+
+// writeEach sends ms one datagram per system call, as WriteBatch does.
+func writeEach(c *net.UDPConn, ms []Message) (int, error) {
 	sent := 0
 	var first error
 	for i := range ms {
-		if _, err := c.WriteTo(ms[i].Buf, ms[i].Addr); err != nil {
+		ms[i].N = -1
+	}
+	for i := range ms {
+		a := ms[i].Addr
+		n, err := c.WriteToUDPAddrPort(ms[i].Buf, netip.AddrPortFrom(a.Addr().Unmap(), a.Port()))
+		if err != nil {
 			if first == nil {
 				first = err
 			}
@@ -204,10 +210,40 @@ func (c *Conn) WriteBatch(ms []Message) (int, error) {
 			}
 			continue
 		}
+		ms[i].N = n
 		sent++
 	}
 	return sent, first
 }
+
+// SetBuffers sets SO_RCVBUF and SO_SNDBUF of c to read and write bytes; 0
+// leaves one unchanged. It is best effort, as Options.ReadBuffer.
+func SetBuffers(c *net.UDPConn, read, write int) { setBuffers(c, read, write) }
+
+// Target is a UDP socket opened elsewhere that a Sender writes to. It is
+// safe for concurrent use; it does not own the socket.
+type Target struct {
+	c  *net.UDPConn
+	rc syscall.RawConn
+	v6 bool // an AF_INET6 socket
+}
+
+// NewTarget wraps c, an IPv4 ("udp4") socket when v6 is false, an IPv6
+// or dual-stack one otherwise.
+func NewTarget(c *net.UDPConn, v6 bool) (*Target, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udpio: %w", err)
+	}
+	return &Target{c: c, rc: rc, v6: v6}, nil
+}
+
+// Send sends every message of ms through t with as few system calls as
+// the platform allows (sendmmsg on Linux), as WriteBatch does, and sets N
+// of each message to the bytes sent, -1 for one not sent. A Sender is
+// scratch: it is not safe for concurrent use, and one Sender may serve any
+// number of Targets. Send allocates nothing.
+func (s *Sender) Send(t *Target, ms []Message) (int, error) { return s.send(t, ms) }
 
 // WriteTo sends one datagram to addr. It is safe to call from any
 // goroutine.

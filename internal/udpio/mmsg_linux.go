@@ -149,14 +149,23 @@ func (m *mmsgConn) read(ms []Message) (int, error) {
 }
 
 func (m *mmsgConn) write(ms []Message) (int, error) {
-	s := &m.wr
+	return m.wr.write(m.rc, m.family, ms)
+}
+
+// write sends ms through the socket of rc with sendmmsg, using s as
+// scratch. It sets N of each message to the bytes sent, -1 when the
+// message was not sent.
+func (s *mmsgState) write(rc syscall.RawConn, family int, ms []Message) (int, error) {
 	sent := 0
 	var first error
+	for i := range ms {
+		ms[i].N = -1
+	}
 	for len(ms) > 0 {
 		s.count = min(len(ms), maxBatch)
 		for i := range s.count {
 			s.pack(i, ms[i].Buf)
-			n, err := encodeSockaddr(m.family, ms[i].Addr, &s.names[i])
+			n, err := encodeSockaddr(family, ms[i].Addr, &s.names[i])
 			if err != nil {
 				// Keep the batch simple: send what precedes this message,
 				// then skip it below as if the kernel had refused it.
@@ -169,7 +178,7 @@ func (m *mmsgConn) write(ms []Message) (int, error) {
 			s.hdrs[i].hdr.Namelen = n
 		}
 		if s.count > 0 {
-			if err := m.rc.Write(s.fn); err != nil {
+			if err := rc.Write(s.fn); err != nil {
 				if first == nil {
 					first = err
 				}
@@ -184,6 +193,9 @@ func (m *mmsgConn) write(ms []Message) (int, error) {
 				ms = ms[1:]
 				continue
 			}
+			for i := range s.n {
+				ms[i].N = int(s.hdrs[i].n)
+			}
 			sent += s.n
 			ms = ms[s.n:]
 			continue
@@ -191,6 +203,48 @@ func (m *mmsgConn) write(ms []Message) (int, error) {
 		ms = ms[1:] // the message whose address could not be encoded
 	}
 	return sent, first
+}
+
+// Sender is the scratch of sendmmsg for sockets the caller opened.
+type Sender struct {
+	st mmsgState
+}
+
+// NewSender returns a Sender with room for a full batch.
+func NewSender() *Sender {
+	s := &Sender{st: mmsgState{
+		hdrs:  make([]mmsghdr, maxBatch),
+		iovs:  make([]unix.Iovec, maxBatch),
+		names: make([]unix.RawSockaddrInet6, maxBatch),
+	}}
+	s.st.fn = s.st.send
+	return s
+}
+
+func (s *Sender) send(t *Target, ms []Message) (int, error) {
+	family := unix.AF_INET
+	if t.v6 {
+		family = unix.AF_INET6
+	}
+	return s.st.write(t.rc, family, ms)
+}
+
+// setBuffers sets SO_RCVBUF and SO_SNDBUF, first with the FORCE variants
+// that pass net.core.rmem_max and wmem_max (they need CAP_NET_ADMIN), then
+// with the plain ones, which the kernel caps. Errors are ignored.
+func setBuffers(c *net.UDPConn, read, write int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if read > 0 && unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, read) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, read)
+		}
+		if write > 0 && unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, write) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, write)
+		}
+	})
 }
 
 func decodeSockaddr(sa *unix.RawSockaddrInet6) netip.AddrPort {

@@ -25,3 +25,22 @@ func newMmsgConn(*net.UDPConn, int) (*mmsgConn, error) { return nil, nil }
 
 func (*mmsgConn) read([]Message) (int, error)  { return 0, errors.New("udpio: batching unsupported") }
 func (*mmsgConn) write([]Message) (int, error) { return 0, errors.New("udpio: batching unsupported") }
+
+// Sender sends one datagram per call here.
+type Sender struct{}
+
+// NewSender returns a Sender.
+func NewSender() *Sender { return &Sender{} }
+
+func (*Sender) send(t *Target, ms []Message) (int, error) {
+	return writeEach(t.c, ms)
+}
+
+func setBuffers(c *net.UDPConn, read, write int) {
+	if read > 0 {
+		_ = c.SetReadBuffer(read)
+	}
+	if write > 0 {
+		_ = c.SetWriteBuffer(write)
+	}
+}

@@ -106,6 +106,9 @@ type worker struct {
 	req Request
 	// delegated is set once a message went to the Handler.
 	delegated bool
+	// batch, if set, takes ChannelData instead of r.chanData; the
+	// receive loop flushes it.
+	batch ChannelDataBatch
 }
 
 func newWorker(r *responder, st *counters) *worker {
@@ -131,7 +134,11 @@ func (w *worker) handle(out, pkt []byte, from netip.AddrPort, o origin) reply {
 		w.st.channelData.Add(1)
 		w.delegated = true
 		w.req = Request{From: from, Local: o.local, Network: o.tr.String(), Conn: o.conn}
-		w.r.chanData.ServeChannelData(&w.req, pkt)
+		if w.batch != nil {
+			w.batch.ServeChannelData(&w.req, pkt)
+		} else {
+			w.r.chanData.ServeChannelData(&w.req, pkt)
+		}
 		w.req = Request{}
 		return reply{}
 	}

@@ -46,6 +46,25 @@ type ChannelDataHandler interface {
 	ServeChannelData(req *Request, frame []byte)
 }
 
+// ChannelDataBatcher is implemented by a ChannelDataHandler that relays
+// ChannelData arriving over UDP in batches, to save system calls. Each UDP
+// receive goroutine makes one ChannelDataBatch when it starts and passes
+// it the ChannelData of every datagram it reads; after each batch of
+// datagrams read at once (recvmmsg) it calls Flush. TCP and TLS still go
+// through ServeChannelData.
+type ChannelDataBatcher interface {
+	NewChannelDataBatch() ChannelDataBatch
+}
+
+// ChannelDataBatch is the per-goroutine state of a ChannelDataBatcher. It
+// is used by one goroutine only. Its ServeChannelData may defer its work
+// until Flush: frame stays valid until Flush returns (req only during the
+// call).
+type ChannelDataBatch interface {
+	ChannelDataHandler
+	Flush()
+}
+
 // ConnCloseHandler is implemented by a Handler that must learn when a TCP
 // or TLS connection closes, for whatever reason (RFC 8656, Section 3.1: a
 // TURN allocation on a stream ends with the connection). ConnClosed is

@@ -18,6 +18,12 @@ var (
 	udpBatchSize = 32
 )
 
+// udpSocketBuffer is the receive and send buffer asked for each UDP
+// socket, as coturn does for its listeners: a burst of relayed traffic
+// waits in the kernel instead of being dropped. The kernel caps it at
+// net.core.rmem_max unless the server runs with CAP_NET_ADMIN.
+const udpSocketBuffer = 4 << 20
+
 // slotSize is the room for one batched response. Larger responses (long
 // SOFTWARE plus an error, PADDING) are sent at once instead of batched.
 const slotSize = 512
@@ -41,7 +47,7 @@ type udpSocket struct {
 // out to be taken, it tries another.
 func (s *Server) listenUDP() error {
 	c := s.cfg
-	opt := udpio.Options{Batch: udpBatch}
+	opt := udpio.Options{Batch: udpBatch, ReadBuffer: udpSocketBuffer, WriteBuffer: udpSocketBuffer}
 	attempts := 1
 	if c.AlternateIP.IsValid() && c.UDP.Port() == 0 {
 		attempts = 20
@@ -125,6 +131,9 @@ func (s *Server) readUDP(u *udpSocket) {
 	out := make([]udpio.Message, 0, n)
 	scratch := make([]byte, 0, scratchSize)
 	w := newWorker(s.resp, &u.st)
+	if b, ok := s.resp.handler.(ChannelDataBatcher); ok && s.resp.chanData != nil {
+		w.batch = b.NewChannelDataBatch()
+	}
 	o := origin{tr: tUDP, role: u.role, local: u.conn.LocalAddr(), conn: u}
 	var delay time.Duration
 	for {
@@ -158,6 +167,9 @@ func (s *Server) readUDP(u *udpSocket) {
 			default:
 				s.sendVia(u, rep)
 			}
+		}
+		if w.batch != nil {
+			w.batch.Flush()
 		}
 		if len(out) > 0 {
 			sent, _ := u.conn.WriteBatch(out)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -194,6 +195,9 @@ func requestedLifetime(m *stun.Message) (d time.Duration, present, ok bool) {
 func (s *Server) newRelay(a *allocation, f turn.Family, conn *net.UDPConn) *relay {
 	local := addrPortOf(conn.LocalAddr())
 	rl := &relay{a: a, family: f, conn: conn, local: local, public: local}
+	if tgt, err := udpio.NewTarget(conn, !local.Addr().Is4()); err == nil {
+		rl.tgt = tgt
+	}
 	if pub := s.publicIP[familyIndex(f)]; pub.IsValid() {
 		rl.public = netip.AddrPortFrom(pub, local.Port())
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -161,33 +162,127 @@ func (s *Server) serveSend(req *stunserver.Request) {
 // peer without a permission or without an allocation are dropped. RFC
 // 8656, Section 12.5.
 func (s *Server) ServeChannelData(req *stunserver.Request, frame []byte) {
+	if r, data, peer, f := s.channelDataRoute(req, frame); r != nil {
+		r.send(data, peer, f)
+	}
+}
+
+// channelDataRoute checks a ChannelData message from a client and returns
+// the relay, data and peer to send it with, and the flow to count it in;
+// r is nil when the message is dropped (and counted).
+func (s *Server) channelDataRoute(req *stunserver.Request, frame []byte) (r *relay, data []byte, peer netip.AddrPort, f *flow) {
 	a := s.allocs.get(fiveTuple{req.From, req.Local, transportOf(req.Network)})
 	if a == nil {
 		s.droppedNoAllocation.Add(1)
-		return
+		return nil, nil, peer, nil
 	}
 	ch, data, err := turn.ParseChannelData(frame)
 	if err != nil {
 		s.droppedMalformed.Add(1)
-		return
+		return nil, nil, peer, nil
 	}
-	f := &a.toPeer
+	f = &a.toPeer
 	peers := a.peers.Load()
 	peer, ok := peers.peerOf(ch)
 	if !ok || !peers.permitted(peer.Addr()) {
 		f.droppedNoPermission.Add(1)
-		return
+		return nil, nil, peer, nil
 	}
-	r := a.relayFor(peer.Addr())
+	r = a.relayFor(peer.Addr())
 	if r == nil {
 		f.droppedNoPermission.Add(1)
-		return
+		return nil, nil, peer, nil
 	}
 	if !s.allowBandwidth(a, len(data)) {
 		f.droppedQuota.Add(1)
+		return nil, nil, peer, nil
+	}
+	return r, data, peer, f
+}
+
+// NewChannelDataBatch returns the state with which one UDP receive
+// goroutine relays ChannelData in batches; it implements
+// stunserver.ChannelDataBatcher.
+func (s *Server) NewChannelDataBatch() stunserver.ChannelDataBatch {
+	return &channelDataBatch{
+		s:      s,
+		sender: udpio.NewSender(),
+		pend:   make([]pendingSend, 0, maxPending),
+		msgs:   make([]udpio.Message, 0, maxPending),
+	}
+}
+
+// maxPending bounds the ChannelData messages a batch holds before it
+// sends them; the server's receive batches are smaller.
+const maxPending = 64
+
+// channelDataBatch collects the ChannelData messages of one receive batch
+// and sends them at Flush with one sendmmsg per relay socket, in the order
+// they arrived. The checks (channel, permission, quota) are done at
+// ServeChannelData, as without batching. It is used by one goroutine.
+type channelDataBatch struct {
+	s      *Server
+	sender *udpio.Sender
+	pend   []pendingSend
+	msgs   []udpio.Message // scratch of one relay's messages
+}
+
+type pendingSend struct {
+	r    *relay // nil once sent
+	f    *flow
+	data []byte
+	peer netip.AddrPort
+}
+
+// ServeChannelData checks the message and queues it for Flush; frame must
+// stay valid until then.
+func (b *channelDataBatch) ServeChannelData(req *stunserver.Request, frame []byte) {
+	r, data, peer, f := b.s.channelDataRoute(req, frame)
+	if r == nil {
 		return
 	}
-	r.send(data, peer, f)
+	if r.tgt == nil {
+		r.send(data, peer, f)
+		return
+	}
+	if len(b.pend) == cap(b.pend) {
+		b.Flush()
+	}
+	b.pend = append(b.pend, pendingSend{r: r, f: f, data: data, peer: peer})
+}
+
+// Flush sends what is queued: for each relay socket, its messages in
+// order with one Sender.Send. A failed message is counted and dropped
+// alone; it never ends the allocation (see relay.send).
+func (b *channelDataBatch) Flush() {
+	for i := range b.pend {
+		r, f := b.pend[i].r, b.pend[i].f
+		if r == nil {
+			continue
+		}
+		msgs := b.msgs[:0]
+		for j := i; j < len(b.pend); j++ {
+			if p := &b.pend[j]; p.r == r {
+				msgs = append(msgs, udpio.Message{Buf: p.data, Addr: p.peer})
+				p.r = nil
+			}
+		}
+		sent, _ := b.sender.Send(r.tgt, msgs)
+		var bytes uint64
+		for k := range msgs {
+			if msgs[k].N >= 0 {
+				bytes += uint64(msgs[k].N)
+			}
+			msgs[k] = udpio.Message{} // keep no reference to the frames
+		}
+		if sent < len(msgs) {
+			f.sendErrors.Add(uint64(len(msgs) - sent))
+		}
+		f.packets.Add(uint64(sent))
+		f.bytes.Add(bytes)
+	}
+	clear(b.pend)
+	b.pend = b.pend[:0]
 }
 
 // allowBandwidth takes n bytes from the allocation's and the user's

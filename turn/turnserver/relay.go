@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
 
@@ -21,6 +22,7 @@ type relay struct {
 	a      *allocation
 	family turn.Family
 	conn   *net.UDPConn
+	tgt    *udpio.Target  // conn for batched sends; nil if unavailable
 	local  netip.AddrPort // the bound address
 	public netip.AddrPort // the advertised address (External IP, or local)
 	rd     relayReader    // the platform's read state
@@ -141,6 +143,11 @@ func (p *portPool) each(try func(port uint16) bool) error {
 	return errNoPort
 }
 
+// relaySocketBuffer is the receive and send buffer asked for each relay
+// socket, as for the listeners: a burst from a peer waits in the kernel
+// instead of being dropped. It costs memory only while data is queued.
+const relaySocketBuffer = 4 << 20
+
 func listenRelay(ip netip.Addr, port uint16, dontFragment bool) (*net.UDPConn, error) {
 	network := "udp6"
 	if ip.Is4() {
@@ -151,6 +158,7 @@ func listenRelay(ip netip.Addr, port uint16, dontFragment bool) (*net.UDPConn, e
 		return nil, err
 	}
 	c := pc.(*net.UDPConn)
+	udpio.SetBuffers(c, relaySocketBuffer, relaySocketBuffer)
 	if dontFragment {
 		if err := setDontFragment(c, ip.Is4()); err != nil {
 			c.Close()

@@ -1,0 +1,96 @@
+package turnserver
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/turn"
+)
+
+// TestChannelDataBatch queues ChannelData of two allocations, interleaved,
+// and checks that Flush delivers each relay's messages in order, counts
+// them, drops what has no channel, and allocates nothing.
+func TestChannelDataBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	var reqs [2]*stunserver.Request
+	var peers [2]*peer
+	for i, user := range []string{"alice", "bob"} {
+		c := dialClient(t, "udp", e.udp, user)
+		c.allocate()
+		peers[i] = newPeer(t, loop4)
+		c.bind(0x4000, peers[i].addr())
+		a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
+		if a == nil {
+			t.Fatal("allocation not found")
+		}
+		reqs[i] = &stunserver.Request{From: c.local(), Local: e.udp, Network: "udp", Conn: a.conn}
+	}
+	b := e.turn.NewChannelDataBatch()
+	const n = 5
+	before := e.turn.Stats()
+	for j := range n {
+		for i := range reqs {
+			b.ServeChannelData(reqs[i], turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%d-%d", i, j), false))
+		}
+	}
+	b.ServeChannelData(reqs[0], turn.AppendChannelData(nil, 0x4001, []byte("unbound"), false))
+	b.Flush()
+	b.Flush() // nothing left: sends nothing more
+	after := e.turn.Stats()
+	if got := after.ToPeerPackets - before.ToPeerPackets; got != 2*n {
+		t.Errorf("ToPeerPackets grew by %d, want %d", got, 2*n)
+	}
+	if got := after.ToPeerBytes - before.ToPeerBytes; got != 2*n*3 {
+		t.Errorf("ToPeerBytes grew by %d, want %d", got, 2*n*3)
+	}
+	if got := after.DroppedNoPermission - before.DroppedNoPermission; got != 1 {
+		t.Errorf("DroppedNoPermission grew by %d, want 1", got)
+	}
+	for i, p := range peers {
+		for j := range n {
+			got, _ := p.recv()
+			if want := fmt.Sprintf("%d-%d", i, j); string(got) != want {
+				t.Errorf("peer %d got %q, want %q", i, got, want)
+			}
+		}
+	}
+
+	frames := [][]byte{
+		turn.AppendChannelData(nil, 0x4000, make([]byte, 100), false),
+		turn.AppendChannelData(nil, 0x4000, make([]byte, 200), false),
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		for i := range 4 {
+			b.ServeChannelData(reqs[i%2], frames[i%2])
+		}
+		b.Flush()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per batch", allocs)
+	}
+}
+
+// TestChannelDataBatchFull queues more than a batch holds: the overflow
+// flushes early and nothing is lost.
+func TestChannelDataBatchFull(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialClient(t, "udp", e.udp, "alice")
+	c.allocate()
+	p := newPeer(t, loop4)
+	c.bind(0x4000, p.addr())
+	a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
+	req := &stunserver.Request{From: c.local(), Local: e.udp, Network: "udp", Conn: a.conn}
+	b := e.turn.NewChannelDataBatch()
+	const n = maxPending + 10
+	for j := range n {
+		b.ServeChannelData(req, turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%03d", j), false))
+	}
+	b.Flush()
+	for j := range n {
+		got, _ := p.recv()
+		if want := fmt.Sprintf("%03d", j); string(got) != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
