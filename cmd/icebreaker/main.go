@@ -29,6 +29,7 @@ func commands() []command {
 		{"nat", "find out what kind of NAT this host is behind (RFC 5780)", runNat},
 		{"user", "manage TURN users in the embedded user store", runUser},
 		{"turn", "check or load-test a TURN server", runTurn},
+		{"ice", "connect two machines with ICE (offer/answer by copy and paste)", runICE},
 		{"version", "print the version", runVersion},
 	}
 }
