@@ -262,6 +262,25 @@ func (l *Lab) FlushConntrack() {
 	}
 }
 
+// Loss makes the NAT of side "A" or "B" drop the given percentage of the
+// packets it forwards, in both directions, at random: the lab's stand-in for
+// "tc qdisc add ... netem loss N%", because sch_netem is often not built
+// into the kernels CI machines run. It uses nftables' random number
+// generator (numgen random) in a forward hook ahead of the NAT's rules.
+// percent must be 1-99; the side must have a NAT.
+func (l *Lab) Loss(side string, percent int) error {
+	if percent < 1 || percent > 99 {
+		return fmt.Errorf("natlab: loss %d%% outside 1-99", percent)
+	}
+	ns := l.NS("nat" + side)
+	if ns == "" {
+		return fmt.Errorf("natlab: side %q has no NAT to drop packets on", side)
+	}
+	rules := fmt.Sprintf("table ip natlab_loss {\n\tchain forward { type filter hook forward priority filter - 10; policy accept;\n"+
+		"\t\tnumgen random mod 100 < %d drop\n\t}\n}\n", percent)
+	return runTool(ns, strings.NewReader(rules), "nft", "-f", "-")
+}
+
 // testHookAddNS, when set by this package's tests, runs before each namespace
 // is created; an error from it makes New fail there.
 var testHookAddNS atomic.Pointer[func(t testing.TB, host string) error]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -13,9 +14,10 @@ import (
 // Proc is a process started in a lab namespace by [Lab.Start]. The lab kills
 // and reaps it in its cleanup.
 type Proc struct {
-	name string // for messages: "lanA: binary args..."
-	pid  int
-	out  syncBuffer
+	name  string // for messages: "lanA: binary args..."
+	pid   int
+	out   syncBuffer
+	stdin io.WriteCloser // nil unless started by StartWithStdin
 
 	done chan struct{} // closed once the process has been reaped
 	err  error         // result of cmd.Wait, valid after done
@@ -29,12 +31,30 @@ type Proc struct {
 // must be called from the test goroutine) if the process cannot be started.
 func (l *Lab) Start(ctx context.Context, host, binary string, args ...string) *Proc {
 	l.t.Helper()
+	return l.start(ctx, false, host, binary, args)
+}
+
+// StartWithStdin is Start with the process's standard input connected to a
+// pipe that [Proc.Stdin] returns, so a test can feed it lines (an ICE
+// token, say). Standard input is closed when the process is reaped.
+func (l *Lab) StartWithStdin(ctx context.Context, host, binary string, args ...string) *Proc {
+	l.t.Helper()
+	return l.start(ctx, true, host, binary, args)
+}
+
+func (l *Lab) start(ctx context.Context, withStdin bool, host, binary string, args []string) *Proc {
+	l.t.Helper()
 	cmd, err := l.command(ctx, host, binary, args)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	p := &Proc{name: host + ": " + strings.Join(append([]string{binary}, args...), " "), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if withStdin {
+		if p.stdin, err = cmd.StdinPipe(); err != nil {
+			l.t.Fatalf("natlab: stdin of %s: %v", p.name, err)
+		}
+	}
 
 	// Holding the lock across Start makes sure a concurrent cleanup either
 	// sees this process or has already refused it.
@@ -94,6 +114,10 @@ func (l *Lab) command(ctx context.Context, host, binary string, args []string) (
 // PID returns the process ID. "ip netns exec" execs the binary, so this is the
 // binary's own PID (and its process group ID).
 func (p *Proc) PID() int { return p.pid }
+
+// Stdin returns the write end of the process's standard input, or nil when
+// it was not started by [Lab.StartWithStdin].
+func (p *Proc) Stdin() io.WriteCloser { return p.stdin }
 
 // Output returns everything the process has written to standard output and
 // standard error so far.
