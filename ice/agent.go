@@ -91,6 +91,24 @@ type AgentConfig struct {
 	// lasts without an answer; 0 means DefaultConsentTimeout.
 	ConsentInterval, ConsentTimeout time.Duration
 
+	// DisconnectedAfter is how long the selected pair's consent checks
+	// may go unanswered before the state is ConnectionDisconnected; 0
+	// means two and a half ConsentIntervals.
+	DisconnectedAfter time.Duration
+
+	// RemoteTrickle says that the peer trickles its candidates (RFC
+	// 8838): Dial and Accept may get few or none, more come through
+	// AddRemoteCandidate, and the checks do not fail before
+	// RemoteCandidatesDone.
+	RemoteTrickle bool
+
+	// OnStateChange, when set, is called with every change of the
+	// connection state, in order, on a goroutine of the Agent's (never
+	// the caller's, never two at once); it may call the Agent's methods,
+	// Close included. The last call is ConnectionClosed, which may come
+	// after Close returned.
+	OnStateChange func(ConnectionState)
+
 	// Logger receives lifecycle events (gathering, selection, close),
 	// never per-packet ones. nil is silent.
 	Logger *slog.Logger
@@ -112,8 +130,8 @@ func (c *AgentConfig) Validate() error {
 	if c.Ta < 0 || c.Rc < 0 || c.Rm < 0 {
 		return errors.New("ice: AgentConfig: negative Ta, Rc or Rm")
 	}
-	if c.ConsentTimeout < 0 {
-		return fmt.Errorf("ice: AgentConfig.ConsentTimeout %v is negative", c.ConsentTimeout)
+	if c.ConsentTimeout < 0 || c.DisconnectedAfter < 0 {
+		return errors.New("ice: AgentConfig: negative ConsentTimeout or DisconnectedAfter")
 	}
 	if err := (ChecklistConfig{MaxPairs: c.MaxPairs}).Validate(); err != nil {
 		return err
@@ -193,6 +211,19 @@ type Agent struct {
 	kas       atomic.Uint64        // keepalives sent
 	consents  atomic.Uint64        // consent checks sent
 	consentOK atomic.Uint64        // consent checks answered
+
+	state stateNotifier
+
+	// Guarded by mu: the role of the first session, the credentials
+	// picked for an ICE restart, and trickled remote candidates that the
+	// loop has not taken yet (see AddRemoteCandidate).
+	controlling        bool
+	nextUfrag, nextPwd string
+	remoteQ            []Candidate
+	remoteEOC          bool
+	remoteKick         chan struct{} // cap 1: remoteQ or remoteEOC changed
+	connected          bool          // a session selected a pair
+	restarting         bool          // a Restart is running
 }
 
 // rxPacket is a packet a read loop received.
@@ -203,10 +234,12 @@ type rxPacket struct {
 	at   time.Time
 }
 
-// session is one run of the checks, started by Dial or Accept.
+// session is one run of the checks, started by Dial, Accept or Restart.
 type session struct {
-	checker *Checker
-	result  chan error // buffered; nil error: connected
+	checker  *Checker
+	result   chan error // buffered; nil error: connected
+	restart  bool       // started by Restart: a pair is already selected
+	reported bool       // the result was sent
 }
 
 // NewAgent validates and copies cfg and picks the credentials. It starts
@@ -216,17 +249,19 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ufrag:   cfg.LocalUfrag,
-		pwd:     cfg.LocalPwd,
-		stunIn:  make(chan rxPacket, queueLen),
-		dataIn:  make(chan rxPacket, queueLen),
-		startCh: make(chan *session),
-		stopCh:  make(chan *session),
-		done:    make(chan struct{}),
-		lost:    make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		ufrag:      cfg.LocalUfrag,
+		pwd:        cfg.LocalPwd,
+		stunIn:     make(chan rxPacket, queueLen),
+		dataIn:     make(chan rxPacket, queueLen),
+		startCh:    make(chan *session),
+		stopCh:     make(chan *session),
+		done:       make(chan struct{}),
+		lost:       make(chan struct{}),
+		remoteKick: make(chan struct{}, 1),
 	}
+	a.state.cb = cfg.OnStateChange
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -243,12 +278,20 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if a.cfg.ConsentTimeout == 0 {
 		a.cfg.ConsentTimeout = DefaultConsentTimeout
 	}
+	if a.cfg.DisconnectedAfter == 0 {
+		a.cfg.DisconnectedAfter = a.cfg.ConsentInterval * 5 / 2
+	}
 	return a, nil
 }
 
 // LocalCredentials returns the agent's ufrag and password, to send to the
 // peer with the candidates. RFC 8445, Section 5.3.
-func (a *Agent) LocalCredentials() (ufrag, pwd string) { return a.ufrag, a.pwd }
+// After an ICE restart they are the restart's.
+func (a *Agent) LocalCredentials() (ufrag, pwd string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ufrag, a.pwd
+}
 
 // SelectedPair returns a copy of the selected pair, or false before there
 // is one.
@@ -301,6 +344,9 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	a.mu.Lock()
 	closed, started := a.closed, a.started
 	a.started = true
+	if !started {
+		a.controlling = controlling
+	}
 	a.mu.Unlock()
 	switch {
 	case closed:
@@ -312,41 +358,51 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	if err != nil {
 		return nil, err
 	}
+	lufrag, lpwd := a.LocalCredentials()
 	ch, err := NewChecker(locals, remotes, CheckerConfig{
 		Controlling: controlling,
-		LocalUfrag:  a.ufrag, LocalPwd: a.pwd,
+		LocalUfrag:  lufrag, LocalPwd: lpwd,
 		RemoteUfrag: ufrag, RemotePwd: pwd,
 		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
 		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
+		RemoteTrickle: a.cfg.RemoteTrickle,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.permit(remotes)
 	s := &session{checker: ch, result: make(chan error, 1)}
+	if err := a.run(ctx, op, s); err != nil {
+		return nil, err
+	}
+	p, _ := a.SelectedPair()
+	a.log.Info("ice: connected", "pair", p.String())
+	return newConn(a), nil
+}
+
+// run hands s to the loop and waits for its outcome.
+func (a *Agent) run(ctx context.Context, op string, s *session) error {
 	select {
 	case a.startCh <- s:
 	case <-a.done:
-		return nil, a.opErr(op, nil, net.ErrClosed)
+		return a.opErr(op, nil, net.ErrClosed)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("ice: %s: %w", op, ctx.Err())
+		return fmt.Errorf("ice: %s: %w", op, ctx.Err())
 	}
 	select {
 	case err := <-s.result:
 		if err != nil {
-			return nil, fmt.Errorf("ice: %s: %w", op, err)
+			return fmt.Errorf("ice: %s: %w", op, err)
 		}
-		p, _ := a.SelectedPair()
-		a.log.Info("ice: connected", "pair", p.String())
-		return newConn(a), nil
+		return nil
 	case <-a.done:
-		return nil, a.opErr(op, nil, net.ErrClosed)
+		return a.opErr(op, nil, net.ErrClosed)
 	case <-ctx.Done():
 		select {
 		case a.stopCh <- s:
 		case <-a.done:
 		}
-		return nil, fmt.Errorf("ice: %s: %w", op, ctx.Err())
+		return fmt.Errorf("ice: %s: %w", op, ctx.Err())
 	}
 }
 
@@ -365,6 +421,7 @@ func (a *Agent) Close() error {
 			s.close()
 		}
 		a.wg.Wait()
+		a.state.set(ConnectionClosed)
 		a.log.Info("ice: agent closed")
 	})
 	return nil
@@ -434,25 +491,39 @@ func (a *Agent) readLoop(s *sock) {
 
 // loop owns the Checker and its timer: it hands STUN packets to the
 // Checker or to the socket's STUN client, sends what the Checker asks for,
-// keeps the selected pair alive, and reports the outcome to Dial or Accept.
+// keeps the selected pair alive and its consent fresh, reports the outcome
+// to Dial, Accept or Restart, and records the connection state.
 func (a *Agent) loop() {
 	var (
 		cur      *session
-		held     []rxPacket // checks received before the session started
+		held     []rxPacket // checks for a session that has not started
 		timer    = time.NewTimer(time.Hour)
 		lastSent time.Time // of the selected pair, for keepalives
 		// consent freshness, RFC 7675: since when the selected pair
 		// has consent without an answer, when the next check goes out,
-		// and the answers counted so far
+		// and the answers of the current session counted so far
 		consentSince, nextConsent time.Time
 		answered                  uint64
 	)
 	timer.Stop()
 	defer timer.Stop()
+	fail := func(err error) {
+		a.state.set(ConnectionFailed)
+		if !cur.reported {
+			cur.reported = true
+			cur.result <- err
+		}
+		if cur.restart || err != ErrFailed {
+			a.lostOnce.Do(func() { close(a.lost) })
+		}
+		cur = nil
+		timer.Stop()
+	}
 	run := func(now time.Time) {
 		if cur == nil {
 			return
 		}
+		a.takeRemotes(cur)
 		out, next := cur.checker.Next(now)
 		sel := a.selected.Load()
 		for _, o := range out {
@@ -463,20 +534,28 @@ func (a *Agent) loop() {
 				}
 			}
 		}
-		if p, ok := cur.checker.Selected(); ok && (sel == nil || !samePath(sel, &p)) {
-			a.selected.Store(&p)
-			lastSent = now
-			consentSince = now // the pair's check just succeeded
-			nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
-			if sel == nil {
+		if p, ok := cur.checker.Selected(); ok && (!cur.reported || !samePath(sel, &p)) {
+			if sel == nil || !samePath(sel, &p) {
+				a.selected.Store(&p)
+				lastSent = now
+				consentSince = now // the pair's check just succeeded
+				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
+				if sel != nil {
+					a.log.Info("ice: selected pair changed", "pair", p.String())
+				}
+			}
+			if !cur.reported {
+				cur.reported = true
+				a.mu.Lock()
+				a.connected, a.restarting = true, false
+				a.mu.Unlock()
 				cur.result <- nil
-			} else {
-				a.log.Info("ice: selected pair changed", "pair", p.String())
+				a.state.set(ConnectionConnected)
 			}
 		}
-		if sel == nil && cur.checker.State() == StateFailed {
-			cur.result <- ErrFailed
-			cur = nil
+		if !cur.reported && cur.checker.State() == StateFailed {
+			a.log.Warn("ice: every candidate pair failed", "restart", cur.restart)
+			fail(ErrFailed)
 			return
 		}
 		if sel = a.selected.Load(); sel != nil && a.cfg.Keepalive > 0 {
@@ -501,10 +580,16 @@ func (a *Agent) loop() {
 			expiry := consentSince.Add(a.cfg.ConsentTimeout)
 			if !now.Before(expiry) {
 				a.log.Warn("ice: consent lost", "pair", sel.String(), "after", a.cfg.ConsentTimeout)
-				a.lostOnce.Do(func() { close(a.lost) })
-				cur = nil
-				timer.Stop()
+				fail(ErrConsentLost)
 				return
+			}
+			if cur.reported {
+				if disc := consentSince.Add(a.cfg.DisconnectedAfter); now.Before(disc) {
+					a.state.set(ConnectionConnected)
+					next = earliest(next, disc)
+				} else {
+					a.state.set(ConnectionDisconnected)
+				}
 			}
 			if !now.Before(nextConsent) {
 				if o, ok := cur.checker.consentCheck(); ok {
@@ -525,7 +610,11 @@ func (a *Agent) loop() {
 		case <-a.done:
 			return
 		case s := <-a.startCh:
-			cur = s
+			if cur != nil && !cur.reported {
+				cur.result <- errors.New("superseded by an ICE restart")
+			}
+			cur, answered = s, 0
+			a.state.set(ConnectionChecking)
 			now := time.Now()
 			for _, p := range held {
 				cur.checker.Handle(p.b, p.s.addr, p.from, now)
@@ -534,9 +623,18 @@ func (a *Agent) loop() {
 			run(now)
 		case s := <-a.stopCh:
 			if cur == s {
+				if s.restart {
+					// a restart given up: the old pair stays selected
+					// until consent says otherwise, without checks
+					a.mu.Lock()
+					a.restarting = false
+					a.mu.Unlock()
+				}
 				cur = nil
 				timer.Stop()
 			}
+		case <-a.remoteKick:
+			run(time.Now())
 		case p := <-a.stunIn:
 			a.handleSTUN(cur, &held, p)
 			run(time.Now())
@@ -548,8 +646,18 @@ func (a *Agent) loop() {
 
 // handleSTUN gives a STUN packet to the Checker, or when the Checker does
 // not want it (a response to no check of its) to the socket's STUN client.
-// Checks that arrive before the session starts are held, a few of them.
+// Checks that arrive before their session starts are held, a few of them:
+// before Dial or Accept, and checks that already use the credentials of an
+// ICE restart that has not started here yet.
 func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
+	var m stun.Message
+	parsed := m.Parse(p.b) == nil
+	if cur != nil && parsed && m.Type == stun.BindingRequest && a.forRestart(&m) {
+		if len(*held) < early {
+			*held = append(*held, p)
+		}
+		return
+	}
 	if cur != nil {
 		err := cur.checker.Handle(p.b, p.s.addr, p.from, p.at)
 		if err == nil {
@@ -563,9 +671,7 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 	if p.s.client != nil && p.s.client.HandlePacket(p.b, p.from) {
 		return
 	}
-	var m stun.Message
-	if cur == nil && len(*held) < early && m.Parse(p.b) == nil &&
-		m.Type == stun.BindingRequest {
+	if cur == nil && len(*held) < early && parsed && m.Type == stun.BindingRequest {
 		*held = append(*held, p)
 		return
 	}

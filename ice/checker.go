@@ -1,6 +1,7 @@
 package ice
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -54,8 +55,15 @@ type CheckerConfig struct {
 	// before it nominates the relayed one; 0 means DefaultRelayWait, a
 	// negative value no wait.
 	RelayWait time.Duration
-	// MaxPairs limits the check list, as in ChecklistConfig.
+	// MaxPairs limits the check list, as in ChecklistConfig. Pairs
+	// learned from checks and trickled candidates may grow it to twice
+	// that, no further.
 	MaxPairs int
+	// RemoteTrickle says that the peer trickles its candidates (RFC
+	// 8838): more arrive through AddRemoteCandidate, and the Checker
+	// does not declare failure before RemoteCandidatesDone, the peer's
+	// end-of-candidates (RFC 8838, Section 8.2).
+	RemoteTrickle bool
 }
 
 // Validate reports a configuration error.
@@ -127,11 +135,13 @@ type Checker struct {
 	nextCheck       time.Time // earliest time of the next new check
 	idle            bool      // no check could start; cleared by any change
 
-	nom     nomination
-	state   State
-	nprflx  int // peer-reflexive remote candidates learned
-	consent consent
-	scratch stun.Message
+	nom        nomination
+	state      State
+	limit      int  // the most pairs the check list may hold
+	remoteDone bool // no more remote candidates will come
+	nprflx     int  // peer-reflexive remote candidates learned
+	consent    consent
+	scratch    stun.Message
 }
 
 // pairInfo is the Checker's per-pair state beyond the Pair's.
@@ -183,7 +193,8 @@ func NewChecker(locals, remotes []Candidate, cfg CheckerConfig) (*Checker, error
 	if cfg.RelayWait == 0 {
 		cfg.RelayWait = DefaultRelayWait
 	}
-	c := &Checker{cfg: cfg, info: make(map[*Pair]*pairInfo)}
+	c := &Checker{cfg: cfg, info: make(map[*Pair]*pairInfo), remoteDone: !cfg.RemoteTrickle}
+	c.limit = 2 * cmp.Or(cfg.MaxPairs, DefaultMaxPairs)
 	var err error
 	if c.localKey, err = stun.ShortTermKey(cfg.LocalPwd); err != nil {
 		return nil, fmt.Errorf("ice: local password: %w", err)
@@ -431,7 +442,7 @@ func (c *Checker) updateState() {
 	switch {
 	case c.nom.selected != nil:
 		c.state = StateConnected
-	case len(c.cl.pairs) == 0 || len(c.nom.valid) > 0 || len(c.triggered) > 0:
+	case !c.remoteDone || len(c.cl.pairs) == 0 || len(c.nom.valid) > 0 || len(c.triggered) > 0:
 	default:
 		for _, t := range c.txs {
 			if !t.cancelled {
@@ -532,12 +543,87 @@ func (c *Checker) remoteAt(addr netip.AddrPort, component uint16) *Candidate {
 	return nil
 }
 
-// newPair adds a pair learned from a check to the check list.
+// newPair adds a pair learned from a check or a trickled candidate to the
+// check list, or returns nil when the list is at its limit.
 func (c *Checker) newPair(local, remote *Candidate) *Pair {
+	if len(c.cl.pairs) >= c.limit {
+		return nil
+	}
 	p := &Pair{Local: *local, Remote: *remote, State: PairFrozen}
 	c.cl.add(p)
 	c.info[p] = &pairInfo{}
 	return p
+}
+
+// AddRemoteCandidate adds a candidate the peer trickled after the checks
+// began (RFC 8838, Section 11.4): it is paired with every local candidate
+// (RFC 8445, Section 6.1.2.2) and each new pair is Waiting, unless a pair
+// of its foundation is already Waiting or In-Progress, which leaves it
+// Frozen (RFC 8838, Section 11.2, the rule of RFC 8445, Section 6.1.2.6).
+// A candidate at the address of a peer-reflexive one replaces it in place:
+// the pairs keep their state and take the signalled priority (RFC 8445,
+// Section 7.3.1.3). Candidates that are not UDP, or already known, are
+// ignored. It returns an error for a candidate without a usable address,
+// or after RemoteCandidatesDone.
+func (c *Checker) AddRemoteCandidate(r Candidate) error {
+	if c.remoteDone {
+		return errors.New("ice: remote candidate after end-of-candidates")
+	}
+	if r.Transport != TransportUDP || r.Host != "" {
+		return nil // mDNS names are resolved by the driver, TCP is not checked
+	}
+	if !r.Addr.IsValid() || r.Addr.Port() == 0 || r.Component == 0 {
+		return fmt.Errorf("ice: remote candidate %q has no usable address", r.String())
+	}
+	r.Addr = unmap(r.Addr)
+	c.idle = false
+	if old := c.remoteAt(r.Addr, r.Component); old != nil {
+		if old.Type != TypePeerReflexive {
+			return nil
+		}
+		*old = r
+		for _, p := range c.cl.pairs {
+			if p.Remote.Addr == r.Addr && p.Remote.Component == r.Component {
+				p.Remote = r
+				p.computePriority(c.cl.Controlling())
+			}
+		}
+		c.cl.sort()
+		return nil
+	}
+	c.remotes = append(c.remotes, r)
+	remote := &c.remotes[len(c.remotes)-1]
+	for i := range c.locals {
+		l := &c.locals[i]
+		if l.Type == TypeServerReflexive || !canPair(l, remote) {
+			continue // a server-reflexive local pairs through its base, Section 6.1.2.4
+		}
+		if c.cl.Find(l.BaseAddr(), remote.Addr, TransportUDP) != nil {
+			continue
+		}
+		p := c.newPair(l, remote)
+		if p == nil {
+			break
+		}
+		p.State = PairWaiting
+		f := p.Foundation()
+		for _, q := range c.cl.pairs {
+			if q != p && q.Foundation() == f && (q.State == PairWaiting || q.State == PairInProgress) {
+				p.State = PairFrozen
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// RemoteCandidatesDone records the peer's end-of-candidates (RFC 8838,
+// Section 8.2): from now on, when every pair has failed, the checks have
+// failed. Without RemoteTrickle the candidates given to NewChecker were
+// already complete.
+func (c *Checker) RemoteCandidatesDone() {
+	c.remoteDone = true
+	c.idle = false
 }
 
 // prflxFoundation returns a foundation for a peer-reflexive remote

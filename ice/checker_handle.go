@@ -96,6 +96,9 @@ func (c *Checker) handleRequest(m *stun.Message, local, from netip.AddrPort) err
 
 	// Section 7.3.1.3: learn a peer-reflexive remote candidate.
 	remote := c.remoteAt(from, base.Component)
+	if remote == nil && len(c.remotes) >= c.limit {
+		return nil // answered, but no more learning
+	}
 	if remote == nil {
 		c.remotes = append(c.remotes, Candidate{
 			Foundation: c.prflxFoundation(), Component: base.Component, Transport: TransportUDP,
@@ -110,7 +113,9 @@ func (c *Checker) handleRequest(m *stun.Message, local, from netip.AddrPort) err
 		if !canPair(base, remote) {
 			return nil
 		}
-		p = c.newPair(base, remote)
+		if p = c.newPair(base, remote); p == nil {
+			return nil
+		}
 	}
 	pi := c.info[p]
 	switch p.State {

@@ -3,6 +3,7 @@ package ice
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -14,7 +15,11 @@ func TestConsent(t *testing.T) {
 	cfg := func() AgentConfig {
 		return AgentConfig{Gather: loopbackOnly(), ConsentInterval: 20 * time.Millisecond, ConsentTimeout: 300 * time.Millisecond}
 	}
-	a, b, ca, cb := connectPair(t, cfg(), cfg())
+	states := newStateLog()
+	cfgA := cfg()
+	cfgA.OnStateChange = states.record
+	cfgA.DisconnectedAfter = 150 * time.Millisecond
+	a, b, ca, cb := connectPair(t, cfgA, cfg())
 
 	// 30 answered checks span at least 30 * 16 ms, more than the
 	// timeout: consent was refreshed, not merely not yet expired.
@@ -49,6 +54,16 @@ func TestConsent(t *testing.T) {
 	}
 	if err := ca.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// Unanswered checks made A disconnected before consent was lost. (A
+	// slow machine may also delay an answer past DisconnectedAfter while
+	// B is alive: disconnected, connected pairs may come in between.)
+	<-states.closed
+	got := states.get()
+	head := []ConnectionState{ConnectionChecking, ConnectionConnected}
+	tail := []ConnectionState{ConnectionDisconnected, ConnectionFailed, ConnectionClosed}
+	if len(got) < 5 || !slices.Equal(got[:2], head) || !slices.Equal(got[len(got)-3:], tail) {
+		t.Errorf("states %v, want %v ... %v", got, head, tail)
 	}
 	if _, err := ca.Read(buf); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Read after Close: %v, want net.ErrClosed", err)

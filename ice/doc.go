@@ -58,8 +58,18 @@
 //     application;
 //   - one loop goroutine that owns the Checker and its timer, and sends
 //     keepalives on the selected pair (RFC 8445, Section 11);
-//   - the selected path as a net.Conn (Conn).
+//   - the selected path as a net.Conn (Conn);
+//   - remote candidates trickled after Dial or Accept (RFC 8838, Section
+//     11.4) with AgentConfig.RemoteTrickle, AddRemoteCandidate and
+//     RemoteCandidatesDone: new pairs join the running check list, and
+//     the checks do not fail before the peer's end-of-candidates
+//     (Section 8.2);
+//   - ICE restart (RFC 8445, Section 9): RestartCredentials and Restart
+//     run new checks with new credentials while the Conn keeps the old
+//     pair, then follows the new selection;
+//   - the connection state (new, checking, connected, disconnected,
+//     failed, closed) through Agent.State and AgentConfig.OnStateChange.
 //
-// Not yet here: ICE restart, remote candidates trickled after Dial or
-// Accept, several components, and TCP candidates in the Agent.
+// Not yet here: several components, TCP candidates in the Agent, and
+// gathering again on an ICE restart (the first candidates are reused).
 package ice

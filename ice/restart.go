@@ -1,0 +1,172 @@
+package ice
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/icebreaker-net/icebreaker/stun"
+)
+
+// ErrNotConnected is returned by Restart before a Dial or Accept has
+// connected.
+var ErrNotConnected = errors.New("ice: not connected: Dial or Accept first")
+
+// State returns the connection state.
+func (a *Agent) State() ConnectionState { return a.state.get() }
+
+// AddRemoteCandidate adds a candidate that the peer trickled (RFC 8838,
+// Section 11.4) to the running checks, or to the next Dial, Accept or
+// Restart when none runs. It needs AgentConfig.RemoteTrickle, and the
+// candidate must come before RemoteCandidatesDone. Relays get a permission
+// for its address (RFC 8656, Section 9) when the checks take it. Candidates that are not UDP, or
+// with an mDNS name, are ignored. It does not block.
+func (a *Agent) AddRemoteCandidate(c Candidate) error {
+	if !a.cfg.RemoteTrickle {
+		return errors.New("ice: AddRemoteCandidate needs AgentConfig.RemoteTrickle")
+	}
+	if c.Transport == TransportUDP && c.Host == "" && (!c.Addr.IsValid() || c.Addr.Port() == 0) {
+		return errors.New("ice: remote candidate without an address")
+	}
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return a.opErr("add candidate", nil, net.ErrClosed)
+	case a.remoteEOC:
+		a.mu.Unlock()
+		return errors.New("ice: remote candidate after end-of-candidates")
+	}
+	a.remoteQ = append(a.remoteQ, c)
+	a.mu.Unlock()
+	a.kick()
+	return nil
+}
+
+// RemoteCandidatesDone records the peer's end-of-candidates (RFC 8838,
+// Section 8.2): once every pair has failed, Dial or Accept returns
+// ErrFailed. It does not block.
+func (a *Agent) RemoteCandidatesDone() {
+	a.mu.Lock()
+	a.remoteEOC = true
+	a.mu.Unlock()
+	a.kick()
+}
+
+func (a *Agent) kick() {
+	select {
+	case a.remoteKick <- struct{}{}:
+	default:
+	}
+}
+
+// takeRemotes moves the trickled candidates to the session's Checker and
+// asks the relays for their permissions. The loop calls it.
+func (a *Agent) takeRemotes(s *session) {
+	a.mu.Lock()
+	q, eoc := a.remoteQ, a.remoteEOC && !s.checker.remoteDone
+	a.remoteQ = nil
+	a.mu.Unlock()
+	if len(q) > 0 {
+		a.permit(q)
+	}
+	for _, c := range q {
+		if err := s.checker.AddRemoteCandidate(c); err != nil {
+			a.log.Debug("ice: trickled candidate refused", "candidate", c.String(), "err", err)
+			a.malformed.Add(1)
+		}
+	}
+	if eoc {
+		s.checker.RemoteCandidatesDone()
+	}
+}
+
+// RestartCredentials picks the new local credentials of an ICE restart
+// (RFC 8445, Section 9) and returns them, to send to the peer with the
+// candidates. Until Restart runs, the current session goes on, and checks
+// from the peer that already use the new credentials are kept for the
+// restart. Calling it again before Restart returns the same credentials.
+func (a *Agent) RestartCredentials() (ufrag, pwd string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nextUfrag == "" {
+		a.nextUfrag, a.nextPwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
+	}
+	return a.nextUfrag, a.nextPwd
+}
+
+// Restart runs an ICE restart (RFC 8445, Section 9): new checks with the
+// credentials from RestartCredentials against the peer's new credentials
+// and candidates, over the candidates gathered at first, in the role of
+// the first session. The Conn stays usable: it keeps the selected pair
+// until the new checks select one, then follows it. Restart returns once a
+// pair is selected, or with ErrFailed when every pair failed (the Conn
+// then fails too), or when ctx ends (the old pair stays selected).
+func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) error {
+	a.mu.Lock()
+	ufrag, pwd, controlling := a.nextUfrag, a.nextPwd, a.controlling
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return a.opErr("restart", nil, net.ErrClosed)
+	case !a.connected:
+		a.mu.Unlock()
+		return ErrNotConnected
+	case a.restarting:
+		a.mu.Unlock()
+		return errors.New("ice: a restart is already running")
+	case ufrag == "":
+		a.mu.Unlock()
+		return errors.New("ice: call RestartCredentials first and send them to the peer")
+	}
+	a.restarting = true
+	a.mu.Unlock()
+	undo := func() {
+		a.mu.Lock()
+		a.restarting = false
+		a.mu.Unlock()
+	}
+	ch, err := NewChecker(a.gathered, remotes, CheckerConfig{
+		Controlling: controlling,
+		LocalUfrag:  ufrag, LocalPwd: pwd,
+		RemoteUfrag: remoteUfrag, RemotePwd: remotePwd,
+		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
+		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
+		RemoteTrickle: a.cfg.RemoteTrickle,
+	})
+	if err != nil {
+		undo()
+		return err
+	}
+	a.mu.Lock()
+	a.ufrag, a.pwd, a.nextUfrag, a.nextPwd = ufrag, pwd, "", ""
+	a.remoteEOC = false
+	a.mu.Unlock()
+	a.permit(remotes)
+	err = a.run(ctx, "restart", &session{checker: ch, result: make(chan error, 1), restart: true})
+	if err != nil {
+		undo()
+		return err
+	}
+	p, _ := a.SelectedPair()
+	a.log.Info("ice: restarted", "pair", p.String())
+	return nil
+}
+
+// forRestart reports whether m is a check that uses the credentials picked
+// for a restart that has not started here yet.
+func (a *Agent) forRestart(m *stun.Message) bool {
+	a.mu.Lock()
+	next := a.nextUfrag
+	a.mu.Unlock()
+	if next == "" {
+		return false
+	}
+	u, err := m.Text(stun.AttrUsername)
+	if err != nil {
+		return false
+	}
+	local, _, ok := strings.Cut(u, ":")
+	return ok && local == next
+}
