@@ -102,6 +102,15 @@ type AgentConfig struct {
 	// RemoteCandidatesDone.
 	RemoteTrickle bool
 
+	// Lite makes a lite agent (RFC 8445, Section 2.5), for a server
+	// with a public address whose peers run full ICE: host candidates
+	// only (no STUN or TURN servers), Accept only (always controlled,
+	// Section 6.1.1), no checks of its own: it answers the full peer's
+	// and selects the pair that peer nominates. It sends keepalives but
+	// no consent checks (those are the full peer's, RFC 7675), and it
+	// answers the peer's consent checks.
+	Lite bool
+
 	// OnStateChange, when set, is called with every change of the
 	// connection state, in order, on a goroutine of the Agent's (never
 	// the caller's, never two at once); it may call the Agent's methods,
@@ -132,6 +141,9 @@ func (c *AgentConfig) Validate() error {
 	}
 	if c.ConsentTimeout < 0 || c.DisconnectedAfter < 0 {
 		return errors.New("ice: AgentConfig: negative ConsentTimeout or DisconnectedAfter")
+	}
+	if c.Lite && (len(c.Gather.STUNServers) > 0 || len(c.Gather.TURNServers) > 0 || c.Gather.RelayOnly) {
+		return errors.New("ice: AgentConfig: a lite agent gathers host candidates only (no STUN or TURN servers)")
 	}
 	if err := (ChecklistConfig{MaxPairs: c.MaxPairs}).Validate(); err != nil {
 		return err
@@ -341,6 +353,9 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	if controlling {
 		op = "dial"
 	}
+	if controlling && a.cfg.Lite {
+		return nil, errors.New("ice: a lite agent cannot Dial: it is always controlled, use Accept")
+	}
 	a.mu.Lock()
 	closed, started := a.closed, a.started
 	a.started = true
@@ -365,7 +380,7 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 		RemoteUfrag: ufrag, RemotePwd: pwd,
 		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
 		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
-		RemoteTrickle: a.cfg.RemoteTrickle,
+		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
 	})
 	if err != nil {
 		return nil, err
@@ -571,7 +586,7 @@ func (a *Agent) loop() {
 				next = earliest(next, ka)
 			}
 		}
-		if sel != nil && a.cfg.ConsentInterval > 0 {
+		if sel != nil && a.cfg.ConsentInterval > 0 && !a.cfg.Lite {
 			if n := cur.checker.consent.answered; n != answered {
 				a.consentOK.Add(n - answered)
 				answered = n

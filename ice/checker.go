@@ -64,6 +64,11 @@ type CheckerConfig struct {
 	// does not declare failure before RemoteCandidatesDone, the peer's
 	// end-of-candidates (RFC 8838, Section 8.2).
 	RemoteTrickle bool
+	// Lite makes this a lite agent (RFC 8445, Sections 2.5 and 6.1.1):
+	// always controlled, it sends no check of its own and only answers
+	// the full peer's; a check with USE-CANDIDATE selects its pair
+	// (Section 7.3.1.5). The peer must be a full agent.
+	Lite bool
 }
 
 // Validate reports a configuration error.
@@ -77,6 +82,8 @@ func (c *CheckerConfig) Validate() error {
 		return fmt.Errorf("ice: CheckerConfig.Ta %v is negative", c.Ta)
 	case c.Rc < 0 || c.Rm < 0:
 		return fmt.Errorf("ice: CheckerConfig: Rc %d / Rm %d negative", c.Rc, c.Rm)
+	case c.Lite && c.Controlling:
+		return errors.New("ice: CheckerConfig: a lite agent is always controlled (RFC 8445, Section 6.1.1)")
 	}
 	return ChecklistConfig{MaxPairs: c.MaxPairs}.Validate()
 }
@@ -266,6 +273,10 @@ func (c *Checker) Pairs() []Pair {
 // next ordinary check (RFC 8445, Section 6.1.4.2).
 func (c *Checker) Next(now time.Time) (out []Outgoing, next time.Time) {
 	out, c.pending = c.pending, nil
+	if c.cfg.Lite {
+		c.updateState()
+		return out, time.Time{} // answers only: nothing is ever scheduled
+	}
 	out = c.retransmit(now, out)
 	if c.state != StateFailed {
 		c.nominate(now)
@@ -442,6 +453,7 @@ func (c *Checker) updateState() {
 	switch {
 	case c.nom.selected != nil:
 		c.state = StateConnected
+	case c.cfg.Lite: // waits for the full agent's nomination
 	case !c.remoteDone || len(c.cl.pairs) == 0 || len(c.nom.valid) > 0 || len(c.triggered) > 0:
 	default:
 		for _, t := range c.txs {

@@ -73,9 +73,14 @@ func (c *Checker) handleRequest(m *stun.Message, local, from netip.AddrPort) err
 		return err
 	}
 
-	// Section 7.3.1.1: role conflicts.
+	// Section 7.3.1.1: role conflicts. A lite agent stays controlled
+	// and tells a full peer that also claims controlled to switch.
 	controlling := c.cl.Controlling()
 	switch {
+	case c.cfg.Lite && req.role == roleControlled:
+		c.respond(local, from, appendError(make([]byte, 0, 96), m.TransactionID, stun.CodeRoleConflict, c.localKey, nil))
+		return nil
+	case c.cfg.Lite:
 	case controlling && req.role == roleControlling:
 		if c.tieBreaker >= req.tieBreaker {
 			c.respond(local, from, appendError(make([]byte, 0, 96), m.TransactionID, stun.CodeRoleConflict, c.localKey, nil))
@@ -116,6 +121,17 @@ func (c *Checker) handleRequest(m *stun.Message, local, from netip.AddrPort) err
 		if p = c.newPair(base, remote); p == nil {
 			return nil
 		}
+	}
+	if c.cfg.Lite {
+		// Section 7.3.1.5 for a lite agent: no triggered check; the
+		// pair of a check with USE-CANDIDATE is valid and nominated.
+		if req.useCandidate {
+			p.State = PairSucceeded
+			c.info[p].valid = p
+			c.nom.addValid(p)
+			c.nominated(p)
+		}
+		return nil
 	}
 	pi := c.info[p]
 	switch p.State {

@@ -67,6 +67,9 @@
 //   - ICE restart (RFC 8445, Section 9): RestartCredentials and Restart
 //     run new checks with new credentials while the Conn keeps the old
 //     pair, then follows the new selection;
+//   - a lite mode (RFC 8445, Section 2.5): host candidates only, always
+//     controlled, answering the full peer's checks and selecting the pair
+//     it nominates (Section 7.3.1.5);
 //   - the connection state (new, checking, connected, disconnected,
 //     failed, closed) through Agent.State and AgentConfig.OnStateChange.
 //

@@ -133,7 +133,7 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 		RemoteUfrag: remoteUfrag, RemotePwd: remotePwd,
 		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
 		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
-		RemoteTrickle: a.cfg.RemoteTrickle,
+		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
 	})
 	if err != nil {
 		undo()
