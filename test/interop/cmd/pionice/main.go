@@ -1,0 +1,654 @@
+// Command pionice is the pion/ice v4 (https://github.com/pion/ice) twin of
+// `icebreaker ice`: the same command line (a subset of its flags), the same
+// ib1 token, the same ping exchange over the selected pair and the same
+// --json summary, so that a test or a benchmark drives either binary the same
+// way and one of each can connect to the other (ICE, RFC 8445,
+// https://www.rfc-editor.org/rfc/rfc8445; candidates in the grammar of
+// RFC 8839, Section 5.1).
+//
+//	pionice offer|answer [--stun HOST:PORT]... [--turn turn:HOST:PORT --turn-user U --turn-pass P]
+//	                     [--ip IP|PREFIX]... [--relay-only] [--count N] [--timeout DUR] [--json] [-v]
+//
+// 'offer' is the controlling agent (Dial), 'answer' the controlled one
+// (Accept). The agent runs with pion's default timing (check interval,
+// acceptance waits, STUN gather timeout): it stands for pion as a user gets
+// it. Only the network types (UDP over IPv4, plus IPv6 when an --ip is
+// IPv6), the addresses (--ip; loopback is included when an --ip covers it),
+// the servers and, with --relay-only, the candidate types are set; mDNS is
+// off, since tokens carry plain addresses.
+//
+// Exit status: 0 on success, 1 on failure, 2 on a usage error.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
+)
+
+// errUsage marks an error in the command line: exit status 2.
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "pionice: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Fprintf(os.Stderr, "pionice: %v\n", err)
+	os.Exit(1)
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// options are the parsed flags.
+type options struct {
+	role               string // "offer" (controlling) or "answer" (controlled)
+	stun, turn         []*stun.URI
+	turnUser, turnPass string
+	prefixes           []netip.Prefix
+	relayOnly          bool
+	count              int
+	timeout            time.Duration
+	json, verbose      bool
+}
+
+func usageError(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// parseArgs parses "offer|answer [flags]" (flags may also come first).
+func parseArgs(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("pionice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pionice offer|answer [flags]")
+		fmt.Fprintln(stderr, "\nThe pion/ice v4 twin of 'icebreaker ice': prints its token on standard output, reads")
+		fmt.Fprintln(stderr, "the peer's on standard input, connects, exchanges --count pings and exits 0.")
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	var stuns, turns, ips listFlag
+	o := &options{}
+	fs.Var(&stuns, "stun", "STUN server `HOST[:PORT]` for server-reflexive candidates (repeatable)")
+	fs.Var(&turns, "turn", "TURN server `URI` turn:HOST[:PORT] for relayed candidates (repeatable)")
+	fs.StringVar(&o.turnUser, "turn-user", "", "TURN long-term credentials: user name")
+	fs.StringVar(&o.turnPass, "turn-pass", "", "TURN long-term credentials: password")
+	fs.Var(&ips, "ip", "gather host candidates only on this `IP or PREFIX` (repeatable)")
+	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
+	fs.IntVar(&o.count, "count", 5, "pings to exchange over the selected pair")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up when no candidate pair worked after this long (from the peer's token)")
+	fs.BoolVar(&o.json, "json", false, "print a JSON summary on standard output after the token")
+	fs.BoolVar(&o.verbose, "v", false, "log pion's progress (debug level) to standard error")
+
+	// Flags and the one positional argument may come in any order.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) == 0:
+		return nil, usageError("missing offer or answer")
+	case len(pos) > 1:
+		return nil, usageError("unexpected argument %q", pos[1])
+	case pos[0] != "offer" && pos[0] != "answer":
+		return nil, usageError("unknown command %q (want offer or answer)", pos[0])
+	case o.count < 1 || o.count > 1000:
+		return nil, usageError("--count must be 1-1000")
+	case o.timeout <= 0:
+		return nil, usageError("--timeout must be positive")
+	case (o.turnUser == "") != (o.turnPass == ""):
+		return nil, usageError("--turn-user and --turn-pass go together")
+	case len(turns) == 0 && o.turnUser != "":
+		return nil, usageError("TURN credentials without --turn")
+	case len(turns) > 0 && o.turnUser == "":
+		return nil, usageError("--turn needs --turn-user and --turn-pass")
+	case o.relayOnly && len(turns) == 0:
+		return nil, usageError("--relay-only needs --turn")
+	}
+	o.role = pos[0]
+	for _, s := range ips {
+		p, err := parsePrefixOrIP(s)
+		if err != nil {
+			return nil, usageError("--ip: %v", err)
+		}
+		o.prefixes = append(o.prefixes, p)
+	}
+	for _, s := range stuns {
+		u, err := stun.ParseURI("stun:" + s)
+		if err != nil {
+			return nil, usageError("--stun %q: %v", s, err)
+		}
+		o.stun = append(o.stun, u)
+	}
+	for _, s := range turns {
+		u, err := stun.ParseURI(s)
+		if err != nil || u.Scheme != stun.SchemeTypeTURN || u.Proto != stun.ProtoTypeUDP {
+			return nil, usageError("--turn %q: want turn:HOST[:PORT] (TURN over UDP)", s)
+		}
+		u.Username, u.Password = o.turnUser, o.turnPass
+		o.turn = append(o.turn, u)
+	}
+	return o, nil
+}
+
+// parsePrefixOrIP parses "10.0.0.0/8" or "10.1.2.3".
+func parsePrefixOrIP(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	ip = ip.Unmap().WithZone("")
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// agentOptions returns the pion options for o: network types, addresses,
+// servers and candidate types only, never timing.
+func (o *options) agentOptions(stderr io.Writer) []ice.AgentOption {
+	logs := logging.NewDefaultLoggerFactory()
+	logs.Writer = stderr
+	logs.DefaultLogLevel = logging.LogLevelWarn
+	if o.verbose {
+		logs.DefaultLogLevel = logging.LogLevelDebug
+	}
+	types := []ice.NetworkType{ice.NetworkTypeUDP4}
+	loopback := false
+	for _, p := range o.prefixes {
+		if p.Addr().Is6() && len(types) == 1 {
+			types = append(types, ice.NetworkTypeUDP6)
+		}
+		loopback = loopback || p.Addr().IsLoopback()
+	}
+	opts := []ice.AgentOption{
+		ice.WithNetworkTypes(types),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+		ice.WithLoggerFactory(logs),
+	}
+	if urls := append(append([]*stun.URI(nil), o.stun...), o.turn...); len(urls) > 0 {
+		opts = append(opts, ice.WithUrls(urls))
+	}
+	if len(o.prefixes) > 0 {
+		prefixes := o.prefixes
+		opts = append(opts, ice.WithIPFilter(func(ip net.IP) bool {
+			a, ok := netip.AddrFromSlice(ip)
+			if !ok {
+				return false
+			}
+			a = a.Unmap()
+			for _, p := range prefixes {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}))
+	}
+	if loopback {
+		opts = append(opts, ice.WithIncludeLoopback())
+	}
+	if o.relayOnly {
+		opts = append(opts, ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeRelay}))
+	}
+	return opts
+}
+
+// The token: tokenPrefix and the unpadded base64url encoding of a token in
+// JSON, exactly as `icebreaker ice` writes and reads it.
+const tokenPrefix = "ib1:"
+
+// token is what one side tells the other: its role, its ICE credentials
+// (RFC 8445, Section 5.3) and its candidates in the a=candidate grammar of
+// RFC 8839, Section 5.1, without "candidate:".
+type token struct {
+	Role       string   `json:"r"`
+	Ufrag      string   `json:"u"`
+	Pwd        string   `json:"p"`
+	Candidates []string `json:"c"`
+}
+
+// errBadToken is wrapped by every error about the peer's token.
+var errBadToken = errors.New("the peer's token is not an ib1 ICE token")
+
+func encodeToken(t token) string {
+	b, _ := json.Marshal(t) // strings only: cannot fail
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeToken parses a token line and its candidates with pion's parser.
+func decodeToken(line string) (token, []ice.Candidate, error) {
+	var t token
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), tokenPrefix)
+	if !ok {
+		return t, nil, fmt.Errorf("%w (it should start with %q)", errBadToken, tokenPrefix)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest, "="))
+	if err != nil {
+		return t, nil, fmt.Errorf("%w (bad base64: %v)", errBadToken, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return t, nil, fmt.Errorf("%w (bad content: %v)", errBadToken, err)
+	}
+	switch {
+	case t.Role != "offer" && t.Role != "answer":
+		return t, nil, fmt.Errorf("%w (role %q)", errBadToken, t.Role)
+	case t.Ufrag == "" || t.Pwd == "":
+		return t, nil, fmt.Errorf("%w (no ICE credentials)", errBadToken)
+	case len(t.Candidates) == 0:
+		return t, nil, fmt.Errorf("%w (no candidates)", errBadToken)
+	}
+	cands := make([]ice.Candidate, 0, len(t.Candidates))
+	for i, s := range t.Candidates {
+		c, err := ice.UnmarshalCandidate(s)
+		if err != nil {
+			return t, nil, fmt.Errorf("%w (candidate %d %q: %v)", errBadToken, i+1, s, err)
+		}
+		cands = append(cands, c)
+	}
+	return t, cands, nil
+}
+
+// candJSON is a candidate in the JSON summary.
+type candJSON struct {
+	Type string `json:"type"`
+	Addr string `json:"addr"`
+}
+
+func candOf(c ice.Candidate) candJSON {
+	return candJSON{c.Type().String(), net.JoinHostPort(c.Address(), strconv.Itoa(c.Port()))}
+}
+
+// summary is the --json line, field for field the iceSummary of
+// `icebreaker ice`.
+type summary struct {
+	Role             string    `json:"role"`
+	Local            candJSON  `json:"local"`
+	Remote           candJSON  `json:"remote"`
+	ConnectMS        float64   `json:"connect_ms"`
+	Pings            int       `json:"pings"`
+	Lost             int       `json:"lost"`
+	RTTms            []float64 `json:"rtt_ms"`
+	LocalCandidates  []string  `json:"local_candidates"`
+	RemoteCandidates []string  `json:"remote_candidates"`
+}
+
+// ms gives a duration in milliseconds to the microsecond, like `icebreaker
+// ice` does.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	agent, err := ice.NewAgentWithOptions(o.agentOptions(stderr)...)
+	if err != nil {
+		return fmt.Errorf("creating the pion agent: %w", err)
+	}
+	defer agent.Close()
+
+	cands, err := gather(ctx, agent)
+	if err != nil {
+		return err
+	}
+	ufrag, pwd, err := agent.GetLocalUserCredentials()
+	if err != nil {
+		return err
+	}
+	tok := token{Role: o.role, Ufrag: ufrag, Pwd: pwd}
+	var kinds []string
+	for _, c := range cands {
+		tok.Candidates = append(tok.Candidates, c.Marshal())
+		kinds = append(kinds, c.Type().String()+" "+candOf(c).Addr)
+	}
+	if len(tok.Candidates) == 0 {
+		return errors.New("no candidates to offer (are the STUN and TURN servers reachable, the TURN credentials right? did --ip leave out every address?)")
+	}
+	noun := "candidates"
+	if len(kinds) == 1 {
+		noun = "candidate"
+	}
+	fmt.Fprintf(stderr, "gathered %d %s: %s\n", len(kinds), noun, strings.Join(kinds, ", "))
+	if _, err := fmt.Fprintln(stdout, encodeToken(tok)); err != nil {
+		return fmt.Errorf("writing the token: %w", err)
+	}
+
+	line, err := readLine(ctx, stdin)
+	if err != nil {
+		return err
+	}
+	peer, remotes, err := decodeToken(line)
+	if err != nil {
+		return err
+	}
+	if peer.Role == o.role {
+		return fmt.Errorf("the peer's token is also an %s: run offer on one side and answer on the other", o.role)
+	}
+
+	// connect_ms: from the peer's token to Dial/Accept returning.
+	start := time.Now()
+	for _, c := range remotes {
+		if err := agent.AddRemoteCandidate(c); err != nil {
+			return fmt.Errorf("adding remote candidate %s: %w", c.Marshal(), err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.timeout)
+	var conn *ice.Conn
+	if o.role == "offer" {
+		conn, err = agent.Dial(cctx, peer.Ufrag, peer.Pwd)
+	} else {
+		conn, err = agent.Accept(cctx, peer.Ufrag, peer.Pwd)
+	}
+	cancel()
+	took := time.Since(start)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, ice.ErrCanceledByCaller) {
+			return fmt.Errorf("ICE failed: no candidate pair worked after %.1f s (%w)", took.Seconds(), err)
+		}
+		return err
+	}
+	defer conn.Close()
+	pair, err := agent.GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return fmt.Errorf("connected but no selected pair (%v)", err)
+	}
+	local, remote := candOf(pair.Local), candOf(pair.Remote)
+	fmt.Fprintf(stderr, "connected in %.1f ms: local %s %s <-> remote %s %s\n",
+		ms(took), local.Type, local.Addr, remote.Type, remote.Addr)
+
+	sum := summary{
+		Role:             o.role,
+		Local:            local,
+		Remote:           remote,
+		ConnectMS:        ms(took),
+		LocalCandidates:  tok.Candidates,
+		RemoteCandidates: peer.Candidates,
+	}
+	p := &pinger{conn: conn, count: o.count, log: stderr}
+	return p.run(ctx, func(rtts []time.Duration, lost int) error {
+		sum.Pings, sum.Lost = o.count, lost
+		sum.RTTms = []float64{}
+		for _, r := range rtts {
+			sum.RTTms = append(sum.RTTms, ms(r))
+		}
+		printRTTs(stderr, rtts, o.count, lost)
+		if len(rtts) == 0 {
+			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
+		}
+		if o.json {
+			b, _ := json.Marshal(sum)
+			if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
+				return fmt.Errorf("writing the summary: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// gather runs pion's gathering to the end and returns the candidates in
+// the order pion reported them.
+func gather(ctx context.Context, agent *ice.Agent) ([]ice.Candidate, error) {
+	// pion calls the handler on its own goroutine, once per candidate and
+	// with nil at the end; the loop below drains the channel until then.
+	ch := make(chan ice.Candidate, 16)
+	if err := agent.OnCandidate(func(c ice.Candidate) {
+		select {
+		case ch <- c:
+		case <-ctx.Done():
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := agent.GatherCandidates(); err != nil {
+		return nil, fmt.Errorf("gathering: %w", err)
+	}
+	var cands []ice.Candidate
+	for {
+		select {
+		case c := <-ch:
+			if c == nil {
+				return cands, nil
+			}
+			cands = append(cands, c)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gathering: %w", ctx.Err())
+		}
+	}
+}
+
+// readLine reads one line from r; the read runs on its own goroutine so
+// that ctx can end the wait (it ends with the line or when r is closed).
+func readLine(ctx context.Context, r io.Reader) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		ch <- result{line, err}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil && !errors.Is(res.err, io.EOF) {
+			return "", fmt.Errorf("reading the peer's token: %w", res.err)
+		}
+		if strings.TrimSpace(res.line) == "" {
+			return "", errors.New("no token on standard input: paste the peer's token as one line")
+		}
+		return res.line, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting for the peer's token: %w", ctx.Err())
+	}
+}
+
+func printRTTs(w io.Writer, rtts []time.Duration, sent, lost int) {
+	if len(rtts) == 0 {
+		fmt.Fprintf(w, "%d pings sent, none answered\n", sent)
+		return
+	}
+	lo, hi, total := rtts[0], rtts[0], time.Duration(0)
+	for _, r := range rtts {
+		lo, hi, total = min(lo, r), max(hi, r), total+r
+	}
+	fmt.Fprintf(w, "%d pings, %d lost, rtt min/avg/max %.3f/%.3f/%.3f ms\n",
+		sent, lost, ms(lo), ms(total/time.Duration(len(rtts))), ms(hi))
+}
+
+// The ping exchange of `icebreaker ice` (cmd/icebreaker/ice.go), datagram
+// for datagram, so that a pion agent and an icebreaker agent exchange pings
+// both ways:
+//
+//	"ib ping SEQ TRY"  a ping; TRY counts its sends
+//	"ib pong SEQ TRY"  its echo
+//	"ib fin"           this side has all its answers (or gave up on them)
+//	"ib fin got"       the same, and it has the peer's fin
+//
+// A ping unanswered after pingWait is sent again, pingTries times in all,
+// then counted lost. A finished side repeats fin every finEvery until the
+// peer's fin arrives, and stops waiting for it after finLinger. With both
+// fins it answers each plain fin with "fin got" and leaves once finQuiet
+// passes without one.
+const (
+	pingWait  = time.Second
+	pingTries = 3
+	finEvery  = 200 * time.Millisecond
+	finLinger = 5 * time.Second
+	finQuiet  = finEvery * 3 / 2
+)
+
+// pinger runs the exchange on conn; it owns no goroutine.
+type pinger struct {
+	conn  net.Conn
+	count int
+	log   io.Writer
+
+	// State of the exchange, owned by run.
+	rtts     []time.Duration
+	lost     int
+	seq, try int
+	sentAt   time.Time // of the outstanding ping's latest send
+	finished bool      // this side has its answers
+	peerFin  bool      // the peer said fin
+	nextFin  time.Time // when to repeat fin
+	giveUp   time.Time // when to stop waiting for the peer's fin
+	quiet    time.Time // with both fins: when to leave
+}
+
+func (p *pinger) send(s string) {
+	p.conn.Write([]byte(s)) // a lost datagram is sent again or counted
+}
+
+func (p *pinger) ping(now time.Time) {
+	p.try++
+	p.sentAt = now
+	p.send(fmt.Sprintf("ib ping %d %d", p.seq, p.try))
+}
+
+// next moves to the following ping, or finishes after the last one.
+func (p *pinger) next(now time.Time, done func([]time.Duration, int) error) error {
+	p.seq++
+	if p.seq <= p.count {
+		p.try = 0
+		p.ping(now)
+		return nil
+	}
+	p.finished = true
+	if err := done(p.rtts, p.lost); err != nil {
+		return err
+	}
+	p.send("ib fin")
+	p.nextFin, p.giveUp, p.quiet = now.Add(finEvery), now.Add(finLinger), now.Add(finQuiet)
+	return nil
+}
+
+// timers acts on what is due at now and returns whether the exchange is
+// over, and when to wake up next.
+func (p *pinger) timers(now time.Time, done func([]time.Duration, int) error) (over bool, wake time.Time, err error) {
+	switch {
+	case p.finished && p.peerFin:
+		return !now.Before(p.quiet), p.quiet, nil
+	case p.finished:
+		if !now.Before(p.giveUp) {
+			fmt.Fprintln(p.log, "the peer did not confirm the end of the pings; leaving")
+			return true, now, nil
+		}
+		if !now.Before(p.nextFin) {
+			p.send("ib fin")
+			p.nextFin = now.Add(finEvery)
+		}
+		wake := p.nextFin
+		if p.giveUp.Before(wake) {
+			wake = p.giveUp
+		}
+		return false, wake, nil
+	}
+	if now.Before(p.sentAt.Add(pingWait)) {
+		return false, p.sentAt.Add(pingWait), nil
+	}
+	if p.try < pingTries {
+		p.ping(now)
+	} else {
+		fmt.Fprintf(p.log, "ping %d: no answer\n", p.seq)
+		p.lost++
+		if err := p.next(now, done); err != nil {
+			return false, now, err
+		}
+	}
+	return p.timers(now, done)
+}
+
+// run exchanges the pings. done is called once, when this side has its
+// answers and before it says fin; an error from it ends the exchange.
+func (p *pinger) run(ctx context.Context, done func(rtts []time.Duration, lost int) error) error {
+	buf := make([]byte, 1500)
+	p.seq, p.try = 1, 0
+	p.ping(time.Now())
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		over, wake, err := p.timers(time.Now(), done)
+		if err != nil || over {
+			return err
+		}
+		p.conn.SetReadDeadline(wake)
+		n, err := p.conn.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				continue
+			}
+			return fmt.Errorf("reading from the selected pair: %w", err)
+		}
+		f := strings.Fields(string(buf[:n]))
+		switch {
+		case len(f) == 3 && f[0] == "ib" && f[1] == "fin" && f[2] == "got":
+			p.peerFin = true
+		case len(f) == 2 && f[0] == "ib" && f[1] == "fin":
+			p.peerFin = true
+			if p.finished {
+				p.send("ib fin got") // the peer has not got ours yet
+				p.quiet = time.Now().Add(finQuiet)
+			}
+		case len(f) == 4 && f[0] == "ib" && f[1] == "ping":
+			p.send("ib pong " + f[2] + " " + f[3])
+		case len(f) == 4 && f[0] == "ib" && f[1] == "pong" && !p.finished:
+			if f[2] != strconv.Itoa(p.seq) || f[3] != strconv.Itoa(p.try) {
+				continue // a late answer to an earlier send
+			}
+			now := time.Now()
+			rtt := now.Sub(p.sentAt)
+			p.rtts = append(p.rtts, rtt)
+			fmt.Fprintf(p.log, "ping %d: %.3f ms\n", p.seq, ms(rtt))
+			if err := p.next(now, done); err != nil {
+				return err
+			}
+		}
+	}
+}
