@@ -246,7 +246,8 @@ func (c *Checker) dequeue(p *Pair) {
 // validPair returns the valid pair a successful check of t.pair produced,
 // RFC 8445, Section 7.2.5.3.2: the pair itself when the mapped address is
 // its local candidate, else the pair of the local candidate at that
-// address, else a new pair with a peer-reflexive local candidate
+// address, else a pair with the known local candidate at that address,
+// else a new pair with a peer-reflexive local candidate
 // (Section 7.2.5.3.1) that is not added to the check list.
 func (c *Checker) validPair(t *transaction, mapped netip.AddrPort) *Pair {
 	p := t.pair
@@ -261,6 +262,18 @@ func (c *Checker) validPair(t *transaction, mapped netip.AddrPort) *Pair {
 	for _, q := range c.cl.pairs {
 		if q.Local.Addr == mapped && q.Local.BaseAddr() == t.from && q.Remote.Addr == p.Remote.Addr {
 			return q
+		}
+	}
+	// A local candidate that the check list no longer holds (a
+	// server-reflexive one, pruned for its base, Section 6.1.2.4) is
+	// still known: the valid pair takes it rather than a new
+	// peer-reflexive one.
+	for i := range c.locals {
+		if l := &c.locals[i]; l.Addr == mapped && l.BaseAddr() == t.from {
+			v := &Pair{Local: *l, Remote: p.Remote, State: PairSucceeded}
+			v.computePriority(c.cl.Controlling())
+			c.info[v] = &pairInfo{valid: v}
+			return v
 		}
 	}
 	local := Candidate{

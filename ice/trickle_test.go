@@ -118,3 +118,26 @@ func TestCheckerLearnedPairLimit(t *testing.T) {
 		t.Errorf("%d remote candidates, want at most 6", n)
 	}
 }
+
+// TestCheckerValidPairTakesKnownSrflx: behind an endpoint-independent NAT,
+// the mapped address of A's check is A's own server-reflexive candidate,
+// which the check list pruned for its base: the valid pair takes that
+// candidate (RFC 8445, Section 7.2.5.3.1), not a new peer-reflexive one.
+func TestCheckerValidPairTakesKnownSrflx(t *testing.T) {
+	ca, cb := pairCfg(true)
+	la, lb := host("a1", "10.0.0.1:1000", 65535), host("b1", "10.0.0.2:2000", 65535)
+	srflx := cand("a2", TypeServerReflexive, "203.0.113.1:40000", 65535)
+	srflx.Base, srflx.Related = la.Addr, la.Addr
+	a := mustChecker(t, []Candidate{la, srflx}, remote(lb), ca)
+	b := mustChecker(t, []Candidate{lb}, remote(la, srflx), cb)
+	h := newHarness(t, a, b, []string{"10.0.0.1:1000"}, []string{"10.0.0.2:2000"})
+	h.nats[0] = newNAT("203.0.113.1", false) // maps A's base to 203.0.113.1:40000
+	h.drop = func(_, to netip.AddrPort) bool { return to == la.Addr }
+	if !h.run(5*time.Second, h.connected) {
+		t.Fatalf("not connected: A %v, B %v", a.State(), b.State())
+	}
+	p, _ := a.Selected()
+	if p.Local.Type != TypeServerReflexive || p.Local.Addr != srflx.Addr {
+		t.Fatalf("A selected %v, want its srflx candidate %v as the local one", p.String(), srflx.Addr)
+	}
+}
