@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps fuzz bench bench-turn vet fmt clean
+.PHONY: build run test test-deps fuzz bench bench-turn bench-ice vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/icebreaker
@@ -31,6 +31,10 @@ bench:
 
 bench-turn:
 	bash bench/turn/run.sh
+
+# ICE time to connected through the NAT lab, icebreaker against pion (root).
+bench-ice:
+	bash bench/ice/run.sh
 
 clean:
 	rm -rf bin
