@@ -267,17 +267,24 @@ func (l *Lab) FlushConntrack() {
 // "tc qdisc add ... netem loss N%", because sch_netem is often not built
 // into the kernels CI machines run. It uses nftables' random number
 // generator (numgen random) in a forward hook ahead of the NAT's rules.
-// percent must be 1-99; the side must have a NAT.
+// percent must be 1-99; the side must have a NAT. A later call replaces
+// the loss rate of an earlier one.
 func (l *Lab) Loss(side string, percent int) error {
 	if percent < 1 || percent > 99 {
 		return fmt.Errorf("natlab: loss %d%% outside 1-99", percent)
+	}
+	if side != "A" && side != "B" {
+		return fmt.Errorf("natlab: unknown side %q (want A or B)", side)
 	}
 	ns := l.NS("nat" + side)
 	if ns == "" {
 		return fmt.Errorf("natlab: side %q has no NAT to drop packets on", side)
 	}
-	rules := fmt.Sprintf("table ip natlab_loss {\n\tchain forward { type filter hook forward priority filter - 10; policy accept;\n"+
-		"\t\tnumgen random mod 100 < %d drop\n\t}\n}\n", percent)
+	// "table" creates the table if it is missing, so that "delete" always
+	// succeeds and the new rule replaces an earlier one atomically.
+	rules := fmt.Sprintf("table ip natlab_loss\ndelete table ip natlab_loss\n"+
+		"table ip natlab_loss {\n\tchain forward { type filter hook forward priority filter - 10; policy accept;\n"+
+		"\t\tnumgen random mod 100 < %d counter drop\n\t}\n}\n", percent)
 	return runTool(ns, strings.NewReader(rules), "nft", "-f", "-")
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -292,4 +294,99 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	Cleanup()
 	os.Exit(code)
+}
+
+// TestStartWithStdin feeds a process in a namespace its standard input.
+func TestStartWithStdin(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{A: None, B: None})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip("no cat:", err)
+	}
+	p := l.StartWithStdin(ctx, "lanA", cat)
+	if _, err := io.WriteString(p.Stdin(), "line one\nline two\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitForOutput(ctx, "line two\n"); err != nil {
+		t.Fatal(err)
+	}
+	if p.Exited() {
+		t.Error("cat exited before its standard input was closed")
+	}
+	if err := p.Stdin().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("cat: %v\n%s", err, p.Output())
+	}
+	if got := p.Output(); got != "line one\nline two\n" {
+		t.Errorf("cat printed %q", got)
+	}
+	if q := l.Start(ctx, "lanB", cat); q.Stdin() != nil {
+		t.Error("Start gave the process a standard input pipe")
+	}
+}
+
+// lossRule matches the rule Loss installs, with its counter.
+var lossRule = regexp.MustCompile(`numgen random mod 100 < (\d+) counter packets (\d+) bytes \d+ drop`)
+
+// TestLoss checks that Loss drops forwarded packets on the NAT of a side,
+// that a second call replaces the rate, and its argument checks.
+func TestLoss(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{A: EIM, B: None})
+	bin := BuildBinary(t, echoPkg)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		side    string
+		percent int
+	}{{"A", 0}, {"A", 100}, {"A", -5}, {"B", 20}, {"C", 20}} {
+		if err := l.Loss(c.side, c.percent); err == nil {
+			t.Errorf("Loss(%q, %d) succeeded", c.side, c.percent)
+		}
+	}
+	rules := func() [][]string {
+		t.Helper()
+		out, err := exec.Command(toolPath("ip"), "netns", "exec", l.NS("natA"), toolPath("nft"), "list", "table", "ip", "natlab_loss").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list: %v\n%s", err, out)
+		}
+		return lossRule.FindAllStringSubmatch(string(out), -1)
+	}
+
+	if err := l.Loss("A", 60); err != nil {
+		t.Fatal(err)
+	}
+	srv := l.Start(ctx, "wan", bin, "serve", "-listen", ServerIP1+":7000")
+	if err := srv.WaitForOutput(ctx, "listening"); err != nil {
+		t.Fatal(err)
+	}
+	// 2×24 datagrams out (and the answers back) through natA: the chance
+	// that none is dropped is 0.4^48.
+	args := []string{"send", "-bind", "0.0.0.0:40000", "-wait", "300ms"}
+	for range 24 {
+		args = append(args, "-to", ServerIP1+":7000")
+	}
+	out, err := l.Run(ctx, "lanA", bin, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := rules()
+	if len(r) != 1 || r[0][1] != "60" || r[0][2] == "0" {
+		t.Errorf("loss rules after sending %d datagrams: %q, want one at 60%% that dropped some", 48, r)
+	}
+	if got := strings.Count(string(out), "recv "); got >= 48 {
+		t.Errorf("%d answers to 48 datagrams at 60%% loss", got)
+	}
+
+	if err := l.Loss("A", 30); err != nil {
+		t.Fatal(err)
+	}
+	if r := rules(); len(r) != 1 || r[0][1] != "30" || r[0][2] != "0" {
+		t.Errorf("loss rules after Loss(A, 30): %q, want only a new one at 30%%", r)
+	}
 }
