@@ -314,6 +314,15 @@ func (a *Agent) srflx(ctx context.Context, s *sock, server netip.AddrPort, timeo
 	}, nil
 }
 
+// gatherRetransmit is the schedule of server-reflexive Bindings: a 250 ms
+// RTO (libwebrtc's initial STUN RTO) sends 4 requests within
+// DefaultSTUNTimeout (at 0, 0.25, 0.75 and 1.75 s) instead of the 3 of RFC
+// 8489's 500 ms, so that a lossy path (20% each way) leaves an agent
+// without its srflx candidate in under 2% of gatherings rather than 5%. A
+// deliberate departure from RFC 8489's "SHOULD be greater than 500 ms":
+// these are a few packets to servers the user named, not a flood.
+var gatherRetransmit = stunclient.Retransmit{RTO: 250 * time.Millisecond}
+
 // bind opens the socket of one host address and starts its read loop.
 func (a *Agent) bind(ip netip.Addr, pref uint32) (*sock, error) {
 	network := "udp6"
@@ -329,7 +338,7 @@ func (a *Agent) bind(ip netip.Addr, pref uint32) (*sock, error) {
 		_, err := conn.WriteToUDPAddrPort(b, to)
 		return err
 	}
-	if s.client, err = stunclient.NewShared(write, s.addr, stunclient.Config{Logger: a.cfg.Logger}); err != nil {
+	if s.client, err = stunclient.NewShared(write, s.addr, stunclient.Config{Logger: a.cfg.Logger, Retransmit: gatherRetransmit}); err != nil {
 		conn.Close()
 		return nil, err
 	}
