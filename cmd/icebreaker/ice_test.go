@@ -45,16 +45,7 @@ type iceResult struct {
 // checkGoroutines fails t if fn leaves goroutines behind.
 func checkGoroutines(t *testing.T, fn func()) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	fn()
-	for i := 0; runtime.NumGoroutine() > before; i++ {
-		if i == 200 {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // bounded wait for exiting goroutines, not synchronisation
-	}
+	checkNoLeak(t, "ice", fn)
 }
 
 // runICEPair runs `icebreaker ice offer` and `icebreaker ice answer` with

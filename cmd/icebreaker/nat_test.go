@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -64,14 +63,7 @@ func runNatCmd(t *testing.T, args ...string) (int, string, string) {
 // wait for exiting ones).
 func natGoroutines(t *testing.T, fn func()) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	fn()
-	for i := 0; runtime.NumGoroutine() > before; i++ {
-		if i == 100 {
-			t.Fatalf("%d goroutines before, %d after", before, runtime.NumGoroutine())
-		}
-		time.Sleep(10 * time.Millisecond) // waiting for goroutines to exit, not synchronising
-	}
+	checkNoLeak(t, "nat", fn)
 }
 
 func TestNatUsage(t *testing.T) {

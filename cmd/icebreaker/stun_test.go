@@ -7,11 +7,11 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -131,18 +131,13 @@ func stunStreamResponder(t *testing.T, cfg *tls.Config, reply stunReply) netip.A
 // stdout and stderr, checking that no goroutine is left behind.
 func runStunCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	before := runtime.NumGoroutine()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, append([]string{"stun"}, args...), &out, &errb)
-	for i := 0; runtime.NumGoroutine() > before; i++ {
-		if i == 200 {
-			t.Errorf("stun %v left %d goroutines behind", args, runtime.NumGoroutine()-before)
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // bounded wait for exiting goroutines
-	}
+	var code int
+	checkNoLeak(t, fmt.Sprintf("stun %v", args), func() {
+		code = run(ctx, append([]string{"stun"}, args...), &out, &errb)
+	})
 	return code, out.String(), errb.String()
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,19 +63,13 @@ func waitCoturn(ctx context.Context, addr netip.AddrPort) error {
 
 func runTurnCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	before := runtime.NumGoroutine()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, append([]string{"turn"}, args...), &out, &errb)
-	for i := 0; runtime.NumGoroutine() > before; i++ {
-		if i == 200 {
-			buf := make([]byte, 1<<16)
-			t.Errorf("turn %v left %d goroutines behind:\n%s", args, runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // bounded wait for exiting goroutines
-	}
+	var code int
+	checkNoLeak(t, fmt.Sprintf("turn %v", args), func() {
+		code = run(ctx, append([]string{"turn"}, args...), &out, &errb)
+	})
 	return code, out.String(), errb.String()
 }
 
