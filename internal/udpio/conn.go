@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -223,9 +224,10 @@ func SetBuffers(c *net.UDPConn, read, write int) { setBuffers(c, read, write) }
 // Target is a UDP socket opened elsewhere that a Sender writes to. It is
 // safe for concurrent use; it does not own the socket.
 type Target struct {
-	c  *net.UDPConn
-	rc syscall.RawConn
-	v6 bool // an AF_INET6 socket
+	c   *net.UDPConn
+	rc  syscall.RawConn
+	v6  bool        // an AF_INET6 socket
+	gso atomic.Bool // Senders may use UDP GSO on it
 }
 
 // NewTarget wraps c, an IPv4 ("udp4") socket when v6 is false, an IPv6
@@ -235,15 +237,31 @@ func NewTarget(c *net.UDPConn, v6 bool) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udpio: %w", err)
 	}
-	return &Target{c: c, rc: rc, v6: v6}, nil
+	t := &Target{c: c, rc: rc, v6: v6}
+	t.gso.Store(gsoAvailable())
+	return t, nil
 }
 
+// GSO reports whether Senders still send runs of equal-size datagrams
+// through t with UDP GSO: the kernel has it, and has not refused it on
+// this socket.
+func (t *Target) GSO() bool { return t.gso.Load() }
+
 // Send sends every message of ms through t with as few system calls as
-// the platform allows (sendmmsg on Linux), as WriteBatch does, and sets N
-// of each message to the bytes sent, -1 for one not sent. A Sender is
-// scratch: it is not safe for concurrent use, and one Sender may serve any
-// number of Targets. Send allocates nothing.
+// the platform allows, as WriteBatch does, and sets N of each message to
+// the bytes sent, -1 for one not sent. On Linux that is sendmmsg, and
+// where the kernel has UDP GSO (4.18 and later), each run of consecutive
+// messages to one address with one size (the last may be shorter) goes
+// out as one GSO datagram that the kernel cuts back into the same
+// datagrams; a GSO send the kernel refuses turns GSO off for t (see
+// GSODisabled) and the messages go out without it. A Sender is scratch:
+// it is not safe for concurrent use, and one Sender may serve any number
+// of Targets. Send allocates nothing.
 func (s *Sender) Send(t *Target, ms []Message) (int, error) { return s.send(t, ms) }
+
+// GSODisabled returns how many times a Send of s turned GSO off for its
+// Target because the kernel refused it.
+func (s *Sender) GSODisabled() uint64 { return s.gsoDisabled }
 
 // WriteTo sends one datagram to addr. It is safe to call from any
 // goroutine.

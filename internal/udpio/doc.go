@@ -1,7 +1,10 @@
 // Package udpio is icebreaker's UDP socket plumbing: groups of sockets that
 // share one address with SO_REUSEPORT (so the kernel spreads flows across
 // one reader per core), and batched datagram I/O with recvmmsg(2) and
-// sendmmsg(2) on Linux, with a portable one-datagram-per-call fallback.
+// sendmmsg(2) on Linux, with a portable one-datagram-per-call fallback. A
+// Sender sends runs of equal-size datagrams to one address with UDP GSO
+// (UDP_SEGMENT, Linux 4.18 and later) and falls back to sendmmsg for a
+// socket where the kernel refuses it.
 //
 // Addresses are netip.AddrPort throughout. Source addresses are unmapped:
 // a datagram from 192.0.2.1 on a dual-stack IPv6 socket reports 192.0.2.1,

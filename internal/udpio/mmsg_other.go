@@ -27,7 +27,10 @@ func (*mmsgConn) read([]Message) (int, error)  { return 0, errors.New("udpio: ba
 func (*mmsgConn) write([]Message) (int, error) { return 0, errors.New("udpio: batching unsupported") }
 
 // Sender sends one datagram per call here.
-type Sender struct{}
+type Sender struct{ gsoDisabled uint64 }
+
+// gsoAvailable: UDP GSO is Linux only.
+func gsoAvailable() bool { return false }
 
 // NewSender returns a Sender.
 func NewSender() *Sender { return &Sender{} }

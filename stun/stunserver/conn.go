@@ -36,6 +36,9 @@ func (u *udpSocket) WriteTo(b []byte, to netip.AddrPort) error {
 
 func (u *udpSocket) Detach(func(net.Conn, []byte)) error { return ErrNotStream }
 
+// UDPConn implements UDPSocket.
+func (u *udpSocket) UDPConn() *net.UDPConn { return u.conn.UDPConn() }
+
 // tcpConn is a TCP or TLS connection as a Conn. Its reader is the
 // serveConn goroutine; its writer goroutine, started by the first
 // WriteTo, drains the queue and exits when the connection closes.

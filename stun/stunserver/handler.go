@@ -56,6 +56,17 @@ type ChannelDataBatcher interface {
 	NewChannelDataBatch() ChannelDataBatch
 }
 
+// UDPSocket is implemented by the Conn of a UDP listening socket. UDPConn
+// returns the socket itself, for a Handler that sends many datagrams to
+// clients with batched system calls of its own (turnserver relays peers'
+// data this way); such a Handler must only write to it, never read,
+// close it or change its options. The socket is the Server's and closes
+// with it.
+type UDPSocket interface {
+	Conn
+	UDPConn() *net.UDPConn
+}
+
 // ChannelDataBatch is the per-goroutine state of a ChannelDataBatcher. It
 // is used by one goroutine only. Its ServeChannelData may defer its work
 // until Flush: frame stays valid until Flush returns (req only during the

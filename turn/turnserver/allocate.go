@@ -8,6 +8,7 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
 
@@ -249,6 +250,7 @@ func (s *Server) commit(a *allocation, relays [2]*relay) *allocation {
 		s.log.Error("turn relay readers failed to start", "err", err)
 		return a
 	}
+	a.ctgt = s.clientTargetLocked(a.conn)
 	if existing := s.allocs.insert(a); existing != nil {
 		return existing
 	}
@@ -267,6 +269,28 @@ func (s *Server) commit(a *allocation, relays [2]*relay) *allocation {
 	}
 	s.startJanitorLocked()
 	return nil
+}
+
+// clientTargetLocked returns the batched-send Target of conn when it is
+// a UDP listening socket, or nil. s.mu must be held.
+func (s *Server) clientTargetLocked(conn stunserver.Conn) *udpio.Target {
+	u, ok := conn.(stunserver.UDPSocket)
+	if !ok {
+		return nil
+	}
+	c := u.UDPConn()
+	if t := s.clientTargets[c]; t != nil {
+		return t
+	}
+	t, err := udpio.NewTarget(c, !conn.LocalAddr().Addr().Is4())
+	if err != nil {
+		return nil
+	}
+	if s.clientTargets == nil {
+		s.clientTargets = make(map[*net.UDPConn]*udpio.Target)
+	}
+	s.clientTargets[c] = t
+	return t
 }
 
 // allocateSuccess builds the success response of an Allocate. RFC 8656,

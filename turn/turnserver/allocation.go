@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -77,15 +78,19 @@ type flow struct {
 
 // allocation is the server's state for one 5-tuple. RFC 8656, Section 2.2.
 //
-// The packet paths read conn, stream, key, user, bucket and the relays
+// The packet paths read conn, ctgt, stream, key, user, bucket and the relays
 // without a lock: those are set before the allocation is published, except
 // the relay pointers, which are atomic. mu serialises changes to the peer
 // table and deletion.
 type allocation struct {
-	s      *Server
-	key    fiveTuple
-	conn   stunserver.Conn // towards the client
-	stream bool            // the client is on TCP or TLS: pad ChannelData
+	s    *Server
+	key  fiveTuple
+	conn stunserver.Conn // towards the client
+	// ctgt is conn's socket for batched sends when conn is a UDP
+	// listening socket; nil otherwise. It is shared by the allocations of
+	// that socket.
+	ctgt   *udpio.Target
+	stream bool // the client is on TCP or TLS: pad ChannelData
 	user   *user
 	// username is the USERNAME that created the allocation, which every
 	// later request must use (RFC 8656, Section 5).

@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -92,5 +93,80 @@ func TestChannelDataBatchFull(t *testing.T) {
 		if want := fmt.Sprintf("%03d", j); string(got) != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
+	}
+}
+
+// TestRelayToClientBurst sends a burst from two peers to the relayed
+// address: runs of one size, mixed sizes and datagrams large enough that
+// a relay reader's batch fills up and goes out early. The client gets
+// every one, whole and in order, as ChannelData from the bound peer and
+// as Data indications from the other, and the counters agree.
+func TestRelayToClientBurst(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialClient(t, "udp", e.udp, "alice")
+	relayed := c.allocate()
+	c.c.(*net.UDPConn).SetReadBuffer(4 << 20)
+	bound, other := newPeer(t, loop4), newPeer(t, loop4)
+	bound.c.SetWriteBuffer(4 << 20)
+	c.permit(other.addr())
+	c.bind(0x4000, bound.addr())
+	type dgram struct {
+		from *peer
+		data []byte
+	}
+	var burst []dgram
+	var bytes int
+	add := func(p *peer, n, size int) {
+		for range n {
+			d := fmt.Appendf(nil, "%03d", len(burst))
+			d = append(d, make([]byte, size-len(d))...)
+			burst = append(burst, dgram{p, d})
+			bytes += size
+		}
+	}
+	add(bound, 100, 100)
+	add(bound, 1, 40)
+	add(bound, 5, 1000)
+	add(bound, 3, 60000)
+	add(bound, 20, 200)
+	add(other, 3, 100)
+	before := e.turn.Stats()
+	for _, d := range burst {
+		d.from.sendTo(relayed, d.data)
+	}
+	// Each peer's datagrams arrive in its order; the two peers' may
+	// interleave.
+	next := map[*peer]int{bound: 0, other: 0}
+	for range burst {
+		got := c.recv()
+		p := bound
+		if got.channel == 0 {
+			p = other
+			if got.peer != other.addr() {
+				t.Fatalf("Data indication from %v, want %v", got.peer, other.addr())
+			}
+		} else if got.channel != 0x4000 {
+			t.Fatalf("ChannelData on channel %#x", got.channel)
+		}
+		for next[p] < len(burst) && burst[next[p]].from != p {
+			next[p]++
+		}
+		if next[p] == len(burst) {
+			t.Fatalf("unexpected datagram %.3q", got.data)
+		}
+		if want := burst[next[p]].data; string(got.data) != string(want) {
+			t.Fatalf("got %d bytes %.3q, want %d bytes %.3q", len(got.data), got.data, len(want), want)
+		}
+		next[p]++
+	}
+	after := e.turn.Stats()
+	if got := after.ToClientPackets - before.ToClientPackets; got != uint64(len(burst)) {
+		t.Errorf("ToClientPackets grew by %d, want %d", got, len(burst))
+	}
+	if got := after.ToClientBytes - before.ToClientBytes; got != uint64(bytes) {
+		t.Errorf("ToClientBytes grew by %d, want %d", got, bytes)
+	}
+	if after.ClientSendErrors != before.ClientSendErrors || after.GSODisabled != before.GSODisabled {
+		t.Errorf("ClientSendErrors grew by %d, GSODisabled by %d", after.ClientSendErrors-before.ClientSendErrors, after.GSODisabled-before.GSODisabled)
 	}
 }

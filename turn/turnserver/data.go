@@ -47,26 +47,12 @@ func putReadBuf(b *readBuf) { readBufs.Put(b) }
 // fromPeer relays the datagram pb.b[headroom:][:n] from peer to the
 // client, if a permission lets it in. RFC 8656, Sections 9, 11.3 and 12.7.
 func (r *relay) fromPeer(pb *readBuf, n int, peer netip.AddrPort) {
-	a := r.a
-	f := &a.toClient
-	peers := a.peers.Load()
-	if !peers.permitted(peer.Addr()) {
-		f.droppedNoPermission.Add(1)
+	msg := r.toClientMessage(pb.b[:], n, peer, pb.rng)
+	if msg == nil {
 		return
 	}
-	if !a.s.allowBandwidth(a, n) {
-		f.droppedQuota.Add(1)
-		return
-	}
-	data := pb.b[headroom : headroom+n]
-	var msg []byte
-	if ch, ok := peers.channelOf(peer); ok {
-		// Built in place: the header goes right before the data.
-		msg = turn.AppendChannelData(pb.b[headroom-turn.ChannelDataHeaderSize:][:0], ch, data, a.stream)
-	} else {
-		msg = dataIndication(pb, peer, data)
-	}
-	if err := a.conn.WriteTo(msg, a.key.client); err != nil {
+	f := &r.a.toClient
+	if err := r.a.conn.WriteTo(msg, r.a.key.client); err != nil {
 		f.sendErrors.Add(1)
 		return
 	}
@@ -74,19 +60,43 @@ func (r *relay) fromPeer(pb *readBuf, n int, peer netip.AddrPort) {
 	f.bytes.Add(uint64(n))
 }
 
+// toClientMessage checks the datagram slot[headroom:][:n] from peer and
+// builds in slot, around it, the ChannelData message or Data indication
+// that carries it to the client; slot must have room for padding after
+// the data. It returns nil when the datagram is dropped (and counted).
+func (r *relay) toClientMessage(slot []byte, n int, peer netip.AddrPort, rng *mrand.ChaCha8) []byte {
+	a := r.a
+	f := &a.toClient
+	peers := a.peers.Load()
+	if !peers.permitted(peer.Addr()) {
+		f.droppedNoPermission.Add(1)
+		return nil
+	}
+	if !a.s.allowBandwidth(a, n) {
+		f.droppedQuota.Add(1)
+		return nil
+	}
+	data := slot[headroom : headroom+n]
+	if ch, ok := peers.channelOf(peer); ok {
+		// Built in place: the header goes right before the data.
+		return turn.AppendChannelData(slot[headroom-turn.ChannelDataHeaderSize:][:0], ch, data, a.stream)
+	}
+	return dataIndication(slot, rng, peer, data)
+}
+
 // dataIndication builds a Data indication around data in place: data is
-// pb.b[headroom:], and the header and XOR-PEER-ADDRESS go right before it.
+// slot[headroom:], and the header and XOR-PEER-ADDRESS go right before it.
 // RFC 8656, Section 11.3.
-func dataIndication(pb *readBuf, peer netip.AddrPort, data []byte) []byte {
+func dataIndication(slot []byte, rng *mrand.ChaCha8, peer netip.AddrPort, data []byte) []byte {
 	addrLen := 8
 	if peer.Addr().Is6() {
 		addrLen = 20
 	}
 	start := headroom - (stun.HeaderSize + stun.AttrHeaderSize + addrLen + stun.AttrHeaderSize)
 	var id stun.TransactionID
-	binary.LittleEndian.PutUint64(id[0:8], pb.rng.Uint64())
-	binary.LittleEndian.PutUint32(id[8:12], uint32(pb.rng.Uint64()))
-	b := stun.AppendHeader(pb.b[start:start], dataIndicationType, id)
+	binary.LittleEndian.PutUint64(id[0:8], rng.Uint64())
+	binary.LittleEndian.PutUint32(id[8:12], uint32(rng.Uint64()))
+	b := stun.AppendHeader(slot[start:start], dataIndicationType, id)
 	b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
 	return stun.AppendAttr(b, stun.AttrData, data)
 }
@@ -217,7 +227,8 @@ func (s *Server) NewChannelDataBatch() stunserver.ChannelDataBatch {
 const maxPending = 64
 
 // channelDataBatch collects the ChannelData messages of one receive batch
-// and sends them at Flush with one sendmmsg per relay socket, in the order
+// and sends them at Flush with one udpio.Sender.Send per relay socket (one
+// sendmmsg, with runs to one peer sent as UDP GSO datagrams), in the order
 // they arrived. The checks (channel, permission, quota) are done at
 // ServeChannelData, as without batching. It is used by one goroutine.
 type channelDataBatch struct {
@@ -225,6 +236,9 @@ type channelDataBatch struct {
 	sender *udpio.Sender
 	pend   []pendingSend
 	msgs   []udpio.Message // scratch of one relay's messages
+	// gsoDisabled is sender.GSODisabled() as last added to the server's
+	// counter.
+	gsoDisabled uint64
 }
 
 type pendingSend struct {
@@ -280,6 +294,10 @@ func (b *channelDataBatch) Flush() {
 		}
 		f.packets.Add(uint64(sent))
 		f.bytes.Add(bytes)
+	}
+	if d := b.sender.GSODisabled(); d != b.gsoDisabled {
+		b.s.gsoDisabled.Add(d - b.gsoDisabled)
+		b.gsoDisabled = d
 	}
 	clear(b.pend)
 	b.pend = b.pend[:0]

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 )
 
 // dontFragmentSupported: Linux sets DF per socket (IP_MTU_DISCOVER,
@@ -94,7 +96,26 @@ type poller struct {
 	cur    *relay
 	drain  func(fd uintptr) bool // drains cur's socket
 	ready  func(fd uintptr) bool // handles the epoll instance's events
+
+	// The messages to a UDP client that one drain collects, built in
+	// arena, sent at its end with one Sender.Send (sendmmsg, and UDP GSO
+	// for runs of one size).
+	arena  []byte
+	out    []udpio.Message
+	outN   []int // data bytes of each message in out
+	sender *udpio.Sender
+	// gsoDisabled is sender.GSODisabled() as last added to the server's
+	// counter.
+	gsoDisabled uint64
 }
+
+// slotRoom is the arena room a datagram is read into: headroom, the
+// largest datagram and padding, as in a readBuf.
+const slotRoom = len(readBuf{}.b)
+
+// arenaSize holds a drain of small datagrams; a drain of larger ones
+// sends what it holds when the room for one more runs out.
+const arenaSize = 2*slotRoom + 32<<10
 
 // maxDrain bounds the datagrams read from one socket per event, so that
 // one busy relay cannot starve the others of its poller.
@@ -109,7 +130,8 @@ func newPoller(s *Server) (*poller, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	p := &poller{s: s, ep: os.NewFile(uintptr(epfd), "turn-relay-epoll"), epfd: epfd, relays: make(map[uint64]*relay), pb: getReadBuf()}
+	p := &poller{s: s, ep: os.NewFile(uintptr(epfd), "turn-relay-epoll"), epfd: epfd, relays: make(map[uint64]*relay), pb: getReadBuf(),
+		arena: make([]byte, arenaSize), out: make([]udpio.Message, 0, maxDrain), outN: make([]int, 0, maxDrain), sender: udpio.NewSender()}
 	p.drain = p.drainCur
 	p.ready = p.onReady
 	return p, nil
@@ -202,14 +224,42 @@ func (p *poller) onReady(epfd uintptr) bool {
 }
 
 // drainCur reads up to maxDrain datagrams from the current relay's socket
-// and returns true. It allocates nothing.
+// and returns true. To a UDP client it sends them together at the end;
+// to a TCP or TLS client one by one. It allocates nothing.
 func (p *poller) drainCur(fd uintptr) bool {
 	r, pb := p.cur, p.pb
+	if r.a.ctgt == nil {
+		for i := 0; i < maxDrain; i++ {
+			n, from, errno := recvfrom(int(fd), pb.b[headroom:], &pb.sa)
+			switch errno {
+			case 0:
+				r.fromPeer(pb, n, from)
+			case unix.EAGAIN:
+				return true
+			case unix.EINTR:
+			default:
+				r.a.s.readErrors.Add(1)
+				return true
+			}
+		}
+		return true // the rest at the next epoll_wait: the socket stays ready
+	}
+	defer p.flush(r)
+	off := 0
 	for i := 0; i < maxDrain; i++ {
-		n, from, errno := recvfrom(int(fd), pb.b[headroom:], &pb.sa)
+		if len(p.arena)-off < slotRoom {
+			p.flush(r)
+			off = 0
+		}
+		slot := p.arena[off : off+slotRoom]
+		n, from, errno := recvfrom(int(fd), slot[headroom:], &pb.sa)
 		switch errno {
 		case 0:
-			r.fromPeer(pb, n, from)
+			if msg := r.toClientMessage(slot, n, from, pb.rng); msg != nil {
+				p.out = append(p.out, udpio.Message{Buf: msg, Addr: r.a.key.client})
+				p.outN = append(p.outN, n)
+				off += (headroom + n + 4 + 7) &^ 7
+			}
 		case unix.EAGAIN:
 			return true
 		case unix.EINTR:
@@ -218,7 +268,34 @@ func (p *poller) drainCur(fd uintptr) bool {
 			return true
 		}
 	}
-	return true // the rest at the next epoll_wait: the socket stays ready
+	return true
+}
+
+// flush sends the messages a drain of r collected to r's client.
+func (p *poller) flush(r *relay) {
+	if len(p.out) == 0 {
+		return
+	}
+	a := r.a
+	f := &a.toClient
+	sent, _ := p.sender.Send(a.ctgt, p.out)
+	var bytes uint64
+	for i := range p.out {
+		if p.out[i].N >= 0 {
+			bytes += uint64(p.outN[i])
+		}
+		p.out[i] = udpio.Message{}
+	}
+	if sent < len(p.out) {
+		f.sendErrors.Add(uint64(len(p.out) - sent))
+	}
+	f.packets.Add(uint64(sent))
+	f.bytes.Add(bytes)
+	if d := p.sender.GSODisabled(); d != p.gsoDisabled {
+		a.s.gsoDisabled.Add(d - p.gsoDisabled)
+		p.gsoDisabled = d
+	}
+	p.out, p.outN = p.out[:0], p.outN[:0]
 }
 
 // start registers the relay with a poller. s.mu must be held and the
@@ -260,9 +337,12 @@ func (r *relay) stopReading() {
 	p.mu.Unlock()
 }
 
+// recvfrom reads one datagram without waiting (MSG_DONTWAIT); like
+// udpio's batch calls it does not tell the Go scheduler, as it never
+// blocks.
 func recvfrom(fd int, b []byte, sa *sockaddr) (int, netip.AddrPort, unix.Errno) {
 	sa.len = unix.SizeofSockaddrAny
-	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa.sa)), uintptr(unsafe.Pointer(&sa.len)))
 	if e != 0 {
 		return 0, netip.AddrPort{}, e

@@ -3,11 +3,13 @@ package turnserver
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -49,12 +51,16 @@ type Server struct {
 	reservations map[[8]byte]*reservation
 	peerConns    map[uint32]*peerConn // RFC 6062 connections by CONNECTION-ID
 	pollers      []*poller            // relay socket readers, started with the first relay
+	// clientTargets are the UDP listening sockets that relay readers
+	// send to clients through, by socket.
+	clientTargets map[*net.UDPConn]*udpio.Target
 
 	nextPoller atomic.Uint32 // spreads relays over pollers
 	relayIDs   atomic.Uint64
 	gone       totals // counters of deleted allocations
 
 	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
+	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
 
 	done      chan struct{}
 	closeOnce sync.Once

@@ -20,6 +20,7 @@ type Stats struct {
 	SendErrors          uint64 // relay sends to peers the kernel refused
 	ClientSendErrors    uint64 // sends to clients that failed (full TCP queue, closed socket)
 	ReadErrors          uint64 // failed relay socket reads
+	GSODisabled         uint64 // relay and listening sockets that fell back from UDP GSO to sendmmsg (the kernel refused it)
 }
 
 // totals are the counters of deleted allocations, folded in as they go.
@@ -68,5 +69,6 @@ func (s *Server) Stats() Stats {
 	st.DroppedNoAllocation = s.droppedNoAllocation.Load()
 	st.DroppedMalformed = s.droppedMalformed.Load()
 	st.ReadErrors = s.readErrors.Load()
+	st.GSODisabled = s.gsoDisabled.Load()
 	return st
 }
