@@ -319,17 +319,26 @@ type iceCandJSON struct {
 	Addr string `json:"addr"`
 }
 
+// icePairJSON is a selected pair in the JSON summary.
+type icePairJSON struct {
+	Local  iceCandJSON `json:"local"`
+	Remote iceCandJSON `json:"remote"`
+}
+
 // iceSummary is the JSON summary of `icebreaker ice`.
 type iceSummary struct {
-	Role             string      `json:"role"`
-	Local            iceCandJSON `json:"local"`
-	Remote           iceCandJSON `json:"remote"`
-	ConnectMS        float64     `json:"connect_ms"`
-	Pings            int         `json:"pings"`
-	Lost             int         `json:"lost"`
-	RTTms            []float64   `json:"rtt_ms"`
-	LocalCandidates  []string    `json:"local_candidates"`
-	RemoteCandidates []string    `json:"remote_candidates"`
+	Role      string      `json:"role"`
+	Local     iceCandJSON `json:"local"`
+	Remote    iceCandJSON `json:"remote"`
+	ConnectMS float64     `json:"connect_ms"`
+	// Final is the selected pair after the pings when the controlling
+	// agent moved to another one meanwhile (off a relay, say).
+	Final            *icePairJSON `json:"final,omitempty"`
+	Pings            int          `json:"pings"`
+	Lost             int          `json:"lost"`
+	RTTms            []float64    `json:"rtt_ms"`
+	LocalCandidates  []string     `json:"local_candidates"`
+	RemoteCandidates []string     `json:"remote_candidates"`
 }
 
 func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -425,6 +434,14 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 			sum.RTTms = append(sum.RTTms, ms(r))
 		}
 		printRTTs(stderr, rtts, o.count, lost)
+		if now, ok := agent.SelectedPair(); ok && (now.Local.Addr != pair.Local.Addr || now.Remote.Addr != pair.Remote.Addr) {
+			fmt.Fprintf(stderr, "the selected pair changed to: local %s %s <-> remote %s %s\n",
+				now.Local.Type, now.Local.Addr, now.Remote.Type, now.Remote.Addr)
+			sum.Final = &icePairJSON{
+				Local:  iceCandJSON{now.Local.Type.String(), now.Local.Addr.String()},
+				Remote: iceCandJSON{now.Remote.Type.String(), now.Remote.Addr.String()},
+			}
+		}
 		if len(rtts) == 0 {
 			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
 		}

@@ -183,6 +183,8 @@ type iceResult struct {
 	Lost            int       `json:"lost"`
 	RTTms           []float64 `json:"rtt_ms"`
 	LocalCandidates []string  `json:"local_candidates"`
+	// JSONFinal is the summary's pair after the pings, when it moved.
+	JSONFinal *icePair `json:"final"`
 
 	Final icePair `json:"-"`
 }
@@ -211,8 +213,20 @@ func parseResult(out string) (iceResult, error) {
 		return r, fmt.Errorf("JSON summary %q: %w", m[1], err)
 	}
 	r.Final = r.First()
-	for _, c := range pairChanged.FindAllStringSubmatch(out, -1) {
+	changes := pairChanged.FindAllStringSubmatch(out, -1)
+	for _, c := range changes {
 		r.Final = icePair{iceCand{c[1], c[2]}, iceCand{c[3], c[4]}}
+	}
+	// The summary reports a move that happened before the pings ended;
+	// the log may also show a later one.
+	if r.JSONFinal != nil {
+		found := false
+		for _, c := range changes {
+			found = found || (icePair{iceCand{c[1], c[2]}, iceCand{c[3], c[4]}} == *r.JSONFinal)
+		}
+		if !found {
+			return r, fmt.Errorf("summary's final pair %v is not in the log's changes %v", *r.JSONFinal, changes)
+		}
 	}
 	return r, nil
 }
