@@ -3,12 +3,14 @@ package ice
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -16,10 +18,10 @@ import (
 	"github.com/icebreaker-net/icebreaker/turn/turnserver"
 )
 
-// turnServer starts icebreaker's TURN server in process on 127.0.0.1 (UDP
-// and TCP), with the user u:p, relaying on 127.0.0.1 to loopback peers.
-// Cleanup stops it.
-func turnServer(t *testing.T) (udp, tcp netip.AddrPort) {
+// turnServer starts icebreaker's TURN server in process on 127.0.0.1 (UDP,
+// TCP and TLS with a self-signed certificate that clientTLS trusts), with
+// the user u:p, relaying on 127.0.0.1 to loopback peers. Cleanup stops it.
+func turnServer(t *testing.T) (udp, tcp, tlsAddr netip.AddrPort, clientTLS *tls.Config) {
 	t.Helper()
 	auth, err := turnauth.New(turnauth.Config{Realm: "ice.test", Users: turnauth.StaticUsers{"u": "p"}})
 	if err != nil {
@@ -34,8 +36,10 @@ func turnServer(t *testing.T) (udp, tcp netip.AddrPort) {
 		t.Fatal(err)
 	}
 	lo := netip.MustParseAddr("127.0.0.1")
+	cert := testutil.SelfSignedCert(t)
 	ss, err := stunserver.Listen(stunserver.Config{
-		UDP: netip.AddrPortFrom(lo, 0), TCP: netip.AddrPortFrom(lo, 0), UDPSockets: 1, Handler: ts,
+		UDP: netip.AddrPortFrom(lo, 0), TCP: netip.AddrPortFrom(lo, 0), TLS: netip.AddrPortFrom(lo, 0),
+		TLSConfig: cert.Server, UDPSockets: 1, Handler: ts,
 	})
 	if err != nil {
 		ts.Close()
@@ -47,6 +51,8 @@ func turnServer(t *testing.T) (udp, tcp netip.AddrPort) {
 			udp = ep.Addr
 		case "tcp":
 			tcp = ep.Addr
+		case "tls":
+			tlsAddr = ep.Addr
 		}
 	}
 	served := make(chan error, 1)
@@ -65,7 +71,7 @@ func turnServer(t *testing.T) (udp, tcp netip.AddrPort) {
 		t.Fatalf("the TURN server does not allocate: %v", err)
 	}
 	r.Close()
-	return udp, tcp
+	return udp, tcp, tlsAddr, cert.Client
 }
 
 func TestTURNServerValidate(t *testing.T) {
@@ -89,21 +95,24 @@ func TestTURNServerValidate(t *testing.T) {
 }
 
 // TestAgentsConnectThroughRelay connects an agent with only a relayed
-// candidate, over UDP and over TCP to the server, to one with a host
+// candidate, over UDP, TCP and TLS to the server, to one with a host
 // candidate: the selected pair is relayed on its side and data flows both
 // ways through the TURN server.
 func TestAgentsConnectThroughRelay(t *testing.T) {
-	udp, tcp := turnServer(t)
+	udp, tcp, tlsAddr, clientTLS := turnServer(t)
 	for _, tc := range []struct {
 		name      string
 		addr      netip.AddrPort
 		transport turnclient.Transport
-	}{{"udp", udp, turnclient.UDP}, {"tcp", tcp, turnclient.TCP}} {
+	}{{"udp", udp, turnclient.UDP}, {"tcp", tcp, turnclient.TCP}, {"tls", tlsAddr, turnclient.TLS}} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := runtime.NumGoroutine()
 			gA := loopbackOnly()
 			gA.RelayOnly = true
 			gA.TURNServers = []TURNServer{{Addr: tc.addr, Transport: tc.transport, Username: "u", Password: "p"}}
+			if tc.transport == turnclient.TLS {
+				gA.TURNServers[0].TLSConfig = clientTLS
+			}
 			var trickled []Candidate
 			gA.Trickle = func(c Candidate, end bool) {
 				if !end {
@@ -150,7 +159,7 @@ func TestAgentsConnectThroughRelay(t *testing.T) {
 // credentials yields no candidate and no error, beside the host one; with
 // RelayOnly, Gather reports ErrNoCandidates.
 func TestGatherTURNFailureIsNoCandidate(t *testing.T) {
-	udp, _ := turnServer(t)
+	udp, _, _, _ := turnServer(t)
 	gc := loopbackOnly()
 	gc.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "wrong"}}
 	a, err := NewAgent(AgentConfig{Gather: gc})
