@@ -141,3 +141,33 @@ func TestCheckerValidPairTakesKnownSrflx(t *testing.T) {
 		t.Fatalf("A selected %v, want its srflx candidate %v as the local one", p.String(), srflx.Addr)
 	}
 }
+
+// FuzzAddRemoteCandidate: any candidate the peer can signal (RFC 8839
+// grammar) may be trickled into a running Checker without a panic, and
+// the Checker keeps its limits.
+func FuzzAddRemoteCandidate(f *testing.F) {
+	f.Add("candidate:1 1 UDP 2130706431 10.0.0.2 2000 typ host")
+	f.Add("candidate:2 1 udp 1694498815 203.0.113.5 40000 typ srflx raddr 10.0.0.2 rport 2000")
+	f.Add("candidate:3 1 udp 16777215 ::1 3478 typ relay raddr :: rport 0")
+	f.Add("candidate:4 1 tcp 1 10.0.0.3 9 typ host tcptype active")
+	f.Add("candidate:5 1 udp 1 abc.local 5000 typ host")
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := ParseCandidate(line)
+		if err != nil {
+			return
+		}
+		ca, _ := pairCfg(true)
+		ca.RemoteTrickle, ca.MaxPairs = true, 2
+		a := mustChecker(t, []Candidate{host("a1", "10.0.0.1:1000", 65535), host("a2", "[::1]:1000", 65535)}, nil, ca)
+		for i := range 5 {
+			c.Addr = netip.AddrPortFrom(c.Addr.Addr(), c.Addr.Port()+uint16(i))
+			_ = a.AddRemoteCandidate(c)
+			a.Next(epoch.Add(time.Duration(i) * time.Second))
+		}
+		if n := len(a.Pairs()); n > 4 {
+			t.Fatalf("%d pairs, past twice MaxPairs", n)
+		}
+		a.RemoteCandidatesDone()
+		a.Next(epoch.Add(time.Minute))
+	})
+}
