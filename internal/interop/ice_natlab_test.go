@@ -446,10 +446,10 @@ func TestICEThroughNATs(t *testing.T) {
 // lost checks often make the agent select the relay first (see oneway
 // above) and move to the direct pair only later, perhaps after the
 // session. The loss starts after gathering because the agent gives a STUN
-// server 3 s and 3 attempts for the srflx candidate: at 20% loss each way
-// that fails in about 5% of runs, and without its srflx candidate side A
-// cannot be reached through natA's filtering. The times are logged, not
-// asserted.
+// server 3 s and 4 attempts for the srflx candidate: at 20% loss each way
+// that still fails in about 2% of runs (0.36^4), and without its srflx
+// candidate side A cannot be reached through natA's filtering. The times
+// are logged, not asserted.
 func TestICEThroughNATsWithLoss(t *testing.T) {
 	t.Parallel()
 	bin := icebreaker(t)
