@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -85,6 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "icebreaker %s: %v\n", c.name, err)
 			return 2
+		case ctx.Err() != nil:
+			// Ctrl-C or SIGTERM: say so, not "context canceled", and
+			// exit like a shell does for SIGINT.
+			msg := "interrupted"
+			if strings.Contains(err.Error(), "interrupted") {
+				msg = err.Error()
+			}
+			fmt.Fprintf(stderr, "icebreaker %s: %s\n", c.name, msg)
+			return 130
 		}
 		fmt.Fprintf(stderr, "icebreaker %s: %v\n", c.name, err)
 		return 1
