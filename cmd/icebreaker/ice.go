@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +10,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/ice"
+	"github.com/icebreaker-net/icebreaker/internal/icecli"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -25,59 +23,17 @@ import (
 // reader so that two commands can run in one process.
 var iceStdin = func(stdout io.Writer) io.Reader { return os.Stdin }
 
-// The token: tokenPrefix followed by the unpadded base64url encoding of a
-// iceToken in JSON. The version is in the prefix so a later format can be
-// told apart.
-const tokenPrefix = "ib1:"
-
-// iceToken is what one side tells the other: its role, its ICE
-// credentials (RFC 8445, Section 5.3) and its candidates in the
-// a=candidate grammar of RFC 8839, Section 5.1, without "candidate:".
-type iceToken struct {
-	Role       string   `json:"r"` // "offer" or "answer"
-	Ufrag      string   `json:"u"`
-	Pwd        string   `json:"p"`
-	Candidates []string `json:"c"`
-}
-
-// errBadToken is wrapped by every error about the peer's token.
-var errBadToken = errors.New("the peer's token is not an icebreaker ICE token")
-
-func encodeToken(t iceToken) string {
-	b, _ := json.Marshal(t) // strings only: cannot fail
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeToken parses a token line and its candidates.
-func decodeToken(line string) (iceToken, []ice.Candidate, error) {
-	var t iceToken
-	line = strings.TrimSpace(line)
-	rest, ok := strings.CutPrefix(line, tokenPrefix)
-	if !ok {
-		return t, nil, fmt.Errorf("%w (it should start with %q)", errBadToken, tokenPrefix)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest, "="))
+// decodeToken parses the peer's token line and its candidates.
+func decodeToken(line string) (icecli.Token, []ice.Candidate, error) {
+	t, err := icecli.DecodeToken(line)
 	if err != nil {
-		return t, nil, fmt.Errorf("%w (bad base64: %v; was it copied whole?)", errBadToken, err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return t, nil, fmt.Errorf("%w (bad content: %v)", errBadToken, err)
-	}
-	switch {
-	case t.Role != "offer" && t.Role != "answer":
-		return t, nil, fmt.Errorf("%w (role %q)", errBadToken, t.Role)
-	case t.Ufrag == "" || t.Pwd == "":
-		return t, nil, fmt.Errorf("%w (no ICE credentials)", errBadToken)
-	case len(t.Candidates) == 0:
-		return t, nil, fmt.Errorf("%w (no candidates)", errBadToken)
+		return t, nil, err
 	}
 	cands := make([]ice.Candidate, 0, len(t.Candidates))
 	for i, s := range t.Candidates {
 		c, err := ice.ParseCandidate(s)
 		if err != nil {
-			return t, nil, fmt.Errorf("%w (candidate %d: %v)", errBadToken, i+1, err)
+			return t, nil, fmt.Errorf("%w (candidate %d: %v)", icecli.ErrBadToken, i+1, err)
 		}
 		cands = append(cands, c)
 	}
@@ -313,32 +269,9 @@ func (o *iceOptions) offered(c ice.Candidate) bool {
 	return true
 }
 
-// iceCandJSON is a candidate in the JSON summary.
-type iceCandJSON struct {
-	Type string `json:"type"`
-	Addr string `json:"addr"`
-}
-
-// icePairJSON is a selected pair in the JSON summary.
-type icePairJSON struct {
-	Local  iceCandJSON `json:"local"`
-	Remote iceCandJSON `json:"remote"`
-}
-
-// iceSummary is the JSON summary of `icebreaker ice`.
-type iceSummary struct {
-	Role      string      `json:"role"`
-	Local     iceCandJSON `json:"local"`
-	Remote    iceCandJSON `json:"remote"`
-	ConnectMS float64     `json:"connect_ms"`
-	// Final is the selected pair after the pings when the controlling
-	// agent moved to another one meanwhile (off a relay, say).
-	Final            *icePairJSON `json:"final,omitempty"`
-	Pings            int          `json:"pings"`
-	Lost             int          `json:"lost"`
-	RTTms            []float64    `json:"rtt_ms"`
-	LocalCandidates  []string     `json:"local_candidates"`
-	RemoteCandidates []string     `json:"remote_candidates"`
+// candJSON is c in the JSON summary.
+func candJSON(c ice.Candidate) icecli.Cand {
+	return icecli.Cand{Type: c.Type.String(), Addr: c.Addr.String()}
 }
 
 func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -364,7 +297,7 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		return err
 	}
 	ufrag, pwd := agent.LocalCredentials()
-	tok := iceToken{Role: o.role, Ufrag: ufrag, Pwd: pwd}
+	tok := icecli.Token{Role: o.role, Ufrag: ufrag, Pwd: pwd}
 	var kinds []string
 	for _, c := range cands {
 		if o.offered(c) {
@@ -381,11 +314,11 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		peerCmd = "offer"
 	}
 	fmt.Fprintf(stderr, "give the next line to 'icebreaker ice %s' on the peer, then paste its token here:\n", peerCmd)
-	if _, err := fmt.Fprintln(stdout, encodeToken(tok)); err != nil {
+	if _, err := fmt.Fprintln(stdout, icecli.EncodeToken(tok)); err != nil {
 		return fmt.Errorf("writing the token: %w", err)
 	}
 
-	line, err := readTokenLine(ctx, stdin)
+	line, err := icecli.ReadToken(ctx, stdin)
 	if err != nil {
 		return err
 	}
@@ -416,31 +349,28 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 	defer conn.Close()
 	pair, _ := agent.SelectedPair()
 	fmt.Fprintf(stderr, "connected in %.1f ms: local %s %s <-> remote %s %s\n",
-		ms(took), pair.Local.Type, pair.Local.Addr, pair.Remote.Type, pair.Remote.Addr)
+		icecli.MS(took), pair.Local.Type, pair.Local.Addr, pair.Remote.Type, pair.Remote.Addr)
 
-	sum := iceSummary{
+	sum := icecli.Summary{
 		Role:             o.role,
-		Local:            iceCandJSON{pair.Local.Type.String(), pair.Local.Addr.String()},
-		Remote:           iceCandJSON{pair.Remote.Type.String(), pair.Remote.Addr.String()},
-		ConnectMS:        ms(took),
+		Local:            candJSON(pair.Local),
+		Remote:           candJSON(pair.Remote),
+		ConnectMS:        icecli.MS(took),
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
 	}
-	p := &pinger{conn: conn, count: o.count, log: stderr}
-	return p.run(ctx, func(rtts []time.Duration, lost int) error {
+	p := &icecli.Pinger{Conn: conn, Count: o.count, Log: stderr}
+	return p.Run(ctx, func(rtts []time.Duration, lost int) error {
 		sum.Pings, sum.Lost = o.count, lost
 		sum.RTTms = []float64{}
 		for _, r := range rtts {
-			sum.RTTms = append(sum.RTTms, ms(r))
+			sum.RTTms = append(sum.RTTms, icecli.MS(r))
 		}
-		printRTTs(stderr, rtts, o.count, lost)
+		icecli.PrintRTTs(stderr, rtts, o.count, lost)
 		if now, ok := agent.SelectedPair(); ok && (now.Local.Addr != pair.Local.Addr || now.Remote.Addr != pair.Remote.Addr) {
 			fmt.Fprintf(stderr, "the selected pair changed to: local %s %s <-> remote %s %s\n",
 				now.Local.Type, now.Local.Addr, now.Remote.Type, now.Remote.Addr)
-			sum.Final = &icePairJSON{
-				Local:  iceCandJSON{now.Local.Type.String(), now.Local.Addr.String()},
-				Remote: iceCandJSON{now.Remote.Type.String(), now.Remote.Addr.String()},
-			}
+			sum.Final = &icecli.Pair{Local: candJSON(now.Local), Remote: candJSON(now.Remote)}
 		}
 		if len(rtts) == 0 {
 			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
@@ -453,192 +383,4 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		}
 		return nil
 	})
-}
-
-// readTokenLine reads one line from r. The read runs on its own goroutine
-// so that ctx can end the wait; that goroutine ends when the line arrives
-// or r is closed (for os.Stdin, when the process exits).
-func readTokenLine(ctx context.Context, r io.Reader) (string, error) {
-	type result struct {
-		line string
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		line, err := bufio.NewReader(r).ReadString('\n')
-		ch <- result{line, err}
-	}()
-	select {
-	case res := <-ch:
-		if res.err != nil && !errors.Is(res.err, io.EOF) {
-			return "", fmt.Errorf("reading the peer's token: %w", res.err)
-		}
-		if strings.TrimSpace(res.line) == "" {
-			return "", errors.New("no token on standard input: paste the peer's token as one line")
-		}
-		return res.line, nil
-	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for the peer's token: %w", ctx.Err())
-	}
-}
-
-func printRTTs(w io.Writer, rtts []time.Duration, sent, lost int) {
-	if len(rtts) == 0 {
-		fmt.Fprintf(w, "%d pings sent, none answered\n", sent)
-		return
-	}
-	lo, hi, sum := rtts[0], rtts[0], time.Duration(0)
-	for _, r := range rtts {
-		lo, hi, sum = min(lo, r), max(hi, r), sum+r
-	}
-	fmt.Fprintf(w, "%d pings, %d lost, rtt min/avg/max %.3f/%.3f/%.3f ms\n",
-		sent, lost, ms(lo), ms(sum/time.Duration(len(rtts))), ms(hi))
-}
-
-// The ping exchange over the selected pair. Both sides send count pings
-// and echo the peer's; each datagram is text, so it never starts with a
-// byte 0-3 (RFC 7983):
-//
-//	"ib ping SEQ TRY"  a ping; TRY counts its retransmissions
-//	"ib pong SEQ TRY"  the echo of that ping
-//	"ib fin"           this side has all its answers (or gave up)
-//	"ib fin got"       the same, and it has the peer's fin
-//
-// A side that has finished sends fin every finEvery until it has the
-// peer's, and gives up waiting for it after finLinger. With both fins it
-// answers every plain fin with "fin got" and leaves when finQuiet passed
-// without one, so that a peer that missed its fin gets another (like TCP's
-// TIME-WAIT, RFC 9293, Section 3.6.1).
-const (
-	pingWait  = time.Second // before a ping is sent again
-	pingTries = 3           // sends of one ping before it counts as lost
-	finEvery  = 200 * time.Millisecond
-	finLinger = 5 * time.Second
-	finQuiet  = finEvery * 3 / 2
-)
-
-// pinger runs the exchange on conn; it owns no goroutine.
-type pinger struct {
-	conn  net.Conn
-	count int
-	log   io.Writer
-	wait  time.Duration // before a ping is sent again; 0 means pingWait
-}
-
-// run exchanges the pings. done is called once, when this side has its
-// answers and before it says fin, so that its output is complete before
-// the peer can leave; an error from done ends the exchange.
-func (p *pinger) run(ctx context.Context, done func(rtts []time.Duration, lost int) error) error {
-	var (
-		rtts     []time.Duration
-		lost     int
-		seq, try = 1, 0
-		sentAt   time.Time // of the outstanding ping's latest try
-		finished bool
-		peerFin  bool
-		nextFin  time.Time
-		giveUp   time.Time
-		quiet    time.Time // with both fins: leave then
-		buf      = make([]byte, 1500)
-		wait     = p.wait
-	)
-	if wait == 0 {
-		wait = pingWait
-	}
-	send := func(s string) {
-		p.conn.Write([]byte(s)) // a lost datagram is retried or counted
-	}
-	ping := func(now time.Time) {
-		try++
-		sentAt = now
-		send(fmt.Sprintf("ib ping %d %d", seq, try))
-	}
-	finish := func(now time.Time) error {
-		finished = true
-		if err := done(rtts, lost); err != nil {
-			return err
-		}
-		send("ib fin")
-		nextFin, giveUp, quiet = now.Add(finEvery), now.Add(finLinger), now.Add(finQuiet)
-		return nil
-	}
-	ping(time.Now())
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		now := time.Now()
-		switch {
-		case finished && peerFin && !now.Before(quiet):
-			return nil
-		case finished && peerFin:
-		case finished && !now.Before(giveUp):
-			fmt.Fprintln(p.log, "the peer did not confirm the end of the pings; leaving")
-			return nil
-		case finished && !now.Before(nextFin):
-			send("ib fin")
-			nextFin = now.Add(finEvery)
-		case !finished && !now.Before(sentAt.Add(wait)):
-			if try < pingTries {
-				ping(now)
-				break
-			}
-			fmt.Fprintf(p.log, "ping %d: no answer\n", seq)
-			lost++
-			if seq++; seq > p.count {
-				if err := finish(now); err != nil {
-					return err
-				}
-				break
-			}
-			try = 0
-			ping(now)
-		}
-		wake := sentAt.Add(wait)
-		switch {
-		case finished && peerFin:
-			wake = quiet
-		case finished:
-			wake = nextFin
-			if giveUp.Before(wake) {
-				wake = giveUp
-			}
-		}
-		p.conn.SetReadDeadline(wake)
-		n, err := p.conn.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			return fmt.Errorf("reading from the selected pair: %w", err)
-		}
-		f := strings.Fields(string(buf[:n]))
-		switch {
-		case len(f) == 3 && f[0] == "ib" && f[1] == "fin" && f[2] == "got":
-			peerFin = true
-		case len(f) == 2 && f[0] == "ib" && f[1] == "fin":
-			peerFin = true
-			if finished {
-				send("ib fin got") // the peer has not got ours yet
-				quiet = time.Now().Add(finQuiet)
-			}
-		case len(f) == 4 && f[0] == "ib" && f[1] == "ping":
-			send("ib pong " + f[2] + " " + f[3])
-		case len(f) == 4 && f[0] == "ib" && f[1] == "pong" && !finished:
-			if f[2] != strconv.Itoa(seq) || f[3] != strconv.Itoa(try) {
-				continue // a late answer to an earlier try
-			}
-			rtt := time.Since(sentAt)
-			rtts = append(rtts, rtt)
-			fmt.Fprintf(p.log, "ping %d: %.3f ms\n", seq, ms(rtt))
-			if seq++; seq > p.count {
-				if err := finish(time.Now()); err != nil {
-					return err
-				}
-				continue
-			}
-			try = 0
-			ping(time.Now())
-		}
-	}
 }

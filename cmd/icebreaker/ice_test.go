@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/icecli"
 )
 
 // testStdins maps a command's stdout to the reader its peer token comes
@@ -120,9 +121,9 @@ func runICEPairOpt(t *testing.T, checkLeaks bool, offerArgs, answerArgs []string
 func TestICEPairJSON(t *testing.T) {
 	args := append([]string{"--count", "3", "--json"}, loopbackArgs...)
 	offer, answer := runICEPair(t, args, args)
-	var sums [2]iceSummary
+	var sums [2]icecli.Summary
 	for i, r := range []iceResult{offer, answer} {
-		if !strings.HasPrefix(r.token, tokenPrefix) {
+		if !strings.HasPrefix(r.token, icecli.TokenPrefix) {
 			t.Fatalf("first stdout line %q is not a token", r.token)
 		}
 		// The shape, decoded strictly, then into the typed summary.
@@ -208,21 +209,21 @@ func runICEWithStdin(t *testing.T, stdin string, args ...string) (int, string, s
 }
 
 func TestICEBadToken(t *testing.T) {
-	b64 := func(s string) string { return tokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(s)) }
-	good := iceToken{Role: "answer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{"1 1 udp 2130706431 127.0.0.1 9 typ host"}}
+	b64 := func(s string) string { return icecli.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	good := icecli.Token{Role: "answer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{"1 1 udp 2130706431 127.0.0.1 9 typ host"}}
 	badCand := good
 	badCand.Candidates = []string{"1 1 udp x 127.0.0.1 9 typ host"}
 	noCand := good
 	noCand.Candidates = nil
 	for _, c := range []struct{ name, line, want string }{
 		{"text", "hello there\n", "the peer's token is not an icebreaker ICE token"},
-		{"base64", tokenPrefix + "!!!\n", "the peer's token is not an icebreaker ICE token (bad base64"},
+		{"base64", icecli.TokenPrefix + "!!!\n", "the peer's token is not an icebreaker ICE token (bad base64"},
 		{"json", b64("[1]") + "\n", "the peer's token is not an icebreaker ICE token (bad content"},
 		{"unknown field", b64(`{"r":"answer","x":1}`) + "\n", "the peer's token is not an icebreaker ICE token (bad content"},
 		{"role", b64(`{"r":"boss","u":"abcd","p":"x","c":["a"]}`) + "\n", `(role "boss")`},
-		{"candidate", encodeToken(badCand) + "\n", "(candidate 1:"},
-		{"no candidates", encodeToken(noCand) + "\n", "(no candidates)"},
-		{"same role", encodeToken(good) + "\n", "the peer's token is also an answer"},
+		{"candidate", icecli.EncodeToken(badCand) + "\n", "(candidate 1:"},
+		{"no candidates", icecli.EncodeToken(noCand) + "\n", "(no candidates)"},
+		{"same role", icecli.EncodeToken(good) + "\n", "the peer's token is also an answer"},
 		{"empty", "", "no token on standard input"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -234,7 +235,7 @@ func TestICEBadToken(t *testing.T) {
 			if code != 1 || !strings.Contains(errs, c.want) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errs, c.want)
 			}
-			if !strings.HasPrefix(out, tokenPrefix) {
+			if !strings.HasPrefix(out, icecli.TokenPrefix) {
 				t.Errorf("stdout %q: the token comes first anyway", out)
 			}
 		})
@@ -248,9 +249,9 @@ func TestICETimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	peer := iceToken{Role: "answer", Ufrag: "abcd", Pwd: "0123456789012345678901",
+	peer := icecli.Token{Role: "answer", Ufrag: "abcd", Pwd: "0123456789012345678901",
 		Candidates: []string{"1 1 udp 2130706431 " + strings.Replace(pc.LocalAddr().String(), ":", " ", 1) + " typ host"}}
-	code, _, errs := runICEWithStdin(t, encodeToken(peer)+"\n", append([]string{"offer", "--timeout", "300ms"}, loopbackArgs...)...)
+	code, _, errs := runICEWithStdin(t, icecli.EncodeToken(peer)+"\n", append([]string{"offer", "--timeout", "300ms"}, loopbackArgs...)...)
 	if code != 1 || !strings.Contains(errs, "ICE failed: no candidate pair worked after ") {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}
@@ -291,12 +292,12 @@ func TestICEUsage(t *testing.T) {
 }
 
 func TestICETokenRoundTrip(t *testing.T) {
-	tok := iceToken{Role: "offer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{
+	tok := icecli.Token{Role: "offer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{
 		"candidate:1 1 UDP 2130706431 127.0.0.1 5000 typ host",
 		"candidate:2 1 UDP 1694498815 203.0.113.7 6000 typ srflx raddr 10.0.0.2 rport 5000",
 		"candidate:3 1 UDP 2130706175 ::1 5001 typ host",
 	}}
-	got, cands, err := decodeToken("  " + encodeToken(tok) + "\r\n")
+	got, cands, err := decodeToken("  " + icecli.EncodeToken(tok) + "\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +312,8 @@ func TestICETokenRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeToken(f *testing.F) {
-	f.Add(encodeToken(iceToken{Role: "offer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{"1 1 udp 1 127.0.0.1 9 typ host"}}))
-	f.Add(tokenPrefix + "e30")
+	f.Add(icecli.EncodeToken(icecli.Token{Role: "offer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{"1 1 udp 1 127.0.0.1 9 typ host"}}))
+	f.Add(icecli.TokenPrefix + "e30")
 	f.Add("hello")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, cands, err := decodeToken(s)
@@ -323,109 +324,6 @@ func FuzzDecodeToken(f *testing.F) {
 			t.Fatalf("%d candidates from %d strings", len(cands), len(tok.Candidates))
 		}
 	})
-}
-
-// lossyConn drops the datagrams drop returns true for.
-type lossyConn struct {
-	net.Conn
-	drop func(b []byte) bool
-}
-
-func (c *lossyConn) Write(b []byte) (int, error) {
-	if c.drop(b) {
-		return len(b), nil
-	}
-	return c.Conn.Write(b)
-}
-
-// udpPair returns two UDP sockets on loopback connected to each other.
-func udpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := net.DialUDP("udp4", nil, a.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
-	a, err = net.DialUDP("udp4", a.LocalAddr().(*net.UDPAddr), b.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
-func TestPingerLoss(t *testing.T) {
-	a, b := udpPair(t)
-	var mu sync.Mutex
-	dropped := map[string]bool{}
-	// Side a loses its first try of ping 2; side b loses its first pong
-	// and its first fin.
-	dropOnce := func(what string) func([]byte) bool {
-		return func(p []byte) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			if strings.HasPrefix(string(p), what) && !dropped[what] {
-				dropped[what] = true
-				return true
-			}
-			return false
-		}
-	}
-	type result struct {
-		rtts int
-		lost int
-		err  error
-		log  string
-	}
-	res := make([]result, 2)
-	var wg sync.WaitGroup
-	for i, c := range []net.Conn{
-		&lossyConn{a, dropOnce("ib ping 2 1")},
-		&lossyConn{b, func(p []byte) bool { return dropOnce("ib pong")(p) || dropOnce("ib fin")(p) }},
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var log bytes.Buffer
-			p := &pinger{conn: c, count: 3, log: &log, wait: 50 * time.Millisecond}
-			res[i].err = p.run(t.Context(), func(rtts []time.Duration, lost int) error {
-				res[i].rtts, res[i].lost = len(rtts), lost
-				return nil
-			})
-			res[i].log = log.String()
-		}()
-	}
-	wg.Wait()
-	for i, r := range res {
-		if r.err != nil || r.rtts != 3 || r.lost != 0 {
-			t.Errorf("side %d: %d rtts, %d lost, %v; want 3 and 0\n%s", i, r.rtts, r.lost, r.err, r.log)
-		}
-	}
-	if len(dropped) != 3 {
-		t.Errorf("dropped %v, want a ping, a pong and a fin", dropped)
-	}
-}
-
-func TestPingerNoPeer(t *testing.T) {
-	a, _ := udpPair(t) // b never answers
-	var log bytes.Buffer
-	p := &pinger{conn: a, count: 2, log: &log, wait: 10 * time.Millisecond}
-	var got []time.Duration
-	lost := -1
-	err := p.run(t.Context(), func(rtts []time.Duration, l int) error {
-		got, lost = rtts, l
-		return errors.New("none answered")
-	})
-	if err == nil || len(got) != 0 || lost != 2 {
-		t.Errorf("err %v, rtts %v, lost %d; want an error, none and 2", err, got, lost)
-	}
-	if !strings.Contains(log.String(), "ping 1: no answer\nping 2: no answer\n") {
-		t.Errorf("log %q", log.String())
-	}
 }
 
 // TestICEProcesses runs two icebreaker processes wired with OS pipes, each
@@ -496,7 +394,7 @@ func TestICEPairRelay(t *testing.T) {
 		"--count", "2", "--json"}
 	// The server starts goroutines at its first allocation.
 	offer, answer := runICEPairOpt(t, false, args, args)
-	var sums [2]iceSummary
+	var sums [2]icecli.Summary
 	for i, r := range []iceResult{offer, answer} {
 		if err := json.Unmarshal([]byte(r.rest), &sums[i]); err != nil {
 			t.Fatalf("summary %q: %v\nstderr:\n%s", r.rest, err, r.stderr)

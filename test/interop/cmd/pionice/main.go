@@ -1,8 +1,9 @@
 // Command pionice is the pion/ice v4 (https://github.com/pion/ice) twin of
 // `icebreaker ice`: the same command line (a subset of its flags), the same
 // ib1 token, the same ping exchange over the selected pair and the same
-// --json summary, so that a test or a benchmark drives either binary the same
-// way and one of each can connect to the other (ICE, RFC 8445,
+// --json summary (all from internal/icecli, which `icebreaker ice` uses
+// too), so that a test or a benchmark drives either binary the same way and
+// one of each can connect to the other (ICE, RFC 8445,
 // https://www.rfc-editor.org/rfc/rfc8445; candidates in the grammar of
 // RFC 8839, Section 5.1).
 //
@@ -21,9 +22,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/icecli"
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v4"
@@ -236,90 +236,27 @@ func (o *options) agentOptions(stderr io.Writer) []ice.AgentOption {
 	return opts
 }
 
-// The token: tokenPrefix and the unpadded base64url encoding of a token in
-// JSON, exactly as `icebreaker ice` writes and reads it.
-const tokenPrefix = "ib1:"
-
-// token is what one side tells the other: its role, its ICE credentials
-// (RFC 8445, Section 5.3) and its candidates in the a=candidate grammar of
-// RFC 8839, Section 5.1, without "candidate:".
-type token struct {
-	Role       string   `json:"r"`
-	Ufrag      string   `json:"u"`
-	Pwd        string   `json:"p"`
-	Candidates []string `json:"c"`
-}
-
-// errBadToken is wrapped by every error about the peer's token.
-var errBadToken = errors.New("the peer's token is not an ib1 ICE token")
-
-func encodeToken(t token) string {
-	b, _ := json.Marshal(t) // strings only: cannot fail
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeToken parses a token line and its candidates with pion's parser.
-func decodeToken(line string) (token, []ice.Candidate, error) {
-	var t token
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), tokenPrefix)
-	if !ok {
-		return t, nil, fmt.Errorf("%w (it should start with %q)", errBadToken, tokenPrefix)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest, "="))
+// decodeToken parses the peer's token line, and its candidates with
+// pion's parser.
+func decodeToken(line string) (icecli.Token, []ice.Candidate, error) {
+	t, err := icecli.DecodeToken(line)
 	if err != nil {
-		return t, nil, fmt.Errorf("%w (bad base64: %v)", errBadToken, err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return t, nil, fmt.Errorf("%w (bad content: %v)", errBadToken, err)
-	}
-	switch {
-	case t.Role != "offer" && t.Role != "answer":
-		return t, nil, fmt.Errorf("%w (role %q)", errBadToken, t.Role)
-	case t.Ufrag == "" || t.Pwd == "":
-		return t, nil, fmt.Errorf("%w (no ICE credentials)", errBadToken)
-	case len(t.Candidates) == 0:
-		return t, nil, fmt.Errorf("%w (no candidates)", errBadToken)
+		return t, nil, err
 	}
 	cands := make([]ice.Candidate, 0, len(t.Candidates))
 	for i, s := range t.Candidates {
 		c, err := ice.UnmarshalCandidate(s)
 		if err != nil {
-			return t, nil, fmt.Errorf("%w (candidate %d %q: %v)", errBadToken, i+1, s, err)
+			return t, nil, fmt.Errorf("%w (candidate %d %q: %v)", icecli.ErrBadToken, i+1, s, err)
 		}
 		cands = append(cands, c)
 	}
 	return t, cands, nil
 }
 
-// candJSON is a candidate in the JSON summary.
-type candJSON struct {
-	Type string `json:"type"`
-	Addr string `json:"addr"`
+func candOf(c ice.Candidate) icecli.Cand {
+	return icecli.Cand{Type: c.Type().String(), Addr: net.JoinHostPort(c.Address(), strconv.Itoa(c.Port()))}
 }
-
-func candOf(c ice.Candidate) candJSON {
-	return candJSON{c.Type().String(), net.JoinHostPort(c.Address(), strconv.Itoa(c.Port()))}
-}
-
-// summary is the --json line, field for field the iceSummary of
-// `icebreaker ice`.
-type summary struct {
-	Role             string    `json:"role"`
-	Local            candJSON  `json:"local"`
-	Remote           candJSON  `json:"remote"`
-	ConnectMS        float64   `json:"connect_ms"`
-	Pings            int       `json:"pings"`
-	Lost             int       `json:"lost"`
-	RTTms            []float64 `json:"rtt_ms"`
-	LocalCandidates  []string  `json:"local_candidates"`
-	RemoteCandidates []string  `json:"remote_candidates"`
-}
-
-// ms gives a duration in milliseconds to the microsecond, like `icebreaker
-// ice` does.
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	o, err := parseArgs(args, stderr)
@@ -340,7 +277,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	tok := token{Role: o.role, Ufrag: ufrag, Pwd: pwd}
+	tok := icecli.Token{Role: o.role, Ufrag: ufrag, Pwd: pwd}
 	var kinds []string
 	for _, c := range cands {
 		tok.Candidates = append(tok.Candidates, c.Marshal())
@@ -354,11 +291,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		noun = "candidate"
 	}
 	fmt.Fprintf(stderr, "gathered %d %s: %s\n", len(kinds), noun, strings.Join(kinds, ", "))
-	if _, err := fmt.Fprintln(stdout, encodeToken(tok)); err != nil {
+	if _, err := fmt.Fprintln(stdout, icecli.EncodeToken(tok)); err != nil {
 		return fmt.Errorf("writing the token: %w", err)
 	}
 
-	line, err := readLine(ctx, stdin)
+	line, err := icecli.ReadToken(ctx, stdin)
 	if err != nil {
 		return err
 	}
@@ -399,24 +336,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	local, remote := candOf(pair.Local), candOf(pair.Remote)
 	fmt.Fprintf(stderr, "connected in %.1f ms: local %s %s <-> remote %s %s\n",
-		ms(took), local.Type, local.Addr, remote.Type, remote.Addr)
+		icecli.MS(took), local.Type, local.Addr, remote.Type, remote.Addr)
 
-	sum := summary{
+	sum := icecli.Summary{
 		Role:             o.role,
 		Local:            local,
 		Remote:           remote,
-		ConnectMS:        ms(took),
+		ConnectMS:        icecli.MS(took),
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
 	}
-	p := &pinger{conn: conn, count: o.count, log: stderr}
-	return p.run(ctx, func(rtts []time.Duration, lost int) error {
+	p := &icecli.Pinger{Conn: conn, Count: o.count, Log: stderr}
+	return p.Run(ctx, func(rtts []time.Duration, lost int) error {
 		sum.Pings, sum.Lost = o.count, lost
 		sum.RTTms = []float64{}
 		for _, r := range rtts {
-			sum.RTTms = append(sum.RTTms, ms(r))
+			sum.RTTms = append(sum.RTTms, icecli.MS(r))
 		}
-		printRTTs(stderr, rtts, o.count, lost)
+		icecli.PrintRTTs(stderr, rtts, o.count, lost)
 		if len(rtts) == 0 {
 			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
 		}
@@ -457,198 +394,6 @@ func gather(ctx context.Context, agent *ice.Agent) ([]ice.Candidate, error) {
 			cands = append(cands, c)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("gathering: %w", ctx.Err())
-		}
-	}
-}
-
-// readLine reads one line from r; the read runs on its own goroutine so
-// that ctx can end the wait (it ends with the line or when r is closed).
-func readLine(ctx context.Context, r io.Reader) (string, error) {
-	type result struct {
-		line string
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		line, err := bufio.NewReader(r).ReadString('\n')
-		ch <- result{line, err}
-	}()
-	select {
-	case res := <-ch:
-		if res.err != nil && !errors.Is(res.err, io.EOF) {
-			return "", fmt.Errorf("reading the peer's token: %w", res.err)
-		}
-		if strings.TrimSpace(res.line) == "" {
-			return "", errors.New("no token on standard input: paste the peer's token as one line")
-		}
-		return res.line, nil
-	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for the peer's token: %w", ctx.Err())
-	}
-}
-
-func printRTTs(w io.Writer, rtts []time.Duration, sent, lost int) {
-	if len(rtts) == 0 {
-		fmt.Fprintf(w, "%d pings sent, none answered\n", sent)
-		return
-	}
-	lo, hi, total := rtts[0], rtts[0], time.Duration(0)
-	for _, r := range rtts {
-		lo, hi, total = min(lo, r), max(hi, r), total+r
-	}
-	fmt.Fprintf(w, "%d pings, %d lost, rtt min/avg/max %.3f/%.3f/%.3f ms\n",
-		sent, lost, ms(lo), ms(total/time.Duration(len(rtts))), ms(hi))
-}
-
-// The ping exchange of `icebreaker ice` (cmd/icebreaker/ice.go), datagram
-// for datagram, so that a pion agent and an icebreaker agent exchange pings
-// both ways:
-//
-//	"ib ping SEQ TRY"  a ping; TRY counts its sends
-//	"ib pong SEQ TRY"  its echo
-//	"ib fin"           this side has all its answers (or gave up on them)
-//	"ib fin got"       the same, and it has the peer's fin
-//
-// A ping unanswered after pingWait is sent again, pingTries times in all,
-// then counted lost. A finished side repeats fin every finEvery until the
-// peer's fin arrives, and stops waiting for it after finLinger. With both
-// fins it answers each plain fin with "fin got" and leaves once finQuiet
-// passes without one.
-const (
-	pingWait  = time.Second
-	pingTries = 3
-	finEvery  = 200 * time.Millisecond
-	finLinger = 5 * time.Second
-	finQuiet  = finEvery * 3 / 2
-)
-
-// pinger runs the exchange on conn; it owns no goroutine.
-type pinger struct {
-	conn  net.Conn
-	count int
-	log   io.Writer
-
-	// State of the exchange, owned by run.
-	rtts     []time.Duration
-	lost     int
-	seq, try int
-	sentAt   time.Time // of the outstanding ping's latest send
-	finished bool      // this side has its answers
-	peerFin  bool      // the peer said fin
-	nextFin  time.Time // when to repeat fin
-	giveUp   time.Time // when to stop waiting for the peer's fin
-	quiet    time.Time // with both fins: when to leave
-}
-
-func (p *pinger) send(s string) {
-	p.conn.Write([]byte(s)) // a lost datagram is sent again or counted
-}
-
-func (p *pinger) ping(now time.Time) {
-	p.try++
-	p.sentAt = now
-	p.send(fmt.Sprintf("ib ping %d %d", p.seq, p.try))
-}
-
-// next moves to the following ping, or finishes after the last one.
-func (p *pinger) next(now time.Time, done func([]time.Duration, int) error) error {
-	p.seq++
-	if p.seq <= p.count {
-		p.try = 0
-		p.ping(now)
-		return nil
-	}
-	p.finished = true
-	if err := done(p.rtts, p.lost); err != nil {
-		return err
-	}
-	p.send("ib fin")
-	p.nextFin, p.giveUp, p.quiet = now.Add(finEvery), now.Add(finLinger), now.Add(finQuiet)
-	return nil
-}
-
-// timers acts on what is due at now and returns whether the exchange is
-// over, and when to wake up next.
-func (p *pinger) timers(now time.Time, done func([]time.Duration, int) error) (over bool, wake time.Time, err error) {
-	switch {
-	case p.finished && p.peerFin:
-		return !now.Before(p.quiet), p.quiet, nil
-	case p.finished:
-		if !now.Before(p.giveUp) {
-			fmt.Fprintln(p.log, "the peer did not confirm the end of the pings; leaving")
-			return true, now, nil
-		}
-		if !now.Before(p.nextFin) {
-			p.send("ib fin")
-			p.nextFin = now.Add(finEvery)
-		}
-		wake := p.nextFin
-		if p.giveUp.Before(wake) {
-			wake = p.giveUp
-		}
-		return false, wake, nil
-	}
-	if now.Before(p.sentAt.Add(pingWait)) {
-		return false, p.sentAt.Add(pingWait), nil
-	}
-	if p.try < pingTries {
-		p.ping(now)
-	} else {
-		fmt.Fprintf(p.log, "ping %d: no answer\n", p.seq)
-		p.lost++
-		if err := p.next(now, done); err != nil {
-			return false, now, err
-		}
-	}
-	return p.timers(now, done)
-}
-
-// run exchanges the pings. done is called once, when this side has its
-// answers and before it says fin; an error from it ends the exchange.
-func (p *pinger) run(ctx context.Context, done func(rtts []time.Duration, lost int) error) error {
-	buf := make([]byte, 1500)
-	p.seq, p.try = 1, 0
-	p.ping(time.Now())
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		over, wake, err := p.timers(time.Now(), done)
-		if err != nil || over {
-			return err
-		}
-		p.conn.SetReadDeadline(wake)
-		n, err := p.conn.Read(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-				continue
-			}
-			return fmt.Errorf("reading from the selected pair: %w", err)
-		}
-		f := strings.Fields(string(buf[:n]))
-		switch {
-		case len(f) == 3 && f[0] == "ib" && f[1] == "fin" && f[2] == "got":
-			p.peerFin = true
-		case len(f) == 2 && f[0] == "ib" && f[1] == "fin":
-			p.peerFin = true
-			if p.finished {
-				p.send("ib fin got") // the peer has not got ours yet
-				p.quiet = time.Now().Add(finQuiet)
-			}
-		case len(f) == 4 && f[0] == "ib" && f[1] == "ping":
-			p.send("ib pong " + f[2] + " " + f[3])
-		case len(f) == 4 && f[0] == "ib" && f[1] == "pong" && !p.finished:
-			if f[2] != strconv.Itoa(p.seq) || f[3] != strconv.Itoa(p.try) {
-				continue // a late answer to an earlier send
-			}
-			now := time.Now()
-			rtt := now.Sub(p.sentAt)
-			p.rtts = append(p.rtts, rtt)
-			fmt.Fprintf(p.log, "ping %d: %.3f ms\n", p.seq, ms(rtt))
-			if err := p.next(now, done); err != nil {
-				return err
-			}
 		}
 	}
 }
