@@ -151,7 +151,7 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 		return nil, usage("--no-host leaves nothing to offer without --stun or --turn")
 	}
 	for _, s := range o.ips {
-		if _, err := parsePrefixOrIP(s); err != nil {
+		if _, err := icecli.ParsePrefixOrIP(s); err != nil {
 			return nil, usage("--ip: %v", err)
 		}
 	}
@@ -169,20 +169,6 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	return o, nil
 }
 
-// parsePrefixOrIP parses "10.0.0.0/8" or "10.1.2.3".
-func parsePrefixOrIP(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	ip = ip.Unmap().WithZone("")
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
 // gatherConfig turns the options into the agent's GatherConfig, resolving
 // the STUN servers.
 func (o *iceOptions) gatherConfig(ctx context.Context) (ice.GatherConfig, error) {
@@ -194,7 +180,7 @@ func (o *iceOptions) gatherConfig(ctx context.Context) (ice.GatherConfig, error)
 	if len(o.ips) > 0 {
 		var prefixes []netip.Prefix
 		for _, s := range o.ips {
-			p, _ := parsePrefixOrIP(s) // checked by parseICEArgs
+			p, _ := icecli.ParsePrefixOrIP(s) // checked by parseICEArgs
 			prefixes = append(prefixes, p)
 		}
 		gc.IPFilter = func(ip netip.Addr) bool {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -102,6 +103,21 @@ type Summary struct {
 	RTTms            []float64 `json:"rtt_ms"`
 	LocalCandidates  []string  `json:"local_candidates"`
 	RemoteCandidates []string  `json:"remote_candidates"`
+}
+
+// ParsePrefixOrIP parses the value of --ip: a prefix ("10.0.0.0/8") or
+// one address ("10.1.2.3", an IPv4-mapped one unmapped, a zone dropped).
+func ParsePrefixOrIP(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	ip = ip.Unmap().WithZone("")
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
 // MS returns d in milliseconds, to the microsecond.

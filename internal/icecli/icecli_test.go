@@ -136,3 +136,19 @@ func TestPingerNoPeer(t *testing.T) {
 		t.Errorf("log %q", log.String())
 	}
 }
+
+func TestParsePrefixOrIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.1.2.3": "10.1.2.3/32", "10.1.2.3/8": "10.0.0.0/8", "::ffff:127.0.0.1": "127.0.0.1/32",
+		"fe80::1%eth0": "fe80::1/128", "::1": "::1/128",
+	} {
+		if p, err := ParsePrefixOrIP(in); err != nil || p.String() != want {
+			t.Errorf("ParsePrefixOrIP(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, bad := range []string{"", "10.1.2", "10.0.0.0/33", "host.example"} {
+		if _, err := ParsePrefixOrIP(bad); err == nil {
+			t.Errorf("ParsePrefixOrIP(%q) accepted", bad)
+		}
+	}
+}

@@ -148,7 +148,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.role = pos[0]
 	for _, s := range ips {
-		p, err := parsePrefixOrIP(s)
+		p, err := icecli.ParsePrefixOrIP(s)
 		if err != nil {
 			return nil, usageError("--ip: %v", err)
 		}
@@ -170,20 +170,6 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		o.turn = append(o.turn, u)
 	}
 	return o, nil
-}
-
-// parsePrefixOrIP parses "10.0.0.0/8" or "10.1.2.3".
-func parsePrefixOrIP(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	ip = ip.Unmap().WithZone("")
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
 // agentOptions returns the pion options for o: network types, addresses,
