@@ -23,21 +23,17 @@ import (
 // reader so that two commands can run in one process.
 var iceStdin = func(stdout io.Writer) io.Reader { return os.Stdin }
 
-// decodeToken parses the peer's token line and its candidates.
-func decodeToken(line string) (icecli.Token, []ice.Candidate, error) {
-	t, err := icecli.DecodeToken(line)
-	if err != nil {
-		return t, nil, err
-	}
+// peerCandidates parses the candidates of the peer's token.
+func peerCandidates(t icecli.Token) ([]ice.Candidate, error) {
 	cands := make([]ice.Candidate, 0, len(t.Candidates))
 	for i, s := range t.Candidates {
 		c, err := ice.ParseCandidate(s)
 		if err != nil {
-			return t, nil, fmt.Errorf("%w (candidate %d: %v)", icecli.ErrBadToken, i+1, err)
+			return nil, fmt.Errorf("%w (candidate %d: %v)", icecli.ErrBadToken, i+1, err)
 		}
 		cands = append(cands, c)
 	}
-	return t, cands, nil
+	return cands, nil
 }
 
 // iceOptions are the parsed flags of `icebreaker ice offer|answer`.
@@ -300,20 +296,13 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		peerCmd = "offer"
 	}
 	fmt.Fprintf(stderr, "give the next line to 'icebreaker ice %s' on the peer, then paste its token here:\n", peerCmd)
-	if _, err := fmt.Fprintln(stdout, icecli.EncodeToken(tok)); err != nil {
-		return fmt.Errorf("writing the token: %w", err)
-	}
-
-	line, err := icecli.ReadToken(ctx, stdin)
+	peer, err := icecli.Exchange(ctx, stdout, stdin, tok)
 	if err != nil {
 		return err
 	}
-	peer, remotes, err := decodeToken(line)
+	remotes, err := peerCandidates(peer)
 	if err != nil {
 		return err
-	}
-	if peer.Role == o.role {
-		return fmt.Errorf("the peer's token is also an %s: run 'icebreaker ice %s' on one side and 'icebreaker ice %s' on the other", o.role, "offer", "answer")
 	}
 
 	start := time.Now()

@@ -297,7 +297,11 @@ func TestICETokenRoundTrip(t *testing.T) {
 		"candidate:2 1 UDP 1694498815 203.0.113.7 6000 typ srflx raddr 10.0.0.2 rport 5000",
 		"candidate:3 1 UDP 2130706175 ::1 5001 typ host",
 	}}
-	got, cands, err := decodeToken("  " + icecli.EncodeToken(tok) + "\r\n")
+	got, err := icecli.DecodeToken("  " + icecli.EncodeToken(tok) + "\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands, err := peerCandidates(got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +320,11 @@ func FuzzDecodeToken(f *testing.F) {
 	f.Add(icecli.TokenPrefix + "e30")
 	f.Add("hello")
 	f.Fuzz(func(t *testing.T, s string) {
-		tok, cands, err := decodeToken(s)
+		tok, err := icecli.DecodeToken(s)
+		if err != nil {
+			return
+		}
+		cands, err := peerCandidates(tok)
 		if err != nil {
 			return
 		}

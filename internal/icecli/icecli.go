@@ -76,6 +76,27 @@ func DecodeToken(line string) (Token, error) {
 	return t, nil
 }
 
+// Exchange prints tok as one line on w, reads the peer's token from r
+// (waiting until ctx ends) and checks it: well formed, and of the other
+// role.
+func Exchange(ctx context.Context, w io.Writer, r io.Reader, tok Token) (Token, error) {
+	if _, err := fmt.Fprintln(w, EncodeToken(tok)); err != nil {
+		return Token{}, fmt.Errorf("writing the token: %w", err)
+	}
+	line, err := ReadToken(ctx, r)
+	if err != nil {
+		return Token{}, err
+	}
+	peer, err := DecodeToken(line)
+	if err != nil {
+		return peer, err
+	}
+	if peer.Role == tok.Role {
+		return peer, fmt.Errorf("the peer's token is also an %s: run 'ice offer' on one side and 'ice answer' on the other", tok.Role)
+	}
+	return peer, nil
+}
+
 // Cand is a candidate in the JSON summary.
 type Cand struct {
 	Type string `json:"type"`

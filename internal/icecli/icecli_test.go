@@ -152,3 +152,16 @@ func TestParsePrefixOrIP(t *testing.T) {
 		}
 	}
 }
+
+func TestExchange(t *testing.T) {
+	mine := Token{Role: "offer", Ufrag: "abcd", Pwd: "0123456789012345678901", Candidates: []string{"c1"}}
+	peer := Token{Role: "answer", Ufrag: "efgh", Pwd: "abcdefghijklmnopqrstuv", Candidates: []string{"c2"}}
+	var out bytes.Buffer
+	got, err := Exchange(t.Context(), &out, strings.NewReader(EncodeToken(peer)+"\n"), mine)
+	if err != nil || got.Ufrag != peer.Ufrag || out.String() != EncodeToken(mine)+"\n" {
+		t.Fatalf("Exchange = %+v, %v; printed %q", got, err, out.String())
+	}
+	if _, err := Exchange(t.Context(), &out, strings.NewReader(EncodeToken(mine)+"\n"), mine); err == nil || !strings.Contains(err.Error(), "also an offer") {
+		t.Errorf("same role: %v", err)
+	}
+}

@@ -222,22 +222,17 @@ func (o *options) agentOptions(stderr io.Writer) []ice.AgentOption {
 	return opts
 }
 
-// decodeToken parses the peer's token line, and its candidates with
-// pion's parser.
-func decodeToken(line string) (icecli.Token, []ice.Candidate, error) {
-	t, err := icecli.DecodeToken(line)
-	if err != nil {
-		return t, nil, err
-	}
+// peerCandidates parses the candidates of the peer's token.
+func peerCandidates(t icecli.Token) ([]ice.Candidate, error) {
 	cands := make([]ice.Candidate, 0, len(t.Candidates))
 	for i, s := range t.Candidates {
 		c, err := ice.UnmarshalCandidate(s)
 		if err != nil {
-			return t, nil, fmt.Errorf("%w (candidate %d %q: %v)", icecli.ErrBadToken, i+1, s, err)
+			return nil, fmt.Errorf("%w (candidate %d %q: %v)", icecli.ErrBadToken, i+1, s, err)
 		}
 		cands = append(cands, c)
 	}
-	return t, cands, nil
+	return cands, nil
 }
 
 func candOf(c ice.Candidate) icecli.Cand {
@@ -277,20 +272,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		noun = "candidate"
 	}
 	fmt.Fprintf(stderr, "gathered %d %s: %s\n", len(kinds), noun, strings.Join(kinds, ", "))
-	if _, err := fmt.Fprintln(stdout, icecli.EncodeToken(tok)); err != nil {
-		return fmt.Errorf("writing the token: %w", err)
-	}
-
-	line, err := icecli.ReadToken(ctx, stdin)
+	peer, err := icecli.Exchange(ctx, stdout, stdin, tok)
 	if err != nil {
 		return err
 	}
-	peer, remotes, err := decodeToken(line)
+	remotes, err := peerCandidates(peer)
 	if err != nil {
 		return err
-	}
-	if peer.Role == o.role {
-		return fmt.Errorf("the peer's token is also an %s: run offer on one side and answer on the other", o.role)
 	}
 
 	// connect_ms: from the peer's token to Dial/Accept returning.
