@@ -252,6 +252,23 @@ type session struct {
 	result   chan error // buffered; nil error: connected
 	restart  bool       // started by Restart: a pair is already selected
 	reported bool       // the result was sent
+	// prev is the connected session a restart replaces: until the
+	// restart selects a pair it keeps answering the peer's checks with
+	// the old credentials and runs consent on the old pair, and it comes
+	// back if the restart is given up or fails.
+	prev *session
+	// answered counts the consent answers of this session's Checker
+	// that the Agent has counted.
+	answered uint64
+}
+
+// consentSession is the session that runs consent freshness: the current
+// one, or while a restart has not selected a pair, the one it replaces.
+func (s *session) consentSession() *session {
+	if !s.reported && s.prev != nil {
+		return s.prev
+	}
+	return s
 }
 
 // NewAgent validates and copies cfg and picks the credentials. It starts
@@ -518,16 +535,27 @@ func (a *Agent) loop() {
 		// has consent without an answer, when the next check goes out,
 		// and the answers of the current session counted so far
 		consentSince, nextConsent time.Time
-		answered                  uint64
 	)
 	timer.Stop()
 	defer timer.Stop()
+	// fail ends the current session with err: ErrFailed when its checks
+	// failed, ErrConsentLost. A failed restart reports to Restart and
+	// gives the connection back to the session it replaced; anything
+	// else ends the connection.
 	fail := func(err error) {
-		a.state.set(ConnectionFailed)
 		if !cur.reported {
 			cur.reported = true
 			cur.result <- err
 		}
+		if cur.restart && cur.prev != nil && err == ErrFailed {
+			a.mu.Lock()
+			a.restarting = false
+			a.mu.Unlock()
+			cur = cur.prev
+			a.state.set(ConnectionConnected)
+			return
+		}
+		a.state.set(ConnectionFailed)
 		if cur.restart || err != ErrFailed {
 			a.lostOnce.Do(func() { close(a.lost) })
 		}
@@ -540,6 +568,11 @@ func (a *Agent) loop() {
 		}
 		a.takeRemotes(cur)
 		out, next := cur.checker.Next(now)
+		if cur.prev != nil && !cur.reported {
+			// the replaced session's answers to the peer's checks
+			pout, pnext := cur.prev.checker.Next(now)
+			out, next = append(out, pout...), earliest(next, pnext)
+		}
 		sel := a.selected.Load()
 		for _, o := range out {
 			if s := a.sockFor(o.From); s != nil {
@@ -561,6 +594,7 @@ func (a *Agent) loop() {
 			}
 			if !cur.reported {
 				cur.reported = true
+				cur.prev = nil
 				a.mu.Lock()
 				a.connected, a.restarting = true, false
 				a.mu.Unlock()
@@ -571,7 +605,9 @@ func (a *Agent) loop() {
 		if !cur.reported && cur.checker.State() == StateFailed {
 			a.log.Warn("ice: every candidate pair failed", "restart", cur.restart)
 			fail(ErrFailed)
-			return
+			if cur == nil {
+				return
+			}
 		}
 		if sel = a.selected.Load(); sel != nil && a.cfg.Keepalive > 0 {
 			last := lastSent
@@ -587,10 +623,11 @@ func (a *Agent) loop() {
 			}
 		}
 		if sel != nil && a.cfg.ConsentInterval > 0 && !a.cfg.Lite {
-			if n := cur.checker.consent.answered; n != answered {
-				a.consentOK.Add(n - answered)
-				answered = n
-				consentSince = maxTime(consentSince, cur.checker.consent.last)
+			cs := cur.consentSession()
+			if n := cs.checker.consent.answered; n != cs.answered {
+				a.consentOK.Add(n - cs.answered)
+				cs.answered = n
+				consentSince = maxTime(consentSince, cs.checker.consent.last)
 			}
 			expiry := consentSince.Add(a.cfg.ConsentTimeout)
 			if !now.Before(expiry) {
@@ -598,7 +635,7 @@ func (a *Agent) loop() {
 				fail(ErrConsentLost)
 				return
 			}
-			if cur.reported {
+			if cs.reported {
 				if disc := consentSince.Add(a.cfg.DisconnectedAfter); now.Before(disc) {
 					a.state.set(ConnectionConnected)
 					next = earliest(next, disc)
@@ -607,7 +644,7 @@ func (a *Agent) loop() {
 				}
 			}
 			if !now.Before(nextConsent) {
-				if o, ok := cur.checker.consentCheck(); ok {
+				if o, ok := cs.checker.consentCheck(); ok {
 					if s := a.sockFor(o.From); s != nil && s.post(o.Packet, o.To) {
 						a.consents.Add(1)
 					}
@@ -627,8 +664,12 @@ func (a *Agent) loop() {
 		case s := <-a.startCh:
 			if cur != nil && !cur.reported {
 				cur.result <- errors.New("superseded by an ICE restart")
+				cur = cur.prev
 			}
-			cur, answered = s, 0
+			if s.restart {
+				s.prev = cur
+			}
+			cur = s
 			a.state.set(ConnectionChecking)
 			now := time.Now()
 			for _, p := range held {
@@ -638,15 +679,18 @@ func (a *Agent) loop() {
 			run(now)
 		case s := <-a.stopCh:
 			if cur == s {
+				cur = s.prev // a restart given up: the old session goes on
 				if s.restart {
-					// a restart given up: the old pair stays selected
-					// until consent says otherwise, without checks
 					a.mu.Lock()
 					a.restarting = false
 					a.mu.Unlock()
 				}
-				cur = nil
-				timer.Stop()
+				if cur != nil {
+					a.state.set(ConnectionConnected)
+					run(time.Now())
+				} else {
+					timer.Stop()
+				}
 			}
 		case <-a.remoteKick:
 			run(time.Now())
@@ -672,6 +716,18 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 			*held = append(*held, p)
 		}
 		return
+	}
+	if cur != nil && cur.prev != nil && !cur.reported && parsed {
+		// During a restart, the peer's checks with the old credentials
+		// (its consent checks, say) are the replaced session's, and so
+		// are the answers to its consent checks.
+		if m.Type.Class == stun.ClassRequest && localUfrag(&m) == cur.prev.checker.cfg.LocalUfrag ||
+			m.Type.Class != stun.ClassRequest && cur.prev.checker.consentPending(m.TransactionID) {
+			if err := cur.prev.checker.Handle(p.b, p.s.addr, p.from, p.at); err != nil {
+				a.malformed.Add(1)
+			}
+			return
+		}
 	}
 	if cur != nil {
 		err := cur.checker.Handle(p.b, p.s.addr, p.from, p.at)

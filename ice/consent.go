@@ -45,6 +45,11 @@ func (c *Checker) consentCheck() (Outgoing, bool) {
 	return Outgoing{From: p.Local.BaseAddr(), To: p.Remote.Addr, Packet: appendRequest(make([]byte, 0, 128), &req)}, true
 }
 
+// consentPending reports whether id is an outstanding consent check.
+func (c *Checker) consentPending(id stun.TransactionID) bool {
+	return slices.Contains(c.consent.ids, id)
+}
+
 // consentResponse handles a response that may answer a consent check: an
 // authenticated success from the selected pair's remote address, received
 // on its base, refreshes consent (RFC 7675, Section 5.1). It reports

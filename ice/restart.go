@@ -99,10 +99,11 @@ func (a *Agent) RestartCredentials() (ufrag, pwd string) {
 // Restart runs an ICE restart (RFC 8445, Section 9): new checks with the
 // credentials from RestartCredentials against the peer's new credentials
 // and candidates, over the candidates gathered at first, in the role of
-// the first session. The Conn stays usable: it keeps the selected pair
-// until the new checks select one, then follows it. Restart returns once a
-// pair is selected, or with ErrFailed when every pair failed (the Conn
-// then fails too), or when ctx ends (the old pair stays selected).
+// the first session. The Conn stays usable: it keeps the selected pair,
+// whose consent the old session keeps checking, until the new checks
+// select one, then follows it. Restart returns once a pair is selected, or
+// with ErrFailed when every new pair failed, or when ctx ends; in both
+// cases the old session goes on with its pair.
 func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) error {
 	a.mu.Lock()
 	ufrag, pwd, controlling := a.nextUfrag, a.nextPwd, a.controlling
@@ -163,10 +164,16 @@ func (a *Agent) forRestart(m *stun.Message) bool {
 	if next == "" {
 		return false
 	}
+	return localUfrag(m) == next
+}
+
+// localUfrag returns the first part of a check's USERNAME, the ufrag of
+// the agent it is addressed to (RFC 8445, Section 7.2.2), or "".
+func localUfrag(m *stun.Message) string {
 	u, err := m.Text(stun.AttrUsername)
 	if err != nil {
-		return false
+		return ""
 	}
-	local, _, ok := strings.Cut(u, ":")
-	return ok && local == next
+	local, _, _ := strings.Cut(u, ":")
+	return local
 }

@@ -220,3 +220,59 @@ func TestAgentRestartNotConnected(t *testing.T) {
 		t.Fatalf("Restart: %v, want ErrNotConnected", err)
 	}
 }
+
+// TestAgentRestartGivenUp: a restart the peer does not take part in,
+// given up (ctx) or failed (every new pair timed out), leaves the old
+// session running: consent on the old pair goes on, past the consent
+// timeout, and the Conn keeps working.
+func TestAgentRestartGivenUp(t *testing.T) {
+	for _, tc := range []string{"cancelled", "failed"} {
+		t.Run(tc, func(t *testing.T) {
+			cfg := func() AgentConfig {
+				return AgentConfig{Gather: loopbackOnly(), ConsentInterval: 20 * time.Millisecond, ConsentTimeout: 300 * time.Millisecond}
+			}
+			cfgA := cfg()
+			timeout, wantErr := 500*time.Millisecond, error(context.DeadlineExceeded)
+			if tc == "failed" {
+				// checks time out after 2 sends, 1 s in all
+				cfgA.Rc, cfgA.Rm = 2, 1
+				timeout, wantErr = 10*time.Second, ErrFailed
+			}
+			a, _, ca, cb := connectPair(t, cfgA, cfg())
+			// a peer that never answers the new checks
+			dead, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dead.Close()
+			remotes := []Candidate{{Foundation: "d", Component: 1, Transport: TransportUDP, Priority: 1, Type: TypeHost,
+				Addr: dead.LocalAddr().(*net.UDPAddr).AddrPort()}}
+			a.RestartCredentials()
+			ctx, cancel := context.WithTimeout(t.Context(), timeout)
+			defer cancel()
+			if err := a.Restart(ctx, "nope", "not-the-peers-password-0", remotes); !errors.Is(err, wantErr) {
+				t.Fatalf("Restart: %v, want %v", err, wantErr)
+			}
+			before := a.Stats().ConsentResponses
+			deadline := time.Now().Add(10 * time.Second)
+			for a.Stats().ConsentResponses < before+20 {
+				if time.Now().After(deadline) {
+					t.Fatalf("consent stopped after the restart: %+v", a.Stats())
+				}
+				time.Sleep(10 * time.Millisecond) // bounded poll of a counter
+			}
+			if a.State() != ConnectionConnected {
+				t.Errorf("state %v, want connected", a.State())
+			}
+			echo(t, ca, cb, "still here")
+			echo(t, cb, ca, "still here too")
+			// The old session is back, and another restart may start.
+			a.RestartCredentials()
+			ctx2, cancel2 := context.WithTimeout(t.Context(), 10*time.Millisecond)
+			defer cancel2()
+			if err := a.Restart(ctx2, "nope", "not-the-peers-password-0", remotes); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("second restart: %v, want it to start and time out", err)
+			}
+		})
+	}
+}
