@@ -320,17 +320,11 @@ func (l *Lab) cleanup() {
 	l.procs, l.created = nil, nil
 	l.mu.Unlock()
 
+	// The processes' own cleanups ran first (they were registered after
+	// the lab's); show what they printed when the test failed.
 	for _, p := range procs {
-		p.Kill()
-	}
-	for _, p := range procs {
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			l.t.Errorf("natlab: %s (pid %d) did not exit after SIGKILL", p.name, p.pid)
-		}
 		if l.t.Failed() {
-			l.t.Logf("natlab: output of %s:\n%s", p.name, p.Output())
+			l.t.Logf("natlab: output of %s:\n%s", p, p.Output())
 		}
 	}
 	for i := len(created) - 1; i >= 0; i-- {
