@@ -206,8 +206,12 @@ type Agent struct {
 	lostOnce sync.Once
 
 	gatherOnce sync.Once
-	gathered   []Candidate
-	gatherErr  error
+	gathered   []Candidate // guarded by mu: the candidates in use
+	gatherErr  error       // guarded by mu
+	// Guarded by mu: the generation of the newest gathering, and the
+	// candidates Regather found for the next Restart (nil: none).
+	gen        int
+	regathered []Candidate
 
 	mu      sync.Mutex // guards socks, closed, started, wg.Add
 	socks   []*sock

@@ -66,13 +66,14 @@
 //     (Section 8.2);
 //   - ICE restart (RFC 8445, Section 9): RestartCredentials and Restart
 //     run new checks with new credentials while the Conn keeps the old
-//     pair, then follows the new selection;
+//     pair (and the old session its consent), then follows the new
+//     selection; Regather first gathers new candidates on new sockets and
+//     allocations, and the losing generation is closed afterwards;
 //   - a lite mode (RFC 8445, Section 2.5): host candidates only, always
 //     controlled, answering the full peer's checks and selecting the pair
 //     it nominates (Section 7.3.1.5);
 //   - the connection state (new, checking, connected, disconnected,
 //     failed, closed) through Agent.State and AgentConfig.OnStateChange.
 //
-// Not yet here: several components, TCP candidates in the Agent, and
-// gathering again on an ICE restart (the first candidates are reused).
+// Not yet here: several components and TCP candidates in the Agent.
 package ice

@@ -92,8 +92,10 @@ type sock struct {
 	client *stunclient.Client // host socket's STUN client; nil for a relay
 	relay  *turnclient.Relay  // relay; nil for a host socket
 	out    chan outPacket     // relay: packets for its writer goroutine
+	stop   chan struct{}      // relay: closed by close, ends the writer
 	addr   netip.AddrPort     // bound or relayed address, unmapped, zone kept
 	pref   uint32             // local preference, RFC 8445, Section 5.1.2.1
+	gen    int                // gathering generation: 0 first, then one per Regather
 }
 
 // outPacket is a packet a relay's writer sends.
@@ -149,6 +151,7 @@ func (s *sock) read(b []byte) (int, netip.AddrPort, error) {
 // close releases the socket or the allocation.
 func (s *sock) close() {
 	if s.relay != nil {
+		close(s.stop)
 		s.relay.Close()
 		return
 	}
@@ -164,11 +167,20 @@ func (s *sock) close() {
 // later calls wait for the first and return its result. An error other than
 // ErrNoCandidates or a closed Agent is ctx's.
 func (a *Agent) Gather(ctx context.Context) ([]Candidate, error) {
-	a.gatherOnce.Do(func() { a.gathered, a.gatherErr = a.gather(ctx) })
+	a.gatherOnce.Do(func() {
+		gathered, err := a.gather(ctx, 0)
+		a.mu.Lock()
+		a.gathered, a.gatherErr = gathered, err
+		a.mu.Unlock()
+	})
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return slices.Clone(a.gathered), a.gatherErr
 }
 
-func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
+// gather gathers the candidates of generation gen on new sockets; the
+// first generation also starts the loop.
+func (a *Agent) gather(ctx context.Context, gen int) ([]Candidate, error) {
 	gc := &a.cfg.Gather
 	emit := func(c Candidate, end bool) {
 		if gc.Trickle != nil {
@@ -183,7 +195,7 @@ func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
 		}
 		prefs := LocalPreferences(addrs)
 		for i, ip := range addrs {
-			s, err := a.bind(ip, prefs[i])
+			s, err := a.bind(ip, prefs[i], gen)
 			if errors.Is(err, net.ErrClosed) {
 				return nil, a.opErr("gather", nil, net.ErrClosed)
 			}
@@ -207,10 +219,10 @@ func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
 	if len(cands) == 0 && len(gc.TURNServers) == 0 {
 		return nil, ErrNoCandidates
 	}
-	if !a.spawn(a.loop) {
+	if gen == 0 && !a.spawn(a.loop) {
 		return nil, a.opErr("gather", nil, net.ErrClosed)
 	}
-	cands, err := a.gatherServers(ctx, cands, emit)
+	cands, err := a.gatherServers(ctx, gen, cands, emit)
 	emit(Candidate{}, true)
 	a.log.Info("ice: gathered", "candidates", len(cands))
 	if err == nil && len(cands) == 0 {
@@ -223,9 +235,14 @@ func (a *Agent) gather(ctx context.Context) ([]Candidate, error) {
 // family (RFC 8445, Section 5.1.1.2), and one allocation per TURN server,
 // all at once, and adds the server-reflexive and relayed candidates that
 // are not redundant as they come in.
-func (a *Agent) gatherServers(ctx context.Context, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
+func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
+	var socks []*sock
 	a.mu.Lock()
-	socks := slices.Clone(a.socks)
+	for _, s := range a.socks {
+		if s.gen == gen && s.relay == nil {
+			socks = append(socks, s)
+		}
+	}
 	a.mu.Unlock()
 	gc := &a.cfg.Gather
 	timeout := gc.STUNTimeout
@@ -263,7 +280,7 @@ func (a *Agent) gatherServers(ctx context.Context, cands []Candidate, emit func(
 	for i := range gc.TURNServers {
 		ts := gc.TURNServers[i]
 		ok := a.spawn(func() {
-			c, err := a.allocate(ctx, &ts, MaxLocalPreference-uint32(min(i, MaxLocalPreference)))
+			c, err := a.allocate(ctx, &ts, MaxLocalPreference-uint32(min(i, MaxLocalPreference)), gen)
 			if err != nil {
 				a.log.Info("ice: gather: TURN allocation failed", "server", ts.Addr, "err", err)
 			}
@@ -324,7 +341,7 @@ func (a *Agent) srflx(ctx context.Context, s *sock, server netip.AddrPort, timeo
 var gatherRetransmit = stunclient.Retransmit{RTO: 250 * time.Millisecond}
 
 // bind opens the socket of one host address and starts its read loop.
-func (a *Agent) bind(ip netip.Addr, pref uint32) (*sock, error) {
+func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	network := "udp6"
 	if ip.Is4() {
 		network = "udp4"
@@ -333,7 +350,7 @@ func (a *Agent) bind(ip netip.Addr, pref uint32) (*sock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sock{conn: conn, addr: unmap(conn.LocalAddr().(*net.UDPAddr).AddrPort()), pref: pref}
+	s := &sock{conn: conn, addr: unmap(conn.LocalAddr().(*net.UDPAddr).AddrPort()), pref: pref, gen: gen}
 	write := func(b []byte, to netip.AddrPort) error {
 		_, err := conn.WriteToUDPAddrPort(b, to)
 		return err

@@ -46,7 +46,7 @@ func (s *TURNServer) Validate() error {
 // whose base is the relayed address itself and whose related address is
 // the mapped one (RFC 8445, Section 5.1.1.2; RFC 8839, Section 5.1). The
 // relay joins the Agent's bases with a read and a write goroutine.
-func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32) (Candidate, error) {
+func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen int) (Candidate, error) {
 	timeout := a.cfg.Gather.TURNTimeout
 	if timeout == 0 {
 		timeout = DefaultTURNTimeout
@@ -68,7 +68,7 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32) (Cand
 		return Candidate{}, err
 	}
 	relayed := unmap(r.Relayed()[0])
-	s := &sock{relay: r, out: make(chan outPacket, queueLen), addr: relayed, pref: pref}
+	s := &sock{relay: r, out: make(chan outPacket, queueLen), stop: make(chan struct{}), addr: relayed, pref: pref, gen: gen}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -99,6 +99,8 @@ func (a *Agent) writeLoop(s *sock) {
 	for {
 		select {
 		case <-a.done:
+			return
+		case <-s.stop: // retired after an ICE restart
 			return
 		case p := <-s.out:
 			if err := s.send(p.b, p.to); err != nil && !errors.Is(err, net.ErrClosed) {

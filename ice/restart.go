@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/icebreaker-net/icebreaker/stun"
@@ -96,10 +97,62 @@ func (a *Agent) RestartCredentials() (ufrag, pwd string) {
 	return a.nextUfrag, a.nextPwd
 }
 
+// Regather gathers a new set of candidates for the next Restart, on new
+// sockets and allocations (after a network change, say), emitting them
+// through GatherConfig.Trickle like Gather, and returns them to send to
+// the peer with the RestartCredentials. The current session goes on over
+// the old sockets; when the restart selects a pair, the old sockets and
+// allocations are closed, and when it is given up or fails, the new ones.
+// Call it once per restart, after Gather.
+func (a *Agent) Regather(ctx context.Context) ([]Candidate, error) {
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return nil, a.opErr("regather", nil, net.ErrClosed)
+	case a.gathered == nil:
+		a.mu.Unlock()
+		return nil, errors.New("ice: Regather before Gather")
+	case a.regathered != nil || a.restarting:
+		a.mu.Unlock()
+		return nil, errors.New("ice: already regathered for the next restart")
+	}
+	a.gen++
+	gen := a.gen
+	a.mu.Unlock()
+	cands, err := a.gather(ctx, gen)
+	if err != nil {
+		a.retire(func(s *sock) bool { return s.gen == gen })
+		return nil, err
+	}
+	a.mu.Lock()
+	a.regathered = cands
+	a.mu.Unlock()
+	return slices.Clone(cands), nil
+}
+
+// retire closes and forgets the sockets and allocations gone reports true
+// for; their goroutines end with them.
+func (a *Agent) retire(gone func(*sock) bool) {
+	a.mu.Lock()
+	var old []*sock
+	a.socks = slices.DeleteFunc(a.socks, func(s *sock) bool {
+		if gone(s) {
+			old = append(old, s)
+			return true
+		}
+		return false
+	})
+	a.mu.Unlock()
+	for _, s := range old {
+		s.close()
+	}
+}
+
 // Restart runs an ICE restart (RFC 8445, Section 9): new checks with the
 // credentials from RestartCredentials against the peer's new credentials
-// and candidates, over the candidates gathered at first, in the role of
-// the first session. The Conn stays usable: it keeps the selected pair,
+// and candidates, over the candidates of Regather if it was called, else
+// those gathered at first, in the role of the first session. The Conn stays usable: it keeps the selected pair,
 // whose consent the old session keeps checking, until the new checks
 // select one, then follows it. Restart returns once a pair is selected, or
 // with ErrFailed when every new pair failed, or when ctx ends; in both
@@ -122,13 +175,21 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 		return errors.New("ice: call RestartCredentials first and send them to the peer")
 	}
 	a.restarting = true
+	locals, fresh, gen := a.gathered, a.regathered != nil, a.gen
+	if fresh {
+		locals = a.regathered
+	}
+	a.regathered = nil
 	a.mu.Unlock()
 	undo := func() {
 		a.mu.Lock()
 		a.restarting = false
 		a.mu.Unlock()
+		if fresh {
+			a.retire(func(s *sock) bool { return s.gen == gen })
+		}
 	}
-	ch, err := NewChecker(a.gathered, remotes, CheckerConfig{
+	ch, err := NewChecker(locals, remotes, CheckerConfig{
 		Controlling: controlling,
 		LocalUfrag:  ufrag, LocalPwd: pwd,
 		RemoteUfrag: remoteUfrag, RemotePwd: remotePwd,
@@ -149,6 +210,12 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 	if err != nil {
 		undo()
 		return err
+	}
+	if fresh {
+		a.mu.Lock()
+		a.gathered = locals
+		a.mu.Unlock()
+		a.retire(func(s *sock) bool { return s.gen < gen })
 	}
 	p, _ := a.SelectedPair()
 	a.log.Info("ice: restarted", "pair", p.String())

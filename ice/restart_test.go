@@ -250,8 +250,19 @@ func TestAgentRestartGivenUp(t *testing.T) {
 			a.RestartCredentials()
 			ctx, cancel := context.WithTimeout(t.Context(), timeout)
 			defer cancel()
+			var fresh []Candidate
+			if tc == "cancelled" { // over new sockets, closed when it is given up
+				if fresh, err = a.Regather(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := a.Restart(ctx, "nope", "not-the-peers-password-0", remotes); !errors.Is(err, wantErr) {
 				t.Fatalf("Restart: %v, want %v", err, wantErr)
+			}
+			for _, c := range fresh {
+				if a.sockFor(c.Addr) != nil {
+					t.Errorf("the regathered socket %v outlived the restart given up", c.Addr)
+				}
 			}
 			before := a.Stats().ConsentResponses
 			deadline := time.Now().Add(10 * time.Second)
@@ -273,6 +284,67 @@ func TestAgentRestartGivenUp(t *testing.T) {
 			if err := a.Restart(ctx2, "nope", "not-the-peers-password-0", remotes); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("second restart: %v, want it to start and time out", err)
 			}
+		})
+	}
+}
+
+// TestAgentRestartRegather: an ICE restart over newly gathered candidates
+// (after a network change, say), host or relayed, moves the connection to
+// a new socket or allocation, the Conn carries data across it, and the old
+// one is closed afterwards.
+func TestAgentRestartRegather(t *testing.T) {
+	udp, _, _, _ := turnServer(t)
+	for _, relayed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "host", true: "relay"}[relayed], func(t *testing.T) {
+			base := runtime.NumGoroutine()
+			gA := loopbackOnly()
+			if relayed {
+				gA.RelayOnly = true
+				gA.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "p"}}
+			}
+			a, b, ca, cb := connectPair(t, AgentConfig{Gather: gA}, AgentConfig{Gather: loopbackOnly()})
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			old, _ := a.SelectedPair()
+			candsB, err := b.Regather(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Regather(ctx); err == nil {
+				t.Error("a second Regather before Restart was accepted")
+			}
+			ua, pa := a.RestartCredentials()
+			fresh, err := a.Regather(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fresh) != 1 || fresh[0].Addr == old.Local.Addr {
+				t.Fatalf("regathered %v, want one candidate on a new address (old %v)", fresh, old.Local.Addr)
+			}
+			ub, pb := b.RestartCredentials()
+			errB := make(chan error, 1)
+			go func() { errB <- b.Restart(ctx, ua, pa, fresh) }()
+			if err := a.Restart(ctx, ub, pb, candsB); err != nil {
+				t.Fatalf("A restart: %v", err)
+			}
+			if err := <-errB; err != nil {
+				t.Fatalf("B restart: %v", err)
+			}
+			now, _ := a.SelectedPair()
+			if now.Local.BaseAddr() != fresh[0].Addr {
+				t.Fatalf("A selected %v, want its new base %v", now.String(), fresh[0].Addr)
+			}
+			echo(t, ca, cb, "over the new sockets")
+			echo(t, cb, ca, "and back")
+			if a.sockFor(old.Local.BaseAddr()) != nil {
+				t.Errorf("the old base %v is still open", old.Local.BaseAddr())
+			}
+			if g, _ := a.Gather(ctx); len(g) != 1 || g[0].Addr != fresh[0].Addr {
+				t.Errorf("Gather after the restart: %v, want the new candidates", g)
+			}
+			a.Close()
+			b.Close()
+			checkGoroutines(t, base)
 		})
 	}
 }
