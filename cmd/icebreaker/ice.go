@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -334,27 +333,9 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
 	}
-	p := &icecli.Pinger{Conn: conn, Count: o.count, Log: stderr}
-	return p.Run(ctx, func(rtts []time.Duration, lost int) error {
-		sum.Pings, sum.Lost = o.count, lost
-		sum.RTTms = []float64{}
-		for _, r := range rtts {
-			sum.RTTms = append(sum.RTTms, icecli.MS(r))
-		}
-		icecli.PrintRTTs(stderr, rtts, o.count, lost)
+	return icecli.PingAndReport(ctx, conn, o.count, &sum, o.json, stdout, stderr, func() *icecli.Pair {
 		if now, ok := agent.SelectedPair(); ok && (now.Local.Addr != pair.Local.Addr || now.Remote.Addr != pair.Remote.Addr) {
-			fmt.Fprintf(stderr, "the selected pair changed to: local %s %s <-> remote %s %s\n",
-				now.Local.Type, now.Local.Addr, now.Remote.Type, now.Remote.Addr)
-			sum.Final = &icecli.Pair{Local: candJSON(now.Local), Remote: candJSON(now.Remote)}
-		}
-		if len(rtts) == 0 {
-			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
-		}
-		if o.json {
-			b, _ := json.Marshal(sum)
-			if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
-				return fmt.Errorf("writing the summary: %w", err)
-			}
+			return &icecli.Pair{Local: candJSON(now.Local), Remote: candJSON(now.Remote)}
 		}
 		return nil
 	})

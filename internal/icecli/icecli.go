@@ -141,6 +141,41 @@ func ParsePrefixOrIP(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
+// PingAndReport runs the ping exchange on conn (count pings, a line per
+// ping on log), fills the ping fields of sum and, with asJSON, prints it
+// as one line on out. final, when not nil, is asked after the pings for
+// the selected pair if the agent moved to another one (nil if not); the
+// move is logged and reported as sum.Final. It fails when no ping was
+// answered.
+func PingAndReport(ctx context.Context, conn net.Conn, count int, sum *Summary, asJSON bool, out, log io.Writer, final func() *Pair) error {
+	p := &Pinger{Conn: conn, Count: count, Log: log}
+	return p.Run(ctx, func(rtts []time.Duration, lost int) error {
+		sum.Pings, sum.Lost = count, lost
+		sum.RTTms = []float64{}
+		for _, r := range rtts {
+			sum.RTTms = append(sum.RTTms, MS(r))
+		}
+		PrintRTTs(log, rtts, count, lost)
+		if final != nil {
+			if f := final(); f != nil {
+				fmt.Fprintf(log, "the selected pair changed to: local %s %s <-> remote %s %s\n",
+					f.Local.Type, f.Local.Addr, f.Remote.Type, f.Remote.Addr)
+				sum.Final = f
+			}
+		}
+		if len(rtts) == 0 {
+			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", count)
+		}
+		if asJSON {
+			b, _ := json.Marshal(sum)
+			if _, err := fmt.Fprintf(out, "%s\n", b); err != nil {
+				return fmt.Errorf("writing the summary: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 // MS returns d in milliseconds, to the microsecond.
 func MS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 

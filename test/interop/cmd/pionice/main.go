@@ -23,7 +23,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -320,25 +319,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
 	}
-	p := &icecli.Pinger{Conn: conn, Count: o.count, Log: stderr}
-	return p.Run(ctx, func(rtts []time.Duration, lost int) error {
-		sum.Pings, sum.Lost = o.count, lost
-		sum.RTTms = []float64{}
-		for _, r := range rtts {
-			sum.RTTms = append(sum.RTTms, icecli.MS(r))
-		}
-		icecli.PrintRTTs(stderr, rtts, o.count, lost)
-		if len(rtts) == 0 {
-			return fmt.Errorf("no ping over the selected pair was answered (%d sent)", o.count)
-		}
-		if o.json {
-			b, _ := json.Marshal(sum)
-			if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
-				return fmt.Errorf("writing the summary: %w", err)
-			}
-		}
-		return nil
-	})
+	return icecli.PingAndReport(ctx, conn, o.count, &sum, o.json, stdout, stderr, nil)
 }
 
 // gather runs pion's gathering to the end and returns the candidates in
