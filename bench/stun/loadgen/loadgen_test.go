@@ -11,43 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
+// The guard itself is tested in bench/internal/loopback; here, that the
+// flag goes through it.
 func TestLoopbackTarget(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want string // "" means refused
-	}{
-		{"127.0.0.1:3478", "127.0.0.1:3478"},
-		{"127.8.9.10:1", "127.8.9.10:1"},
-		{"[::1]:3478", "[::1]:3478"},
-		{"[::ffff:127.0.0.1]:3478", "127.0.0.1:3478"},
-		{"", ""},
-		{"127.0.0.1", ""},
-		{"127.0.0.1:0", ""},
-		{"localhost:3478", ""},
-		{"10.0.0.1:3478", ""},
-		{"0.0.0.0:3478", ""},
-		{"[::]:3478", ""},
-		{"192.0.2.1:3478", ""},
-		{"[::ffff:192.0.2.1]:3478", ""},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := loopbackTarget(tc.in)
-			if tc.want == "" {
-				if err == nil {
-					t.Errorf("accepted %v, want an error", got)
-				}
-				return
-			}
-			if err != nil || got.String() != tc.want {
-				t.Errorf("got %v, %v; want %s", got, err, tc.want)
-			}
-		})
+	if ap, err := loopbackTarget("[::ffff:127.0.0.1]:3478"); err != nil || ap.String() != "127.0.0.1:3478" {
+		t.Errorf("got %v, %v", ap, err)
 	}
-	if _, err := loopbackTarget("192.0.2.1:3478"); !errors.Is(err, errNotLoopback) {
-		t.Errorf("non-loopback error %v does not wrap errNotLoopback", err)
+	if _, err := loopbackTarget("192.0.2.1:3478"); !errors.Is(err, loopback.ErrNotLoopback) || !strings.Contains(err.Error(), "-target") {
+		t.Errorf("non-loopback target: %v", err)
 	}
 }
 

@@ -14,29 +14,15 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
-// errNotLoopback reports a target outside 127.0.0.0/8 and ::1.
-var errNotLoopback = errors.New("target is not a loopback address")
-
-// loopbackTarget parses s as an IP literal and port and checks that the IP
-// is a loopback address. Host names are refused so that no resolver can
-// turn the target into something else.
+// loopbackTarget is the -target flag through the loopback guard.
 func loopbackTarget(s string) (netip.AddrPort, error) {
-	if s == "" {
-		return netip.AddrPort{}, errors.New("-target is required (for example 127.0.0.1:3478)")
-	}
-	ap, err := netip.ParseAddrPort(s)
+	ap, err := loopback.Target(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("-target %q: want IP:PORT: %w", s, err)
-	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if !ap.Addr().IsLoopback() {
-		return netip.AddrPort{}, fmt.Errorf("-target %s: %w", ap, errNotLoopback)
-	}
-	if ap.Port() == 0 {
-		return netip.AddrPort{}, fmt.Errorf("-target %s: port 0", ap)
+		return ap, fmt.Errorf("-target: %w", err)
 	}
 	return ap, nil
 }

@@ -42,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 )
 
@@ -140,7 +141,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		c.verbose = stderr
 	}
 	var err error
-	if c.server, err = turnload.Target(server); err != nil {
+	if c.server, err = loopback.Target(server); err != nil {
 		return c, fmt.Errorf("-server: %w", err)
 	}
 	if client == "" {
@@ -149,7 +150,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 			client = "::1"
 		}
 	}
-	if c.clientIP, err = turnload.LoopbackIP(client); err != nil {
+	if c.clientIP, err = loopback.IP(client); err != nil {
 		return c, fmt.Errorf("-client-ip: %w", err)
 	}
 	if c.clientIP.Is4() != c.server.Addr().Is4() {

@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
-	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 )
 
 func main() {
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(fmt.Errorf("-listen: %w", err))
 	}
 	if !ap.Addr().IsLoopback() {
-		return fail(fmt.Errorf("-listen %v: %w", ap, turnload.ErrNotLoopback))
+		return fail(fmt.Errorf("-listen %v: %w", ap, loopback.ErrNotLoopback))
 	}
 	name, pass, ok := strings.Cut(*user, ":")
 	if !ok || name == "" {

@@ -57,6 +57,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -179,7 +180,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() != 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if _, err := turnload.Target(c.server); err != nil {
+	if _, err := loopback.Target(c.server); err != nil {
 		return c, fmt.Errorf("-server: %w", err)
 	}
 	name, pass, ok := strings.Cut(user, ":")

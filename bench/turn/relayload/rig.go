@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -83,7 +84,7 @@ func (c *client) allocate(kr *turnload.Keyring) error {
 	if err != nil {
 		return fmt.Errorf("Allocate: %w", err)
 	}
-	if err := turnload.CheckLoopback(r.Relayed); err != nil {
+	if err := loopback.Check(r.Relayed); err != nil {
 		return fmt.Errorf("relayed address: %w", err)
 	}
 	c.relayed = r.Relayed
@@ -111,7 +112,7 @@ func (c *client) bind(kr *turnload.Keyring, ch uint16, peer netip.AddrPort) erro
 // setup allocates, installs permissions and binds channels, then checks
 // that a packet gets through.
 func setup(cfg config) (*rig, error) {
-	server, err := turnload.Target(cfg.server)
+	server, err := loopback.Target(cfg.server)
 	if err != nil {
 		return nil, err
 	}

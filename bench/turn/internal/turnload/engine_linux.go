@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -51,7 +52,7 @@ type Engine struct {
 // NewEngine opens n UDP sockets bound to cfg.ClientIP with a port of the
 // kernel's choice, each connected to cfg.Server.
 func NewEngine(cfg EngineConfig, n int) (*Engine, error) {
-	if err := CheckLoopback(cfg.Server); err != nil {
+	if err := loopback.Check(cfg.Server); err != nil {
 		return nil, err
 	}
 	if !cfg.ClientIP.IsLoopback() || cfg.ClientIP.Is4() != cfg.Server.Addr().Is4() {

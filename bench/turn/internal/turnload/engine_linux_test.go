@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 )
 
 func TestEngine(t *testing.T) {
@@ -41,7 +43,7 @@ func TestEngine(t *testing.T) {
 		t.Errorf("%d sockets hold an allocation, want %d", got, len(ids))
 	}
 	for _, i := range ids {
-		if a, ok := e.Relayed(i); !ok || CheckLoopback(a) != nil {
+		if a, ok := e.Relayed(i); !ok || loopback.Check(a) != nil {
 			t.Fatalf("socket %d: relayed %v, %v", i, a, ok)
 		}
 	}

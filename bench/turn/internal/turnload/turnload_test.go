@@ -8,60 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
 
-func TestTarget(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string // want "" means refused
-	}{
-		{"127.0.0.1:3478", "127.0.0.1:3478"},
-		{"127.1.2.3:9", "127.1.2.3:9"},
-		{"[::1]:3478", "[::1]:3478"},
-		{"[::ffff:127.0.0.1]:3478", "127.0.0.1:3478"},
-		{"", ""},
-		{"127.0.0.1", ""},
-		{"127.0.0.1:0", ""},
-		{"localhost:3478", ""},
-		{"0.0.0.0:3478", ""},
-		{"[::]:3478", ""},
-		{"10.0.0.1:3478", ""},
-		{"192.0.2.1:3478", ""},
-		{"[::ffff:192.0.2.1]:3478", ""},
-		{"[2001:db8::1]:3478", ""},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := Target(tc.in)
-			if tc.want == "" {
-				if err == nil {
-					t.Errorf("accepted %v", got)
-				}
-				return
-			}
-			if err != nil || got.String() != tc.want {
-				t.Errorf("got %v, %v; want %s", got, err, tc.want)
-			}
-		})
-	}
-	if _, err := Target("192.0.2.1:1"); !errors.Is(err, ErrNotLoopback) {
-		t.Errorf("error %v does not wrap ErrNotLoopback", err)
-	}
-	if _, err := LoopbackIP("192.0.2.1"); !errors.Is(err, ErrNotLoopback) {
-		t.Errorf("LoopbackIP: error %v does not wrap ErrNotLoopback", err)
-	}
-	if a, err := LoopbackIP("127.0.0.2"); err != nil || a != netip.MustParseAddr("127.0.0.2") {
-		t.Errorf("LoopbackIP(127.0.0.2) = %v, %v", a, err)
-	}
-	if err := CheckLoopback(netip.MustParseAddrPort("203.0.113.5:50000")); !errors.Is(err, ErrNotLoopback) {
-		t.Errorf("CheckLoopback accepted a public relayed address: %v", err)
-	}
-}
-
-// TestRequestsParse checks that every request builds into a message that
-// parses, carries FINGERPRINT, and carries valid MESSAGE-INTEGRITY once the
-// Auth has learnt a challenge.
 func TestRequestsParse(t *testing.T) {
 	kr := &Keyring{Creds: Creds{Username: "u", Password: "p"}}
 	var a Auth
@@ -174,7 +126,7 @@ func TestDo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckLoopback(r.Relayed); err != nil {
+	if err := loopback.Check(r.Relayed); err != nil {
 		t.Fatal(err)
 	}
 	// A second Allocate on the same 5-tuple is refused: 437.

@@ -1,4 +1,8 @@
-package turnload
+// Package loopback is the network-hygiene guard of the benchmark tools:
+// they are benchmarks, not flooders, and send only to this host. Every
+// address a tool takes from its command line or learns from a server
+// goes through it.
+package loopback
 
 import (
 	"errors"
@@ -31,8 +35,8 @@ func Target(s string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
-// LoopbackIP parses s as a loopback IP literal (a local address to bind).
-func LoopbackIP(s string) (netip.Addr, error) {
+// IP parses s as a loopback IP literal (a local address to bind).
+func IP(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("%q: want an IP address: %w", s, err)
@@ -44,10 +48,10 @@ func LoopbackIP(s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// CheckLoopback returns an error wrapping ErrNotLoopback unless a is a
+// Check returns an error wrapping ErrNotLoopback unless a is a
 // loopback address: the guard for addresses learned from a server (relayed
 // addresses) before anything is sent to them.
-func CheckLoopback(a netip.AddrPort) error {
+func Check(a netip.AddrPort) error {
 	if !a.Addr().Unmap().IsLoopback() {
 		return fmt.Errorf("%s: %w", a, ErrNotLoopback)
 	}
