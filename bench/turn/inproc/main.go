@@ -32,6 +32,7 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
+	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 )
 
 func main() {
@@ -91,17 +92,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *maxRun <= 0 || *maxRun > time.Hour {
 		return fail(fmt.Errorf("-max %v: want up to 1h", *maxRun))
 	}
-	if *cpuProf != "" {
-		f, err := os.Create(*cpuProf)
-		if err != nil {
-			return fail(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fail(err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := turnload.StartCPUProfile(*cpuProf)
+	if err != nil {
+		return fail(err)
 	}
+	defer stopProfile()
 	srv, err := ibserver.Start(ibserver.Config{
 		Listen: ap, Realm: *realm, Users: map[string]string{name: pass},
 		AllowPeers: allow, UDPSockets: *sockets,

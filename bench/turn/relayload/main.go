@@ -51,7 +51,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,19 +100,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "relayload: %v\n", err)
 		return 2
 	}
-	if cfg.cpuProf != "" {
-		f, err := os.Create(cfg.cpuProf)
-		if err != nil {
-			fmt.Fprintf(stderr, "relayload: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "relayload: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := turnload.StartCPUProfile(cfg.cpuProf)
+	if err != nil {
+		fmt.Fprintf(stderr, "relayload: %v\n", err)
+		return 1
 	}
+	defer stopProfile()
 	r, err := setup(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "relayload: setup: %v\n", err)

@@ -1,6 +1,10 @@
 package turnload
 
-import "time"
+import (
+	"os"
+	"runtime/pprof"
+	"time"
+)
 
 // Meter measures CPU use over intervals: this process's, a server
 // process's and the whole host's. Usage sums every interval between Start
@@ -55,4 +59,25 @@ func (u Usage) Cores(cpu float64) float64 {
 		return 0
 	}
 	return cpu / u.Seconds
+}
+
+// StartCPUProfile writes a CPU profile (runtime/pprof) of this process to
+// path, if path is not empty, until the returned stop is called. stop is
+// never nil.
+func StartCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -152,4 +154,23 @@ func TestDo(t *testing.T) {
 		t.Error(err)
 	}
 	checkNoGoroutineLeak(t, before)
+}
+
+func TestStartCPUProfile(t *testing.T) {
+	stop, err := StartCPUProfile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	if stop, err = StartCPUProfile(path); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		t.Errorf("profile %s: %v, %v", path, st, err)
+	}
+	if _, err := StartCPUProfile(filepath.Join(t.TempDir(), "no", "such", "dir")); err == nil {
+		t.Error("an uncreatable profile path was accepted")
+	}
 }
