@@ -20,32 +20,11 @@ LOADGEN_FLAGS=${LOADGEN_FLAGS:-"-sockets 4 -inflight 32"}
 COTURN_PINNED_THREADS=${COTURN_PINNED_THREADS:-1}
 GO=${GO:-go}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/icebreaker-bench.XXXXXX")
-srv_pid=""
-lg_pid=""
-
-stop_server() {
-	if [[ -n "$srv_pid" ]]; then
-		kill "$srv_pid" 2>/dev/null || true
-		wait "$srv_pid" 2>/dev/null || true
-		srv_pid=""
-	fi
-}
-cleanup() {
-	if [[ -n "$lg_pid" ]]; then
-		kill "$lg_pid" 2>/dev/null || true
-		wait "$lg_pid" 2>/dev/null || true
-	fi
-	stop_server
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { echo "bench: $*" >&2; }
+LOG_PREFIX=bench TMP_NAME=icebreaker-bench
+# shellcheck source=../lib.sh
+source "$repo/bench/lib.sh"
 
 # --- build ------------------------------------------------------------------
-want() { [[ " $SERVERS " == *" $1 "* ]]; }
 
 log "building into $tmp"
 "$GO" build -o "$tmp/" ./bench/stun/loadgen ./bench/stun/bareresponder
@@ -73,20 +52,6 @@ fi
 
 # --- helpers ----------------------------------------------------------------
 
-# free_port prints a loopback port free for both UDP and TCP (coturn and
-# icebreaker listen on both). Ports are drawn below the ephemeral range.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		if [[ -z "$(ss -Htuln "sport = :$p")" ]]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	log "no free port found"
-	return 1
-}
 
 # start_server NAME MODE PORT: starts the server in the background and sets
 # srv_pid. Pinned servers run on core 0.
@@ -141,10 +106,10 @@ measure() {
 	# shellcheck disable=SC2086 # LOADGEN_FLAGS is a word list on purpose.
 	"${pin[@]}" "$tmp/loadgen" -target "127.0.0.1:$port" -duration "$DURATION" \
 		-warmup "$WARMUP" -label "$name/$mode" $LOADGEN_FLAGS >"$tmp/loadgen.out" 2>&1 &
-	lg_pid=$!
+	gen_pid=$!
 	local rc=0
-	wait "$lg_pid" || rc=$?
-	lg_pid=""
+	wait "$gen_pid" || rc=$?
+	gen_pid=""
 	line=$(tail -n 1 "$tmp/loadgen.out")
 	if ((rc != 0)); then
 		log "$name ($mode) failed: $(cat "$tmp/loadgen.out")"
@@ -197,8 +162,6 @@ done
 elapsed=$(($(date +%s) - start))
 
 # --- report -----------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
-num() { if [[ -n "$1" ]]; then printf "%.0f" "$1"; else echo "n/a"; fi; }
 
 report() {
 	echo "STUN Binding throughput on loopback, requests answered per second"

@@ -45,30 +45,9 @@ user=bench
 pass=bench-$RANDOM$RANDOM
 realm=bench
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/icebreaker-turnbench.XXXXXX")
-srv_pid=""
-gen_pid=""
-
-stop_server() {
-	if [[ -n "$srv_pid" ]]; then
-		kill "$srv_pid" 2>/dev/null || true
-		wait "$srv_pid" 2>/dev/null || true
-		srv_pid=""
-	fi
-}
-cleanup() {
-	if [[ -n "$gen_pid" ]]; then
-		kill "$gen_pid" 2>/dev/null || true
-		wait "$gen_pid" 2>/dev/null || true
-	fi
-	stop_server
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { echo "turnbench: $*" >&2; }
-want() { [[ " $SERVERS " == *" $1 "* ]]; }
+LOG_PREFIX=turnbench TMP_NAME=icebreaker-turnbench
+# shellcheck source=../lib.sh
+source "$repo/bench/lib.sh"
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # --- preconditions -----------------------------------------------------------
@@ -116,20 +95,6 @@ fi
 
 # --- helpers -----------------------------------------------------------------
 
-# free_port prints a loopback port free for UDP and TCP, below the
-# ephemeral and relay ranges.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		if [[ -z "$(ss -Htuln "sport = :$p")" ]]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	log "no free port found"
-	return 1
-}
 
 # start_server NAME PORT: starts the server on core 0 and sets srv_pid, then
 # waits (at most 5 s) until its UDP port is bound.
@@ -304,8 +269,6 @@ elapsed=$(($(date +%s) - start))
 load_end=$(cat /proc/loadavg)
 
 # --- report ------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
-num() { if [[ -n "$1" ]]; then printf "%.0f" "$1"; else echo "n/a"; fi; }
 verdict() { if awk "BEGIN{exit !($1)}"; then echo "met"; else echo "MISSED"; fi; }
 
 report() {
