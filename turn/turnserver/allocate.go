@@ -67,18 +67,9 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodeBadRequest, "REQUESTED-ADDRESS-FAMILY with ADDITIONAL-ADDRESS-FAMILY")
 	}
 	// Step 7: the family; IPv4 when none is requested.
-	if v, ok := m.Get(stun.AttrRequestedAddressFamily); ok {
-		f, err := turn.ParseRequestedAddressFamily(v)
-		switch {
-		case errors.Is(err, turn.ErrUnsupportedFamily):
-			return s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
-		case err != nil:
-			return s.fail(out, r, stun.CodeBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY")
-		}
-		family = f
-	}
-	if !s.serves(family) {
-		return s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
+	family, failed := s.requestedFamily(out, r, family)
+	if failed != nil {
+		return failed
 	}
 	// Step 8: EVEN-PORT.
 	even, reserve := false, false
@@ -295,6 +286,27 @@ func (s *Server) clientTargetLocked(conn stunserver.Conn) *udpio.Target {
 
 // allocateSuccess builds the success response of an Allocate. RFC 8656,
 // Section 7.2, last paragraphs.
+// requestedFamily applies REQUESTED-ADDRESS-FAMILY (RFC 8656, Section
+// 7.2, step 7; RFC 6156, Section 4.2), when present, to family, and checks
+// that the server relays that family. On failure it returns the error
+// response, else the family and nil.
+func (s *Server) requestedFamily(out []byte, r *request, family turn.Family) (turn.Family, []byte) {
+	if v, ok := r.m.Get(stun.AttrRequestedAddressFamily); ok {
+		f, err := turn.ParseRequestedAddressFamily(v)
+		switch {
+		case errors.Is(err, turn.ErrUnsupportedFamily):
+			return family, s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
+		case err != nil:
+			return family, s.fail(out, r, stun.CodeBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY")
+		}
+		family = f
+	}
+	if !s.serves(family) {
+		return family, s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
+	}
+	return family, nil
+}
+
 func (s *Server) allocateSuccess(out []byte, r *request, a *allocation) []byte {
 	id := r.m.TransactionID
 	b := successHeader(out, r)

@@ -87,18 +87,9 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodeBadRequest, "Attribute not allowed in a TCP allocation")
 	}
 	family := turn.FamilyIPv4
-	if v, ok := m.Get(stun.AttrRequestedAddressFamily); ok {
-		f, err := turn.ParseRequestedAddressFamily(v)
-		switch {
-		case errors.Is(err, turn.ErrUnsupportedFamily):
-			return s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
-		case err != nil:
-			return s.fail(out, r, stun.CodeBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY")
-		}
-		family = f
-	}
-	if !s.serves(family) {
-		return s.fail(out, r, stun.CodeAddressFamilyNotSupported, "")
+	family, failed := s.requestedFamily(out, r, family)
+	if failed != nil {
+		return failed
 	}
 	d, present, ok := requestedLifetime(m)
 	if !ok {
