@@ -10,6 +10,9 @@
 #                and relay ranges
 #   ratio A B    A/B as "1.23x", or n/a
 #   num X        X rounded, or n/a
+#   raw_runs SECONDS LINE...
+#                the end of a report: a warning when other work kept the
+#                host busy (other_cores), then every measurement line
 # Ctrl-C or SIGTERM exits 130 after the cleanup.
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/$TMP_NAME.XXXXXX")
@@ -52,3 +55,17 @@ free_port() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
 num() { if [[ -n "$1" ]]; then printf "%.0f" "$1"; else echo "n/a"; fi; }
+
+raw_runs() {
+	local elapsed=$1 worst
+	shift
+	worst=$(printf '%s\n' "$@" | sed -n 's/.* other_cores=\([0-9.]*\).*/\1/p' | sort -g | tail -n 1)
+	if awk -v w="${worst:-0}" 'BEGIN{exit !(w > 0.25)}'; then
+		echo
+		echo "WARNING: something else kept up to $worst cores busy during a run (other_cores below)."
+		echo "         These numbers are not reliable; run again on an idle machine."
+	fi
+	echo
+	echo "runs (${elapsed}s):"
+	printf '  %s\n' "$@"
+}

@@ -350,16 +350,7 @@ report() {
 		echo
 		echo "WARNING: a load generator used up to $busygen cores: it may have set the pace, not the server."
 	fi
-	local worst
-	worst=$(printf '%s\n' "${raw[@]}" | sed -n 's/.* other_cores=\([0-9.]*\).*/\1/p' | sort -g | tail -n 1)
-	if awk -v w="${worst:-0}" 'BEGIN{exit !(w > 0.25)}'; then
-		echo
-		echo "WARNING: something else kept up to $worst cores busy during a run (other_cores below)."
-		echo "         These numbers are not reliable; run again on an idle machine."
-	fi
-	echo
-	echo "runs (${elapsed}s):"
-	printf '  %s\n' "${raw[@]}"
+	raw_runs "$elapsed" "${raw[@]}"
 }
 
 mkdir -p bench/results
