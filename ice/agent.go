@@ -546,20 +546,26 @@ func (a *Agent) loop() {
 	// failed, ErrConsentLost. A failed restart reports to Restart and
 	// gives the connection back to the session it replaced; anything
 	// else ends the connection.
+	// The state is set before the result goes out, so that a caller
+	// that Dial, Accept or Restart returned to sees the state it caused.
 	fail := func(err error) {
+		rollback := cur.restart && cur.prev != nil && err == ErrFailed
+		if rollback {
+			a.state.set(ConnectionConnected)
+		} else {
+			a.state.set(ConnectionFailed)
+		}
 		if !cur.reported {
 			cur.reported = true
 			cur.result <- err
 		}
-		if cur.restart && cur.prev != nil && err == ErrFailed {
+		if rollback {
 			a.mu.Lock()
 			a.restarting = false
 			a.mu.Unlock()
 			cur = cur.prev
-			a.state.set(ConnectionConnected)
 			return
 		}
-		a.state.set(ConnectionFailed)
 		if cur.restart || err != ErrFailed {
 			a.lostOnce.Do(func() { close(a.lost) })
 		}
@@ -602,8 +608,8 @@ func (a *Agent) loop() {
 				a.mu.Lock()
 				a.connected, a.restarting = true, false
 				a.mu.Unlock()
-				cur.result <- nil
 				a.state.set(ConnectionConnected)
+				cur.result <- nil
 			}
 		}
 		if !cur.reported && cur.checker.State() == StateFailed {
