@@ -220,13 +220,14 @@ type Agent struct {
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
-	selected  atomic.Pointer[Pair] // the selected pair, once there is one
-	dropped   atomic.Uint64        // packets the queues had no room for
-	malformed atomic.Uint64        // packets no one could use
-	lastWrite atomic.Int64         // UnixNano of the Conn's latest Write
-	kas       atomic.Uint64        // keepalives sent
-	consents  atomic.Uint64        // consent checks sent
-	consentOK atomic.Uint64        // consent checks answered
+	selected  atomic.Pointer[Pair]    // the selected pair, once there is one
+	peers     atomic.Pointer[peerSet] // the peer addresses Conn.Read accepts
+	dropped   atomic.Uint64           // packets the queues had no room for
+	malformed atomic.Uint64           // packets no one could use
+	lastWrite atomic.Int64            // UnixNano of the Conn's latest Write
+	kas       atomic.Uint64           // keepalives sent
+	consents  atomic.Uint64           // consent checks sent
+	consentOK atomic.Uint64           // consent checks answered
 
 	state stateNotifier
 
@@ -583,6 +584,7 @@ func (a *Agent) loop() {
 			pout, pnext := cur.prev.checker.Next(now)
 			out, next = append(out, pout...), earliest(next, pnext)
 		}
+		a.publishPeers(cur)
 		sel := a.selected.Load()
 		for _, o := range out {
 			if s := a.sockFor(o.From); s != nil {

@@ -429,6 +429,79 @@ func TestAgentDropsJunk(t *testing.T) {
 	}
 }
 
+// TestConnReadsFromAnyPeerCandidate: Conn.Read takes data from each of
+// the peer's candidates, not only the selected pair's (RFC 8445, Section
+// 12.2): a peer that switches pairs loses nothing. Data from an address
+// that is no candidate of the peer is still dropped.
+func TestConnReadsFromAnyPeerCandidate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	a, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	candsA, err := a.Gather(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	candsB, err := b.Gather(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second candidate of b's side that answers no check: a plain
+	// socket, signalled with a low priority so the real one is selected.
+	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	extra := Candidate{Foundation: "other", Component: 1, Transport: TransportUDP, Priority: 1, Type: TypeHost,
+		Addr: other.LocalAddr().(*net.UDPAddr).AddrPort()}
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+
+	ua, pa := a.LocalCredentials()
+	ub, pb := b.LocalCredentials()
+	var wg sync.WaitGroup
+	var errB error
+	wg.Go(func() { _, errB = b.Accept(ctx, ua, pa, candsA) })
+	ca, err := a.Dial(ctx, ub, pb, append(candsB, extra))
+	wg.Wait()
+	if err != nil || errB != nil {
+		t.Fatalf("Dial: %v, Accept: %v", err, errB)
+	}
+	sel, _ := a.SelectedPair()
+	if sel.Remote.Addr == extra.Addr {
+		t.Fatalf("the silent candidate was selected: %v", sel)
+	}
+	to := net.UDPAddrFromAddrPort(sel.Local.BaseAddr())
+	before := a.Stats().Malformed
+	if _, err := stranger.WriteToUDP([]byte("from a stranger"), to); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.WriteToUDP([]byte("from the other candidate"), to); err != nil {
+		t.Fatal(err)
+	}
+	ca.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	n, err := ca.Read(buf)
+	if err != nil || string(buf[:n]) != "from the other candidate" {
+		t.Fatalf("read %q, %v; want the datagram of the peer's second candidate", buf[:n], err)
+	}
+	if got := a.Stats().Malformed; got <= before {
+		t.Errorf("malformed %d, was %d: the stranger's datagram was not dropped and counted", got, before)
+	}
+}
+
 // TestKeepalive: an idle selected pair gets Binding indications (RFC 8445,
 // Section 11), which the peer takes without counting them as junk, and the
 // path still carries data afterwards.

@@ -3,6 +3,7 @@ package ice
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -14,8 +15,11 @@ var ErrNotData = errors.New("ice: application data must be non-empty and not sta
 
 // Conn is the selected path of an Agent as a net.Conn: each Write is one
 // UDP datagram from the selected pair's local base to its remote
-// candidate, and Read returns one datagram that arrived on that path
-// (others are dropped), truncated to the buffer like a UDP socket's Read.
+// candidate. Read returns one datagram, truncated to the buffer like a UDP
+// socket's Read, that came from one of the peer's candidates: signalled,
+// trickled or peer-reflexive, as RFC 8445, Section 12.2 asks, so that
+// data sent on a pair the peer has just switched to is not lost. Datagrams
+// from any other address are dropped.
 // The sockets are shared with STUN, demultiplexed per RFC 7983. When the
 // controlling peer nominates another pair (an upgrade from a relay, say),
 // the Conn follows it.
@@ -61,7 +65,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		case p := <-c.a.dataIn:
-			if sel = c.a.selected.Load(); p.s.addr != sel.Local.BaseAddr() || p.from != sel.Remote.Addr {
+			if !c.a.fromPeer(p) {
 				c.a.malformed.Add(1)
 				continue
 			}
@@ -190,4 +194,56 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// peerSet is the addresses of the peer's candidates that data is accepted
+// from: those of the current session and, while an ICE restart has not
+// selected a pair, of the session it replaces. The loop builds a new one
+// when they change and never modifies a published one.
+type peerSet struct {
+	cur, prev   *session
+	nCur, nPrev int
+	addrs       map[netip.AddrPort]struct{}
+}
+
+// publishPeers publishes the remote candidates of s (and of the session
+// it replaces, while it runs) for Conn.Read. Called by the loop only.
+func (a *Agent) publishPeers(s *session) {
+	var prev *session
+	if !s.reported {
+		prev = s.prev
+	}
+	nPrev := 0
+	if prev != nil {
+		nPrev = len(prev.checker.remotes)
+	}
+	old := a.peers.Load()
+	if old != nil && old.cur == s && old.prev == prev && old.nCur == len(s.checker.remotes) && old.nPrev == nPrev {
+		return
+	}
+	ps := &peerSet{cur: s, prev: prev, nCur: len(s.checker.remotes), nPrev: nPrev,
+		addrs: make(map[netip.AddrPort]struct{}, len(s.checker.remotes)+nPrev)}
+	for _, r := range s.checker.remotes {
+		ps.addrs[r.Addr] = struct{}{}
+	}
+	if prev != nil {
+		for _, r := range prev.checker.remotes {
+			ps.addrs[r.Addr] = struct{}{}
+		}
+	}
+	a.peers.Store(ps)
+}
+
+// fromPeer reports whether p came from the selected pair's remote
+// candidate or from another candidate of the peer.
+func (a *Agent) fromPeer(p rxPacket) bool {
+	if sel := a.selected.Load(); sel != nil && p.s.addr == sel.Local.BaseAddr() && p.from == sel.Remote.Addr {
+		return true
+	}
+	ps := a.peers.Load()
+	if ps == nil {
+		return false
+	}
+	_, ok := ps.addrs[p.from]
+	return ok
 }
