@@ -152,9 +152,9 @@ func (a *Agent) retire(gone func(*sock) bool) {
 // Restart runs an ICE restart (RFC 8445, Section 9): new checks with the
 // credentials from RestartCredentials against the peer's new credentials
 // and candidates, over the candidates of Regather if it was called, else
-// those gathered at first, in the role of the first session. The Conn stays usable: it keeps the selected pair,
-// whose consent the old session keeps checking, until the new checks
-// select one, then follows it. Restart returns once a pair is selected, or
+// those gathered at first, in the role of the first session. The Conn
+// stays usable: it keeps the selected pair, whose consent the old session
+// keeps checking, until the new checks select one, then follows it. Restart returns once a pair is selected, or
 // with ErrFailed when every new pair failed, or when ctx ends; in both
 // cases the old session goes on with its pair.
 func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) error {
