@@ -222,12 +222,8 @@ type Agent struct {
 	closeOnce sync.Once
 	selected  atomic.Pointer[Pair]    // the selected pair, once there is one
 	peers     atomic.Pointer[peerSet] // the peer addresses Conn.Read accepts
-	dropped   atomic.Uint64           // packets the queues had no room for
-	malformed atomic.Uint64           // packets no one could use
 	lastWrite atomic.Int64            // UnixNano of the Conn's latest Write
-	kas       atomic.Uint64           // keepalives sent
-	consents  atomic.Uint64           // consent checks sent
-	consentOK atomic.Uint64           // consent checks answered
+	counters  agentCounters
 
 	state stateNotifier
 
@@ -236,11 +232,9 @@ type Agent struct {
 	// loop has not taken yet (see AddRemoteCandidate).
 	controlling        bool
 	nextUfrag, nextPwd string
-	remoteQ            []Candidate
-	remoteEOC          bool
-	remoteKick         chan struct{} // cap 1: remoteQ or remoteEOC changed
-	connected          bool          // a session selected a pair
-	restarting         bool          // a Restart is running
+	trickled           trickleQueue
+	connected          bool // a session selected a pair
+	restarting         bool // a Restart is running
 }
 
 // rxPacket is a packet a read loop received.
@@ -283,17 +277,17 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		ufrag:      cfg.LocalUfrag,
-		pwd:        cfg.LocalPwd,
-		stunIn:     make(chan rxPacket, queueLen),
-		dataIn:     make(chan rxPacket, queueLen),
-		startCh:    make(chan *session),
-		stopCh:     make(chan *session),
-		done:       make(chan struct{}),
-		lost:       make(chan struct{}),
-		remoteKick: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ufrag:    cfg.LocalUfrag,
+		pwd:      cfg.LocalPwd,
+		stunIn:   make(chan rxPacket, queueLen),
+		dataIn:   make(chan rxPacket, queueLen),
+		startCh:  make(chan *session),
+		stopCh:   make(chan *session),
+		done:     make(chan struct{}),
+		lost:     make(chan struct{}),
+		trickled: trickleQueue{kick: make(chan struct{}, 1)},
 	}
 	a.state.cb = cfg.OnStateChange
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -334,26 +328,6 @@ func (a *Agent) SelectedPair() (Pair, bool) {
 		return *p, true
 	}
 	return Pair{}, false
-}
-
-// AgentStats counts packets the Agent dropped.
-type AgentStats struct {
-	Dropped   uint64 // a queue was full
-	Malformed uint64 // not usable by the Checker, the STUN client or the Conn
-	// Keepalives counts the Binding indications sent on the selected
-	// pair. RFC 8445, Section 11.
-	Keepalives uint64
-	// ConsentChecks counts the consent checks sent, ConsentResponses
-	// the successful answers to them. RFC 7675.
-	ConsentChecks, ConsentResponses uint64
-}
-
-// Stats returns the Agent's counters.
-func (a *Agent) Stats() AgentStats {
-	return AgentStats{
-		Dropped: a.dropped.Load(), Malformed: a.malformed.Load(), Keepalives: a.kas.Load(),
-		ConsentChecks: a.consents.Load(), ConsentResponses: a.consentOK.Load(),
-	}
 }
 
 // Dial runs the checks as the controlling agent against the peer's
@@ -506,11 +480,11 @@ func (a *Agent) readLoop(s *sock) {
 				return
 			default:
 			}
-			a.malformed.Add(1)
+			a.counters.malformed.Add(1)
 			continue
 		}
 		if n == 0 {
-			a.malformed.Add(1)
+			a.counters.malformed.Add(1)
 			continue
 		}
 		p := rxPacket{s: s, from: unmap(from), b: append([]byte(nil), buf[:n]...), at: time.Now()}
@@ -521,7 +495,7 @@ func (a *Agent) readLoop(s *sock) {
 		select {
 		case q <- p:
 		default:
-			a.dropped.Add(1)
+			a.counters.dropped.Add(1)
 		}
 	}
 }
@@ -637,7 +611,7 @@ func (a *Agent) loop() {
 		if sel != nil && a.cfg.ConsentInterval > 0 && !a.cfg.Lite {
 			cs := cur.consentSession()
 			if n := cs.checker.consent.answered; n != cs.answered {
-				a.consentOK.Add(n - cs.answered)
+				a.counters.consentOK.Add(n - cs.answered)
 				cs.answered = n
 				consentSince = maxTime(consentSince, cs.checker.consent.last)
 			}
@@ -658,7 +632,7 @@ func (a *Agent) loop() {
 			if !now.Before(nextConsent) {
 				if o, ok := cs.checker.consentCheck(); ok {
 					if s := a.sockFor(o.From); s != nil && s.post(o.Packet, o.To) {
-						a.consents.Add(1)
+						a.counters.consents.Add(1)
 					}
 				}
 				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
@@ -704,7 +678,7 @@ func (a *Agent) loop() {
 					timer.Stop()
 				}
 			}
-		case <-a.remoteKick:
+		case <-a.trickled.kick:
 			run(time.Now())
 		case p := <-a.stunIn:
 			a.handleSTUN(cur, &held, p)
@@ -736,7 +710,7 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 		if m.Type.Class == stun.ClassRequest && localUfrag(&m) == cur.prev.checker.cfg.LocalUfrag ||
 			m.Type.Class != stun.ClassRequest && cur.prev.checker.consentPending(m.TransactionID) {
 			if err := cur.prev.checker.Handle(p.b, p.s.addr, p.from, p.at); err != nil {
-				a.malformed.Add(1)
+				a.counters.malformed.Add(1)
 			}
 			return
 		}
@@ -747,7 +721,7 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 			return
 		}
 		if !errors.Is(err, ErrDropped) {
-			a.malformed.Add(1)
+			a.counters.malformed.Add(1)
 			return
 		}
 	}
@@ -759,7 +733,7 @@ func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
 		return
 	}
 	if cur != nil || m.Type != stun.BindingIndication {
-		a.malformed.Add(1)
+		a.counters.malformed.Add(1)
 	}
 }
 
@@ -773,7 +747,7 @@ func (a *Agent) keepalive(p *Pair) {
 	b := stun.AppendHeader(make([]byte, 0, 28), stun.BindingIndication, stun.NewTransactionID())
 	b = stun.AppendFingerprint(b)
 	if s.post(b, p.Remote.Addr) {
-		a.kas.Add(1)
+		a.counters.kas.Add(1)
 	}
 }
 

@@ -66,7 +66,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		case p := <-c.a.dataIn:
 			if !c.a.fromPeer(p) {
-				c.a.malformed.Add(1)
+				c.a.counters.malformed.Add(1)
 				continue
 			}
 			return copy(b, p.b), nil

@@ -104,7 +104,7 @@ func (a *Agent) writeLoop(s *sock) {
 			return
 		case p := <-s.out:
 			if err := s.send(p.b, p.to); err != nil && !errors.Is(err, net.ErrClosed) {
-				a.dropped.Add(1)
+				a.counters.dropped.Add(1)
 			}
 		}
 	}

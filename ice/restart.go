@@ -17,12 +17,22 @@ var ErrNotConnected = errors.New("ice: not connected: Dial or Accept first")
 // State returns the connection state.
 func (a *Agent) State() ConnectionState { return a.state.get() }
 
+// trickleQueue holds the remote candidates trickled through
+// AddRemoteCandidate until the loop takes them. q and eoc are guarded by
+// Agent.mu.
+type trickleQueue struct {
+	q    []Candidate   // not taken yet
+	eoc  bool          // the peer's end-of-candidates
+	kick chan struct{} // cap 1: q or eoc changed
+}
+
 // AddRemoteCandidate adds a candidate that the peer trickled (RFC 8838,
 // Section 11.4) to the running checks, or to the next Dial, Accept or
 // Restart when none runs. It needs AgentConfig.RemoteTrickle, and the
-// candidate must come before RemoteCandidatesDone. Relays get a permission
-// for its address (RFC 8656, Section 9) when the checks take it. Candidates that are not UDP, or
-// with an mDNS name, are ignored. It does not block.
+// candidate must come before RemoteCandidatesDone. Relays get a
+// permission for its address (RFC 8656, Section 9) when the checks take
+// it. Candidates that are not UDP, or with an mDNS name, are ignored. It
+// does not block.
 func (a *Agent) AddRemoteCandidate(c Candidate) error {
 	if !a.cfg.RemoteTrickle {
 		return errors.New("ice: AddRemoteCandidate needs AgentConfig.RemoteTrickle")
@@ -35,11 +45,11 @@ func (a *Agent) AddRemoteCandidate(c Candidate) error {
 	case a.closed:
 		a.mu.Unlock()
 		return a.opErr("add candidate", nil, net.ErrClosed)
-	case a.remoteEOC:
+	case a.trickled.eoc:
 		a.mu.Unlock()
 		return errors.New("ice: remote candidate after end-of-candidates")
 	}
-	a.remoteQ = append(a.remoteQ, c)
+	a.trickled.q = append(a.trickled.q, c)
 	a.mu.Unlock()
 	a.kick()
 	return nil
@@ -50,14 +60,14 @@ func (a *Agent) AddRemoteCandidate(c Candidate) error {
 // ErrFailed. It does not block.
 func (a *Agent) RemoteCandidatesDone() {
 	a.mu.Lock()
-	a.remoteEOC = true
+	a.trickled.eoc = true
 	a.mu.Unlock()
 	a.kick()
 }
 
 func (a *Agent) kick() {
 	select {
-	case a.remoteKick <- struct{}{}:
+	case a.trickled.kick <- struct{}{}:
 	default:
 	}
 }
@@ -66,8 +76,8 @@ func (a *Agent) kick() {
 // asks the relays for their permissions. The loop calls it.
 func (a *Agent) takeRemotes(s *session) {
 	a.mu.Lock()
-	q, eoc := a.remoteQ, a.remoteEOC && !s.checker.remoteDone
-	a.remoteQ = nil
+	q, eoc := a.trickled.q, a.trickled.eoc && !s.checker.remoteDone
+	a.trickled.q = nil
 	a.mu.Unlock()
 	if len(q) > 0 {
 		a.permit(q)
@@ -75,7 +85,7 @@ func (a *Agent) takeRemotes(s *session) {
 	for _, c := range q {
 		if err := s.checker.AddRemoteCandidate(c); err != nil {
 			a.log.Debug("ice: trickled candidate refused", "candidate", c.String(), "err", err)
-			a.malformed.Add(1)
+			a.counters.malformed.Add(1)
 		}
 	}
 	if eoc {
@@ -203,7 +213,7 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 	}
 	a.mu.Lock()
 	a.ufrag, a.pwd, a.nextUfrag, a.nextPwd = ufrag, pwd, "", ""
-	a.remoteEOC = false
+	a.trickled.eoc = false
 	a.mu.Unlock()
 	a.permit(remotes)
 	err = a.run(ctx, "restart", &session{checker: ch, result: make(chan error, 1), restart: true})
