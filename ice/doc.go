@@ -1,7 +1,8 @@
-// Package ice is the first part of icebreaker's ICE agent: the data model and
-// the pure, sans-IO rules of Interactive Connectivity Establishment, RFC 8445
-// (https://www.rfc-editor.org/rfc/rfc8445), and the SDP candidate grammar of
-// RFC 8839 (https://www.rfc-editor.org/rfc/rfc8839).
+// Package ice is icebreaker's ICE agent: the data model and the pure,
+// sans-IO rules of Interactive Connectivity Establishment, RFC 8445
+// (https://www.rfc-editor.org/rfc/rfc8445), the SDP candidate grammar of
+// RFC 8839 (https://www.rfc-editor.org/rfc/rfc8839), and the Agent that
+// drives them over real sockets.
 //
 // What is here:
 //   - Candidate and its "a=candidate" grammar, parse and marshal
@@ -58,7 +59,9 @@
 //     application;
 //   - one loop goroutine that owns the Checker and its timer, and sends
 //     keepalives on the selected pair (RFC 8445, Section 11);
-//   - the selected path as a net.Conn (Conn);
+//   - the selected path as a net.Conn (Conn), which sends on the selected
+//     pair (RFC 8445, Section 12.1) and reads data from any of the peer's
+//     candidates (Section 12.2);
 //   - remote candidates trickled after Dial or Accept (RFC 8838, Section
 //     11.4) with AgentConfig.RemoteTrickle, AddRemoteCandidate and
 //     RemoteCandidatesDone: new pairs join the running check list, and
