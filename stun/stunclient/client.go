@@ -32,6 +32,13 @@ type Config struct {
 	Software string
 	// Fingerprint adds FINGERPRINT to every request (Section 7).
 	Fingerprint bool
+	// NoRedirect makes Do return a 300 (Try Alternate) as an
+	// *AlternateServerError instead of following ALTERNATE-SERVER itself:
+	// for a NewShared Client whose write function is bound to one
+	// connection (TURN over TCP or TLS), whose caller dials the alternate
+	// and validates its certificate against AlternateServerError.Domain.
+	// Stream Clients never follow a 300.
+	NoRedirect bool
 	// Comprehends reports the comprehension-required attributes the
 	// caller's usage understands in responses beyond those of RFC 8489
 	// (for TURN: XOR-RELAYED-ADDRESS, LIFETIME, ...). A response with any

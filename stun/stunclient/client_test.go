@@ -333,3 +333,28 @@ func TestAlternateServer(t *testing.T) {
 		}
 	})
 }
+
+// With NoRedirect the 300 comes back to the caller, ALTERNATE-DOMAIN
+// included, and the alternate is not asked.
+func TestAlternateServerNoRedirect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet()
+		alt := netip.MustParseAddrPort(altAddr)
+		serveMem(t, n.listen(t, serverAddr), func(req *stun.Message, _ netip.AddrPort) [][]byte {
+			b := errorResponse(req, stun.CodeTryAlternate)
+			b = stun.AppendAddress(b, stun.AttrAlternateServer, alt)
+			b = stun.AppendAttrString(b, stun.AttrAlternateDomain, "alt.example.org")
+			return [][]byte{b}
+		})
+		altSrv := serveMem(t, n.listen(t, altAddr), echoBinding)
+		c := mustNew(t, n.listen(t, clientAddr), Config{NoRedirect: true})
+		_, err := c.Binding(t.Context(), server)
+		ae, ok := errors.AsType[*AlternateServerError](err)
+		if !ok || ae.Alternate != alt || ae.Domain != "alt.example.org" {
+			t.Fatalf("err = %v, want *AlternateServerError to %s with domain alt.example.org", err, alt)
+		}
+		if len(altSrv.requests()) != 0 {
+			t.Errorf("the alternate was asked %d times", len(altSrv.requests()))
+		}
+	})
+}

@@ -122,6 +122,8 @@ func (c *Client) alternate(resp *Response, serr *stun.Error, server netip.AddrPo
 		e.why = "a stream client cannot follow it; dial the alternate server"
 	case e.Alternate == server:
 		e.why = "it redirects to itself"
+	case c.cfg.NoRedirect:
+		e.why = "left to the caller"
 	default:
 		return e.Alternate, nil
 	}

@@ -22,19 +22,13 @@ import (
 // 8489, Section 6.2.2 asks over TCP and TLS: one transmission, then 39.5 s.
 var streamRetransmit = stunclient.Retransmit{RTO: 500 * time.Millisecond, Rc: 1, Rm: 79}
 
-// redirectError is what a stream's write function returns when the STUN
-// client wants to follow ALTERNATE-SERVER: the connection cannot, so
-// Allocate dials the alternate itself.
-type redirectError struct{ to netip.AddrPort }
-
-func (e *redirectError) Error() string { return fmt.Sprintf("turn: redirected to %s", e.to) }
-
 // Allocate creates an allocation on the server of cfg and returns it as a
 // Relay. RFC 8656, Section 7.1: it sends Allocate with REQUESTED-TRANSPORT
 // UDP (and REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY for IPv6
 // and Dual, LIFETIME when configured), answers the 401 challenge with the
 // long-term credentials, retries on 438, and follows one 300
-// ALTERNATE-SERVER (over TCP and TLS by dialling the alternate).
+// ALTERNATE-SERVER (over TCP and TLS by dialling the alternate, whose TLS
+// certificate must then be valid for ALTERNATE-DOMAIN if the 300 had one).
 //
 // ctx bounds the allocation only, not the Relay's life. Errors: a
 // *stun.Error for an error response (wrapped with ErrQuotaReached or
@@ -64,14 +58,28 @@ func allocateProto(ctx context.Context, cfg Config, proto uint8) (*Relay, error)
 		return nil, err
 	}
 	r, err := allocate(ctx, cfg, host, server, proto)
-	if re, ok := errors.AsType[*redirectError](err); ok {
-		// A stream cannot follow a 300 itself: dial the alternate once.
-		r, err = allocate(ctx, cfg, host, re.to, proto)
-		if re2, ok := errors.AsType[*redirectError](err); ok {
-			// RFC 8489, Section 10: one redirection per request.
-			return nil, fmt.Errorf("turn: %s redirected to %s, which redirects again: %w", server, re.to,
-				&stunclient.AlternateServerError{Alternate: re2.to, Err: &stun.Error{Code: stun.CodeTryAlternate, Reason: stun.ReasonPhrase(stun.CodeTryAlternate)}})
+	alt, ok := errors.AsType[*stunclient.AlternateServerError](err)
+	if !ok || cfg.Transport == UDP || !alt.Alternate.IsValid() || alt.Alternate == server {
+		return r, err
+	}
+	// A stream cannot follow a 300 itself: dial the alternate once. RFC
+	// 8489, Section 10: over TLS its certificate is validated against
+	// ALTERNATE-DOMAIN when the 300 has one, else against the domain of
+	// the first request.
+	if alt.Domain != "" && cfg.Transport == TLS {
+		host = alt.Domain
+		tc := cfg.TLSConfig.Clone()
+		if tc == nil {
+			tc = &tls.Config{}
 		}
+		tc.ServerName = alt.Domain
+		cfg.TLSConfig = tc
+	}
+	r, err = allocate(ctx, cfg, host, alt.Alternate, proto)
+	if alt2, ok := errors.AsType[*stunclient.AlternateServerError](err); ok && alt2.Alternate.IsValid() {
+		// RFC 8489, Section 10: one redirection per request.
+		return nil, fmt.Errorf("turn: %s redirected to %s, which redirects again: %w", server, alt.Alternate,
+			&stunclient.AlternateServerError{Alternate: alt2.Alternate, Domain: alt2.Domain, Err: alt2.Err})
 	}
 	return r, err
 }
@@ -157,9 +165,10 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 			local = a.AddrPort()
 		}
 		scfg.Retransmit = streamRetransmit
+		scfg.NoRedirect = true // allocateProto dials the alternate
 		write = func(b []byte, to netip.AddrPort) error {
 			if to != server {
-				return &redirectError{to: to}
+				return fmt.Errorf("turn: the connection goes to %s, not %s", server, to)
 			}
 			if dc := r.dataConnFor(b); dc != nil {
 				_, err := dc.Write(b) // a ConnectionBind (RFC 6062)

@@ -7,11 +7,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -32,14 +31,16 @@ const (
 
 type ourServer struct {
 	udp, tcp, tls netip.AddrPort
-	tlsConfig     *tls.Config // for the client: trusts the server's certificate
+	tlsConfig     *tls.Config       // for the client: trusts the server's certificate
+	tlsLeaf       *x509.Certificate // the server's certificate
 }
 
 type ourOpts struct {
-	ip     string // listening IP; default 127.0.0.1
-	tls    bool
-	policy *policy.Policy // nil: allow loopback
-	quota  int            // allocations per user; 0: the server's default
+	ip       string // listening IP; default 127.0.0.1
+	tls      bool
+	tlsNames []string       // the names of the TLS certificate; default 127.0.0.1
+	policy   *policy.Policy // nil: allow loopback
+	quota    int            // allocations per user; 0: the server's default
 }
 
 // startOurs starts a turnserver behind a stunserver on loopback, with the
@@ -89,21 +90,11 @@ func startOurs(t *testing.T, o ourOpts) *ourServer {
 	}
 	s := &ourServer{}
 	if o.tls {
-		dir := t.TempDir()
-		certFile, keyFile := writeCert(t, dir)
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := testutil.SelfSignedCert(t, o.tlsNames...)
 		scfg.TLS = netip.AddrPortFrom(ip, 0)
-		scfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		pem, err := os.ReadFile(filepath.Clean(certFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots := x509.NewCertPool()
-		roots.AppendCertsFromPEM(pem)
-		s.tlsConfig = &tls.Config{RootCAs: roots}
+		scfg.TLSConfig = cert.Server
+		s.tlsConfig = &tls.Config{RootCAs: cert.Pool}
+		s.tlsLeaf = cert.Server.Certificates[0].Leaf
 	}
 	ss, err := stunserver.Listen(scfg)
 	if err != nil {

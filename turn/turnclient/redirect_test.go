@@ -3,6 +3,8 @@ package turnclient
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 )
@@ -26,6 +29,8 @@ import (
 type redirector struct {
 	addr      netip.AddrPort
 	allocates atomic.Int32 // Allocate requests answered
+	domain    string       // ALTERNATE-DOMAIN to send, if set
+	tls       *tls.Config  // for network "tls"
 }
 
 // answer returns the 300 response to b, or nil when b is not an Allocate
@@ -39,6 +44,9 @@ func (rd *redirector) answer(b []byte, to netip.AddrPort) []byte {
 	resp := stun.AppendHeader(nil, stun.Type{Method: stun.MethodAllocate, Class: stun.ClassError}, m.TransactionID)
 	resp = stun.AppendErrorCode(resp, stun.CodeTryAlternate, "Try Alternate")
 	resp = stun.AppendAddress(resp, stun.AttrAlternateServer, to)
+	if rd.domain != "" {
+		resp = stun.AppendAttrString(resp, stun.AttrAlternateDomain, rd.domain)
+	}
 	return stun.AppendFingerprint(resp)
 }
 
@@ -47,7 +55,13 @@ func (rd *redirector) answer(b []byte, to netip.AddrPort) []byte {
 // value. Cleanup stops it.
 func startRedirector(t *testing.T, network string, to netip.AddrPort) *redirector {
 	t.Helper()
-	rd := &redirector{}
+	return startRedirectorWith(t, network, to, &redirector{})
+}
+
+// startRedirectorWith is startRedirector for a redirector that may send
+// ALTERNATE-DOMAIN, and over network "tls" with rd.tls.
+func startRedirectorWith(t *testing.T, network string, to netip.AddrPort, rd *redirector) *redirector {
+	t.Helper()
 	loopback := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
 	var wg sync.WaitGroup
 	switch network {
@@ -76,12 +90,16 @@ func startRedirector(t *testing.T, network string, to netip.AddrPort) *redirecto
 			c.Close()
 			wg.Wait()
 		})
-	case "tcp":
-		l, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(loopback))
+	case "tcp", "tls":
+		tl, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(loopback))
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd.addr = l.Addr().(*net.TCPAddr).AddrPort()
+		rd.addr = tl.Addr().(*net.TCPAddr).AddrPort()
+		var l net.Listener = tl
+		if network == "tls" {
+			l = tls.NewListener(tl, rd.tls)
+		}
 		if !to.IsValid() {
 			to = rd.addr
 		}
@@ -222,6 +240,58 @@ func TestRedirect(t *testing.T) {
 			checkAlternateError(t, err, rd.addr)
 			if n := rd.allocates.Load(); n == 0 {
 				t.Error("the redirector saw no Allocate")
+			}
+		})
+	}
+}
+
+// TestRedirectTLSAlternateDomain: over TLS the alternate's certificate is
+// validated against ALTERNATE-DOMAIN when the 300 carries one, and
+// against the first server's name when it does not (RFC 8489, Section 10).
+// The redirector's certificate is for front.test, the alternate's for
+// alt.test only.
+func TestRedirectTLSAlternateDomain(t *testing.T) {
+	checkNoLeak(t)
+	s := startOurs(t, ourOpts{tls: true, tlsNames: []string{"alt.test"}})
+	front := testutil.SelfSignedCert(t, "front.test")
+	roots := front.Pool.Clone() // trusts both certificates
+	roots.AddCert(s.tlsLeaf)
+	client := &tls.Config{RootCAs: roots, ServerName: "front.test"}
+	for _, tc := range []struct {
+		name, domain string
+		ok           bool
+	}{
+		{"with ALTERNATE-DOMAIN", "alt.test", true},
+		{"without ALTERNATE-DOMAIN", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := startRedirectorWith(t, "tls", s.tls, &redirector{domain: tc.domain, tls: front.Server})
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			r, err := Allocate(ctx, Config{Server: rd.addr.String(), Transport: TLS, TLSConfig: client, Username: "u", Password: "p"})
+			if rd.allocates.Load() == 0 {
+				t.Error("the redirector saw no Allocate")
+			}
+			if !tc.ok {
+				if err == nil {
+					r.Close()
+					t.Fatal("the alternate's certificate for alt.test was accepted for front.test")
+				}
+				if _, ok := errors.AsType[x509.HostnameError](err); !ok {
+					t.Fatalf("error %v, want an x509.HostnameError for front.test", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Allocate redirected to alt.test: %v", err)
+			}
+			defer r.Close()
+			if got := r.Server(); got != s.tls {
+				t.Errorf("Server() = %v, want the alternate %v", got, s.tls)
+			}
+			roundTrips(t, r, echoPeer(t, "127.0.0.1"))
+			if client.ServerName != "front.test" {
+				t.Errorf("the caller's TLS config was changed: ServerName %q", client.ServerName)
 			}
 		})
 	}
