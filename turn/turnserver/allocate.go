@@ -109,6 +109,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		username: r.auth.Username,
 		bucket:   newBucket(s.cfg.Quotas.BandwidthPerAllocation),
 		txID:     m.TransactionID,
+		created:  r.now,
 	}
 	a.peers.Store(emptyPeers)
 	a.expires.Store(r.now + int64(lifetime))
@@ -167,8 +168,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		}
 		return s.fail(out, r, stun.CodeAllocationMismatch, "")
 	}
-	s.log.Debug("turn allocation created", "client", r.key.client.String(), "user", u.name,
-		"relay", relays[familyIndex(family)].public.String(), "lifetime", lifetime)
+	s.logCreated(a, lifetime)
 	return s.allocateSuccess(out, r, a)
 }
 

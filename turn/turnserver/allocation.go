@@ -108,6 +108,7 @@ type allocation struct {
 
 	peers   atomic.Pointer[peerTable]
 	expires atomic.Int64
+	created int64 // Server.mono() at creation, for the usage record
 
 	mu   sync.Mutex
 	gone bool // deleted

@@ -325,6 +325,11 @@ func (s *Server) remove(a *allocation, why string) {
 	}
 	a.gone = true
 	a.mu.Unlock()
+	var relays []string
+	info := s.log.Enabled(context.Background(), slog.LevelInfo)
+	if info {
+		relays = a.relayAddrs()
+	}
 	for i := range a.relays {
 		if r := a.relays[i].Swap(nil); r != nil {
 			r.close()
@@ -342,5 +347,7 @@ func (s *Server) remove(a *allocation, why string) {
 	}
 	s.gone.add(a)
 	s.mu.Unlock()
-	s.log.Debug("turn allocation deleted", "client", a.key.client.String(), "user", a.user.name, "reason", why)
+	if info {
+		s.logEnded(a, why, relays)
+	}
 }

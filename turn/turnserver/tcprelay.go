@@ -119,6 +119,7 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 		username: r.auth.Username,
 		bucket:   newBucket(s.cfg.Quotas.BandwidthPerAllocation),
 		txID:     m.TransactionID,
+		created:  r.now,
 		tcp:      tr,
 	}
 	a.peers.Store(emptyPeers)
@@ -131,7 +132,7 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 		}
 		return s.fail(out, r, stun.CodeAllocationMismatch, "")
 	}
-	s.log.Debug("turn TCP allocation created", "client", r.key.client.String(), "user", u.name, "relay", tr.public.String())
+	s.logCreated(a, lifetime)
 	return s.allocateSuccess(out, r, a)
 }
 
