@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 )
 
@@ -58,6 +59,7 @@ var serveFlags = map[string]string{
 	"deny-peer":      "turn.policy.deny_peers",
 	"log-level":      "log.level",
 	"log-format":     "log.format",
+	"metrics":        "metrics.listen",
 }
 
 // serveOptions holds the values of the flags of `icebreaker serve`.
@@ -68,7 +70,7 @@ type serveOptions struct {
 	allowPeers, denyPeers                           listFlag
 	port, tlsPort, altPort, udpSockets              int
 	tlsCert, tlsKey, altIP, software, realm, userDB string
-	relayPorts, logLevel, logFormat                 string
+	relayPorts, logLevel, logFormat, metrics        string
 }
 
 func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
@@ -108,6 +110,7 @@ func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&o.denyPeers, "deny-peer", "peer `CIDR` to deny; repeatable (turn.policy.deny_peers)")
 	fs.StringVar(&o.logLevel, "log-level", def.Log.Level, "debug, info, warn or error (log.level)")
 	fs.StringVar(&o.logFormat, "log-format", def.Log.Format, "text or json (log.format)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`IP:PORT`/metrics; off by default (metrics.listen)")
 	return fs
 }
 
@@ -198,6 +201,7 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 		{"alt-ip", &cfg.STUN.AlternateIP, o.altIP}, {"software", &cfg.STUN.Software, o.software},
 		{"realm", &t.Realm, o.realm}, {"user-db", &t.UserDB, o.userDB}, {"relay-ports", &t.RelayPorts, o.relayPorts},
 		{"log-level", &cfg.Log.Level, o.logLevel}, {"log-format", &cfg.Log.Format, o.logFormat},
+		{"metrics", &cfg.Metrics.Listen, o.metrics},
 	} {
 		if set[f.name] {
 			*f.dst = f.v
@@ -293,13 +297,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	for _, sc := range scfgs {
 		srv, err := stunserver.Listen(sc)
 		if err != nil {
-			return listenError(err)
+			return listenError(err, "choose a port with --port, or --tls-port for TLS")
 		}
 		servers = append(servers, srv)
 		endpoints = append(endpoints, srv.Addrs()...)
 	}
 	if tr != nil {
 		tr.setOwn(endpoints)
+	}
+	var ms *metricsServer
+	if ap := cfg.Metrics.Addr(); ap.IsValid() {
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(ap))
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", listenError(err, "choose another address with --metrics"))
+		}
+		ms = newMetricsServer(ln, func() []metrics.Metric { return serveMetrics(servers, tr) }, logger)
+		defer ms.stop() // before the servers' deferred Close: last in, first out
 	}
 
 	rfc5780 := cfg.STUN.AlternateIP != ""
@@ -313,6 +326,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 			ep.Role = "" // every endpoint is primary: say nothing
 		}
 		fmt.Fprintln(stdout, "  "+endpointLine(ep, ifaddrs))
+	}
+	if ms != nil {
+		fmt.Fprintf(stdout, "  metrics http://%s/metrics\n", ms.ln.Addr())
 	}
 	if tr != nil {
 		tr.announce(ctx, stdout)
@@ -331,7 +347,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 			}
 		})
 	}
+	if ms != nil {
+		ms.start()
+	}
 	wg.Wait()
+	if ms != nil {
+		ms.stop()
+	}
 	for _, s := range servers {
 		s.Close()
 	}
@@ -348,14 +370,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 }
 
 // listenError shortens the error of a port already in use to the address
-// and a hint, e.g. "listen udp 0.0.0.0:3478: address already in use".
-func listenError(err error) error {
+// and a hint, e.g. "listen udp 0.0.0.0:3478: address already in use
+// (another server? HINT)".
+func listenError(err error, hint string) error {
 	opErr, ok := errors.AsType[*net.OpError](err)
 	if !ok || !errors.Is(err, syscall.EADDRINUSE) || opErr.Addr == nil {
 		return err
 	}
-	return fmt.Errorf("listen %s %s: address already in use (another server? choose a port with --port, or --tls-port for TLS)",
-		strings.TrimRight(opErr.Net, "46"), opErr.Addr)
+	return fmt.Errorf("listen %s %s: address already in use (another server? %s)",
+		strings.TrimRight(opErr.Net, "46"), opErr.Addr, hint)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -15,8 +15,8 @@
 // afterwards (command-line flags); Validate checks the result.
 //
 // Sections group keys by what they configure: the listeners (listen, udp,
-// tcp, tls), the STUN Binding service (stun), the TURN relay (turn) and the
-// log (log).
+// tcp, tls), the STUN Binding service (stun), the TURN relay (turn), the
+// Prometheus metrics endpoint (metrics) and the log (log).
 package config
 
 import (
@@ -54,13 +54,14 @@ type Config struct {
 	// Listen lists the addresses served over UDP and TCP, each "IP:PORT"
 	// or "IP" (port 3478). "0.0.0.0" is every IPv4 address; "::" every
 	// IPv6 and IPv4 address.
-	Listen []string `yaml:"listen"`
-	UDP    UDP      `yaml:"udp"`
-	TCP    TCP      `yaml:"tcp"`
-	TLS    TLS      `yaml:"tls"`
-	STUN   STUN     `yaml:"stun"`
-	TURN   TURN     `yaml:"turn"`
-	Log    Log      `yaml:"log"`
+	Listen  []string `yaml:"listen"`
+	UDP     UDP      `yaml:"udp"`
+	TCP     TCP      `yaml:"tcp"`
+	TLS     TLS      `yaml:"tls"`
+	STUN    STUN     `yaml:"stun"`
+	TURN    TURN     `yaml:"turn"`
+	Metrics Metrics  `yaml:"metrics"`
+	Log     Log      `yaml:"log"`
 }
 
 // UDP configures the UDP listeners.
@@ -93,6 +94,14 @@ type STUN struct {
 	AlternateIP   string `yaml:"alternate_ip"`   // RFC 5780 second IP; "" = off
 	AlternatePort int    `yaml:"alternate_port"` // 0 = the listen port + 1
 	Software      string `yaml:"software"`       // "" = no SOFTWARE attribute
+}
+
+// Metrics configures the Prometheus metrics endpoint, which is off unless
+// Listen is set.
+type Metrics struct {
+	// Listen is the "IP:PORT" of the HTTP endpoint that serves
+	// /metrics; "" means no endpoint.
+	Listen string `yaml:"listen"`
 }
 
 // Log configures the daemon's structured log, written to stderr.
@@ -375,6 +384,13 @@ func ParseListen(s string, def uint16) (netip.AddrPort, error) {
 
 // Enabled reports whether TLS is configured (a certificate and a key).
 func (t TLS) Enabled() bool { return t.Cert != "" && t.Key != "" }
+
+// Addr returns the parsed Listen address, or the zero AddrPort when the
+// endpoint is off; call after Validate.
+func (m Metrics) Addr() netip.AddrPort {
+	ap, _ := ParseListen(m.Listen, 0)
+	return ap
+}
 
 // AlternateAddr returns the parsed AlternateIP, or the zero Addr when RFC
 // 5780 is off; call after Validate.

@@ -161,6 +161,35 @@ log:
 	}
 }
 
+func TestMetricsListen(t *testing.T) {
+	if Default().Metrics.Listen != "" || Default().Metrics.Addr().IsValid() {
+		t.Errorf("metrics are on by default: %+v", Default().Metrics)
+	}
+	tests := []struct {
+		in   string
+		want netip.AddrPort
+	}{
+		{"metrics:\n  listen: 127.0.0.1:9641\n", netip.MustParseAddrPort("127.0.0.1:9641")},
+		{"metrics:\n  listen: \"[::1]:9100\"\n", netip.MustParseAddrPort("[::1]:9100")},
+		{"metrics:\n  listen: \"[::ffff:127.0.0.1]:9641\"\n", netip.MustParseAddrPort("127.0.0.1:9641")},
+		// Another port on a listener's address, and the TCP port of a
+		// UDP-only listener, are free for HTTP.
+		{"listen: [\"127.0.0.1:3478\"]\nmetrics:\n  listen: 127.0.0.1:3479\n", netip.MustParseAddrPort("127.0.0.1:3479")},
+		{"tcp:\n  enabled: false\nmetrics:\n  listen: 0.0.0.0:3478\n", netip.MustParseAddrPort("0.0.0.0:3478")},
+		{"metrics:\n  listen: \"\"\n", netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.in))
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if got := c.Metrics.Addr(); got != tt.want {
+			t.Errorf("%q: Addr() = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestParseEmptyKeepsDefaults(t *testing.T) {
 	for name, in := range map[string]string{
 		"empty":         "",
@@ -276,6 +305,19 @@ var parseErrors = []errorCase{
 	{"bandwidth unit", "turn:\n  quotas: {bandwidth_per_allocation: 1000}\n", "turn.quotas.bandwidth_per_allocation", 2, "has no unit"},
 	{"bandwidth syntax", "turn:\n  quotas: {bandwidth_per_user: 1 furlong}\n", "turn.quotas.bandwidth_per_user", 2, "is not a bandwidth"},
 	{"bandwidth tiny", "turn:\n  quotas: {bandwidth_per_user: 8bit/s}\n", "turn.quotas.bandwidth_per_user", 2, "one full-size packet"},
+
+	// Metrics.
+	{"metrics not an address", "metrics:\n  listen: localhost:9641\n", "metrics.listen", 2, `"localhost:9641" is not IP:PORT (for example 127.0.0.1:9641)`},
+	{"metrics without port", "metrics:\n  listen: 127.0.0.1\n", "metrics.listen", 2, `"127.0.0.1" has no port: write IP:PORT, for example 127.0.0.1:9641`},
+	{"metrics IPv6 without port", "metrics:\n  listen: \"::1\"\n", "metrics.listen", 2, "has no port: write IP:PORT, for example [::1]:9641"},
+	{"metrics port 0", "metrics:\n  listen: 127.0.0.1:0\n", "metrics.listen", 2, "port 0 would be a different free port at every start, where Prometheus cannot find it"},
+	{"metrics port too big", "metrics:\n  listen: 127.0.0.1:65536\n", "metrics.listen", 2, "is not IP:PORT"},
+	{"metrics multicast", "metrics:\n  listen: 239.0.0.1:9641\n", "metrics.listen", 2, "multicast"},
+	{"metrics on a TCP listener", "listen: [\"0.0.0.0:3478\"]\nmetrics:\n  listen: 127.0.0.1:3478\n", "metrics.listen", 3, "127.0.0.1:3478 takes the TCP port of listen[0] 0.0.0.0:3478"},
+	{"metrics on the TLS port", "tls:\n  cert: c\n  key: k\nmetrics:\n  listen: 0.0.0.0:5349\n", "metrics.listen", 5, "takes the TLS port 0.0.0.0:5349"},
+	{"metrics on a TLS listener", "tls:\n  cert: c\n  key: k\n  listen: [\"[::]:443\"]\nmetrics:\n  listen: 127.0.0.1:443\n", "metrics.listen", 6, "takes the TCP port of tls.listen[0] [::]:443"},
+	{"metrics type", "metrics:\n  listen: [127.0.0.1:9641]\n", "metrics.listen", 2, "expected a string"},
+	{"metrics unknown key", "metrics:\n  port: 9641\n", "metrics.port", 2, "the keys in metrics are listen"},
 
 	// Log.
 	{"level", "log:\n  level: loud\n", "log.level", 2, `"loud" is not a level`},

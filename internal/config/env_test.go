@@ -16,6 +16,7 @@ func TestEnvName(t *testing.T) {
 		"turn.rest_secrets":                "ICEBREAKER_TURN_REST_SECRETS",
 		"turn.quotas.allocations_per_user": "ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER",
 		"log.level":                        "ICEBREAKER_LOG_LEVEL",
+		"metrics.listen":                   "ICEBREAKER_METRICS_LISTEN",
 	} {
 		if got := EnvName(key); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", key, got, want)
@@ -45,7 +46,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 		"turn.loose_channels": "true", "turn.policy.allow_peers": "127.0.0.0/8", "turn.policy.deny_peers": "",
 		"turn.quotas.allocations_per_user": "3", "turn.quotas.total_allocations": "100",
 		"turn.quotas.bandwidth_per_allocation": "1MB/s", "turn.quotas.bandwidth_per_user": "2MB/s",
-		"log.level": "debug", "log.format": "json",
+		"metrics.listen": "127.0.0.1:9641", "log.level": "debug", "log.format": "json",
 	}
 	var environ []string
 	for _, key := range EnvKeys() {
@@ -86,7 +87,8 @@ func TestEnvSetsEveryKey(t *testing.T) {
 			Policy:        Policy{AllowPeers: []string{"127.0.0.0/8"}},
 			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s"},
 		},
-		Log: Log{"debug", "json"},
+		Metrics: Metrics{Listen: "127.0.0.1:9641"},
+		Log:     Log{"debug", "json"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -142,6 +144,8 @@ func TestEnvErrors(t *testing.T) {
 		{"bad listen item", "ICEBREAKER_LISTEN=127.0.0.1,nowhere", "", `ICEBREAKER_LISTEN: listen[1]: "nowhere" is not an IP address or IP:PORT`, false},
 		{"bad bandwidth", "ICEBREAKER_TURN_QUOTAS_BANDWIDTH_PER_USER=fast", "", `ICEBREAKER_TURN_QUOTAS_BANDWIDTH_PER_USER: turn.quotas.bandwidth_per_user: "fast" is not a bandwidth`, false},
 		{"empty realm", "ICEBREAKER_TURN_REALM=", "", "ICEBREAKER_TURN_REALM: turn.realm: is empty", false},
+		{"bad metrics listen", "ICEBREAKER_METRICS_LISTEN=127.0.0.1:0", "", "ICEBREAKER_METRICS_LISTEN: metrics.listen: port 0 would be", false},
+		{"metrics listen", "ICEBREAKER_METRICS_LISTEN=[::1]:9641", "", "", false},
 		{"env fixes file", "ICEBREAKER_TURN_NONCE_SECRET=0123456789abcdef0123", file, "", false},
 		{"file error stays the file's", "ICEBREAKER_LOG_LEVEL=debug", file, file + ":2: turn.nonce_secret: is 5 bytes", false},
 		{"env replaces the file's list", "ICEBREAKER_TURN_USERS=a:b,a:c", file, "ICEBREAKER_TURN_USERS: turn.users[1].username", false},

@@ -15,7 +15,7 @@ import (
 // Parse and Load call it; call it again after changing a Config (for
 // example from command-line flags).
 func (c Config) Validate() error {
-	for _, check := range []func() *Error{c.Log.validate, c.validateListeners, c.validateSTUN, c.TURN.validate} {
+	for _, check := range []func() *Error{c.Log.validate, c.validateListeners, c.validateSTUN, c.TURN.validate, c.validateMetrics} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -169,6 +169,48 @@ func (c Config) validateAlternate() *Error {
 		return keyErr("stun.alternate_port", "must be set: the listen port is 65535, so port+1 does not exist")
 	}
 	return nil
+}
+
+// validateMetrics checks metrics.listen: empty (off), or a fixed IP:PORT
+// that no STUN listener takes over TCP.
+func (c Config) validateMetrics() *Error {
+	s := c.Metrics.Listen
+	if s == "" {
+		return nil
+	}
+	ap, err := ParseListen(s, 0)
+	_, noPort := netip.ParseAddrPort(s)
+	switch {
+	case err != nil:
+		return keyErr("metrics.listen", "%q is not IP:PORT (for example 127.0.0.1:9641)", s)
+	case noPort != nil:
+		return keyErr("metrics.listen", "%q has no port: write IP:PORT, for example %s", s, netip.AddrPortFrom(ap.Addr(), 9641))
+	case ap.Port() == 0:
+		return keyErr("metrics.listen", "port 0 would be a different free port at every start, where Prometheus cannot find it: choose a fixed port (such as 9641)")
+	case ap.Addr().IsMulticast():
+		return keyErr("metrics.listen", "%v is a multicast address", ap.Addr())
+	}
+	clash := func(key string, list []netip.AddrPort) *Error {
+		for i, l := range list {
+			if l.Port() == ap.Port() && (l.Addr() == ap.Addr() || covers(l.Addr(), ap.Addr()) || covers(ap.Addr(), l.Addr())) {
+				if key == "" {
+					return keyErr("metrics.listen", "%v takes the TLS port %v (tls.listen is empty, so TLS listens on every IP of listen at port %d)", ap, l, DefaultTLSPort)
+				}
+				return keyErr("metrics.listen", "%v takes the TCP port of %s[%d] %v", ap, key, i, l)
+			}
+		}
+		return nil
+	}
+	if c.TCP.Enabled {
+		if err := clash("listen", c.ListenAddrs()); err != nil {
+			return err
+		}
+	}
+	tlsKey := "tls.listen"
+	if len(c.TLS.Listen) == 0 {
+		tlsKey = "" // derived from listen
+	}
+	return clash(tlsKey, c.TLSAddrs())
 }
 
 func (t TURN) validate() *Error {

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/metrics"
+	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/turn/turnserver"
+)
+
+// The Prometheus endpoint of `icebreaker serve` (metrics.listen,
+// --metrics): the STUN and TURN counters in the text exposition format.
+
+// metricsServer is the HTTP server of the metrics endpoint: /metrics, and
+// 404 for every other path. serve owns it: start runs it on one
+// goroutine, and stop shuts it down and waits for that goroutine.
+type metricsServer struct {
+	ln     *net.TCPListener
+	srv    *http.Server
+	logger *slog.Logger
+	done   chan struct{} // closed when the Serve goroutine returns; nil before start
+	once   sync.Once
+}
+
+// Timeouts of the metrics endpoint: a scrape is one small request, so a
+// client that takes longer is stuck or hostile.
+const (
+	metricsHeaderTimeout   = 5 * time.Second
+	metricsReadTimeout     = 10 * time.Second
+	metricsWriteTimeout    = 10 * time.Second
+	metricsIdleTimeout     = time.Minute
+	metricsShutdownTimeout = 2 * time.Second
+)
+
+func newMetricsServer(ln *net.TCPListener, collect func() []metrics.Metric, logger *slog.Logger) *metricsServer {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(collect))
+	return &metricsServer{ln: ln, logger: logger, srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: metricsHeaderTimeout,
+		ReadTimeout:       metricsReadTimeout,
+		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug), // TLS probes, bad requests
+	}}
+}
+
+// start serves the endpoint on a new goroutine, until stop.
+func (m *metricsServer) start() {
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		if err := m.srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+			// STUN and TURN go on without the endpoint.
+			m.logger.Error("metrics endpoint stopped", "addr", m.ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// stop shuts the endpoint down: no new connection, a bounded wait for the
+// scrapes in progress, then it closes what is left and waits for the
+// goroutine of start. It may be called more than once, and before start.
+func (m *metricsServer) stop() {
+	m.once.Do(func() {
+		if m.done == nil {
+			m.ln.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			m.srv.Close()
+		}
+		<-m.done
+	})
+}
+
+// serveMetrics gathers the metrics of a scrape: the counters of the STUN
+// listeners, summed, and those of the TURN server when TURN is on (tr is
+// not nil). It is safe for concurrent use; nothing here runs per packet.
+func serveMetrics(servers []*stunserver.Server, tr *turnRelay) []metrics.Metric {
+	stats := make([]stunserver.Stats, len(servers))
+	for i, s := range servers {
+		stats[i] = s.Stats()
+	}
+	var ts *turnserver.Stats
+	if tr != nil {
+		st := tr.server.Stats()
+		ts = &st
+	}
+	return statsMetrics(sumSTUNStats(stats), ts)
+}
+
+// sumSTUNStats adds up the Stats of several STUN servers.
+func sumSTUNStats(stats []stunserver.Stats) stunserver.Stats {
+	var t stunserver.Stats
+	for _, s := range stats {
+		t.Requests += s.Requests
+		t.Responses += s.Responses
+		t.ErrorResponses += s.ErrorResponses
+		t.Delegated += s.Delegated
+		t.ChannelData += s.ChannelData
+		t.Malformed += s.Malformed
+		t.Dropped += s.Dropped
+		t.SendErrors += s.SendErrors
+		t.ReadErrors += s.ReadErrors
+		t.TCPConns += s.TCPConns
+		t.TCPAccepted += s.TCPAccepted
+		t.TCPRejected += s.TCPRejected
+		t.TCPTimeouts += s.TCPTimeouts
+		t.TLSHandshakeErrors += s.TLSHandshakeErrors
+		t.QueueDrops += s.QueueDrops
+	}
+	return t
+}
+
+// labelled is one sample of a metric with one label.
+type labelled struct {
+	value string
+	v     uint64
+}
+
+// statsMetrics turns the counters into metrics: every field of st, and of
+// ts unless it is nil (TURN is off), and the build information.
+func statsMetrics(st stunserver.Stats, ts *turnserver.Stats) []metrics.Metric {
+	one := func(name, help string, kind metrics.Kind, v float64) metrics.Metric {
+		return metrics.Metric{Name: name, Help: help, Kind: kind, Samples: []metrics.Sample{{Value: v}}}
+	}
+	counter := func(name, help string, v uint64) metrics.Metric {
+		return one(name, help, metrics.Counter, float64(v))
+	}
+	counters := func(name, help, label string, vs ...labelled) metrics.Metric {
+		m := metrics.Metric{Name: name, Help: help, Kind: metrics.Counter}
+		for _, v := range vs {
+			m.Samples = append(m.Samples, metrics.Sample{Labels: []metrics.Label{{Name: label, Value: v.value}}, Value: float64(v.v)})
+		}
+		return m
+	}
+	ms := []metrics.Metric{
+		{Name: "icebreaker_build_info", Help: "The running icebreaker's version, in the label; always 1.", Kind: metrics.Gauge,
+			Samples: []metrics.Sample{{Labels: []metrics.Label{{Name: "version", Value: version}}, Value: 1}}},
+		counter("icebreaker_stun_requests_total", "STUN and TURN requests received on every listener, well-formed, any method.", st.Requests),
+		counters("icebreaker_stun_responses_total", "Responses sent by the listeners, by result.", "result",
+			labelled{"success", st.Responses}, labelled{"error", st.ErrorResponses}),
+		counter("icebreaker_stun_delegated_messages_total", "Requests and indications handed to the TURN server.", st.Delegated),
+		counter("icebreaker_stun_channel_data_messages_total", "TURN ChannelData messages handed to the TURN server.", st.ChannelData),
+		counter("icebreaker_stun_malformed_packets_total", "Packets dropped: not STUN, unparsable, truncated or a wrong FINGERPRINT.", st.Malformed),
+		counter("icebreaker_stun_dropped_messages_total", "Well-formed messages not answered: indications and responses.", st.Dropped),
+		counter("icebreaker_stun_send_errors_total", "Responses the kernel refused to send.", st.SendErrors),
+		counter("icebreaker_stun_read_errors_total", "Failed socket reads.", st.ReadErrors),
+		one("icebreaker_stun_tcp_connections", "TCP and TLS connections open now.", metrics.Gauge, float64(st.TCPConns)),
+		counter("icebreaker_stun_tcp_accepted_total", "TCP and TLS connections accepted.", st.TCPAccepted),
+		counter("icebreaker_stun_tcp_rejected_total", "TCP and TLS connections closed at once because tcp.max_conns were open.", st.TCPRejected),
+		counter("icebreaker_stun_tcp_idle_timeouts_total", "TCP and TLS connections closed after tcp.idle_timeout without a message.", st.TCPTimeouts),
+		counter("icebreaker_stun_tls_handshake_errors_total", "TLS connections that failed their handshake.", st.TLSHandshakeErrors),
+		counter("icebreaker_stun_queue_drops_total", "Messages dropped because a TCP or TLS connection's write queue was full.", st.QueueDrops),
+	}
+	if ts == nil {
+		return ms
+	}
+	return append(ms,
+		one("icebreaker_turn_allocations", "TURN allocations now.", metrics.Gauge, float64(ts.Allocations)),
+		one("icebreaker_turn_permissions", "TURN permissions now, over all allocations.", metrics.Gauge, float64(ts.Permissions)),
+		one("icebreaker_turn_channels", "TURN channel bindings now.", metrics.Gauge, float64(ts.Channels)),
+		one("icebreaker_turn_reservations", "Relay ports reserved by EVEN-PORT now.", metrics.Gauge, float64(ts.Reservations)),
+		counters("icebreaker_turn_relayed_packets_total", "Packets relayed, client to peer (to_peer) and peer to client (to_client).", "direction",
+			labelled{"to_peer", ts.ToPeerPackets}, labelled{"to_client", ts.ToClientPackets}),
+		counters("icebreaker_turn_relayed_bytes_total", "Application bytes relayed, client to peer (to_peer) and peer to client (to_client).", "direction",
+			labelled{"to_peer", ts.ToPeerBytes}, labelled{"to_client", ts.ToClientBytes}),
+		counters("icebreaker_turn_dropped_packets_total", "Packets the relay dropped, by reason.", "reason",
+			labelled{"policy", ts.DroppedPolicy}, labelled{"quota", ts.DroppedQuota}, labelled{"no_permission", ts.DroppedNoPermission},
+			labelled{"no_allocation", ts.DroppedNoAllocation}, labelled{"malformed", ts.DroppedMalformed}),
+		counters("icebreaker_turn_send_errors_total", "Relay sends that failed: to peers (the kernel refused) and to clients (full TCP queue, closed socket).", "direction",
+			labelled{"to_peer", ts.SendErrors}, labelled{"to_client", ts.ClientSendErrors}),
+		counter("icebreaker_turn_read_errors_total", "Failed relay socket reads.", ts.ReadErrors),
+		counter("icebreaker_turn_gso_fallbacks_total", "Relay and listening sockets that fell back from UDP GSO to sendmmsg because the kernel refused it.", ts.GSODisabled),
+	)
+}
