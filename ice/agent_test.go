@@ -42,6 +42,13 @@ func checkGoroutines(t testing.TB, base int) {
 // connectPair gathers on two agents and connects them, A controlling.
 func connectPair(t *testing.T, cfgA, cfgB AgentConfig) (a, b *Agent, ca, cb net.Conn) {
 	t.Helper()
+	return connectPairExtra(t, cfgA, cfgB, nil)
+}
+
+// connectPairExtra is connectPair where A's Dial also gets the remote
+// candidates extra, after B's own.
+func connectPairExtra(t *testing.T, cfgA, cfgB AgentConfig, extra []Candidate) (a, b *Agent, ca, cb net.Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -65,7 +72,7 @@ func connectPair(t *testing.T, cfgA, cfgB AgentConfig) (a, b *Agent, ca, cb net.
 	var wg sync.WaitGroup
 	var errB error
 	wg.Go(func() { cb, errB = b.Accept(ctx, ua, pa, candsA) })
-	ca, err = a.Dial(ctx, ub, pb, candsB)
+	ca, err = a.Dial(ctx, ub, pb, append(candsB, extra...))
 	wg.Wait()
 	if err != nil || errB != nil {
 		t.Fatalf("Dial: %v, Accept: %v", err, errB)
@@ -434,26 +441,6 @@ func TestAgentDropsJunk(t *testing.T) {
 // 12.2): a peer that switches pairs loses nothing. Data from an address
 // that is no candidate of the peer is still dropped.
 func TestConnReadsFromAnyPeerCandidate(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	a, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	candsA, err := a.Gather(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	candsB, err := b.Gather(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A second candidate of b's side that answers no check: a plain
 	// socket, signalled with a low priority so the real one is selected.
 	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -468,17 +455,7 @@ func TestConnReadsFromAnyPeerCandidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Close()
-
-	ua, pa := a.LocalCredentials()
-	ub, pb := b.LocalCredentials()
-	var wg sync.WaitGroup
-	var errB error
-	wg.Go(func() { _, errB = b.Accept(ctx, ua, pa, candsA) })
-	ca, err := a.Dial(ctx, ub, pb, append(candsB, extra))
-	wg.Wait()
-	if err != nil || errB != nil {
-		t.Fatalf("Dial: %v, Accept: %v", err, errB)
-	}
+	a, _, ca, _ := connectPairExtra(t, AgentConfig{Gather: loopbackOnly()}, AgentConfig{Gather: loopbackOnly()}, []Candidate{extra})
 	sel, _ := a.SelectedPair()
 	if sel.Remote.Addr == extra.Addr {
 		t.Fatalf("the silent candidate was selected: %v", sel)
