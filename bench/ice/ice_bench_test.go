@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/natlab"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 // envGate turns the benchmark on; without it TestICEConnectTime skips, so
@@ -219,13 +219,7 @@ func startServer(t *testing.T, ctx context.Context, lab *natlab.Lab, cfg *benchC
 			// default policy refuses as a relay peer.
 			"--allow-peer", "203.0.113.0/24", "--log-level", "warn")
 	case "coturn":
-		bin, err := exec.LookPath("turnserver")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("turnserver (coturn) not found")
-			}
-			t.Skip("turnserver (coturn) not found (apt-get install coturn)")
-		}
+		bin := testutil.RequireBinary(t, "turnserver") // coturn
 		dir := t.TempDir()
 		// coturn 4.6 refuses no peer in 203.0.113.0/24 unless told to
 		// (--denied-peer-ip); it refuses loopback and multicast peers.
@@ -344,24 +338,17 @@ func connectOnce(t *testing.T, ctx context.Context, lab *natlab.Lab, cmd []strin
 // waitLine waits until p has written a whole line starting with prefix and
 // returns it without the newline.
 func waitLine(ctx context.Context, p *natlab.Proc, prefix string) (string, error) {
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		out := p.Output()
+	var found string
+	err := p.WaitFor(ctx, "a line starting with "+prefix, func(out string) bool {
 		for line := range strings.Lines(out) {
 			if strings.HasPrefix(line, prefix) && strings.HasSuffix(line, "\n") {
-				return strings.TrimRight(line, "\r\n"), nil
+				found = strings.TrimRight(line, "\r\n")
+				return true
 			}
 		}
-		if p.Exited() {
-			return "", fmt.Errorf("exited before printing it (%v): %s", p.Wait(), brief(p.Output()))
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("%w: %s", context.Cause(ctx), brief(p.Output()))
-		case <-tick.C:
-		}
-	}
+		return false
+	})
+	return found, err
 }
 
 // parseSummary finds the --json line in an agent's output.

@@ -83,9 +83,9 @@ func TestPionTCPAllocation(t *testing.T) {
 			<-acc
 			t.Fatalf("DialTCP(%v) through the relay: %v", peerAddr, err)
 		}
+		defer conn.Close() // also when the exchange fails: the peer's io.Copy ends
 		a := <-acc
 		if a.err != nil {
-			conn.Close()
 			t.Fatal(a.err)
 		}
 		// RFC 6062, Section 5.2: the server connects from the relayed
@@ -94,7 +94,6 @@ func TestPionTCPAllocation(t *testing.T) {
 			t.Errorf("peer was connected from %v, want the relayed address %v", a.remote, relayed)
 		}
 		exchange(t, conn, conn, []byte("through the relay and back"))
-		conn.Close() // the peer's io.Copy ends and its goroutine returns
 	})
 
 	t.Run("accept", func(t *testing.T) {
