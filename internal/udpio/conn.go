@@ -228,6 +228,10 @@ type Target struct {
 	rc  syscall.RawConn
 	v6  bool        // an AF_INET6 socket
 	gso atomic.Bool // Senders may use UDP GSO on it
+	// gsoMax is the largest datagram that Senders group into a GSO send
+	// through it: one that fits an Ethernet frame, lowered when a route
+	// with a smaller MTU refuses a segment (gso_linux.go).
+	gsoMax atomic.Int32
 }
 
 // NewTarget wraps c, an IPv4 ("udp4") socket when v6 is false, an IPv6
@@ -239,6 +243,10 @@ func NewTarget(c *net.UDPConn, v6 bool) (*Target, error) {
 	}
 	t := &Target{c: c, rc: rc, v6: v6}
 	t.gso.Store(gsoAvailable())
+	t.gsoMax.Store(maxSegmentSize4)
+	if v6 {
+		t.gsoMax.Store(maxSegmentSize6)
+	}
 	return t, nil
 }
 

@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-var loop4 = netip.MustParseAddrPort("127.0.0.1:0")
+var (
+	loop4 = netip.MustParseAddrPort("127.0.0.1:0")
+	loop6 = netip.MustParseAddrPort("[::1]:0")
+)
 
 // modes are the two I/O paths; every behaviour test runs on both.
 var modes = []struct {

@@ -28,11 +28,14 @@ const (
 	// maxGSOBytes bounds the payload of one GSO send below the largest
 	// UDP payload of IPv4 (65,507 bytes).
 	maxGSOBytes = 65000
-	// maxSegmentSize is the largest datagram that is grouped: one that
-	// fits an Ethernet frame. A segment larger than the path MTU makes the
-	// kernel refuse the send (EINVAL), which would turn GSO off for the
-	// socket; larger datagrams, rare in TURN, go out one by one instead.
-	maxSegmentSize = 1500 - 20 - 8
+	// maxSegmentSize4 and maxSegmentSize6 are the largest datagrams that
+	// are grouped at first: ones that fit an Ethernet frame with the IPv4
+	// or IPv6 and UDP headers. The kernel refuses a GSO send whose segments
+	// exceed the route's MTU (EMSGSIZE; EINVAL on older kernels), where a
+	// plain send would be fragmented; larger datagrams, rare in TURN, go out
+	// one by one instead.
+	maxSegmentSize4 = 1500 - 20 - 8
+	maxSegmentSize6 = 1500 - 40 - 8
 )
 
 // gsoCmsgSpace is the room for one UDP_SEGMENT control message.
@@ -64,11 +67,11 @@ type gsoScratch struct {
 }
 
 // gsoRun returns how many messages from ms[0] form one GSO send: all to
-// ms[0].Addr, all of ms[0]'s size but the last, which may be shorter; at
-// most limit.
-func gsoRun(ms []Message, limit int) int {
+// ms[0].Addr, all of ms[0]'s size (at most maxSeg) but the last, which may
+// be shorter; at most limit.
+func gsoRun(ms []Message, limit, maxSeg int) int {
 	size := len(ms[0].Buf)
-	if size == 0 || size > maxSegmentSize {
+	if size == 0 || size > maxSeg {
 		return 1
 	}
 	limit = min(limit, len(ms), maxSegments)
@@ -89,13 +92,16 @@ func gsoRun(ms []Message, limit int) int {
 }
 
 // sendGSO sends ms through t as write does, with each run of datagrams
-// that gsoRun finds sent as one GSO datagram. When the kernel refuses a
-// GSO send (EIO: the device cannot checksum; EINVAL: a segment larger than
-// the route's MTU, or checksums turned off), it turns GSO off for t and
-// sends the rest with plain sendmmsg.
+// that gsoRun finds sent as one GSO datagram. When the route's MTU is
+// smaller than a run's segments (EMSGSIZE), that run goes out with plain
+// sendmmsg, and t groups only smaller datagrams from then on. When the
+// kernel refuses GSO itself (EIO: the device cannot checksum; EINVAL:
+// checksums turned off, or an older kernel's answer to a segment over the
+// MTU), it turns GSO off for t and sends the rest with plain sendmmsg.
 func (s *Sender) sendGSO(t *Target, family int, ms []Message) (int, error) {
 	st, g := &s.st, &s.gso
 	sent := 0
+	maxSeg := int(t.gsoMax.Load())
 	var first error
 	for i := range ms {
 		ms[i].N = -1
@@ -113,7 +119,7 @@ func (s *Sender) sendGSO(t *Target, family int, ms []Message) (int, error) {
 				nm++ // not sent; the headers around it are independent
 				continue
 			}
-			k := gsoRun(ms[nm:], maxBatch-nm)
+			k := gsoRun(ms[nm:], maxBatch-nm, maxSeg)
 			for j := range k {
 				iov := &st.iovs[nm+j]
 				iov.Base = unsafe.SliceData(ms[nm+j].Buf)
@@ -155,9 +161,22 @@ func (s *Sender) sendGSO(t *Target, family int, ms []Message) (int, error) {
 			// sendmmsg reports an error only when the first header
 			// failed.
 			start, k := g.start[0], g.count[0]
+			if k > 1 && st.errno == unix.EMSGSIZE {
+				size := len(ms[start].Buf)
+				maxSeg = min(maxSeg, size-1)
+				t.gsoMax.Store(int32(maxSeg)) // a racing Sender may store a higher cap: the next refusal lowers it again
+				n, err := st.write(t.rc, family, ms[start:start+k])
+				if first == nil {
+					first = err
+				}
+				sent += n
+				ms = ms[start+k:]
+				continue
+			}
 			if k > 1 && (st.errno == unix.EIO || st.errno == unix.EINVAL) {
-				t.gso.Store(false)
-				s.gsoDisabled++
+				if t.gso.CompareAndSwap(true, false) {
+					s.gsoDisabled++
+				}
 				n, err := st.write(t.rc, family, ms[start:])
 				if first == nil {
 					first = err

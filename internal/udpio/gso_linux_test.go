@@ -39,11 +39,11 @@ func TestGSORun(t *testing.T) {
 		{"segment limit", many(maxSegments+5, 10), maxBatch, maxSegments},
 		{"byte limit", many(60, 1400), maxBatch, maxGSOBytes / 1400},
 		{"caller limit", many(10, 10), 3, 3},
-		{"too large to group", many(3, maxSegmentSize+1), maxBatch, 1},
-		{"largest grouped", many(3, maxSegmentSize), maxBatch, 3},
+		{"too large to group", many(3, maxSegmentSize4+1), maxBatch, 1},
+		{"largest grouped", many(3, maxSegmentSize4), maxBatch, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := gsoRun(tc.ms, tc.limit); got != tc.want {
+			if got := gsoRun(tc.ms, tc.limit, maxSegmentSize4); got != tc.want {
 				t.Errorf("gsoRun = %d, want %d", got, tc.want)
 			}
 		})
@@ -210,4 +210,48 @@ func TestSenderGSOFallback(t *testing.T) {
 	if s.GSODisabled() != 1 {
 		t.Errorf("GSODisabled() = %d, want 1", s.GSODisabled())
 	}
+}
+
+// TestSenderGSOSmallMTU: a route whose MTU is below a run's segments
+// (here IPV6_MTU 1280 on the socket) makes the kernel refuse that GSO send
+// with EMSGSIZE, where a plain send is fragmented. The run still arrives,
+// GSO stays on for smaller datagrams, and the Target stops grouping
+// datagrams of that size.
+func TestSenderGSOSmallMTU(t *testing.T) {
+	if !gsoAvailable() {
+		t.Skip("the kernel has no UDP_SEGMENT")
+	}
+	src := listenOne(t, loop6, Options{})
+	dst := listenOne(t, loop6, Options{Batch: true, ReadBuffer: 4 << 20})
+	rc, err := src.UDPConn().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU, 1280) })
+	if serr != nil {
+		t.Skipf("IPV6_MTU: %v", serr)
+	}
+	tgt, err := NewTarget(src.UDPConn(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSender()
+	ms := gsoMessages(dst.LocalAddr()) // runs of 1400 and 1000 bytes among others
+	sent, err := s.Send(tgt, ms)
+	if sent != len(ms) || err != nil {
+		t.Fatalf("Send = %d, %v; want %d, nil", sent, err, len(ms))
+	}
+	receiveAll(t, dst, src.LocalAddr(), ms)
+	if !tgt.GSO() || s.GSODisabled() != 0 {
+		t.Errorf("GSO() = %v, GSODisabled() = %d; want true, 0", tgt.GSO(), s.GSODisabled())
+	}
+	if m := tgt.gsoMax.Load(); m >= 1400 || m < 1000 {
+		t.Errorf("gsoMax = %d after EMSGSIZE on 1400-byte segments; want below 1400 and at least 1000", m)
+	}
+	// Again: the large datagrams go one by one at once, the rest grouped.
+	if sent, err := s.Send(tgt, ms); sent != len(ms) || err != nil {
+		t.Fatalf("second Send = %d, %v; want %d, nil", sent, err, len(ms))
+	}
+	receiveAll(t, dst, src.LocalAddr(), ms)
 }
