@@ -186,9 +186,11 @@ func randomIceChars(n int) string {
 //
 // NewAgent starts nothing. Gather binds the sockets and starts one read
 // goroutine per socket and one loop goroutine that owns the Checker and its
-// timer; Close (or closing the Conn) stops them all and waits for them. An
-// Agent runs one session: Dial or Accept once. Its methods are safe for
-// concurrent use.
+// timer; Close (or closing the Conn) stops them all and waits for them.
+// The one exception is the goroutine that calls AgentConfig.OnStateChange:
+// so that the callback may itself call Close, Close does not wait for it;
+// it ends once it has delivered ConnectionClosed. An Agent runs one
+// session: Dial or Accept once. Its methods are safe for concurrent use.
 type Agent struct {
 	cfg        AgentConfig
 	log        *slog.Logger
@@ -424,7 +426,10 @@ func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
 		a.closed = true
+		// Take the sockets: retire may be closing others of the list
+		// at the same time, and each socket is closed by one party.
 		socks := a.socks
+		a.socks = nil
 		a.mu.Unlock()
 		close(a.done)
 		a.cancel()

@@ -504,3 +504,70 @@ func TestKeepalive(t *testing.T) {
 		t.Fatalf("peer stats %+v: keepalives counted as junk", st)
 	}
 }
+
+// TestGatherTrickleMayClose: a Trickle callback that closes the Agent
+// (on the first server-reflexive candidate, while a second STUN server
+// has not answered) does not deadlock Gather: Close waits for the
+// gathering goroutines, which must not block on their results.
+func TestGatherTrickleMayClose(t *testing.T) {
+	base := runtime.NumGoroutine()
+	// A STUN server that maps to another address, so that the srflx
+	// candidate is not pruned as redundant, and one that never answers.
+	fake, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan struct{})
+	go func() { // ends when fake is closed
+		defer close(answered)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := fake.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			var m stun.Message
+			if m.Parse(buf[:n]) != nil || m.Type != stun.BindingRequest {
+				continue
+			}
+			b := stun.AppendHeader(nil, stun.BindingSuccess, m.TransactionID)
+			b = stun.AppendXORAddress(b, stun.AttrXORMappedAddress, netip.MustParseAddrPort("192.0.2.7:40000"), m.TransactionID)
+			fake.WriteToUDPAddrPort(b, from)
+		}
+	}()
+	defer func() { fake.Close(); <-answered }()
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var a *Agent
+	gc := loopbackOnly()
+	gc.STUNServers = []netip.AddrPort{fake.LocalAddr().(*net.UDPAddr).AddrPort(), silent.LocalAddr().(*net.UDPAddr).AddrPort()}
+	gc.STUNTimeout = 300 * time.Millisecond
+	closed := make(chan struct{})
+	gc.Trickle = func(c Candidate, end bool) {
+		if !end && c.Type == TypeServerReflexive {
+			a.Close()
+			close(closed)
+		}
+	}
+	if a, err = NewAgent(AgentConfig{Gather: gc}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := a.Gather(t.Context()); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Gather did not return after its Trickle callback closed the Agent")
+	}
+	select {
+	case <-closed:
+	default:
+		t.Fatal("no server-reflexive candidate was trickled")
+	}
+	fake.Close()
+	<-answered
+	checkGoroutines(t, base)
+}

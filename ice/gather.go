@@ -253,7 +253,9 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		c  Candidate
 		ok bool
 	}
-	results := make(chan result)
+	// Room for every result: a Trickle callback below may call Close,
+	// which waits for these goroutines, so they must never block on send.
+	results := make(chan result, len(socks)*len(gc.STUNServers)+len(gc.TURNServers))
 	n := 0
 	for _, s := range socks {
 		if gc.RelayOnly {

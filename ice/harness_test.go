@@ -21,17 +21,15 @@ type sent struct {
 	id       stun.TransactionID
 	useCand  bool
 	errCode  int
-	delivery bool // it reached the other agent
 }
 
 // flight is a packet on its way.
 type flight struct {
-	at       time.Time
-	dst      int
-	local    netip.AddrPort // the receiving base
-	from     netip.AddrPort // source as the receiver sees it
-	pkt      []byte
-	sentFrom netip.AddrPort
+	at    time.Time
+	dst   int
+	local netip.AddrPort // the receiving base
+	from  netip.AddrPort // source as the receiver sees it
+	pkt   []byte
 }
 
 // nat is a NAT in front of one agent: packets from a base to the other side
@@ -135,9 +133,7 @@ func (h *harness) emit(agent int, outs []Outgoing) {
 			if h.latency != nil {
 				lat = h.latency(o.From, o.To)
 			}
-			h.inflight = append(h.inflight, flight{at: h.now.Add(lat), dst: dst, local: local, from: src,
-				pkt: o.Packet, sentFrom: o.From})
-			s.delivery = true
+			h.inflight = append(h.inflight, flight{at: h.now.Add(lat), dst: dst, local: local, from: src, pkt: o.Packet})
 		}
 		h.log = append(h.log, s)
 	}
