@@ -35,29 +35,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	natlab.Cleanup()
 	if code == 0 {
-		if err := settleGoroutines(before, 5*time.Second); err != nil {
+		if err := testutil.SettleGoroutines(before, 5*time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// settleGoroutines waits, bounded, until no more goroutines run than n.
-func settleGoroutines(n int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		if runtime.NumGoroutine() <= n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			return fmt.Errorf("interop: %d goroutines left behind (had %d before the tests):\n%s",
-				runtime.NumGoroutine(), n, buf)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // testContext returns a context bounded by testTimeout and cancelled when

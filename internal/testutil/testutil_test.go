@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// recorder is a testing.TB that records Skip and Fatal instead of ending the
-// goroutine. Only the methods the helpers use are overridden.
+// recorder is a testing.TB that records Skip, Fatal and Error instead of
+// ending the goroutine or failing the test. Only the methods the helpers use
+// are overridden.
 type recorder struct {
 	testing.TB
 	skipped, failed string
@@ -19,6 +20,9 @@ func (r *recorder) Skip(args ...any) {
 	r.skipped = fmt.Sprint(args...)
 }
 func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+}
+func (r *recorder) Errorf(format string, args ...any) {
 	r.failed = fmt.Sprintf(format, args...)
 }
 

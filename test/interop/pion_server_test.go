@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 	"github.com/pion/turn/v5"
 )
@@ -93,11 +94,7 @@ func startPionServer(t *testing.T) *pionServer {
 func checkNoGoroutineLeak(t *testing.T) {
 	t.Helper()
 	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if err := settleGoroutines(before, 5*time.Second); err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(func() { testutil.CheckGoroutines(t, before) })
 }
 
 // TestOurClientPionServer runs icebreaker's TURN client (package

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -50,16 +51,16 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	ip, err := netip.ParseAddr(*listen)
-	if err != nil || !ip.Unmap().IsLoopback() {
-		fmt.Fprintf(stderr, "bareresponder: -listen %q: want a loopback IP\n", *listen)
+	ip, err := loopback.IP(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "bareresponder: -listen: %v\n", err)
 		return 2
 	}
 	if *port < 0 || *port > 65535 {
 		fmt.Fprintf(stderr, "bareresponder: -port %d: want 0 to 65535\n", *port)
 		return 2
 	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(*port))))
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(*port))))
 	if err != nil {
 		fmt.Fprintf(stderr, "bareresponder: %v\n", err)
 		return 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -12,16 +13,17 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
 // The guard itself is tested in bench/internal/loopback; here, that the
 // flag goes through it.
 func TestLoopbackTarget(t *testing.T) {
-	if ap, err := loopbackTarget("[::ffff:127.0.0.1]:3478"); err != nil || ap.String() != "127.0.0.1:3478" {
-		t.Errorf("got %v, %v", ap, err)
+	if c, err := parseArgs([]string{"-target", "[::ffff:127.0.0.1]:3478"}, io.Discard); err != nil || c.target.String() != "127.0.0.1:3478" {
+		t.Errorf("got %v, %v", c.target, err)
 	}
-	if _, err := loopbackTarget("192.0.2.1:3478"); !errors.Is(err, loopback.ErrNotLoopback) || !strings.Contains(err.Error(), "-target") {
+	if _, err := parseArgs([]string{"-target", "192.0.2.1:3478"}, io.Discard); !errors.Is(err, loopback.ErrNotLoopback) || !strings.Contains(err.Error(), "-target") {
 		t.Errorf("non-loopback target: %v", err)
 	}
 }
@@ -58,7 +60,7 @@ func TestParseArgs(t *testing.T) {
 // echoResponder answers every datagram on a loopback socket through fn
 // until the socket is closed. It returns the socket's address and a
 // function that closes it and waits for the goroutine.
-func echoResponder(t testing.TB, fn func(req []byte) []byte) (string, func()) {
+func echoResponder(t testing.TB, fn func(req []byte) []byte) (netip.AddrPort, func()) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -81,7 +83,7 @@ func echoResponder(t testing.TB, fn func(req []byte) []byte) (string, func()) {
 			}
 		}
 	}()
-	return conn.LocalAddr().String(), func() {
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort(), func() {
 		_ = conn.Close()
 		<-done
 	}
@@ -96,18 +98,7 @@ func bindingAnswer(req []byte) []byte {
 	return stun.AppendFingerprint(stun.AppendHeader(nil, stun.BindingSuccess, m.TransactionID))
 }
 
-func checkNoGoroutineLeak(t *testing.T, before int) {
-	t.Helper()
-	for range 100 {
-		if runtime.NumGoroutine() <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines left, had %d before", runtime.NumGoroutine(), before)
-}
-
-func testConfig(target string) config {
+func testConfig(target netip.AddrPort) config {
 	return config{
 		target: target, sockets: 2, inflight: 8, batch: 4,
 		duration: 150 * time.Millisecond, timeout: 50 * time.Millisecond,
@@ -134,7 +125,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("received %d answers, more than the %d requests that could be answered", res.Received, limit)
 	}
 	stop()
-	checkNoGoroutineLeak(t, before)
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestRunCountsOnlyMatchingAnswers(t *testing.T) {
@@ -161,7 +152,7 @@ func TestRunCountsOnlyMatchingAnswers(t *testing.T) {
 		t.Errorf("got %+v, want no answer counted, stray answers and lost requests", res)
 	}
 	stop()
-	checkNoGoroutineLeak(t, before)
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestRunMaxRequests(t *testing.T) {
@@ -181,12 +172,7 @@ func TestRunMaxRequests(t *testing.T) {
 
 func TestRunNoServer(t *testing.T) {
 	// A port that was just free: nothing answers there.
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	_ = c.Close()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testutil.FreePort(t)))
 	cfg := testConfig(addr)
 	cfg.wait = 200 * time.Millisecond
 	if _, err := run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "no answer") {

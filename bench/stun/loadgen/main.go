@@ -27,10 +27,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 )
 
 // Limits on the flags: the run stays bounded in time and in load.
@@ -85,7 +88,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // config is the validated command line.
 type config struct {
-	target      string
+	target      netip.AddrPort
 	sockets     int
 	inflight    int
 	batch       int
@@ -100,9 +103,10 @@ type config struct {
 
 func parseArgs(args []string, stderr io.Writer) (config, error) {
 	var c config
+	var target string
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.target, "target", "", "server `address`, a loopback IP and port (127.0.0.1:3478 or [::1]:3478)")
+	fs.StringVar(&target, "target", "", "server `address`, a loopback IP and port (127.0.0.1:3478 or [::1]:3478)")
 	fs.IntVar(&c.sockets, "sockets", 4, "UDP sockets (client ports) to send from")
 	fs.IntVar(&c.inflight, "inflight", 32, "requests kept in flight per socket")
 	fs.IntVar(&c.batch, "batch", 64, "datagrams per sendmmsg/recvmmsg call")
@@ -119,8 +123,9 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() != 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if _, err := loopbackTarget(c.target); err != nil {
-		return c, err
+	var err error
+	if c.target, err = loopback.Target(target); err != nil {
+		return c, fmt.Errorf("-target: %w", err)
 	}
 	switch {
 	case c.sockets < 1 || c.sockets > maxSockets:

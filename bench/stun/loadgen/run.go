@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,18 +13,8 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
-	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
-
-// loopbackTarget is the -target flag through the loopback guard.
-func loopbackTarget(s string) (netip.AddrPort, error) {
-	ap, err := loopback.Target(s)
-	if err != nil {
-		return ap, fmt.Errorf("-target: %w", err)
-	}
-	return ap, nil
-}
 
 // snapshot is the sum of every worker's counters at one instant.
 type snapshot struct {
@@ -49,10 +38,7 @@ func take(cs []counters) snapshot {
 // duration and returns what it measured after the warmup. Every goroutine
 // it starts has exited when it returns.
 func run(ctx context.Context, cfg config) (result, error) {
-	target, err := loopbackTarget(cfg.target)
-	if err != nil {
-		return result{}, err
-	}
+	target := cfg.target
 	raddr := net.UDPAddrFromAddrPort(target)
 	conns := make([]*net.UDPConn, 0, cfg.sockets)
 	defer func() {

@@ -148,11 +148,9 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if c.clientIP.Is4() != c.server.Addr().Is4() {
 		return c, errors.New("-client-ip and -server must be of one address family")
 	}
-	name, pass, ok := strings.Cut(user, ":")
-	if !ok || name == "" {
-		return c, errors.New("-user NAME:PASSWORD is required")
+	if c.creds, err = turnload.ParseCreds(user); err != nil {
+		return c, err
 	}
-	c.creds = turnload.Creds{Username: name, Password: pass}
 	if c.sockets == 0 {
 		c.sockets = map[string]int{"rate": 8000, "mem": 10000}[c.mode]
 	}

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -57,17 +57,6 @@ func TestCycleIP(t *testing.T) {
 	}
 }
 
-func checkNoGoroutineLeak(t *testing.T, before int) {
-	t.Helper()
-	for range 200 {
-		if runtime.NumGoroutine() <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines left, had %d before", runtime.NumGoroutine(), before)
-}
-
 // TestModes runs both modes briefly against an in-process icebreaker. The
 // rate run's pool is small, so it goes through several allocate and delete
 // cycles.
@@ -109,7 +98,7 @@ func TestModes(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Error(err)
 	}
-	checkNoGoroutineLeak(t, before)
+	testutil.CheckGoroutines(t, before)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -26,7 +26,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -78,16 +77,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "inproc: %v\n", err)
 		return 1
 	}
+	// Not loopback.Target, which refuses port 0: here it picks a port.
 	ap, err := netip.ParseAddrPort(*listen)
 	if err != nil {
 		return fail(fmt.Errorf("-listen: %w", err))
 	}
-	if !ap.Addr().IsLoopback() {
-		return fail(fmt.Errorf("-listen %v: %w", ap, loopback.ErrNotLoopback))
+	if err := loopback.Check(ap); err != nil {
+		return fail(fmt.Errorf("-listen: %w", err))
 	}
-	name, pass, ok := strings.Cut(*user, ":")
-	if !ok || name == "" {
-		return fail(errors.New("-user NAME:PASSWORD is required"))
+	creds, err := turnload.ParseCreds(*user)
+	if err != nil {
+		return fail(err)
 	}
 	if *maxRun <= 0 || *maxRun > time.Hour {
 		return fail(fmt.Errorf("-max %v: want up to 1h", *maxRun))
@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer stopProfile()
 	srv, err := ibserver.Start(ibserver.Config{
-		Listen: ap, Realm: *realm, Users: map[string]string{name: pass},
+		Listen: ap, Realm: *realm, Users: map[string]string{creds.Username: creds.Password},
 		AllowPeers: allow, UDPSockets: *sockets,
 	})
 	if err != nil {

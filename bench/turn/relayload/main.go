@@ -47,6 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -130,7 +131,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // config is the validated command line.
 type config struct {
-	server   string
+	server   netip.AddrPort
 	creds    turnload.Creds
 	mode     string
 	rates    []int
@@ -148,11 +149,11 @@ type config struct {
 
 func parseArgs(args []string, stderr io.Writer) (config, error) {
 	var c config
-	var user, rates string
+	var server, user, rates string
 	var channel uint
 	fs := flag.NewFlagSet("relayload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.server, "server", "", "TURN server `address`, a loopback IP and port")
+	fs.StringVar(&server, "server", "", "TURN server `address`, a loopback IP and port")
 	fs.StringVar(&user, "user", "", "long-term credentials `NAME:PASSWORD`")
 	fs.StringVar(&c.mode, "mode", "peer", "peer: one allocation and a plain UDP peer; pair: two allocations relay to each other")
 	fs.StringVar(&rates, "rates", "80000,150000,200000", "comma-separated offered `rates` in packets per second, run in order")
@@ -172,14 +173,13 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() != 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if _, err := loopback.Target(c.server); err != nil {
+	var err error
+	if c.server, err = loopback.Target(server); err != nil {
 		return c, fmt.Errorf("-server: %w", err)
 	}
-	name, pass, ok := strings.Cut(user, ":")
-	if !ok || name == "" {
-		return c, errors.New("-user NAME:PASSWORD is required")
+	if c.creds, err = turnload.ParseCreds(user); err != nil {
+		return c, err
 	}
-	c.creds = turnload.Creds{Username: name, Password: pass}
 	if c.mode != "pair" && c.mode != "peer" {
 		return c, fmt.Errorf("-mode %q: want pair or peer", c.mode)
 	}

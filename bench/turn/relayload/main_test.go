@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -48,17 +48,6 @@ func TestParseArgs(t *testing.T) {
 			}
 		})
 	}
-}
-
-func checkNoGoroutineLeak(t *testing.T, before int) {
-	t.Helper()
-	for range 200 {
-		if runtime.NumGoroutine() <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines left, had %d before", runtime.NumGoroutine(), before)
 }
 
 // TestRun relays a short, slow run through an in-process icebreaker in
@@ -109,19 +98,14 @@ func TestRun(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Error(err)
 			}
-			checkNoGoroutineLeak(t, before)
+			testutil.CheckGoroutines(t, before)
 		})
 	}
 }
 
 func TestRunNoServer(t *testing.T) {
 	// A port that was just free: nothing answers there.
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	_ = c.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	var out, errs strings.Builder
 	code := runMain(context.Background(), []string{"-server", addr, "-user", "u:p"}, &out, &errs)
 	if code != 1 || !strings.Contains(errs.String(), "setup") {

@@ -112,11 +112,9 @@ func (c *client) bind(kr *turnload.Keyring, ch uint16, peer netip.AddrPort) erro
 // setup allocates, installs permissions and binds channels, then checks
 // that a packet gets through.
 func setup(cfg config) (*rig, error) {
-	server, err := loopback.Target(cfg.server)
-	if err != nil {
-		return nil, err
-	}
+	server := cfg.server
 	r := &rig{cfg: cfg, v6: server.Addr().Is6()}
+	var err error
 	ok := false
 	defer func() {
 		if !ok {

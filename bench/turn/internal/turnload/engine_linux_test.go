@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 func TestEngine(t *testing.T) {
@@ -73,7 +74,7 @@ func TestEngine(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Error(err)
 	}
-	checkNoGoroutineLeak(t, before)
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestEngineRefusesRemote(t *testing.T) {

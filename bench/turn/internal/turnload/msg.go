@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -12,6 +13,16 @@ import (
 // Creds are long-term credentials (RFC 8489, Section 9.2).
 type Creds struct {
 	Username, Password string
+}
+
+// ParseCreds parses the -user flag of the TURN tools, NAME:PASSWORD. The
+// name must not be empty; the password may be, and may hold colons.
+func ParseCreds(s string) (Creds, error) {
+	name, pass, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return Creds{}, errors.New("-user NAME:PASSWORD is required")
+	}
+	return Creds{Username: name, Password: pass}, nil
 }
 
 // Keyring derives and caches the MD5 long-term key of one user for the

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -102,17 +102,6 @@ func startServer(t *testing.T) *ibserver.Server {
 	return s
 }
 
-func checkNoGoroutineLeak(t *testing.T, before int) {
-	t.Helper()
-	for range 200 {
-		if runtime.NumGoroutine() <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines left, had %d before", runtime.NumGoroutine(), before)
-}
-
 func TestDo(t *testing.T) {
 	before := runtime.NumGoroutine()
 	s := startServer(t)
@@ -153,7 +142,7 @@ func TestDo(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Error(err)
 	}
-	checkNoGoroutineLeak(t, before)
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestStartCPUProfile(t *testing.T) {
@@ -172,5 +161,25 @@ func TestStartCPUProfile(t *testing.T) {
 	}
 	if _, err := StartCPUProfile(filepath.Join(t.TempDir(), "no", "such", "dir")); err == nil {
 		t.Error("an uncreatable profile path was accepted")
+	}
+}
+
+func TestParseCreds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Creds
+		good bool
+	}{
+		{"u:p", Creds{"u", "p"}, true},
+		{"u:", Creds{"u", ""}, true},
+		{"u:p:q", Creds{"u", "p:q"}, true},
+		{"", Creds{}, false},
+		{"u", Creds{}, false},
+		{":p", Creds{}, false},
+	} {
+		got, err := ParseCreds(tc.in)
+		if (err == nil) != tc.good || got != tc.want {
+			t.Errorf("ParseCreds(%q) = %+v, %v; want %+v, success %v", tc.in, got, err, tc.want, tc.good)
+		}
 	}
 }
