@@ -284,8 +284,6 @@ func (s *Server) clientTargetLocked(conn stunserver.Conn) *udpio.Target {
 	return t
 }
 
-// allocateSuccess builds the success response of an Allocate. RFC 8656,
-// Section 7.2, last paragraphs.
 // requestedFamily applies REQUESTED-ADDRESS-FAMILY (RFC 8656, Section
 // 7.2, step 7; RFC 6156, Section 4.2), when present, to family, and checks
 // that the server relays that family. On failure it returns the error
@@ -307,6 +305,8 @@ func (s *Server) requestedFamily(out []byte, r *request, family turn.Family) (tu
 	return family, nil
 }
 
+// allocateSuccess builds the success response of an Allocate. RFC 8656,
+// Section 7.2, last paragraphs.
 func (s *Server) allocateSuccess(out []byte, r *request, a *allocation) []byte {
 	id := r.m.TransactionID
 	b := successHeader(out, r)

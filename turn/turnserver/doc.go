@@ -63,13 +63,13 @@
 //
 // # Performance
 //
-// The relaying paths allocate nothing and take no lock in the common
-// case: allocations are found in a 64-way sharded table under a read lock,
-// an allocation's permissions and channels are an immutable snapshot behind
-// an atomic pointer, and counters are per allocation and direction. Peer
-// datagrams are read into a pooled buffer with room in front, and the
-// Data indication or ChannelData header is written in place. On Linux
-// relay sockets have no goroutine of their own: one poller per CPU owns an
+// The relaying paths allocate nothing and take only read locks in the
+// common case: allocations are found in a 64-way sharded table under a
+// read lock, an allocation's permissions and channels are an immutable
+// snapshot behind an atomic pointer, and counters are per allocation and
+// direction. Peer datagrams are read into a pooled buffer with room in
+// front, and the Data indication or ChannelData header is written in
+// place. On Linux relay sockets have no goroutine of their own: one poller per CPU owns an
 // epoll instance with its share of the sockets, parks on Go's netpoller
 // until it has events, and drains each ready socket with recvfrom into an
 // arena, building each message to the client in place; a UDP client's
