@@ -140,12 +140,11 @@ func (s *Server) serveSend(req *stunserver.Request) {
 		s.droppedMalformed.Add(1)
 		return
 	}
-	peer, err := stun.ParseXORAddress(pv, m.TransactionID)
+	peer, err := parsePeer(pv, m.TransactionID)
 	if err != nil {
 		s.droppedMalformed.Add(1)
 		return
 	}
-	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	if !a.peers.Load().permitted(peer.Addr()) {
 		f.droppedNoPermission.Add(1)
 		return

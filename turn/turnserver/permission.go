@@ -26,11 +26,10 @@ func (s *Server) createPermission(out []byte, r *request) []byte {
 		if at.Type != stun.AttrXORPeerAddress {
 			continue
 		}
-		peer, err := stun.ParseXORAddress(at.Value, r.m.TransactionID)
+		peer, err := parsePeer(at.Value, r.m.TransactionID)
 		if err != nil {
 			return s.fail(out, r, stun.CodeBadRequest, "Malformed XOR-PEER-ADDRESS")
 		}
-		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 		if !a.hasFamily(peer.Addr()) {
 			return s.fail(out, r, stun.CodePeerAddressFamilyMismatch, "")
 		}
@@ -87,11 +86,10 @@ func (s *Server) channelBind(out []byte, r *request) []byte {
 	if !ok {
 		return s.fail(out, r, stun.CodeBadRequest, "XOR-PEER-ADDRESS missing")
 	}
-	peer, err := stun.ParseXORAddress(pv, m.TransactionID)
+	peer, err := parsePeer(pv, m.TransactionID)
 	if err != nil {
 		return s.fail(out, r, stun.CodeBadRequest, "Malformed XOR-PEER-ADDRESS")
 	}
-	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	if a.relayFor(peer.Addr()) == nil {
 		return s.fail(out, r, stun.CodePeerAddressFamilyMismatch, "")
 	}
@@ -107,4 +105,12 @@ func (s *Server) channelBind(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodeAllocationMismatch, "")
 	}
 	return s.finish(successHeader(out, r), r)
+}
+
+// parsePeer parses an XOR-PEER-ADDRESS value of the message with
+// transaction ID id, an IPv4-mapped address unmapped: the form the policy,
+// the permissions and the relay sockets compare.
+func parsePeer(v []byte, id stun.TransactionID) (netip.AddrPort, error) {
+	p, err := stun.ParseXORAddress(v, id)
+	return netip.AddrPortFrom(p.Addr().Unmap(), p.Port()), err
 }

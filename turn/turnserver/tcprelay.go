@@ -250,11 +250,10 @@ func (s *Server) connect(out []byte, r *request) []byte {
 	if !ok {
 		return s.fail(out, r, stun.CodeBadRequest, "XOR-PEER-ADDRESS missing")
 	}
-	peer, err := stun.ParseXORAddress(pv, r.m.TransactionID)
+	peer, err := parsePeer(pv, r.m.TransactionID)
 	if err != nil {
 		return s.fail(out, r, stun.CodeBadRequest, "Malformed XOR-PEER-ADDRESS")
 	}
-	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	if familyOf(peer.Addr()) != a.tcp.family {
 		return s.fail(out, r, stun.CodePeerAddressFamilyMismatch, "")
 	}
