@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps fuzz bench bench-turn bench-ice vet fmt clean
+.PHONY: build run test test-deps fuzz bench bench-turn bench-ice clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/icebreaker

@@ -49,7 +49,14 @@ func currentGoroutine() int {
 // goroutines, it is not fooled by parallel tests.
 func checkNoLeak(t *testing.T, name string, f func()) {
 	t.Helper()
-	if leaked := leaksOf(f); len(leaked) > 0 {
+	reportLeaks(t, name, leaksOf(f))
+}
+
+// reportLeaks fails the test if leaked, the stacks that leaksOf returned
+// for name, is not empty.
+func reportLeaks(t *testing.T, name string, leaked []string) {
+	t.Helper()
+	if len(leaked) > 0 {
 		t.Errorf("%s left %d goroutines behind:\n%s", name, len(leaked), strings.Join(leaked, "\n\n"))
 	}
 }
@@ -70,8 +77,11 @@ func leaksOf(f func()) []string {
 			}
 			// Walk up the creators: a goroutine of f's descends from
 			// root, or from a goroutine created while f ran (absent from
-			// the first snapshot) that has exited since. (Goroutine IDs
-			// are handed out in batches per P, so they do not order.)
+			// the first snapshot) that has exited since, through
+			// goroutines created while f ran. One created by a goroutine
+			// that ran before f (a server the test started, another
+			// test) is not f's. (Goroutine IDs are handed out in batches
+			// per P, so they do not order.)
 			for p, hops := parent[id], 0; p != 0 && hops < 64; p, hops = parent[p], hops+1 {
 				_, alive := stacks[p]
 				_, old := before[p]
@@ -79,7 +89,7 @@ func leaksOf(f func()) []string {
 					leaked = append(leaked, st)
 					break
 				}
-				if !alive {
+				if !alive || old {
 					break
 				}
 			}
@@ -111,5 +121,18 @@ func TestLeaksOf(t *testing.T) {
 	})
 	if len(l) != 1 || !strings.Contains(l[0], "TestLeaksOf") {
 		t.Fatalf("leaks %v, want the one grandchild", l)
+	}
+	// Nor does one that a goroutine started before f (as a server the
+	// test runs) starts while f runs, though that one descends from the
+	// caller.
+	spawn, spawned := make(chan struct{}), make(chan struct{})
+	go func() {
+		<-spawn
+		go func() { <-stop }()
+		close(spawned)
+		<-stop
+	}()
+	if l := leaksOf(func() { close(spawn); <-spawned }); len(l) != 0 {
+		t.Fatalf("leaks of a function whose server started a goroutine: %v", l)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -141,7 +142,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := cfg.Validate(); err != nil {
 		if e, ok := errors.AsType[*config.Error](err); ok {
-			for _, name := range sortedKeys(serveFlags) {
+			for _, name := range slices.Sorted(maps.Keys(serveFlags)) {
 				key := serveFlags[name]
 				if set[name] && config.Covers(key, e.Key) {
 					msg := e.Err.Error()
@@ -166,7 +167,7 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"port", o.port}, {"tls-port", o.tlsPort}, {"alt-port", o.altPort}} {
+	}{{"port", o.port}, {"tls-port", o.tlsPort}} { // withPort needs them; Validate checks alt-port
 		if set[p.name] && (p.port < 0 || p.port > 65535) {
 			return fmt.Errorf("%w: --%s: %d is not a port number (0-65535)", errUsage, p.name, p.port)
 		}
@@ -185,7 +186,9 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 			// Derived from listen: make it explicit with the new port.
 			for _, s := range cfg.Listen {
 				if ap, err := config.ParseListen(s, config.DefaultPort); err == nil {
-					cfg.TLS.Listen = appendUnique(cfg.TLS.Listen, ap.Addr().String())
+					if ip := ap.Addr().String(); !slices.Contains(cfg.TLS.Listen, ip) {
+						cfg.TLS.Listen = append(cfg.TLS.Listen, ip)
+					}
 				}
 			}
 		}
@@ -250,24 +253,6 @@ func withPort(addrs []string, def uint16, port int) []string {
 		out = append(out, netip.AddrPortFrom(ap.Addr(), uint16(port)).String())
 	}
 	return out
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // serve runs the daemon described by a validated cfg until ctx is done.

@@ -86,39 +86,16 @@ func (m *metricsServer) stop() {
 // listeners, summed, and those of the TURN server when TURN is on (tr is
 // not nil). It is safe for concurrent use; nothing here runs per packet.
 func serveMetrics(servers []*stunserver.Server, tr *turnRelay) []metrics.Metric {
-	stats := make([]stunserver.Stats, len(servers))
-	for i, s := range servers {
-		stats[i] = s.Stats()
+	var st stunserver.Stats
+	for _, s := range servers {
+		st.Add(s.Stats())
 	}
 	var ts *turnserver.Stats
 	if tr != nil {
-		st := tr.server.Stats()
-		ts = &st
+		t := tr.server.Stats()
+		ts = &t
 	}
-	return statsMetrics(sumSTUNStats(stats), ts)
-}
-
-// sumSTUNStats adds up the Stats of several STUN servers.
-func sumSTUNStats(stats []stunserver.Stats) stunserver.Stats {
-	var t stunserver.Stats
-	for _, s := range stats {
-		t.Requests += s.Requests
-		t.Responses += s.Responses
-		t.ErrorResponses += s.ErrorResponses
-		t.Delegated += s.Delegated
-		t.ChannelData += s.ChannelData
-		t.Malformed += s.Malformed
-		t.Dropped += s.Dropped
-		t.SendErrors += s.SendErrors
-		t.ReadErrors += s.ReadErrors
-		t.TCPConns += s.TCPConns
-		t.TCPAccepted += s.TCPAccepted
-		t.TCPRejected += s.TCPRejected
-		t.TCPTimeouts += s.TCPTimeouts
-		t.TLSHandshakeErrors += s.TLSHandshakeErrors
-		t.QueueDrops += s.QueueDrops
-	}
-	return t
+	return statsMetrics(st, ts)
 }
 
 // labelled is one sample of a metric with one label.

@@ -304,28 +304,3 @@ func TestStatsMetricsComplete(t *testing.T) {
 		}
 	}
 }
-
-func TestSumSTUNStats(t *testing.T) {
-	var a, b, want stunserver.Stats
-	va, vb, vw := reflect.ValueOf(&a).Elem(), reflect.ValueOf(&b).Elem(), reflect.ValueOf(&want).Elem()
-	for i := range va.NumField() {
-		switch va.Field(i).Kind() {
-		case reflect.Int64:
-			va.Field(i).SetInt(int64(i + 1))
-			vb.Field(i).SetInt(int64(100 * (i + 1)))
-			vw.Field(i).SetInt(int64(101 * (i + 1)))
-		case reflect.Uint64:
-			va.Field(i).SetUint(uint64(i + 1))
-			vb.Field(i).SetUint(uint64(100 * (i + 1)))
-			vw.Field(i).SetUint(uint64(101 * (i + 1)))
-		default:
-			t.Fatalf("Stats.%s is a %v", va.Type().Field(i).Name, va.Field(i).Kind())
-		}
-	}
-	if got := sumSTUNStats([]stunserver.Stats{a, b}); got != want {
-		t.Errorf("sum\n%+v\nwant\n%+v", got, want)
-	}
-	if got := sumSTUNStats(nil); got != (stunserver.Stats{}) {
-		t.Errorf("sum of nothing = %+v", got)
-	}
-}

@@ -6,7 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
-	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -61,21 +62,28 @@ type serveRun struct {
 	done      chan int // receives run's exit status
 	code      int
 	exited    bool
+	leaked    []string // goroutines run left behind; set before done is sent
 }
 
 const serveTimeout = 10 * time.Second
 
 // startServe runs `icebreaker serve args...` until the test stops it (or
-// until cleanup, which also checks that no server goroutine is left).
+// until cleanup, which also checks that serve left no goroutine behind).
 func startServe(t *testing.T, args ...string) *serveRun {
 	t.Helper()
 	isolateUserStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serveRun{out: newServeBuffer(), errb: newServeBuffer(), cancel: cancel, done: make(chan int, 1)}
-	go func() { r.done <- run(ctx, append([]string{"serve"}, args...), r.out, r.errb) }()
+	go func() {
+		var code int
+		// The check runs on this goroutine, the one that runs serve;
+		// the cleanup reports on the test's.
+		r.leaked = leaksOf(func() { code = run(ctx, append([]string{"serve"}, args...), r.out, r.errb) })
+		r.done <- code
+	}()
 	t.Cleanup(func() {
 		r.stop(t)
-		checkNoServerGoroutines(t)
+		reportLeaks(t, fmt.Sprintf("serve %q", args), r.leaked)
 	})
 	return r
 }
@@ -143,27 +151,6 @@ func isolateUserStore(t *testing.T) string {
 	return dir
 }
 
-// serverGoroutines are the stack frames of goroutines that a stopped
-// server must not leave behind: the STUN and TURN servers, the relays, the
-// user store's database, and runServe itself.
-var serverGoroutines = []string{"/stun/stunserver.", "/turn/turnserver.", "database/sql.", "modernc.org/sqlite", "main.runServe"}
-
-// checkNoServerGoroutines fails if a goroutine of the server or of
-// runServe is still alive, retrying briefly while they finish exiting.
-func checkNoServerGoroutines(t testing.TB) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	var stacks string
-	for range 200 {
-		stacks = string(buf[:runtime.Stack(buf, true)])
-		if !slices.ContainsFunc(serverGoroutines, func(f string) bool { return strings.Contains(stacks, f) }) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("server goroutines left behind:\n%s", stacks)
-}
-
 // runServeOnce runs `icebreaker serve args...` expecting it to exit by
 // itself (an error), and returns the status, stdout and stderr.
 func runServeOnce(t *testing.T, args ...string) (int, string, string) {
@@ -172,11 +159,13 @@ func runServeOnce(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
 	defer cancel()
-	code := run(ctx, append([]string{"serve"}, args...), &out, &errb)
+	var code int
+	checkNoLeak(t, fmt.Sprintf("serve %q", args), func() {
+		code = run(ctx, append([]string{"serve"}, args...), &out, &errb)
+	})
 	if ctx.Err() != nil {
 		t.Fatalf("serve %v ran until the timeout; stdout:\n%s", args, out.String())
 	}
-	checkNoServerGoroutines(t)
 	return code, out.String(), errb.String()
 }
 

@@ -66,10 +66,7 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		t.Close()
 		return nil, err
 	}
-	pcfg := policy.Config{Allow: cfg.TURN.Policy.AllowPrefixes(), Deny: cfg.TURN.Policy.DenyPrefixes()}
-	if ifaddrs != nil {
-		pcfg.LocalAddrs = ifaddrs
-	}
+	pcfg := policy.Config{Allow: cfg.TURN.Policy.AllowPrefixes(), Deny: cfg.TURN.Policy.DenyPrefixes(), LocalAddrs: ifaddrs}
 	if t.policy, err = policy.New(pcfg); err != nil {
 		t.Close()
 		return nil, err

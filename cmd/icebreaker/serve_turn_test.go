@@ -493,6 +493,7 @@ func TestServeTURNErrors(t *testing.T) {
 		{"deny peer", nil, []string{"--deny-peer", "nowhere"}, 2, `usage error: --deny-peer: "nowhere" is not a CIDR prefix`},
 		{"listen", nil, []string{"--listen", "127.0.0.1:99999"}, 2, `usage error: --listen: "127.0.0.1:99999" is not an IP address or IP:PORT`},
 		{"tls port", nil, []string{"--tls-port", "-1"}, 2, "usage error: --tls-port: -1 is not a port number"},
+		{"alt port", nil, []string{"--alt-port", "70000"}, 2, "usage error: --alt-port: 70000 is not a port number (0-65535)"},
 		// File.
 		{"file realm", nil, []string{"--config", file("realm.yaml", "turn:\n  realm: \"\"\n")}, 1, dir + "/realm.yaml:2: turn.realm: is empty"},
 		{"file quota", nil, []string{"--config", file("quota.yaml", "turn:\n  quotas:\n    bandwidth_per_user: 10 Mb\n")}, 1,

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -39,11 +40,52 @@ func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return fmt.Errorf("%w: unknown subcommand %q (want check or load)", errUsage, args[0])
 }
 
+// turnClientOptions are the server URI and the flags that `turn check`
+// and `turn load` share: the credentials, --timeout and the TLS flags.
+type turnClientOptions struct {
+	stun       stunOptions // transport, host, port, timeout, TLS flags
+	user, pass string
+	secret     string
+}
+
+// addFlags adds the shared client flags to fs; timeoutUsage says what
+// --timeout limits.
+func (c *turnClientOptions) addFlags(fs *flag.FlagSet, timeoutUsage string) {
+	fs.StringVar(&c.user, "user", "", "long-term credentials: user name")
+	fs.StringVar(&c.pass, "pass", "", "long-term credentials: password")
+	fs.StringVar(&c.secret, "secret", "", "TURN REST API shared secret (instead of --user/--pass)")
+	fs.DurationVar(&c.stun.timeout, "timeout", 10*time.Second, timeoutUsage)
+	fs.BoolVar(&c.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
+	fs.StringVar(&c.stun.caFile, "ca", "", "turns: also trust the PEM certificates in `FILE`")
+}
+
+// validate checks the shared client flags and parses uri, a turn: or
+// turns: URI, into c.stun.
+func (c *turnClientOptions) validate(uri string) error {
+	switch {
+	case c.secret != "" && (c.user != "" || c.pass != ""):
+		return fmt.Errorf("%w: --secret excludes --user/--pass", errUsage)
+	case (c.user == "") != (c.pass == ""):
+		return fmt.Errorf("%w: --user and --pass go together", errUsage)
+	case c.stun.timeout <= 0:
+		return fmt.Errorf("%w: --timeout must be positive", errUsage)
+	case c.stun.insecure && c.stun.caFile != "":
+		return fmt.Errorf("%w: --insecure and --ca exclude each other", errUsage)
+	}
+	if err := parseTurnURI(uri, &c.stun); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if c.stun.transport != "tls" && (c.stun.insecure || c.stun.caFile != "") {
+		return fmt.Errorf("%w: --insecure and --ca apply to turns: only", errUsage)
+	}
+	c.stun.network = "ip"
+	c.stun.rto = stunclient.DefaultRTO
+	return nil
+}
+
 // turnCheckOptions are the parsed flags of `icebreaker turn check`.
 type turnCheckOptions struct {
-	stun        stunOptions // transport, host, port, timeout, TLS flags
-	user, pass  string
-	secret      string
+	turnClientOptions
 	peer        string
 	count       int
 	probePolicy bool
@@ -83,37 +125,25 @@ func parseTurnCheckArgs(args []string, stderr io.Writer) (*turnCheckOptions, err
 		fs.PrintDefaults()
 	}
 	o := &turnCheckOptions{}
-	fs.StringVar(&o.user, "user", "", "long-term credentials: user name")
-	fs.StringVar(&o.pass, "pass", "", "long-term credentials: password")
-	fs.StringVar(&o.secret, "secret", "", "TURN REST API shared secret (instead of --user/--pass)")
+	o.addFlags(fs, "time limit of each step")
 	fs.StringVar(&o.peer, "peer", "", "UDP echo peer `IP:PORT` to relay to instead of a second allocation")
 	fs.IntVar(&o.count, "count", 10, "datagrams to relay each way, for round-trip time and loss")
 	fs.BoolVar(&o.probePolicy, "probe-policy", false, "ask for permissions to addresses a server should refuse (sends no data)")
 	fs.BoolVar(&o.noTCP, "no-tcp", false, "skip the RFC 6062 TCP allocation step")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.DurationVar(&o.stun.timeout, "timeout", 10*time.Second, "time limit of each step")
-	fs.BoolVar(&o.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
-	fs.StringVar(&o.stun.caFile, "ca", "", "turns: also trust the PEM certificates in `FILE`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err
 	}
-	if len(pos) != 1 {
-		return nil, fmt.Errorf("%w: want one turn: or turns: URI", errUsage)
-	}
 	switch {
-	case o.secret != "" && (o.user != "" || o.pass != ""):
-		return nil, fmt.Errorf("%w: --secret excludes --user/--pass", errUsage)
-	case (o.user == "") != (o.pass == ""):
-		return nil, fmt.Errorf("%w: --user and --pass go together", errUsage)
+	case len(pos) != 1:
+		return nil, fmt.Errorf("%w: want one turn: or turns: URI", errUsage)
 	case o.count < 1 || o.count > 10000:
 		return nil, fmt.Errorf("%w: --count must be 1-10000", errUsage)
 	}
-	if err := parseTurnURI(pos[0], &o.stun); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	if err := o.validate(pos[0]); err != nil {
+		return nil, err
 	}
-	o.stun.network = "ip"
-	o.stun.rto = stunclient.DefaultRTO
 	return o, nil
 }
 
@@ -218,7 +248,7 @@ func checkTurn(ctx context.Context, o *turnCheckOptions, rep *checkReport) {
 		var err error
 		server, err = resolveServer(c, &o.stun)
 		if err != nil {
-			return "", fmt.Errorf("cannot resolve the host name: %w", err)
+			return "", err // "cannot resolve HOST: ..."
 		}
 		return server.String(), nil
 	}) {
@@ -235,7 +265,7 @@ func checkTurn(ctx context.Context, o *turnCheckOptions, rep *checkReport) {
 	}) {
 		return
 	}
-	cfg, err := turnConfig(o, server)
+	cfg, err := turnConfig(&o.turnClientOptions, server)
 	if err != nil {
 		step(rep, "authenticate", func() (string, error) { return "", err })
 		return
@@ -273,7 +303,7 @@ func checkTurn(ctx context.Context, o *turnCheckOptions, rep *checkReport) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func turnConfig(o *turnCheckOptions, server netip.AddrPort) (turnclient.Config, error) {
+func turnConfig(o *turnClientOptions, server netip.AddrPort) (turnclient.Config, error) {
 	cfg := turnclient.Config{
 		Server:   server.String(),
 		Username: o.user, Password: o.pass,
@@ -290,11 +320,6 @@ func turnConfig(o *turnCheckOptions, server netip.AddrPort) (turnclient.Config, 
 			return cfg, err
 		}
 		cfg.TLSConfig = tc
-	}
-	if cfg.Username == "" && cfg.Secret == "" {
-		// Without credentials a server answers 401, which the check
-		// reports as such.
-		cfg.Username, cfg.Password = "", ""
 	}
 	return cfg, nil
 }

@@ -66,7 +66,7 @@ var loadMagic = [4]byte{'I', 'B', 'L', 'D'}
 
 // turnLoadOptions are the parsed flags of `icebreaker turn load`.
 type turnLoadOptions struct {
-	check       turnCheckOptions // server, credentials, TLS and --timeout, shared with turn check
+	client      turnClientOptions // server, credentials, TLS and --timeout, shared with turn check
 	allocations int
 	concurrency int
 	size        int
@@ -94,13 +94,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	o := &turnLoadOptions{}
-	c := &o.check
-	fs.StringVar(&c.user, "user", "", "long-term credentials: user name")
-	fs.StringVar(&c.pass, "pass", "", "long-term credentials: password")
-	fs.StringVar(&c.secret, "secret", "", "TURN REST API shared secret (instead of --user/--pass)")
-	fs.DurationVar(&c.stun.timeout, "timeout", 10*time.Second, "time limit of each allocation, permission and the channel bindings")
-	fs.BoolVar(&c.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
-	fs.StringVar(&c.stun.caFile, "ca", "", "turns: also trust the PEM certificates in `FILE`")
+	o.client.addFlags(fs, "time limit of each allocation, permission and the channel bindings")
 	fs.IntVar(&o.allocations, "allocations", 10, fmt.Sprintf("number of allocations (1-%d; 2 or more without --peer)", loadMaxAllocations))
 	fs.IntVar(&o.concurrency, "concurrency", 16, fmt.Sprintf("allocations (and permissions, deletions) in flight at once (1-%d)", loadMaxConcurrency))
 	fs.IntVar(&o.size, "size", 100, fmt.Sprintf("datagram size in `BYTES` (%d-%d)", loadHeaderLen, loadMaxSize))
@@ -119,10 +113,6 @@ flags:
 	switch {
 	case len(pos) != 1:
 		return nil, usage("want one turn: or turns: URI")
-	case c.secret != "" && (c.user != "" || c.pass != ""):
-		return nil, usage("--secret excludes --user/--pass")
-	case (c.user == "") != (c.pass == ""):
-		return nil, usage("--user and --pass go together")
 	case o.allocations < 1 || o.allocations > loadMaxAllocations:
 		return nil, usage("--allocations must be 1-%d", loadMaxAllocations)
 	case o.concurrency < 1 || o.concurrency > loadMaxConcurrency:
@@ -135,10 +125,9 @@ flags:
 		return nil, usage("--duration must be above 0 and at most %s", loadMaxDuration)
 	case o.mode != "channel" && o.mode != "send":
 		return nil, usage("--mode must be channel or send, not %q", o.mode)
-	case c.stun.timeout <= 0:
-		return nil, usage("--timeout must be positive")
-	case c.stun.insecure && c.stun.caFile != "":
-		return nil, usage("--insecure and --ca exclude each other")
+	}
+	if err := o.client.validate(pos[0]); err != nil {
+		return nil, err
 	}
 	if *peer != "" {
 		p, err := netip.ParseAddrPort(*peer)
@@ -149,14 +138,6 @@ flags:
 	} else if o.allocations < 2 {
 		return nil, usage("pairing the allocations needs --allocations 2 or more (or give --peer)")
 	}
-	if err := parseTurnURI(pos[0], &c.stun); err != nil {
-		return nil, usage("%v", err)
-	}
-	if c.stun.transport != "tls" && (c.stun.insecure || c.stun.caFile != "") {
-		return nil, usage("--insecure and --ca apply to turns: only")
-	}
-	c.stun.network = "ip"
-	c.stun.rto = stunclient.DefaultRTO
 	return o, nil
 }
 
@@ -200,13 +181,13 @@ func runTurnLoad(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	c, cancel := context.WithTimeout(ctx, o.check.stun.timeout)
-	server, err := resolveServer(c, &o.check.stun)
+	c, cancel := context.WithTimeout(ctx, o.client.stun.timeout)
+	server, err := resolveServer(c, &o.client.stun)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot resolve %s: %w", o.check.stun.host, err)
+		return err // "cannot resolve HOST: ..."
 	}
-	cfg, err := turnConfig(&o.check, server)
+	cfg, err := turnConfig(&o.client, server)
 	if err != nil {
 		return err
 	}
@@ -309,7 +290,7 @@ func (l *loadRun) run(ctx context.Context) error {
 		// A sender blocked in a write to a stalled TCP or TLS
 		// connection returns when the relays close; the drain does not
 		// wait for it.
-		t := time.NewTimer(l.o.check.stun.timeout)
+		t := time.NewTimer(l.o.client.stun.timeout)
 		select {
 		case <-senders:
 		case <-t.C:
@@ -351,7 +332,7 @@ func (l *loadRun) allocate(ctx context.Context) {
 	slots := make([]*turnclient.Relay, l.o.allocations)
 	start := time.Now()
 	forEach(ctx, len(slots), l.o.concurrency, func(i int) {
-		c, cancel := context.WithTimeout(ctx, l.o.check.stun.timeout)
+		c, cancel := context.WithTimeout(ctx, l.o.client.stun.timeout)
 		r, err := turnclient.Allocate(c, l.cfg)
 		cancel()
 		if err != nil {
@@ -407,7 +388,7 @@ func (l *loadRun) permit(ctx context.Context) {
 		add(j, r.Relayed()[0].Addr())
 	}
 	forEach(ctx, len(perms), l.o.concurrency, func(k int) {
-		c, cancel := context.WithTimeout(ctx, l.o.check.stun.timeout)
+		c, cancel := context.WithTimeout(ctx, l.o.client.stun.timeout)
 		err := l.relays[perms[k].relay].CreatePermission(c, perms[k].ip)
 		cancel()
 		if err != nil && ctx.Err() == nil {
@@ -419,7 +400,7 @@ func (l *loadRun) permit(ctx context.Context) {
 // bindChannels sends each allocation's warm-up datagram, after which
 // turnclient (BindAfter 1) binds a channel to the target in the
 // background, and waits until the channels are bound (RFC 8656, Section
-// 11), at most o.check.stun.timeout. An allocation whose channel is not
+// 11), at most o.client.stun.timeout. An allocation whose channel is not
 // bound by then goes on with Send indications.
 func (l *loadRun) bindChannels(ctx context.Context) {
 	buf := l.newDatagram()
@@ -430,7 +411,7 @@ func (l *loadRun) bindChannels(ctx context.Context) {
 			l.errs.add("warm-up", stripOpError(err))
 		}
 	}
-	deadline := time.NewTimer(l.o.check.stun.timeout)
+	deadline := time.NewTimer(l.o.client.stun.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(loadBindPoll)
 	defer tick.Stop()
@@ -449,7 +430,7 @@ func (l *loadRun) bindChannels(ctx context.Context) {
 			return
 		case <-deadline.C:
 			l.errs.add("channel", fmt.Errorf("%d of %d channels not bound within %s; those allocations send Send indications",
-				l.unbound, len(l.relays), l.o.check.stun.timeout))
+				l.unbound, len(l.relays), l.o.client.stun.timeout))
 			return
 		case <-tick.C:
 		}

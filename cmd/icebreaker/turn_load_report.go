@@ -120,7 +120,7 @@ type loadRelayStats struct {
 func (l *loadRun) report(interrupted bool) *loadReport {
 	o := l.o
 	rep := &loadReport{
-		Server: fmt.Sprintf("%s (%s)", l.server, o.check.stun.transport),
+		Server: fmt.Sprintf("%s (%s)", l.server, o.client.stun.transport),
 		Mode:   o.mode, Peer: "pairs", Size: o.size, Rate: o.rate, Duration: o.duration.Seconds(),
 		Interrupted: interrupted,
 		Requested:   o.allocations, Allocations: len(l.relays), AllocFailed: l.allocFailed.Load(),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"runtime"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,6 +41,8 @@ func TestTurnLoadUsage(t *testing.T) {
 		{"bad peer", append(ok, "--peer", "localhost")},
 		{"peer without port", append(ok, "--peer", "127.0.0.1:0")},
 		{"ca without turns", append(ok, "--ca", "x.pem")},
+		{"insecure and ca", []string{"load", "turns:127.0.0.1", "--user", "u", "--pass", "p", "--insecure", "--ca", "x.pem"}},
+		{"zero timeout", append(ok, "--timeout", "0s")},
 		{"unknown flag", append(ok, "--bogus")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,49 +53,11 @@ func TestTurnLoadUsage(t *testing.T) {
 	}
 }
 
-// runLoadCmd runs `icebreaker turn load args...` and checks that it
-// leaves no goroutine behind.
-func runLoadCmd(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
-	t.Helper()
-	before, _ := clientGoroutines()
-	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	code := run(ctx, append([]string{"turn", "load"}, args...), &out, &errb)
-	for i := 0; ; i++ {
-		n, stacks := clientGoroutines()
-		if n <= before {
-			break
-		}
-		if i == 200 {
-			t.Errorf("turn load %q left %d goroutines behind:\n%s", args, n-before, stacks)
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // bounded wait for exiting goroutines
-	}
-	return code, out.String(), errb.String()
-}
-
-// clientGoroutines counts the goroutines other than those of an
-// in-process server (serverGoroutines), which starts some of them lazily,
-// at its first allocation, and returns all stacks.
-func clientGoroutines() (int, string) {
-	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	n := 0
-	for _, g := range strings.Split(stacks, "\n\n") {
-		if !slices.ContainsFunc(serverGoroutines, func(f string) bool { return strings.Contains(g, f) }) {
-			n++
-		}
-	}
-	return n, stacks
-}
-
 // runLoad runs `icebreaker turn load args... --json`, expects exit status
 // 0, and returns the summary.
 func runLoad(t *testing.T, args ...string) *loadReport {
 	t.Helper()
-	code, out, errb := runLoadCmd(t, t.Context(), append(args, "--json")...)
+	code, out, errb := runTurnCmd(t, append([]string{"load"}, append(args, "--json")...)...)
 	if code != 0 {
 		t.Fatalf("turn load %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errb)
 	}
@@ -192,7 +153,7 @@ func TestTurnLoadServe(t *testing.T) {
 	t.Run("tcp send to an echo peer", func(t *testing.T) {
 		peer := startEchoPeer(t, nil)
 		tcp := "turn:" + r.endpoint(t, "tcp").String() + "?transport=tcp"
-		code, out, errb := runLoadCmd(t, t.Context(), tcp, "--user", "u", "--pass", "p", "--allocations", "3",
+		code, out, errb := runTurnCmd(t, "load", tcp, "--user", "u", "--pass", "p", "--allocations", "3",
 			"--rate", "150", "--duration", "1s", "--mode", "send", "--peer", peer.String())
 		t.Logf("\n%s", out)
 		if code != 0 {
@@ -224,7 +185,7 @@ func TestTurnLoadServe(t *testing.T) {
 				cancel()
 			}
 		})
-		code, out, errb := runLoadCmd(t, ctx, uri, "--user", "u", "--pass", "p", "--allocations", "2", "--rate", "500",
+		code, out, errb := runTurnCmdContext(t, ctx, "load", uri, "--user", "u", "--pass", "p", "--allocations", "2", "--rate", "500",
 			"--duration", "10m", "--mode", "send", "--peer", peer.String(), "--json")
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			t.Fatalf("the run was not interrupted (echoed %d)", echoed.Load())

@@ -61,10 +61,18 @@ func waitCoturn(ctx context.Context, addr netip.AddrPort) error {
 	}
 }
 
+// runTurnCmd runs `icebreaker turn args...` and checks that it leaves no
+// goroutine behind.
 func runTurnCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runTurnCmdContext(t, t.Context(), args...)
+}
+
+// runTurnCmdContext is runTurnCmd under ctx (Ctrl-C is ctx's end).
+func runTurnCmdContext(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var code int
 	checkNoLeak(t, fmt.Sprintf("turn %v", args), func() {
@@ -112,6 +120,10 @@ func TestTurnCheckUsage(t *testing.T) {
 		{"check", "turn:127.0.0.1", "--user", "u"},
 		{"check", "turn:127.0.0.1", "--secret", "s", "--user", "u", "--pass", "p"},
 		{"check", "turn:127.0.0.1", "--count", "0"},
+		{"check", "turn:127.0.0.1", "--user", "u", "--pass", "p", "--timeout", "0s"},
+		{"check", "turns:127.0.0.1", "--user", "u", "--pass", "p", "--insecure", "--ca", "x.pem"},
+		{"check", "turn:127.0.0.1", "--user", "u", "--pass", "p", "--ca", "x.pem"},
+		{"check", "turn:127.0.0.1?transport=tcp", "--user", "u", "--pass", "p", "--insecure"},
 		{"bogus"},
 	} {
 		if code, _, _ := runTurnCmd(t, args...); code != 2 {

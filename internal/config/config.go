@@ -10,9 +10,9 @@
 // variable. A key left out of a file keeps its default value; so does a key
 // given with an empty (null) value.
 //
-// The layers, each overriding the one before: Default, the file (Load,
-// Parse), the environment (Read), and whatever the caller changes
-// afterwards (command-line flags); Validate checks the result.
+// The layers, each overriding the one before: Default, the file (Read, or
+// Parse for YAML text), the environment (Read), and whatever the caller
+// changes afterwards (command-line flags); Validate checks the result.
 //
 // Sections group keys by what they configure: the listeners (listen, udp,
 // tcp, tls), the STUN Binding service (stun), the TURN relay (turn), the
@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +48,10 @@ const (
 )
 
 // Config is the whole daemon configuration. A Config is a plain value, but
-// its lists are slices: copy it with Clone before changing a list of a copy.
-// It is safe for concurrent reads. Its zero value is not a valid
-// configuration: start from Default, Parse, Load or Read.
+// its lists are slices, which a copy shares: give a copy a new slice
+// (slices.Clone) before changing a list's elements. It is safe for
+// concurrent reads. Its zero value is not a valid configuration: start from
+// Default, Parse or Read.
 type Config struct {
 	// Listen lists the addresses served over UDP and TCP, each "IP:PORT"
 	// or "IP" (port 3478). "0.0.0.0" is every IPv4 address; "::" every
@@ -130,40 +132,6 @@ func Default() Config {
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
-}
-
-// Clone returns a deep copy of c.
-func (c Config) Clone() Config {
-	clone := func(s []string) []string {
-		if s == nil {
-			return nil
-		}
-		return append([]string(nil), s...)
-	}
-	c.Listen = clone(c.Listen)
-	c.TLS.Listen = clone(c.TLS.Listen)
-	if c.TURN.Users != nil {
-		c.TURN.Users = append([]User(nil), c.TURN.Users...)
-	}
-	c.TURN.RESTSecrets = clone(c.TURN.RESTSecrets)
-	c.TURN.RelayIP = clone(c.TURN.RelayIP)
-	c.TURN.ExternalIP = clone(c.TURN.ExternalIP)
-	c.TURN.Policy.AllowPeers = clone(c.TURN.Policy.AllowPeers)
-	c.TURN.Policy.DenyPeers = clone(c.TURN.Policy.DenyPeers)
-	return c
-}
-
-// Load reads the configuration file at path (see Parse). Its errors name
-// the file.
-func Load(path string) (Config, error) {
-	c, src, err := Read(path, nil)
-	if err != nil {
-		return Config{}, err
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, src.Blame(err)
-	}
-	return c, nil
 }
 
 // Parse reads a YAML configuration over the defaults and validates the
@@ -354,20 +322,11 @@ func (c Config) TLSAddrs() []netip.AddrPort {
 	}
 	for _, ap := range c.ListenAddrs() {
 		tls := netip.AddrPortFrom(ap.Addr(), DefaultTLSPort)
-		if !containsAddrPort(out, tls) {
+		if !slices.Contains(out, tls) {
 			out = append(out, tls)
 		}
 	}
 	return out
-}
-
-func containsAddrPort(list []netip.AddrPort, a netip.AddrPort) bool {
-	for _, b := range list {
-		if a == b {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseListen parses a listen address, "IP:PORT" ("[IPv6]:PORT") or a bare

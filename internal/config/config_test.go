@@ -95,8 +95,8 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err != nil {
-		t.Fatalf("Load: %v", err)
+	if _, err := load(path); err != nil {
+		t.Fatalf("load: %v", err)
 	}
 	checkDocumented(t, path, string(data))
 }
@@ -357,27 +357,28 @@ func checkError(t *testing.T, err error, tt errorCase) *Error {
 	return e
 }
 
+// TestLoad reads files the way serve does: Read, Validate, Blame.
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	if err := os.WriteFile(good, []byte("listen: [\"127.0.0.1:4000\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(good)
+	c, err := load(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.ListenAddrs()[0].Port() != 4000 || !c.TURN.Enabled {
-		t.Errorf("Load = %+v", c)
+		t.Errorf("load = %+v", c)
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("log:\n  level: info\nturn:\n  relm: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(bad)
+	_, err = load(bad)
 	if want := bad + ":4: turn.relm: unknown key"; err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("Load(bad) = %v, want prefix %q", err, want)
+		t.Errorf("load(bad) = %v, want prefix %q", err, want)
 	}
 
 	// A validation error names the file and the line of the key.
@@ -385,13 +386,13 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(invalid, []byte("turn:\n  users:\n    - {username: a, password: \"\"}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(invalid)
+	_, err = load(invalid)
 	if want := invalid + ":3: turn.users[0].password: is empty"; err == nil || err.Error() != want {
-		t.Errorf("Load(invalid) = %v, want %q", err, want)
+		t.Errorf("load(invalid) = %v, want %q", err, want)
 	}
 
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	if _, err := load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("load(missing) = %v, want ErrNotExist", err)
 	}
 }
 
@@ -535,10 +536,10 @@ func TestEditDistance(t *testing.T) {
 func TestClone(t *testing.T) {
 	c := Default()
 	c.TURN.Users = []User{{"a", "b"}}
-	d := c.Clone()
+	d := clone(c)
 	d.Listen[0] = "changed"
 	d.TURN.Users[0].Password = "changed"
 	if c.Listen[0] == "changed" || c.TURN.Users[0].Password == "changed" {
-		t.Error("Clone shares lists")
+		t.Error("clone shares lists")
 	}
 }

@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		before := c.Clone()
+		before := clone(c)
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted a configuration that Validate then refuses: %v", err)
 		}

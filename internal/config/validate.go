@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -12,7 +13,7 @@ import (
 )
 
 // Validate reports the first invalid setting as an *Error naming its key.
-// Parse and Load call it; call it again after changing a Config (for
+// Parse calls it; call it after Read and after changing a Config (for
 // example from command-line flags).
 func (c Config) Validate() error {
 	for _, check := range []func() *Error{c.Log.validate, c.validateListeners, c.validateSTUN, c.TURN.validate, c.validateMetrics} {
@@ -50,7 +51,7 @@ func parseAddrList(key string, list []string, def uint16) ([]netip.AddrPort, *Er
 			return nil, keyErr(listKey(key, i), "%v", err)
 		case ap.Addr().IsMulticast():
 			return nil, keyErr(listKey(key, i), "%v is a multicast address", ap.Addr())
-		case containsAddrPort(out, ap) && ap.Port() != 0:
+		case slices.Contains(out, ap) && ap.Port() != 0:
 			return nil, keyErr(listKey(key, i), "%v is listed twice", ap)
 		}
 		for j, b := range out {

@@ -23,6 +23,26 @@ type Stats struct {
 	QueueDrops         uint64 // messages a Handler sent later, dropped because a connection's write queue was full
 }
 
+// Add adds the counters of o to s, every field, TCPConns included: the sum
+// of the Stats of several servers (for example one per listen address).
+func (s *Stats) Add(o Stats) {
+	s.Requests += o.Requests
+	s.Responses += o.Responses
+	s.ErrorResponses += o.ErrorResponses
+	s.Delegated += o.Delegated
+	s.ChannelData += o.ChannelData
+	s.Malformed += o.Malformed
+	s.Dropped += o.Dropped
+	s.SendErrors += o.SendErrors
+	s.ReadErrors += o.ReadErrors
+	s.TCPConns += o.TCPConns
+	s.TCPAccepted += o.TCPAccepted
+	s.TCPRejected += o.TCPRejected
+	s.TCPTimeouts += o.TCPTimeouts
+	s.TLSHandshakeErrors += o.TLSHandshakeErrors
+	s.QueueDrops += o.QueueDrops
+}
+
 // counters are the per-receiver counters behind Stats. Each UDP socket's
 // goroutine has its own, so that no two cores increment the same cache
 // line; TCP connections share one.
