@@ -1,24 +1,52 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that icebreaker's tests use, when missing:
-# coturn (turnserver, turnutils_*), stun-client (stun), nftables (nft),
-# conntrack and iproute2 (ip). Needs root; without root it says what is
-# missing and leaves the tests to skip (or fail, under CI=true).
+#   gcc, libc6-dev      cgo, which `go test -race` needs
+#   coturn              turnserver, turnutils_* (interop peers)
+#   stun-client         stun (a classic RFC 3489 client)
+#   nftables, conntrack, iproute2   the NAT lab
+#   magic-wormhole, wormhole-william, python3-magic-wormhole-mailbox-server,
+#   magic-wormhole-transit-relay, python3-spake2   the rendezvous peers
+#   miniupnpd-nftables, natpmpc, miniupnpc   the port-mapping daemon and its clients
+# Needs root; without root it says what is missing and leaves the tests to
+# skip (or fail, under CI=true).
 set -euo pipefail
 
+# A command, or a Python module (py:NAME), and the package that brings it.
 declare -A need=(
+  [gcc]=gcc
   [turnserver]=coturn
   [turnutils_stunclient]=coturn
   [stun]=stun-client
   [nft]=nftables
   [conntrack]=conntrack
   [ip]=iproute2
+  [wormhole]=magic-wormhole
+  [wormhole-william]=wormhole-william
+  [py:wormhole_mailbox_server]=python3-magic-wormhole-mailbox-server
+  [py:wormhole_transit_relay]=magic-wormhole-transit-relay
+  [py:spake2]=python3-spake2
+  [miniupnpd]=miniupnpd-nftables
+  [natpmpc]=natpmpc
+  [upnpc]=miniupnpc
 )
 missing=()
 for bin in "${!need[@]}"; do
-  if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ] && ! [ -x "/sbin/$bin" ]; then
-    missing+=("${need[$bin]}")
-  fi
+  case "$bin" in
+  py:*)
+    mod=${bin#py:}
+    if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c "import $mod" >/dev/null 2>&1; then
+      missing+=("${need[$bin]}")
+    fi
+    ;;
+  *)
+    if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ] && ! [ -x "/sbin/$bin" ]; then
+      missing+=("${need[$bin]}")
+    fi
+    ;;
+  esac
 done
+# libc6-dev has no command of its own: cgo needs its headers.
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: all test dependencies present"
   exit 0
@@ -33,6 +61,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $pkgs
-# The coturn package may start its own daemon on 3478; our tests use their
-# own ports, but do not leave a stray system server running.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
+# Some of these packages start a system daemon (coturn on 3478, miniupnpd);
+# our tests start their own on their own ports: leave none running.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop coturn >/dev/null 2>&1 || true
+  systemctl stop miniupnpd >/dev/null 2>&1 || true
+fi
