@@ -13,12 +13,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/stun/stunuri"
 )
 
 // resolver resolves STUN server names; tests replace it to keep DNS
@@ -152,27 +152,14 @@ func splitServer(s string, defPort uint16) (string, uint16, error) {
 	if _, err := netip.ParseAddr(s); err == nil {
 		return s, defPort, nil // an IPv4 address, or a bare IPv6 one
 	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		return s[1 : len(s)-1], defPort, nil
-	}
-	host, portStr, err := net.SplitHostPort(s)
+	host, port, err := stunuri.ParseHostPort(s)
 	if err != nil {
-		if strings.Contains(s, ":") {
-			return "", 0, fmt.Errorf("bad server %q: %v", s, err)
-		}
-		host, portStr = s, ""
+		return "", 0, fmt.Errorf("%w in server %q", err, s)
 	}
-	if host == "" {
-		return "", 0, fmt.Errorf("bad server %q: no host", s)
+	if port == 0 {
+		port = defPort
 	}
-	if portStr == "" {
-		return host, defPort, nil
-	}
-	p, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || p == 0 {
-		return "", 0, fmt.Errorf("bad port %q in %q", portStr, s)
-	}
-	return host, uint16(p), nil
+	return host, port, nil
 }
 
 // resolveServer turns the host into one address of the wanted family.

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
+	"github.com/icebreaker-net/icebreaker/stun/stunuri"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -150,30 +150,18 @@ func parseTurnCheckArgs(args []string, stderr io.Writer) (*turnCheckOptions, err
 // parseTurnURI parses turn:HOST[:PORT]?transport=udp|tcp and turns:HOST[:PORT]
 // (RFC 7065).
 func parseTurnURI(s string, o *stunOptions) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque == "" {
-		return fmt.Errorf("bad TURN URI %q: want turn:HOST[:PORT][?transport=udp|tcp]", s)
+	u, err := stunuri.Parse(s)
+	if err != nil {
+		return fmt.Errorf("bad TURN URI: %w", err)
 	}
-	var def uint16
-	switch u.Scheme {
-	case "turn":
-		o.transport, def = "udp", turnclient.DefaultPort
-	case "turns":
-		o.transport, def = "tls", turnclient.DefaultTLSPort
-	default:
+	if !u.IsTURN() {
 		return fmt.Errorf("bad TURN URI %q: scheme must be turn or turns", s)
 	}
-	switch t := u.Query().Get("transport"); {
-	case t == "" || (t == "udp" && u.Scheme == "turn"):
-	case t == "tcp":
-		if u.Scheme == "turn" {
-			o.transport = "tcp"
-		}
-	default:
-		return fmt.Errorf("bad TURN URI %q: transport %q", s, t)
+	o.host, o.port, o.transport = u.Host, u.PortOrDefault(), u.TransportOrDefault().String()
+	if u.Secure() {
+		o.transport = "tls"
 	}
-	o.host, o.port, err = splitServer(u.Opaque, def)
-	return err
+	return nil
 }
 
 func runTurnCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
