@@ -8,15 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
 	"github.com/icebreaker-net/icebreaker/internal/userstore"
-	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -30,8 +27,8 @@ type turnRelay struct {
 	cfg     config.TURN
 	server  *turnserver.Server
 	policy  *policy.Policy
-	store   *lazyStore // nil without a user store
-	noStore string     // why there is no user store, when store is nil
+	store   *userstore.Lazy // nil without a user store
+	noStore string          // why there is no user store, when store is nil
 
 	relay, public [2]netip.Addr // by family: IPv4, IPv6; public is what clients see
 	derived       bool          // relay derived from the listeners, not configured
@@ -213,7 +210,7 @@ func hostAddr(v4 bool, ifaddrs []netip.Addr) netip.Addr {
 // An existing store is opened now, so that a broken one fails the start; a
 // missing one is opened once `icebreaker user add` creates it.
 func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
-	var chain userChain
+	var chain turnauth.Chain
 	if len(t.cfg.Users) > 0 {
 		chain = append(chain, turnauth.StaticUsers(t.cfg.StaticUsers()))
 	}
@@ -230,13 +227,9 @@ func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
 			return chain, nil
 		}
 	}
-	t.store = &lazyStore{path: path, logger: logger}
-	if _, err := os.Stat(path); err == nil {
-		s, err := userstore.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("user store (turn.user_db): %w", err)
-		}
-		t.store.s.Store(s)
+	var err error
+	if t.store, err = userstore.OpenLazy(path, lazyCheckInterval, logger); err != nil {
+		return nil, fmt.Errorf("user store (turn.user_db): %w", err)
 	}
 	return append(chain, t.store), nil
 }
@@ -284,8 +277,8 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer) {
 	static, stored := len(c.Users), 0
 	storeState := "user store: none (" + t.noStore + ")"
 	if t.store != nil {
-		n, state := t.store.count(ctx, c.Realm)
-		stored, storeState = n, "user store "+t.store.path+state
+		n, state := storeCount(ctx, t.store, c.Realm)
+		stored, storeState = n, "user store "+t.store.Path()+state
 	}
 	var rest string
 	if n := len(c.RESTSecrets); n > 0 {
@@ -304,7 +297,7 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer) {
 		cmd += " --realm " + shellQuote(c.Realm)
 	}
 	if c.UserDB != "" {
-		cmd += " --db " + shellQuote(t.store.path)
+		cmd += " --db " + shellQuote(t.store.Path())
 	}
 	fmt.Fprintln(w, "TURN: no users yet, so every TURN request gets 401 until you add one (the server picks it up at once):")
 	fmt.Fprintln(w, "  "+cmd+" --password-stdin alice")
@@ -337,100 +330,14 @@ func (t *turnRelay) Close() error {
 	return t.closeErr
 }
 
-// userChain looks a user up in each KeyLookup in turn: the first that
-// knows the user answers. It is safe for concurrent use if its lookups are.
-type userChain []turnauth.KeyLookup
-
-func (c userChain) Key(ctx context.Context, username, realm string, alg stun.PasswordAlgorithm) ([]byte, error) {
-	for _, l := range c {
-		k, err := l.Key(ctx, username, realm, alg)
-		if err == nil || !errors.Is(err, turnauth.ErrUnknownUser) {
-			return k, err
-		}
-	}
-	return nil, fmt.Errorf("%w: %q", turnauth.ErrUnknownUser, username)
-}
-
-func (c userChain) ByUserhash(ctx context.Context, userhash [32]byte, realm string) (string, error) {
-	for _, l := range c {
-		uh, ok := l.(turnauth.UserhashLookup)
-		if !ok {
-			continue
-		}
-		name, err := uh.ByUserhash(ctx, userhash, realm)
-		if err == nil || !errors.Is(err, turnauth.ErrUnknownUser) {
-			return name, err
-		}
-	}
-	return "", fmt.Errorf("%w: no user with that USERHASH", turnauth.ErrUnknownUser)
-}
-
 // lazyCheckInterval is how often a lookup looks for a user store file
 // that did not exist yet.
 var lazyCheckInterval = time.Second
 
-// lazyStore is the user store, opened when its file exists: at start, or
-// at the first lookup after `icebreaker user add` created it (checked at
-// most once per lazyCheckInterval). The server never creates the file. It
-// is safe for concurrent use.
-type lazyStore struct {
-	path   string
-	logger *slog.Logger
-	s      atomic.Pointer[userstore.Store]
-
-	mu        sync.Mutex // guards the fields below and opening
-	nextCheck time.Time
-	closed    bool
-}
-
-// get returns the open store, or nil while its file does not exist.
-func (l *lazyStore) get() *userstore.Store {
-	if s := l.s.Load(); s != nil {
-		return s
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s := l.s.Load(); s != nil || l.closed {
-		return s
-	}
-	now := time.Now()
-	if now.Before(l.nextCheck) {
-		return nil
-	}
-	l.nextCheck = now.Add(lazyCheckInterval)
-	if _, err := os.Stat(l.path); err != nil {
-		return nil
-	}
-	s, err := userstore.Open(l.path)
-	if err != nil {
-		l.logger.Error("cannot open the user store", "path", l.path, "err", err)
-		return nil
-	}
-	l.logger.Info("user store opened", "path", l.path)
-	l.s.Store(s)
-	return s
-}
-
-func (l *lazyStore) Key(ctx context.Context, username, realm string, alg stun.PasswordAlgorithm) ([]byte, error) {
-	s := l.get()
-	if s == nil {
-		return nil, fmt.Errorf("%w: %q (no user store yet)", turnauth.ErrUnknownUser, username)
-	}
-	return s.Key(ctx, username, realm, alg)
-}
-
-func (l *lazyStore) ByUserhash(ctx context.Context, userhash [32]byte, realm string) (string, error) {
-	s := l.get()
-	if s == nil {
-		return "", fmt.Errorf("%w: no user store yet", turnauth.ErrUnknownUser)
-	}
-	return s.ByUserhash(ctx, userhash, realm)
-}
-
-// count returns the number of users of realm in the store and a note on
-// its state for the startup message.
-func (l *lazyStore) count(ctx context.Context, realm string) (int, string) {
-	s := l.s.Load()
+// storeCount returns the number of users of realm in the store and a note
+// on its state for the startup message.
+func storeCount(ctx context.Context, l *userstore.Lazy, realm string) (int, string) {
+	s := l.Store()
 	if s == nil {
 		return 0, " (not created yet)"
 	}
@@ -439,15 +346,4 @@ func (l *lazyStore) count(ctx context.Context, realm string) (int, string) {
 		return 0, fmt.Sprintf(" (cannot list users: %v)", err)
 	}
 	return len(users), ""
-}
-
-// Close closes the store if it was opened; later lookups find no user.
-func (l *lazyStore) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-	if s := l.s.Swap(nil); s != nil {
-		return s.Close()
-	}
-	return nil
 }
