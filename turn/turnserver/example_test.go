@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
-	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -70,26 +68,9 @@ func ExampleNew() {
 		own = append(own, ep.Addr)
 	}
 	pol.SetOwn(own)
-	server := ss.Addrs()[0].Addr
 
-	// STUN still works: a Binding request.
-	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		log.Fatal(err)
-	}
-	c, err := stunclient.New(conn, stunclient.Config{})
-	if err != nil {
-		conn.Close()
-		log.Fatal(err)
-	}
-	defer c.Close()
-	res, err := c.Binding(ctx, server)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("Binding answered:", res.Mapped == res.Local)
-
-	// And TURN: an allocation with REST credentials over TCP.
+	// An allocation with REST credentials, over TCP. The Allocate
+	// response also carries XOR-MAPPED-ADDRESS, as a Binding response does.
 	relay, err := turnclient.Allocate(ctx, turnclient.Config{
 		Server:    ss.Addrs()[1].Addr.String(),
 		Transport: turnclient.TCP,
@@ -99,13 +80,14 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println("mapped address:", relay.Mapped().Addr())
 	fmt.Println("allocations:", ts.Stats().Allocations)
 	relay.Close() // deletes the allocation (Refresh with LIFETIME 0)
 	fmt.Println("allocations after Close:", ts.Stats().Allocations)
 	// Output:
 	// listening on udp
 	// listening on tcp
-	// Binding answered: true
+	// mapped address: 127.0.0.1
 	// allocations: 1
 	// allocations after Close: 0
 }
