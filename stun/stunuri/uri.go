@@ -155,7 +155,7 @@ func Parse(s string) (URI, error) {
 		return bad("want stun:, stuns:, turn: or turns: HOST[:PORT]")
 	}
 	var u URI
-	switch strings.ToLower(name) {
+	switch asciiLower(name) {
 	case "stun":
 		u.Scheme = STUN
 	case "stuns":
@@ -205,10 +205,10 @@ func parseQuery(q string) (Transport, error) {
 		return 0, fmt.Errorf("more than one parameter in %q; RFC 7065 allows transport only", q)
 	}
 	key, val, _ := strings.Cut(q, "=")
-	if !strings.EqualFold(key, "transport") {
+	if asciiLower(key) != "transport" {
 		return 0, fmt.Errorf("unknown parameter %q; RFC 7065 allows transport only", key)
 	}
-	switch strings.ToLower(val) {
+	switch asciiLower(val) {
 	case "udp":
 		return UDP, nil
 	case "tcp":
@@ -325,6 +325,19 @@ func checkName(host string) error {
 		}
 	}
 	return nil
+}
+
+// asciiLower lowers ASCII letters only: URI schemes and ABNF strings are
+// case-insensitive in ASCII (RFC 3986, Section 3.1; RFC 5234, Section
+// 2.3), and Unicode folding would read U+017F (LATIN SMALL LETTER LONG S) as 's'.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // unreserved reports whether r is an RFC 3986 unreserved character.

@@ -104,6 +104,8 @@ func TestParseErrors(t *testing.T) {
 		{in: "turn:example.org?transport=", msg: "bad transport"},
 		{in: "turn:example.org?transport=u%64p", msg: "bad transport"},
 		{in: "turn:example.org?transport=sctp", msg: "transport \"sctp\"", unsupported: true},
+		{in: "turn:example.org?tran\u017fport=udp", msg: "unknown parameter"}, // no Unicode folding
+		{in: "\u017ftun:example.org", msg: "scheme must be"},
 		{in: "turns:example.org?transport=udp", msg: "DTLS", unsupported: true},
 		{in: "turn:" + strings.Repeat("a", 254), msg: "exceeds 253"},
 	} {
