@@ -189,7 +189,7 @@ func Parse(s string) (URI, error) {
 			return bad("%v", err)
 		}
 	}
-	if err := u.Validate(); err != nil {
+	if err := u.validate(); err != nil {
 		return URI{}, fmt.Errorf("stunuri: %q: %w", s, err)
 	}
 	return u, nil
@@ -350,6 +350,13 @@ func unreserved(r rune) bool {
 // back: a known scheme, a valid host, and a transport that the scheme
 // allows. Errors for TURN over DTLS wrap ErrUnsupported.
 func (u URI) Validate() error {
+	if err := u.validate(); err != nil {
+		return fmt.Errorf("stunuri: %w", err)
+	}
+	return nil
+}
+
+func (u URI) validate() error {
 	switch {
 	case u.Scheme < STUN || u.Scheme > TURNS:
 		return fmt.Errorf("unknown scheme %s", u.Scheme)
@@ -407,7 +414,7 @@ func (u URI) appendText(b []byte) []byte {
 // does not Validate.
 func (u URI) MarshalText() ([]byte, error) {
 	if err := u.Validate(); err != nil {
-		return nil, fmt.Errorf("stunuri: %w", err)
+		return nil, err
 	}
 	return u.appendText(nil), nil
 }
