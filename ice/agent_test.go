@@ -40,14 +40,14 @@ func checkGoroutines(t testing.TB, base int) {
 }
 
 // connectPair gathers on two agents and connects them, A controlling.
-func connectPair(t *testing.T, cfgA, cfgB AgentConfig) (a, b *Agent, ca, cb net.Conn) {
+func connectPair(t testing.TB, cfgA, cfgB AgentConfig) (a, b *Agent, ca, cb net.Conn) {
 	t.Helper()
 	return connectPairExtra(t, cfgA, cfgB, nil)
 }
 
 // connectPairExtra is connectPair where A's Dial also gets the remote
 // candidates extra, after B's own.
-func connectPairExtra(t *testing.T, cfgA, cfgB AgentConfig, extra []Candidate) (a, b *Agent, ca, cb net.Conn) {
+func connectPairExtra(t testing.TB, cfgA, cfgB AgentConfig, extra []Candidate) (a, b *Agent, ca, cb net.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -21,7 +21,7 @@ import (
 // turnServer starts icebreaker's TURN server in process on 127.0.0.1 (UDP,
 // TCP and TLS with a self-signed certificate that clientTLS trusts), with
 // the user u:p, relaying on 127.0.0.1 to loopback peers. Cleanup stops it.
-func turnServer(t *testing.T) (udp, tcp, tlsAddr netip.AddrPort, clientTLS *tls.Config) {
+func turnServer(t testing.TB) (udp, tcp, tlsAddr netip.AddrPort, clientTLS *tls.Config) {
 	t.Helper()
 	auth, err := turnauth.New(turnauth.Config{Realm: "ice.test", Users: turnauth.StaticUsers{"u": "p"}})
 	if err != nil {
