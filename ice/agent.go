@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -445,12 +446,10 @@ func (a *Agent) Close() error {
 
 // opErr wraps err as the stdlib would.
 func (a *Agent) opErr(op string, p *Pair, err error) error {
-	e := &net.OpError{Op: op, Net: "udp", Err: err}
-	if p != nil {
-		e.Source = net.UDPAddrFromAddrPort(p.Local.Addr)
-		e.Addr = net.UDPAddrFromAddrPort(p.Remote.Addr)
+	if p == nil {
+		return netx.OpError(op, "udp", nil, nil, err)
 	}
-	return e
+	return netx.OpError(op, "udp", netx.UDPAddr(p.Local.Addr), netx.UDPAddr(p.Remote.Addr), err)
 }
 
 // sockFor returns the socket bound to base, or nil.
@@ -492,7 +491,7 @@ func (a *Agent) readLoop(s *sock) {
 			a.counters.malformed.Add(1)
 			continue
 		}
-		p := rxPacket{s: s, from: unmap(from), b: append([]byte(nil), buf[:n]...), at: time.Now()}
+		p := rxPacket{s: s, from: netx.Unmap(from), b: append([]byte(nil), buf[:n]...), at: time.Now()}
 		q := a.dataIn
 		if stun.Classify(p.b) == stun.KindSTUN {
 			q = a.stunIn

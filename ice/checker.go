@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 )
@@ -587,7 +588,7 @@ func (c *Checker) AddRemoteCandidate(r Candidate) error {
 	if !r.Addr.IsValid() || r.Addr.Port() == 0 || r.Component == 0 {
 		return fmt.Errorf("ice: remote candidate %q has no usable address", r.String())
 	}
-	r.Addr = unmap(r.Addr)
+	r.Addr = netx.Unmap(r.Addr)
 	c.idle = false
 	if old := c.remoteAt(r.Addr, r.Component); old != nil {
 		if old.Type != TypePeerReflexive {

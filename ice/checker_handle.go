@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -20,7 +21,7 @@ import (
 // relayed candidate); now is the time of receipt, which dates the answers
 // to consent checks (RFC 7675).
 func (c *Checker) Handle(pkt []byte, local, from netip.AddrPort, now time.Time) error {
-	local, from = unmap(local), unmap(from)
+	local, from = netx.Unmap(local), netx.Unmap(from)
 	c.idle = false
 	m := &c.scratch
 	if err := m.Parse(pkt); err != nil {
@@ -41,10 +42,6 @@ func (c *Checker) Handle(pkt []byte, local, from netip.AddrPort, now time.Time) 
 		return c.handleResponse(m, local, from, now)
 	}
 	return nil // indications: keepalives, RFC 8445, Section 11
-}
-
-func unmap(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // respond queues a response, dropping it when the queue is full.

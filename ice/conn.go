@@ -5,8 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // ErrNotData is wrapped by Conn.Write for a datagram the peer could not
@@ -33,21 +34,16 @@ var ErrNotData = errors.New("ice: application data must be non-empty and not sta
 // permission for the peer (RFC 8656, Section 9).
 type Conn struct {
 	a      *Agent
-	rd, wd deadline
+	rd, wd netx.Deadline
 }
 
-func newConn(a *Agent) *Conn {
-	c := &Conn{a: a}
-	c.rd.expired = make(chan struct{})
-	c.wd.expired = make(chan struct{})
-	return c
-}
+func newConn(a *Agent) *Conn { return &Conn{a: a} }
 
 // Read reads one datagram of the selected path into b.
 func (c *Conn) Read(b []byte) (int, error) {
 	for {
 		sel := c.a.selected.Load()
-		rd := c.rd.wait()
+		rd := c.rd.Done()
 		select {
 		case <-c.a.done:
 			return 0, c.a.opErr("read", sel, net.ErrClosed)
@@ -82,7 +78,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
 	case <-c.a.lost:
 		return 0, c.a.opErr("write", sel, c.a.stopped())
-	case <-c.wd.wait():
+	case <-c.wd.Done():
 		return 0, c.a.opErr("write", sel, os.ErrDeadlineExceeded)
 	default:
 	}
@@ -106,94 +102,43 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // Close closes the Agent. It is idempotent.
 func (c *Conn) Close() error {
-	c.rd.set(time.Time{})
-	c.wd.set(time.Time{})
+	c.rd.Set(time.Time{})
+	c.wd.Set(time.Time{})
 	return c.a.Close()
 }
 
 // LocalAddr returns the address of the selected pair's local candidate.
 func (c *Conn) LocalAddr() net.Addr {
-	return net.UDPAddrFromAddrPort(c.a.selected.Load().Local.Addr)
+	return netx.UDPAddr(c.a.selected.Load().Local.Addr)
 }
 
 // RemoteAddr returns the address of the selected pair's remote candidate.
 func (c *Conn) RemoteAddr() net.Addr {
-	return net.UDPAddrFromAddrPort(c.a.selected.Load().Remote.Addr)
+	return netx.UDPAddr(c.a.selected.Load().Remote.Addr)
 }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the read deadline; a zero t clears it. It also
 // wakes a blocked Read when t is in the past.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.Set(t); return nil }
 
 // SetWriteDeadline sets the write deadline; a zero t clears it. A UDP
 // write does not block, so only a deadline already past fails it.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.Set(t); return nil }
 
 // stopped returns why the Conn no longer works: net.ErrClosed once the
 // Agent is closed, else ErrConsentLost.
 func (a *Agent) stopped() error {
-	if isClosed(a.done) {
+	if netx.Closed(a.done) {
 		return net.ErrClosed
 	}
 	return ErrConsentLost
-}
-
-// deadline is a channel closed when a time passes, like net.Pipe's.
-type deadline struct {
-	mu      sync.Mutex
-	timer   *time.Timer
-	expired chan struct{}
-}
-
-// set arms the deadline for t; zero disarms it.
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.expired // the timer fired: wait until it closed the channel
-	}
-	d.timer = nil
-	closed := isClosed(d.expired)
-	if t.IsZero() {
-		if closed {
-			d.expired = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.expired = make(chan struct{})
-		}
-		ch := d.expired
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
-	}
-	if !closed {
-		close(d.expired)
-	}
-}
-
-// wait returns a channel closed once the deadline has passed.
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.expired
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 // peerSet is the addresses of the peer's candidates that data is accepted

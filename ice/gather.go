@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
@@ -262,7 +263,7 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 			break
 		}
 		for _, server := range gc.STUNServers {
-			server = unmap(server)
+			server = netx.Unmap(server)
 			if server.Addr().Is4() != s.addr.Addr().Is4() {
 				continue
 			}
@@ -352,7 +353,7 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sock{conn: conn, addr: unmap(conn.LocalAddr().(*net.UDPAddr).AddrPort()), pref: pref, gen: gen}
+	s := &sock{conn: conn, addr: netx.AddrPort(conn.LocalAddr()), pref: pref, gen: gen}
 	write := func(b []byte, to netip.AddrPort) error {
 		_, err := conn.WriteToUDPAddrPort(b, to)
 		return err

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -67,7 +68,7 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 	if err != nil {
 		return Candidate{}, err
 	}
-	relayed := unmap(r.Relayed()[0])
+	relayed := netx.Unmap(r.Relayed()[0])
 	s := &sock{relay: r, out: make(chan outPacket, queueLen), stop: make(chan struct{}), addr: relayed, pref: pref, gen: gen}
 	a.mu.Lock()
 	if a.closed {
@@ -81,13 +82,13 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 	go a.readLoop(s)
 	go a.writeLoop(s)
 	return Candidate{
-		Foundation: Foundation(TypeRelay, relayed.Addr(), unmap(ts.Addr).Addr(), TransportUDP),
+		Foundation: Foundation(TypeRelay, relayed.Addr(), netx.Unmap(ts.Addr).Addr(), TransportUDP),
 		Component:  1,
 		Transport:  TransportUDP,
 		Priority:   Priority(TypeRelay.Preference(), pref, 1),
 		Addr:       relayed,
 		Type:       TypeRelay,
-		Related:    unmap(r.Mapped()),
+		Related:    netx.Unmap(r.Mapped()),
 		Base:       relayed,
 	}, nil
 }

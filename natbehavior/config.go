@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 )
 
@@ -119,7 +120,7 @@ func (c Config) withDefaults() Config {
 	if c.Network == "" {
 		c.Network = "udp"
 	}
-	c.Local = unmap(c.Local)
+	c.Local = netx.Unmap(c.Local)
 	return c
 }
 

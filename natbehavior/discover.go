@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // ResolveError reports a server name that could not be resolved, or that
@@ -208,7 +210,7 @@ func (d *driver) socket(s Socket) (*net.UDPConn, error) {
 		return nil, fmt.Errorf("natbehavior: open a UDP socket on %s: %w", bind, err)
 	}
 	d.socks[s] = c
-	la := unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())
+	la := netx.AddrPort(c.LocalAddr())
 	if la.Addr().IsUnspecified() {
 		if src, ok := d.sourceFor(network); ok {
 			la = netip.AddrPortFrom(src, la.Port())
@@ -228,7 +230,7 @@ func (d *driver) sourceFor(network string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), true
+	return netx.AddrPort(c.LocalAddr()).Addr(), true
 }
 
 // read is the reader goroutine of one socket; close stops it.

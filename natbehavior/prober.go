@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 )
@@ -63,7 +64,7 @@ func NewProber(server netip.AddrPort, cfg Config) (*Prober, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
+	server = netx.Unmap(server)
 	if !server.IsValid() || server.Port() == 0 || server.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("natbehavior: invalid server address %s", server)
 	}
@@ -84,7 +85,7 @@ func NewProber(server netip.AddrPort, cfg Config) (*Prober, error) {
 // the local IP address and port of the socket used to send the request, the
 // client knows that it is not NATed"); without it NATPresent is Unknown.
 func (p *Prober) SetLocalAddr(s Socket, a netip.AddrPort) {
-	p.local[s] = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	p.local[s] = netx.Unmap(a)
 }
 
 // Done reports whether every test has finished.
@@ -205,7 +206,7 @@ func (p *Prober) wake() time.Time {
 // malformed packets) are counted in Report.Ignored and otherwise dropped:
 // responses are matched to probes by transaction ID only, never by order.
 func (p *Prober) Receive(s Socket, from netip.AddrPort, b []byte, now time.Time) {
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	from = netx.Unmap(from)
 	m := &p.msg
 	if err := m.Parse(b); err != nil || m.Classic || m.Type.Method != stun.MethodBinding {
 		p.ignored++
@@ -242,9 +243,9 @@ func (p *Prober) Receive(s Socket, from netip.AddrPort, b []byte, now time.Time)
 			pr.bad = fmt.Errorf("natbehavior: the server's response has no usable mapped address: %w", err)
 			break
 		}
-		r := response{sock: s, from: from, mapped: unmap(mapped), at: now}
+		r := response{sock: s, from: from, mapped: netx.Unmap(mapped), at: now}
 		if o, err := m.Address(stun.AttrOtherAddress); err == nil {
-			r.other = unmap(o)
+			r.other = netx.Unmap(o)
 		}
 		pr.answered, pr.resp = true, r
 	}
@@ -267,10 +268,6 @@ func (p *Prober) accepts(pr *probe, s Socket, c stun.Class) bool {
 		return s == pr.sock || s == p.lifeX[pr.step].sock
 	}
 	return s == pr.sock
-}
-
-func unmap(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // cancel ends a probe that is no longer needed.

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -188,7 +189,7 @@ func New(conn net.PacketConn, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.local = addrPortOf(conn.LocalAddr())
+	c.local = netx.AddrPort(conn.LocalAddr())
 	c.closer = conn
 	c.write = func(b []byte, to netip.AddrPort) error {
 		_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
@@ -212,8 +213,8 @@ func NewStream(conn net.Conn, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.reliable = true
-	c.local = addrPortOf(conn.LocalAddr())
-	c.remote = addrPortOf(conn.RemoteAddr())
+	c.local = netx.AddrPort(conn.LocalAddr())
+	c.remote = netx.AddrPort(conn.RemoteAddr())
 	c.closer = conn
 	var wmu sync.Mutex // keeps concurrent requests from interleaving
 	c.write = func(b []byte, _ netip.AddrPort) error {
@@ -408,22 +409,8 @@ func (c *Client) readPackets(conn net.PacketConn) {
 			continue
 		}
 		fails = 0
-		if !c.HandlePacket(buf[:n], addrPortOf(addr)) {
+		if !c.HandlePacket(buf[:n], netx.AddrPort(addr)) {
 			c.malformed.Add(1)
 		}
 	}
-}
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case nil:
-	default:
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -81,7 +82,7 @@ func (c *Client) Do(ctx context.Context, server netip.AddrPort, method stun.Meth
 }
 
 func (c *Client) target(server netip.AddrPort) (netip.AddrPort, error) {
-	server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
+	server = netx.Unmap(server)
 	if c.reliable {
 		if server.IsValid() && server != c.remote {
 			return server, fmt.Errorf("stun: this client is connected to %s, not %s", c.remote, server)
@@ -107,7 +108,7 @@ func (c *Client) alternate(resp *Response, serr *stun.Error, server netip.AddrPo
 		if err != nil || ap.Port() == 0 || ap.Addr().IsUnspecified() {
 			continue
 		}
-		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		ap = netx.Unmap(ap)
 		if ap.Addr().Is4() == server.Addr().Is4() {
 			e.Alternate = ap
 			break
@@ -288,7 +289,7 @@ func (c *Client) Binding(ctx context.Context, server netip.AddrPort) (BindingRes
 		return BindingResult{}, fmt.Errorf("%w: %w", ErrNoMappedAddress, err)
 	}
 	return BindingResult{
-		Mapped:   netip.AddrPortFrom(mapped.Addr().Unmap(), mapped.Port()),
+		Mapped:   netx.Unmap(mapped),
 		Local:    c.local,
 		Server:   resp.From,
 		RTT:      resp.RTT,

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -279,7 +280,7 @@ func (r *Relay) parseAllocation(resp *stunclient.Response) error {
 		if err != nil {
 			return fmt.Errorf("turn: Allocate response: %w", err)
 		}
-		r.relayed = append(r.relayed, unmap(ap))
+		r.relayed = append(r.relayed, netx.Unmap(ap))
 	}
 	if len(r.relayed) == 0 {
 		return fmt.Errorf("turn: Allocate response without XOR-RELAYED-ADDRESS: %w", stun.ErrAttrNotFound)
@@ -295,7 +296,7 @@ func (r *Relay) parseAllocation(resp *stunclient.Response) error {
 		}
 	}
 	if ap, err := m.XORMappedAddress(); err == nil {
-		r.mapped = unmap(ap)
+		r.mapped = netx.Unmap(ap)
 	}
 	return nil
 }
@@ -452,7 +453,7 @@ func (r *Relay) readUDP() {
 			continue
 		}
 		fails = 0
-		r.handle(buf[:n], unmap(from), &msg)
+		r.handle(buf[:n], netx.Unmap(from), &msg)
 	}
 }
 
@@ -543,7 +544,7 @@ func (r *Relay) handle(b []byte, from netip.AddrPort, msg *stun.Message) {
 			return
 		}
 		r.st.recvIndications.Add(1)
-		r.deliver(data, unmap(peer))
+		r.deliver(data, netx.Unmap(peer))
 	case stun.KindChannelData:
 		if from != r.Server() {
 			r.st.foreign.Add(1)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
@@ -205,7 +206,7 @@ func roundTrips(t *testing.T, r *Relay, peer netip.AddrPort) int {
 			if err != nil {
 				t.Fatalf("ReadFrom after %q: %v (stats %+v)", msg, err, r.Stats())
 			}
-			if got := from.(*net.UDPAddr).AddrPort(); unmap(got) != peer {
+			if got := from.(*net.UDPAddr).AddrPort(); netx.Unmap(got) != peer {
 				t.Fatalf("datagram from %v, want %v", got, peer)
 			}
 			if bytes.Equal(buf[:n], msg) {

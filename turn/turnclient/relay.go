@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -48,8 +49,8 @@ type Relay struct {
 	core *core
 
 	in      chan packet
-	readDL  deadline
-	writeDL deadline
+	readDL  netx.Deadline
+	writeDL netx.Deadline
 	kick    chan struct{} // wakes the refresher; capacity 1
 
 	closing       chan struct{} // closed by Close
@@ -111,7 +112,7 @@ func (r *Relay) Stats() Stats {
 }
 
 // LocalAddr returns the relayed transport address (a *net.UDPAddr).
-func (r *Relay) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(r.relayed[0]) }
+func (r *Relay) LocalAddr() net.Addr { return netx.UDPAddr(r.relayed[0]) }
 
 // Relayed returns the relayed addresses: one, or two for Dual.
 func (r *Relay) Relayed() []netip.AddrPort { return append([]netip.AddrPort(nil), r.relayed...) }
@@ -130,7 +131,7 @@ func (r *Relay) Lifetime() time.Duration { return r.lifetime0 }
 // Channel returns the channel number bound to peer, or 0 if packets to
 // peer still go in Send indications.
 func (r *Relay) Channel(peer netip.AddrPort) uint16 {
-	peer = unmap(peer)
+	peer = netx.Unmap(peer)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b := r.core.peers[peer]; b != nil && b.bound {
@@ -141,21 +142,21 @@ func (r *Relay) Channel(peer netip.AddrPort) uint16 {
 
 // SetDeadline sets the read and write deadlines.
 func (r *Relay) SetDeadline(t time.Time) error {
-	r.readDL.set(t)
-	r.writeDL.set(t)
+	r.readDL.Set(t)
+	r.writeDL.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the deadline of ReadFrom, also for a call already
 // waiting.
-func (r *Relay) SetReadDeadline(t time.Time) error { r.readDL.set(t); return nil }
+func (r *Relay) SetReadDeadline(t time.Time) error { r.readDL.Set(t); return nil }
 
 // SetWriteDeadline sets the deadline of WriteTo, which bounds the
 // CreatePermission a write to a new peer waits for.
-func (r *Relay) SetWriteDeadline(t time.Time) error { r.writeDL.set(t); return nil }
+func (r *Relay) SetWriteDeadline(t time.Time) error { r.writeDL.Set(t); return nil }
 
 func (r *Relay) opError(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: "turn", Source: r.LocalAddr(), Addr: addr, Err: err}
+	return netx.OpError(op, "turn", r.LocalAddr(), addr, err)
 }
 
 // ReadFrom reads the next datagram a peer sent to the relayed address. A
@@ -168,17 +169,17 @@ func (r *Relay) ReadFrom(p []byte) (int, net.Addr, error) {
 	// Datagrams already queued are delivered first.
 	select {
 	case pkt := <-r.in:
-		return copy(p, pkt.b), net.UDPAddrFromAddrPort(pkt.from), nil
+		return copy(p, pkt.b), netx.UDPAddr(pkt.from), nil
 	default:
 	}
 	select {
 	case pkt := <-r.in:
-		return copy(p, pkt.b), net.UDPAddrFromAddrPort(pkt.from), nil
+		return copy(p, pkt.b), netx.UDPAddr(pkt.from), nil
 	case <-r.closing:
 		return 0, nil, r.opError("read", nil, net.ErrClosed)
 	case <-r.dead:
 		return 0, nil, r.opError("read", nil, r.deadErr)
-	case <-r.readDL.wait():
+	case <-r.readDL.Done():
 		return 0, nil, r.opError("read", nil, os.ErrDeadlineExceeded)
 	}
 }
@@ -198,9 +199,9 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 	switch {
 	case r.closed.Load():
 		return 0, r.opError("write", addr, net.ErrClosed)
-	case isClosed(r.dead):
+	case netx.Closed(r.dead):
 		return 0, r.opError("write", addr, r.deadErr)
-	case isClosed(r.writeDL.ch0()):
+	case r.writeDL.Expired():
 		return 0, r.opError("write", addr, os.ErrDeadlineExceeded)
 	case len(p) > turn.MaxChannelDataLength:
 		return 0, r.opError("write", addr, fmt.Errorf("turn: datagram of %d bytes is too long", len(p)))
@@ -211,7 +212,7 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 	r.mu.Unlock()
 	if !has {
 		ctx, cancel := context.WithCancel(context.Background())
-		if dl := r.writeDL.get(); !dl.IsZero() {
+		if dl := r.writeDL.Time(); !dl.IsZero() {
 			ctx, cancel = context.WithDeadline(context.Background(), dl)
 		}
 		err := r.createPermission(ctx, peer.Addr())
@@ -258,16 +259,6 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1600); return &b }}
 
-// ch0 returns the deadline's channel without creating a fresh one.
-func (d *deadline) ch0() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ch == nil {
-		d.ch = make(chan struct{})
-	}
-	return d.ch
-}
-
 // send writes one message to the server.
 func (r *Relay) send(b []byte, to netip.AddrPort) error {
 	if r.udp != nil {
@@ -281,27 +272,17 @@ func (r *Relay) send(b []byte, to netip.AddrPort) error {
 }
 
 func peerOf(addr net.Addr) (netip.AddrPort, error) {
-	var ap netip.AddrPort
-	switch a := addr.(type) {
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	case nil:
-		return ap, errors.New("turn: no peer address")
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
-			return ap, fmt.Errorf("turn: peer address %q: %w", a.String(), err)
-		}
+	if addr == nil {
+		return netip.AddrPort{}, errors.New("turn: no peer address")
 	}
-	ap = unmap(ap)
+	ap, err := netx.ParseAddr(addr)
+	if err != nil {
+		return ap, fmt.Errorf("turn: peer %w", err)
+	}
 	if !ap.IsValid() || ap.Port() == 0 {
 		return ap, fmt.Errorf("turn: invalid peer address %v", addr)
 	}
 	return ap, nil
-}
-
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // fail marks the relay lost with err (the first reason wins).
@@ -328,7 +309,7 @@ func (r *Relay) Close() error {
 	close(r.closing)
 	r.cancel()
 	r.waitRefresher()
-	if !isClosed(r.dead) {
+	if !netx.Closed(r.dead) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
 			return turn.AppendLifetime(b, 0) // RFC 8656, Section 7.3: delete
@@ -345,7 +326,7 @@ func (r *Relay) Close() error {
 		r.closeErr = r.stream.Close()
 	}
 	r.wg.Wait()
-	r.readDL.stop()
-	r.writeDL.stop()
+	r.readDL.Stop()
+	r.writeDL.Stop()
 	return r.closeErr
 }

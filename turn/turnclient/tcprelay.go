@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -88,7 +89,7 @@ func (r *Relay) connectionAttempt(msg *stun.Message) {
 	}
 	r.st.attempts.Add(1)
 	select {
-	case r.attempts <- attempt{id: id, peer: unmap(peer)}:
+	case r.attempts <- attempt{id: id, peer: netx.Unmap(peer)}:
 	default:
 		r.st.drop.Add(1)
 	}
@@ -125,11 +126,7 @@ func (t *TCPRelay) CreatePermission(ctx context.Context, ip netip.Addr) error {
 }
 
 func (t *TCPRelay) opError(op string, peer netip.AddrPort, err error) error {
-	var addr net.Addr
-	if peer.IsValid() {
-		addr = net.TCPAddrFromAddrPort(peer)
-	}
-	return &net.OpError{Op: op, Net: "turn-tcp", Source: t.Addr(), Addr: addr, Err: err}
+	return netx.OpError(op, "turn-tcp", t.Addr(), netx.TCPAddr(peer), err)
 }
 
 // usable reports why the TCPRelay cannot be used, or nil.
@@ -137,7 +134,7 @@ func (t *TCPRelay) usable() error {
 	switch {
 	case t.r.closed.Load():
 		return net.ErrClosed
-	case isClosed(t.r.dead):
+	case netx.Closed(t.r.dead):
 		return t.r.deadErr
 	}
 	return nil
@@ -160,7 +157,7 @@ func (t *TCPRelay) context(ctx context.Context) (context.Context, context.Cancel
 // ErrConnectFailed (447), ErrConnectionExists (446), another *stun.Error,
 // a timeout, ctx's error or net.ErrClosed.
 func (t *TCPRelay) Dial(ctx context.Context, peer netip.AddrPort) (net.Conn, error) {
-	peer = unmap(peer)
+	peer = netx.Unmap(peer)
 	if !peer.IsValid() || peer.Port() == 0 || peer.Addr().IsUnspecified() {
 		return nil, t.opError("dial", peer, fmt.Errorf("turn: invalid peer address %v", peer))
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // tcpEchoPeer is a TCP listener on loopback that echoes every connection.
@@ -122,7 +124,7 @@ func testTCPRelay(t *testing.T, cfg Config, ip string) {
 	if err != nil {
 		t.Fatalf("Accept: %v (stats %+v)", err, tr.Stats())
 	}
-	if want := in.LocalAddr().(*net.TCPAddr).AddrPort(); unmap(peer) != unmap(want) {
+	if want := in.LocalAddr().(*net.TCPAddr).AddrPort(); netx.Unmap(peer) != netx.Unmap(want) {
 		t.Errorf("Accept: peer %v, want %v", peer, want)
 	}
 	if _, err := in.Write([]byte("late")); err != nil {
