@@ -124,3 +124,30 @@ func TestDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestCopyBuf(t *testing.T) {
+	small := []byte("datagram")
+	bp := CopyBuf(small)
+	if string(*bp) != "datagram" || cap(*bp) != BufSize {
+		t.Fatalf("CopyBuf = %q (cap %d)", *bp, cap(*bp))
+	}
+	small[0] = 'X'
+	if (*bp)[0] != 'd' {
+		t.Fatal("CopyBuf shares the caller's bytes")
+	}
+	FreeBuf(bp)
+	big := make([]byte, BufSize+1)
+	if bp := CopyBuf(big); len(*bp) != len(big) {
+		t.Fatalf("CopyBuf of %d bytes = %d bytes", len(big), len(*bp))
+	} else {
+		FreeBuf(bp) // not pooled: ignored
+	}
+	FreeBuf(nil)
+	if raceEnabled {
+		t.Log("allocations not counted: the race detector makes sync.Pool drop buffers")
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { FreeBuf(CopyBuf(small)) }); n != 0 {
+		t.Fatalf("CopyBuf+FreeBuf: %v allocations, want 0", n)
+	}
+}
