@@ -579,9 +579,11 @@ func (r *Relay) deliver(data []byte, from netip.AddrPort) {
 	r.mu.Lock()
 	r.core.received(from)
 	r.mu.Unlock()
+	pkt := packet{buf: netx.CopyBuf(data), from: from}
 	select {
-	case r.in <- packet{b: append([]byte(nil), data...), from: from}:
+	case r.in <- pkt:
 	default:
+		netx.FreeBuf(pkt.buf)
 		r.st.drop.Add(1)
 	}
 }

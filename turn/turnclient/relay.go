@@ -18,6 +18,8 @@ import (
 	"github.com/icebreaker-net/icebreaker/turn"
 )
 
+var _ net.PacketConn = (*Relay)(nil)
+
 // Relay is a TURN allocation as a net.PacketConn: WriteTo sends a datagram
 // to a peer through the server, ReadFrom returns what peers sent to the
 // relayed address. LocalAddr is the relayed address (the IPv4 one of a
@@ -68,9 +70,18 @@ type Relay struct {
 	st stats
 }
 
+// packet is a datagram from a peer, queued for ReadFrom in a pooled
+// buffer.
 type packet struct {
-	b    []byte
+	buf  *[]byte // from netx.CopyBuf
 	from netip.AddrPort
+}
+
+// copyTo copies the datagram into p, truncating it, and frees its buffer.
+func (pkt packet) copyTo(p []byte) int {
+	n := copy(p, *pkt.buf)
+	netx.FreeBuf(pkt.buf)
+	return n
 }
 
 type stats struct {
@@ -163,24 +174,34 @@ func (r *Relay) opError(op string, addr net.Addr, err error) error {
 // datagram longer than p is truncated. Errors are *net.OpError wrapping
 // os.ErrDeadlineExceeded, net.ErrClosed, or ErrAllocationLost.
 func (r *Relay) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := r.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, netx.UDPAddr(from), nil
+}
+
+// ReadFromUDPAddrPort is ReadFrom with the peer's address as a
+// netip.AddrPort (unmapped), like net.UDPConn's: it allocates nothing.
+func (r *Relay) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 	if r.closed.Load() {
-		return 0, nil, r.opError("read", nil, net.ErrClosed)
+		return 0, netip.AddrPort{}, r.opError("read", nil, net.ErrClosed)
 	}
 	// Datagrams already queued are delivered first.
 	select {
 	case pkt := <-r.in:
-		return copy(p, pkt.b), netx.UDPAddr(pkt.from), nil
+		return pkt.copyTo(p), pkt.from, nil
 	default:
 	}
 	select {
 	case pkt := <-r.in:
-		return copy(p, pkt.b), netx.UDPAddr(pkt.from), nil
+		return pkt.copyTo(p), pkt.from, nil
 	case <-r.closing:
-		return 0, nil, r.opError("read", nil, net.ErrClosed)
+		return 0, netip.AddrPort{}, r.opError("read", nil, net.ErrClosed)
 	case <-r.dead:
-		return 0, nil, r.opError("read", nil, r.deadErr)
+		return 0, netip.AddrPort{}, r.opError("read", nil, r.deadErr)
 	case <-r.readDL.Done():
-		return 0, nil, r.opError("read", nil, os.ErrDeadlineExceeded)
+		return 0, netip.AddrPort{}, r.opError("read", nil, os.ErrDeadlineExceeded)
 	}
 }
 
@@ -196,15 +217,38 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if err != nil {
 		return 0, r.opError("write", addr, err)
 	}
+	return r.writeTo(p, peer, addr)
+}
+
+// WriteToUDPAddrPort is WriteTo with the peer's address as a
+// netip.AddrPort, like net.UDPConn's: once the peer has its permission, it
+// allocates nothing.
+func (r *Relay) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	peer := netx.Unmap(addr)
+	if !peer.IsValid() || peer.Port() == 0 {
+		return 0, r.opError("write", netx.UDPAddr(addr), fmt.Errorf("turn: invalid peer address %v", addr))
+	}
+	return r.writeTo(p, peer, nil)
+}
+
+// writeTo sends p to peer; addr is the address the caller gave, for
+// errors, or nil for peer's.
+func (r *Relay) writeTo(p []byte, peer netip.AddrPort, addr net.Addr) (int, error) {
+	fail := func(err error) (int, error) {
+		if addr == nil {
+			addr = netx.UDPAddr(peer)
+		}
+		return 0, r.opError("write", addr, err)
+	}
 	switch {
 	case r.closed.Load():
-		return 0, r.opError("write", addr, net.ErrClosed)
+		return fail(net.ErrClosed)
 	case netx.Closed(r.dead):
-		return 0, r.opError("write", addr, r.deadErr)
+		return fail(r.deadErr)
 	case r.writeDL.Expired():
-		return 0, r.opError("write", addr, os.ErrDeadlineExceeded)
+		return fail(os.ErrDeadlineExceeded)
 	case len(p) > turn.MaxChannelDataLength:
-		return 0, r.opError("write", addr, fmt.Errorf("turn: datagram of %d bytes is too long", len(p)))
+		return fail(fmt.Errorf("turn: datagram of %d bytes is too long", len(p)))
 	}
 	now := time.Now()
 	r.mu.Lock()
@@ -221,7 +265,7 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
 			}
-			return 0, r.opError("write", addr, err)
+			return fail(err)
 		}
 		now = time.Now()
 	}
@@ -248,11 +292,11 @@ func (r *Relay) WriteTo(p []byte, addr net.Addr) (int, error) {
 		b = stun.AppendAttr(b, stun.AttrData, p)
 		r.st.sentIndications.Add(1)
 	}
-	err = r.send(b, r.Server())
+	err := r.send(b, r.Server())
 	*bp = b
 	bufPool.Put(bp)
 	if err != nil {
-		return 0, r.opError("write", addr, err)
+		return fail(err)
 	}
 	return len(p), nil
 }

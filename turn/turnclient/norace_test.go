@@ -1,0 +1,5 @@
+//go:build !race
+
+package turnclient
+
+const raceEnabled = false
