@@ -223,9 +223,9 @@ type Agent struct {
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
-	selected  atomic.Pointer[Pair]    // the selected pair, once there is one
-	peers     atomic.Pointer[peerSet] // the peer addresses Conn.Read accepts
-	lastWrite atomic.Int64            // UnixNano of the Conn's latest Write
+	path      atomic.Pointer[selectedPath] // the selected pair, once there is one
+	peers     atomic.Pointer[peerSet]      // the peer addresses Conn.Read accepts
+	lastWrite atomic.Int64                 // UnixNano of the Conn's latest Write
 	counters  agentCounters
 
 	state stateNotifier
@@ -245,7 +245,24 @@ type rxPacket struct {
 	s    *sock
 	from netip.AddrPort
 	b    []byte
+	buf  *[]byte // application data: the pooled buffer b is in (netx.FreeBuf)
 	at   time.Time
+}
+
+// selectedPath is the selected pair with the socket of its local base,
+// which the loop publishes for the Conn, so that a Write needs no lock.
+// A published one is never modified.
+type selectedPath struct {
+	pair Pair
+	s    *sock // nil when the base is gone
+}
+
+// selectedPair returns the selected pair, or nil.
+func (a *Agent) selectedPair() *Pair {
+	if sp := a.path.Load(); sp != nil {
+		return &sp.pair
+	}
+	return nil
 }
 
 // session is one run of the checks, started by Dial, Accept or Restart.
@@ -327,7 +344,7 @@ func (a *Agent) LocalCredentials() (ufrag, pwd string) {
 // SelectedPair returns a copy of the selected pair, or false before there
 // is one.
 func (a *Agent) SelectedPair() (Pair, bool) {
-	if p := a.selected.Load(); p != nil {
+	if p := a.selectedPair(); p != nil {
 		return *p, true
 	}
 	return Pair{}, false
@@ -491,14 +508,20 @@ func (a *Agent) readLoop(s *sock) {
 			a.counters.malformed.Add(1)
 			continue
 		}
-		p := rxPacket{s: s, from: netx.Unmap(from), b: append([]byte(nil), buf[:n]...), at: time.Now()}
+		p := rxPacket{s: s, from: netx.Unmap(from), at: time.Now()}
 		q := a.dataIn
-		if stun.Classify(p.b) == stun.KindSTUN {
+		if stun.Classify(buf[:n]) == stun.KindSTUN {
+			// The loop may hold a check or keep it for a restart.
+			p.b = append([]byte(nil), buf[:n]...)
 			q = a.stunIn
+		} else {
+			p.buf = netx.CopyBuf(buf[:n])
+			p.b = *p.buf
 		}
 		select {
 		case q <- p:
 		default:
+			netx.FreeBuf(p.buf)
 			a.counters.dropped.Add(1)
 		}
 	}
@@ -563,7 +586,7 @@ func (a *Agent) loop() {
 			out, next = append(out, pout...), earliest(next, pnext)
 		}
 		a.publishPeers(cur)
-		sel := a.selected.Load()
+		sel := a.selectedPair()
 		for _, o := range out {
 			if s := a.sockFor(o.From); s != nil {
 				s.post(o.Packet, o.To)
@@ -574,7 +597,7 @@ func (a *Agent) loop() {
 		}
 		if p, ok := cur.checker.Selected(); ok && (!cur.reported || !samePath(sel, &p)) {
 			if sel == nil || !samePath(sel, &p) {
-				a.selected.Store(&p)
+				a.path.Store(&selectedPath{pair: p, s: a.sockFor(p.Local.BaseAddr())})
 				lastSent = now
 				consentSince = now // the pair's check just succeeded
 				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
@@ -599,7 +622,7 @@ func (a *Agent) loop() {
 				return
 			}
 		}
-		if sel = a.selected.Load(); sel != nil && a.cfg.Keepalive > 0 {
+		if sel = a.selectedPair(); sel != nil && a.cfg.Keepalive > 0 {
 			last := lastSent
 			if w := a.lastWrite.Load(); w > last.UnixNano() {
 				last = time.Unix(0, w)

@@ -49,6 +49,14 @@ func connectPair(t testing.TB, cfgA, cfgB AgentConfig) (a, b *Agent, ca, cb net.
 // candidates extra, after B's own.
 func connectPairExtra(t testing.TB, cfgA, cfgB AgentConfig, extra []Candidate) (a, b *Agent, ca, cb net.Conn) {
 	t.Helper()
+	return connectPairSignal(t, cfgA, cfgB, func(cs []Candidate) []Candidate { return append(cs, extra...) }, nil)
+}
+
+// connectPairSignal is connectPair where the candidates go through the
+// signalling functions toA (B's, for A's Dial) and toB (A's, for B's
+// Accept) when set: a path that changes them, as a NAT would.
+func connectPairSignal(t testing.TB, cfgA, cfgB AgentConfig, toA, toB func([]Candidate) []Candidate) (a, b *Agent, ca, cb net.Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -67,12 +75,18 @@ func connectPairExtra(t testing.TB, cfgA, cfgB AgentConfig, extra []Candidate) (
 	if err != nil {
 		t.Fatal(err)
 	}
+	if toA != nil {
+		candsB = toA(candsB)
+	}
+	if toB != nil {
+		candsA = toB(candsA)
+	}
 	ua, pa := a.LocalCredentials()
 	ub, pb := b.LocalCredentials()
 	var wg sync.WaitGroup
 	var errB error
 	wg.Go(func() { cb, errB = b.Accept(ctx, ua, pa, candsA) })
-	ca, err = a.Dial(ctx, ub, pb, append(candsB, extra...))
+	ca, err = a.Dial(ctx, ub, pb, candsB)
 	wg.Wait()
 	if err != nil || errB != nil {
 		t.Fatalf("Dial: %v, Accept: %v", err, errB)

@@ -37,12 +37,14 @@ type Conn struct {
 	rd, wd netx.Deadline
 }
 
+var _ net.Conn = (*Conn)(nil)
+
 func newConn(a *Agent) *Conn { return &Conn{a: a} }
 
 // Read reads one datagram of the selected path into b.
 func (c *Conn) Read(b []byte) (int, error) {
 	for {
-		sel := c.a.selected.Load()
+		sel := c.a.selectedPair()
 		rd := c.rd.Done()
 		select {
 		case <-c.a.done:
@@ -61,18 +63,22 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		case p := <-c.a.dataIn:
-			if !c.a.fromPeer(p) {
+			ok := c.a.fromPeer(p)
+			n := copy(b, p.b)
+			netx.FreeBuf(p.buf)
+			if !ok {
 				c.a.counters.malformed.Add(1)
 				continue
 			}
-			return copy(b, p.b), nil
+			return n, nil
 		}
 	}
 }
 
 // Write sends b as one datagram on the selected path.
 func (c *Conn) Write(b []byte) (int, error) {
-	sel := c.a.selected.Load()
+	sp := c.a.path.Load()
+	sel := &sp.pair
 	select {
 	case <-c.a.done:
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
@@ -85,7 +91,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if len(b) == 0 || b[0] <= 3 {
 		return 0, c.a.opErr("write", sel, ErrNotData)
 	}
-	s := c.a.sockFor(sel.Local.BaseAddr())
+	s := sp.s
 	if s == nil {
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
 	}
@@ -109,12 +115,12 @@ func (c *Conn) Close() error {
 
 // LocalAddr returns the address of the selected pair's local candidate.
 func (c *Conn) LocalAddr() net.Addr {
-	return netx.UDPAddr(c.a.selected.Load().Local.Addr)
+	return netx.UDPAddr(c.a.selectedPair().Local.Addr)
 }
 
 // RemoteAddr returns the address of the selected pair's remote candidate.
 func (c *Conn) RemoteAddr() net.Addr {
-	return netx.UDPAddr(c.a.selected.Load().Remote.Addr)
+	return netx.UDPAddr(c.a.selectedPair().Remote.Addr)
 }
 
 // SetDeadline sets the read and write deadlines.
@@ -182,7 +188,7 @@ func (a *Agent) publishPeers(s *session) {
 // fromPeer reports whether p came from the selected pair's remote
 // candidate or from another candidate of the peer.
 func (a *Agent) fromPeer(p rxPacket) bool {
-	if sel := a.selected.Load(); sel != nil && p.s.addr == sel.Local.BaseAddr() && p.from == sel.Remote.Addr {
+	if sel := a.selectedPair(); sel != nil && p.s.addr == sel.Local.BaseAddr() && p.from == sel.Remote.Addr {
 		return true
 	}
 	ps := a.peers.Load()

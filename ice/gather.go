@@ -109,7 +109,7 @@ type outPacket struct {
 // peer IP waits for its permission (RFC 8656, Section 9).
 func (s *sock) send(b []byte, to netip.AddrPort) error {
 	if s.relay != nil {
-		_, err := s.relay.WriteTo(b, net.UDPAddrFromAddrPort(to))
+		_, err := s.relay.WriteToUDPAddrPort(b, to)
 		return err
 	}
 	_, err := s.conn.WriteToUDPAddrPort(b, to)
@@ -138,15 +138,7 @@ func (s *sock) read(b []byte) (int, netip.AddrPort, error) {
 	if s.relay == nil {
 		return s.conn.ReadFromUDPAddrPort(b)
 	}
-	n, from, err := s.relay.ReadFrom(b)
-	if err != nil {
-		return 0, netip.AddrPort{}, err
-	}
-	ua, ok := from.(*net.UDPAddr)
-	if !ok {
-		return 0, netip.AddrPort{}, fmt.Errorf("ice: relay: peer address %v", from)
-	}
-	return n, ua.AddrPort(), nil
+	return s.relay.ReadFromUDPAddrPort(b)
 }
 
 // close releases the socket or the allocation.
