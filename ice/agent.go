@@ -53,9 +53,11 @@ var (
 	// ErrStarted is returned by a second Dial or Accept: an Agent runs
 	// one ICE session.
 	ErrStarted = errors.New("ice: agent already started")
-	// ErrNoCandidates is returned by Gather when it found no candidate:
-	// no host address could be bound and no relay allocated.
-	ErrNoCandidates = errors.New("ice: no usable host address")
+	// ErrNoCandidates is wrapped by the error of Gather when it found no
+	// candidate: no host address could be bound (or RelayOnly) and no
+	// relay allocated. The error says why; AgentStats.GatherFailures
+	// lists each server's failure.
+	ErrNoCandidates = errors.New("ice: no candidate gathered")
 	// ErrConsentLost is wrapped (in a *net.OpError) by the Conn's Read
 	// and Write once the peer stopped answering consent checks for
 	// AgentConfig.ConsentTimeout; the Agent then sends nothing more on
@@ -215,6 +217,7 @@ type Agent struct {
 	// candidates Regather found for the next Restart (nil: none).
 	gen        int
 	regathered []Candidate
+	failures   []GatherFailure // of the newest gathering
 
 	mu      sync.Mutex // guards socks, closed, started, wg.Add
 	socks   []*sock

@@ -37,13 +37,15 @@ type GatherConfig struct {
 	STUNServers []netip.AddrPort
 	// STUNTimeout bounds each of those Bindings; 0 means
 	// DefaultSTUNTimeout. A server that does not answer in time yields no
-	// candidate and no error.
+	// candidate and no error from Gather: its failure is in
+	// AgentStats.GatherFailures.
 	STUNTimeout time.Duration
 
 	// TURNServers are asked for relayed candidates (RFC 8445, Section
 	// 5.1.1.2): one allocation per server through package turnclient,
 	// over the server's transport. A server that fails or does not answer
-	// within TURNTimeout yields no candidate and no error.
+	// within TURNTimeout yields no candidate and no error from Gather: its
+	// failure is in AgentStats.GatherFailures.
 	TURNServers []TURNServer
 	// TURNTimeout bounds each allocation; 0 means DefaultTURNTimeout.
 	TURNTimeout time.Duration
@@ -210,7 +212,7 @@ func (a *Agent) gather(ctx context.Context, gen int) ([]Candidate, error) {
 		}
 	}
 	if len(cands) == 0 && len(gc.TURNServers) == 0 {
-		return nil, ErrNoCandidates
+		return nil, fmt.Errorf("%w: no usable host address", ErrNoCandidates)
 	}
 	if gen == 0 && !a.spawn(a.loop) {
 		return nil, a.opErr("gather", nil, net.ErrClosed)
@@ -219,7 +221,7 @@ func (a *Agent) gather(ctx context.Context, gen int) ([]Candidate, error) {
 	emit(Candidate{}, true)
 	a.log.Info("ice: gathered", "candidates", len(cands))
 	if err == nil && len(cands) == 0 {
-		err = ErrNoCandidates
+		err = a.noCandidates(gen)
 	}
 	return cands, err
 }
@@ -243,8 +245,8 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		timeout = DefaultSTUNTimeout
 	}
 	type result struct {
-		c  Candidate
-		ok bool
+		c    Candidate
+		fail *GatherFailure // nil: c is the candidate
 	}
 	// Room for every result: a Trickle callback below may call Close,
 	// which waits for these goroutines, so they must never block on send.
@@ -261,10 +263,12 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 			}
 			ok := a.spawn(func() {
 				c, err := a.srflx(ctx, s, server, timeout)
+				var f *GatherFailure
 				if err != nil {
 					a.log.Info("ice: gather: STUN Binding failed", "server", server, "base", s.addr, "err", err)
+					f = &GatherFailure{URI: stunURI(server), Op: "binding", Base: s.addr, Err: err}
 				}
-				results <- result{c, err == nil}
+				results <- result{c, f}
 			})
 			if !ok {
 				break
@@ -276,19 +280,23 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		ts := gc.TURNServers[i]
 		ok := a.spawn(func() {
 			c, err := a.allocate(ctx, &ts, MaxLocalPreference-uint32(min(i, MaxLocalPreference)), gen)
+			var f *GatherFailure
 			if err != nil {
 				a.log.Info("ice: gather: TURN allocation failed", "server", ts.Addr, "err", err)
+				f = &GatherFailure{URI: ts.URI(), Op: "allocate", Err: err}
 			}
-			results <- result{c, err == nil}
+			results <- result{c, f}
 		})
 		if !ok {
 			break
 		}
 		n++
 	}
+	var fails []GatherFailure
 	for range n {
 		r := <-results
-		if !r.ok {
+		if r.fail != nil {
+			fails = append(fails, *r.fail)
 			continue
 		}
 		pruned := PruneRedundant(append(slices.Clone(cands), r.c))
@@ -299,6 +307,11 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		cands = pruned
 		emit(r.c, false)
 	}
+	a.mu.Lock()
+	if gen == a.gen {
+		a.failures = fails
+	}
+	a.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return cands, fmt.Errorf("ice: gather: %w", err)
 	}

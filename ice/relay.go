@@ -32,6 +32,18 @@ type TURNServer struct {
 	TLSConfig *tls.Config
 }
 
+// URI returns the server as a TURN URI, RFC 7065, Section 3.1:
+// turn:192.0.2.1:3478?transport=udp, or turns: for TLS.
+func (s *TURNServer) URI() string {
+	switch s.Transport {
+	case turnclient.TCP:
+		return "turn:" + s.Addr.String() + "?transport=tcp"
+	case turnclient.TLS:
+		return "turns:" + s.Addr.String() + "?transport=tcp"
+	}
+	return "turn:" + s.Addr.String() + "?transport=udp"
+}
+
 // Validate reports a configuration error.
 func (s *TURNServer) Validate() error {
 	switch {

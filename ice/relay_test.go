@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -156,8 +160,9 @@ func TestAgentsConnectThroughRelay(t *testing.T) {
 }
 
 // TestGatherTURNFailureIsNoCandidate: a TURN server that refuses the
-// credentials yields no candidate and no error, beside the host one; with
-// RelayOnly, Gather reports ErrNoCandidates.
+// credentials yields no candidate and no error, beside the host one, and
+// AgentStats.GatherFailures says which server failed and why; with
+// RelayOnly, Gather's error wraps ErrNoCandidates and names the server.
 func TestGatherTURNFailureIsNoCandidate(t *testing.T) {
 	udp, _, _, _ := turnServer(t)
 	gc := loopbackOnly()
@@ -171,6 +176,13 @@ func TestGatherTURNFailureIsNoCandidate(t *testing.T) {
 	if err != nil || len(cands) != 1 || cands[0].Type != TypeHost {
 		t.Fatalf("Gather: %v, %v; want the host candidate alone", cands, err)
 	}
+	uri := "turn:" + udp.String() + "?transport=udp"
+	fails := a.Stats().GatherFailures
+	var se *stun.Error
+	if len(fails) != 1 || fails[0].URI != uri || fails[0].Op != "allocate" || fails[0].Base.IsValid() ||
+		!errors.As(fails[0].Err, &se) || se.Code != 401 {
+		t.Fatalf("GatherFailures %+v, want %s failing with a 401", fails, uri)
+	}
 
 	gc.RelayOnly = true
 	b, err := NewAgent(AgentConfig{Gather: gc})
@@ -178,7 +190,55 @@ func TestGatherTURNFailureIsNoCandidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if cands, err := b.Gather(t.Context()); err != ErrNoCandidates {
-		t.Fatalf("relay-only Gather: %v, %v; want ErrNoCandidates", cands, err)
+	cands, err = b.Gather(t.Context())
+	if !errors.Is(err, ErrNoCandidates) || !strings.Contains(err.Error(), uri) || strings.Contains(err.Error(), "host address") {
+		t.Fatalf("relay-only Gather: %v, %v; want ErrNoCandidates naming %s", cands, err, uri)
+	}
+	if fails := b.Stats().GatherFailures; len(fails) != 1 || fails[0].URI != uri {
+		t.Fatalf("relay-only GatherFailures %+v", fails)
+	}
+}
+
+// TestGatherSTUNFailure: a STUN server that does not answer yields no
+// candidate and no error, and AgentStats.GatherFailures has its timeout,
+// with the host socket the Binding went from.
+func TestGatherSTUNFailure(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	server := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	gc := loopbackOnly()
+	gc.STUNServers = []netip.AddrPort{server}
+	gc.STUNTimeout = 200 * time.Millisecond
+	a, err := NewAgent(AgentConfig{Gather: gc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cands, err := a.Gather(t.Context())
+	if err != nil || len(cands) != 1 {
+		t.Fatalf("Gather: %v, %v; want the host candidate alone", cands, err)
+	}
+	fails := a.Stats().GatherFailures
+	if len(fails) != 1 || fails[0].URI != "stun:"+server.String() || fails[0].Op != "binding" ||
+		fails[0].Base != cands[0].Base || !errors.Is(fails[0].Err, stunclient.ErrTimeout) {
+		t.Fatalf("GatherFailures %+v, want a Binding timeout from %v", fails, cands[0].Base)
+	}
+}
+
+func TestTURNServerURI(t *testing.T) {
+	for _, tc := range []struct {
+		s    TURNServer
+		want string
+	}{
+		{TURNServer{Addr: netip.MustParseAddrPort("192.0.2.1:3478")}, "turn:192.0.2.1:3478?transport=udp"},
+		{TURNServer{Addr: netip.MustParseAddrPort("[2001:db8::1]:3478"), Transport: turnclient.TCP}, "turn:[2001:db8::1]:3478?transport=tcp"},
+		{TURNServer{Addr: netip.MustParseAddrPort("192.0.2.1:5349"), Transport: turnclient.TLS}, "turns:192.0.2.1:5349?transport=tcp"},
+	} {
+		if got := tc.s.URI(); got != tc.want {
+			t.Errorf("URI() = %q, want %q", got, tc.want)
+		}
 	}
 }

@@ -250,6 +250,30 @@ func (o *iceOptions) offered(c ice.Candidate) bool {
 	return true
 }
 
+// gatherFailure is f in the warnings and the JSON summary.
+func gatherFailure(f ice.GatherFailure) icecli.Failure {
+	out := icecli.Failure{URI: f.URI, Op: f.Op, Error: f.Err.Error()}
+	if f.Base.IsValid() {
+		out.Base = f.Base.String()
+	}
+	return out
+}
+
+// noCandidates is the error when Gather found no candidate: after the
+// warnings about each failed server, or when there was no host address
+// (and no server to ask).
+func noCandidates(o *iceOptions, failed int) error {
+	switch {
+	case failed > 0 && o.relayOnly:
+		return errors.New("no candidate gathered: with --relay-only every candidate comes from a TURN server, and none gave one (see the warnings above: is the server reachable, are the TURN credentials right?)")
+	case failed > 0:
+		return errors.New("no candidate gathered: no usable host address, and no STUN or TURN server gave one (see the warnings above)")
+	case !o.loopback:
+		return errors.New("no candidate gathered: no usable host address (on one machine, add --loopback)")
+	}
+	return errors.New("no candidate gathered: no usable host address")
+}
+
 // candJSON is c in the JSON summary.
 func candJSON(c ice.Candidate) icecli.Cand {
 	return icecli.Cand{Type: c.Type.String(), Addr: c.Addr.String()}
@@ -271,10 +295,14 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 	defer agent.Close()
 
 	cands, err := agent.Gather(ctx)
+	fails := agent.Stats().GatherFailures
+	for _, f := range fails {
+		fmt.Fprintf(stderr, "warning: %s\n", icecli.FailureLine(gatherFailure(f)))
+	}
+	if errors.Is(err, ice.ErrNoCandidates) {
+		return noCandidates(o, len(fails))
+	}
 	if err != nil {
-		if errors.Is(err, ice.ErrNoCandidates) && !o.loopback {
-			return fmt.Errorf("%w (on one machine, add --loopback)", err)
-		}
 		return err
 	}
 	ufrag, pwd := agent.LocalCredentials()
@@ -332,6 +360,9 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		ConnectMS:        icecli.MS(took),
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
+	}
+	for _, f := range fails {
+		sum.GatherFailures = append(sum.GatherFailures, gatherFailure(f))
 	}
 	return icecli.PingAndReport(ctx, conn, o.count, &sum, o.json, stdout, stderr, func() *icecli.Pair {
 		if now, ok := agent.SelectedPair(); ok && (now.Local.Addr != pair.Local.Addr || now.Remote.Addr != pair.Remote.Addr) {

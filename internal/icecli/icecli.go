@@ -109,6 +109,27 @@ type Pair struct {
 	Remote Cand `json:"remote"`
 }
 
+// Failure is a STUN or TURN server that gave no candidate while
+// gathering: a warning line, and an entry of the JSON summary.
+type Failure struct {
+	URI   string `json:"uri"`            // stun:HOST:PORT, turn:HOST:PORT?transport=udp, ...
+	Op    string `json:"op"`             // what failed: "binding" (STUN) or "allocate" (TURN)
+	Base  string `json:"base,omitempty"` // the local address a Binding went from
+	Error string `json:"error"`
+}
+
+// FailureLine returns f as one line of text, for a warning.
+func FailureLine(f Failure) string {
+	what := map[string]string{"binding": "STUN Binding", "allocate": "TURN allocation"}[f.Op]
+	if what == "" {
+		what = f.Op
+	}
+	if f.Base != "" {
+		what += " from " + f.Base
+	}
+	return f.URI + ": " + what + " failed: " + f.Error
+}
+
 // Summary is the --json line printed after the pings.
 type Summary struct {
 	Role   string `json:"role"`
@@ -124,6 +145,8 @@ type Summary struct {
 	RTTms            []float64 `json:"rtt_ms"`
 	LocalCandidates  []string  `json:"local_candidates"`
 	RemoteCandidates []string  `json:"remote_candidates"`
+	// GatherFailures are the servers that gave this side no candidate.
+	GatherFailures []Failure `json:"gather_failures,omitempty"`
 }
 
 // ParsePrefixOrIP parses the value of --ip: a prefix ("10.0.0.0/8") or

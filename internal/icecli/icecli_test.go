@@ -165,3 +165,20 @@ func TestExchange(t *testing.T) {
 		t.Errorf("same role: %v", err)
 	}
 }
+
+func TestFailureLine(t *testing.T) {
+	for _, tc := range []struct {
+		f    Failure
+		want string
+	}{
+		{Failure{URI: "stun:192.0.2.1:3478", Op: "binding", Base: "10.0.0.2:5000", Error: "timeout"},
+			"stun:192.0.2.1:3478: STUN Binding from 10.0.0.2:5000 failed: timeout"},
+		{Failure{URI: "turn:192.0.2.1:3478?transport=udp", Op: "allocate", Error: "401 Unauthorized"},
+			"turn:192.0.2.1:3478?transport=udp: TURN allocation failed: 401 Unauthorized"},
+		{Failure{URI: "x:y", Op: "other", Error: "e"}, "x:y: other failed: e"},
+	} {
+		if got := FailureLine(tc.f); got != tc.want {
+			t.Errorf("FailureLine(%+v) = %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}
