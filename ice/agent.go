@@ -195,52 +195,64 @@ func randomIceChars(n int) string {
 // it ends once it has delivered ConnectionClosed. An Agent runs one
 // session: Dial or Accept once. Its methods are safe for concurrent use.
 type Agent struct {
-	cfg        AgentConfig
-	log        *slog.Logger
-	ufrag, pwd string
+	// Set by NewAgent, then only read.
+	cfg AgentConfig
+	log *slog.Logger
+	ch  agentChans
 
-	stunIn  chan rxPacket      // STUN packets, read loops -> loop
-	dataIn  chan rxPacket      // application data, read loops -> Conn.Read
-	startCh chan *session      // Dial/Accept -> loop
-	stopCh  chan *session      // Dial/Accept giving up -> loop
-	done    chan struct{}      // closed by Close
-	ctx     context.Context    // cancelled by Close
-	cancel  context.CancelFunc // of ctx
+	// Closing: done is closed by Close, lost by the loop when consent is
+	// lost; each is closed once.
+	life struct {
+		done, lost          chan struct{}
+		closeOnce, lostOnce sync.Once
+	}
 
-	lost     chan struct{} // closed by the loop when consent is lost
-	lostOnce sync.Once
+	// The bases and every goroutine but the state callback's, under
+	// their own lock.
+	socks sockSet
 
-	gatherOnce sync.Once
-	gathered   []Candidate // guarded by mu: the candidates in use
-	gatherErr  error       // guarded by mu
-	// Guarded by mu: the generation of the newest gathering, and the
-	// candidates Regather found for the next Restart (nil: none).
-	gen        int
-	regathered []Candidate
-	failures   []GatherFailure // of the newest gathering
+	// mu guards the four groups below it. The loop reads the trickled
+	// candidates and the restart credentials under it, and is the one
+	// writer of sess.connected; Restart is the one writer of
+	// sess.restarting.
+	mu        sync.Mutex
+	creds     credentials
+	gathering gathering
+	sess      struct{ started, controlling, connected, restarting bool }
+	trickled  trickleQueue
 
-	mu      sync.Mutex // guards socks, closed, started, wg.Add
-	socks   []*sock
-	closed  bool
-	started bool
-	wg      sync.WaitGroup
-
-	closeOnce sync.Once
-	path      atomic.Pointer[selectedPath] // the selected pair, once there is one
-	peers     atomic.Pointer[peerSet]      // the peer addresses Conn.Read accepts
-	lastWrite atomic.Int64                 // UnixNano of the Conn's latest Write
+	// Published for the Conn, read without a lock.
+	path      atomic.Pointer[selectedPath] // by the loop: the selected pair, once there is one
+	peers     atomic.Pointer[peerSet]      // by the loop: the peer addresses Conn.Read accepts
+	lastWrite atomic.Int64                 // by the Conn: UnixNano of its latest Write
 	counters  agentCounters
+	state     stateNotifier
+}
 
-	state stateNotifier
+// agentChans are the Agent's queues and handoffs, made by NewAgent.
+type agentChans struct {
+	stunIn chan rxPacket // STUN packets, read loops -> loop
+	dataIn chan rxPacket // application data, read loops -> Conn.Read
+	start  chan *session // Dial, Accept, Restart -> loop
+	stop   chan *session // Dial, Accept, Restart giving up -> loop
+}
 
-	// Guarded by mu: the role of the first session, the credentials
-	// picked for an ICE restart, and trickled remote candidates that the
-	// loop has not taken yet (see AddRemoteCandidate).
-	controlling        bool
+// credentials are the local ICE credentials and those picked for the next
+// ICE restart (empty until RestartCredentials). Guarded by Agent.mu.
+type credentials struct {
+	ufrag, pwd         string
 	nextUfrag, nextPwd string
-	trickled           trickleQueue
-	connected          bool // a session selected a pair
-	restarting         bool // a Restart is running
+}
+
+// gathering is what Gather and Regather found. once runs the first
+// gathering; the rest is guarded by Agent.mu.
+type gathering struct {
+	once     sync.Once
+	cands    []Candidate // the candidates in use
+	err      error       // of the first gathering
+	gen      int         // the newest gathering: 0 by Gather, then one per Regather
+	next     []Candidate // Regather's candidates for the next Restart; nil: none
+	failures []GatherFailure
 }
 
 // rxPacket is a packet a read loop received.
@@ -268,31 +280,6 @@ func (a *Agent) selectedPair() *Pair {
 	return nil
 }
 
-// session is one run of the checks, started by Dial, Accept or Restart.
-type session struct {
-	checker  *Checker
-	result   chan error // buffered; nil error: connected
-	restart  bool       // started by Restart: a pair is already selected
-	reported bool       // the result was sent
-	// prev is the connected session a restart replaces: until the
-	// restart selects a pair it keeps answering the peer's checks with
-	// the old credentials and runs consent on the old pair, and it comes
-	// back if the restart is given up or fails.
-	prev *session
-	// answered counts the consent answers of this session's Checker
-	// that the Agent has counted.
-	answered uint64
-}
-
-// consentSession is the session that runs consent freshness: the current
-// one, or while a restart has not selected a pair, the one it replaces.
-func (s *session) consentSession() *session {
-	if !s.reported && s.prev != nil {
-		return s.prev
-	}
-	return s
-}
-
 // NewAgent validates and copies cfg and picks the credentials. It starts
 // nothing and opens no socket.
 func NewAgent(cfg AgentConfig) (*Agent, error) {
@@ -300,25 +287,25 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		ufrag:    cfg.LocalUfrag,
-		pwd:      cfg.LocalPwd,
-		stunIn:   make(chan rxPacket, queueLen),
-		dataIn:   make(chan rxPacket, queueLen),
-		startCh:  make(chan *session),
-		stopCh:   make(chan *session),
-		done:     make(chan struct{}),
-		lost:     make(chan struct{}),
+		cfg: cfg,
+		log: cfg.Logger,
+		ch: agentChans{
+			stunIn: make(chan rxPacket, queueLen),
+			dataIn: make(chan rxPacket, queueLen),
+			start:  make(chan *session),
+			stop:   make(chan *session),
+		},
+		creds:    credentials{ufrag: cfg.LocalUfrag, pwd: cfg.LocalPwd},
 		trickled: trickleQueue{kick: make(chan struct{}, 1)},
 	}
+	a.life.done = make(chan struct{})
+	a.life.lost = make(chan struct{})
 	a.state.cb = cfg.OnStateChange
-	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	if a.ufrag == "" {
-		a.ufrag, a.pwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
+	if a.creds.ufrag == "" {
+		a.creds.ufrag, a.creds.pwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
 	}
 	if a.cfg.Keepalive == 0 {
 		a.cfg.Keepalive = DefaultKeepalive
@@ -341,7 +328,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 func (a *Agent) LocalCredentials() (ufrag, pwd string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.ufrag, a.pwd
+	return a.creds.ufrag, a.creds.pwd
 }
 
 // SelectedPair returns a copy of the selected pair, or false before there
@@ -375,11 +362,12 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	if controlling && a.cfg.Lite {
 		return nil, errors.New("ice: a lite agent cannot Dial: it is always controlled, use Accept")
 	}
+	closed := a.socks.isClosed()
 	a.mu.Lock()
-	closed, started := a.closed, a.started
-	a.started = true
+	started := a.sess.started
+	a.sess.started = true
 	if !started {
-		a.controlling = controlling
+		a.sess.controlling = controlling
 	}
 	a.mu.Unlock()
 	switch {
@@ -393,14 +381,7 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 		return nil, err
 	}
 	lufrag, lpwd := a.LocalCredentials()
-	ch, err := NewChecker(locals, remotes, CheckerConfig{
-		Controlling: controlling,
-		LocalUfrag:  lufrag, LocalPwd: lpwd,
-		RemoteUfrag: ufrag, RemotePwd: pwd,
-		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
-		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
-		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
-	})
+	ch, err := a.newChecker(locals, remotes, controlling, lufrag, lpwd, ufrag, pwd)
 	if err != nil {
 		return nil, err
 	}
@@ -414,11 +395,23 @@ func (a *Agent) connect(ctx context.Context, controlling bool, ufrag, pwd string
 	return newConn(a), nil
 }
 
+// newChecker makes the Checker of a session.
+func (a *Agent) newChecker(locals, remotes []Candidate, controlling bool, lufrag, lpwd, rufrag, rpwd string) (*Checker, error) {
+	return NewChecker(locals, remotes, CheckerConfig{
+		Controlling: controlling,
+		LocalUfrag:  lufrag, LocalPwd: lpwd,
+		RemoteUfrag: rufrag, RemotePwd: rpwd,
+		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
+		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
+		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
+	})
+}
+
 // run hands s to the loop and waits for its outcome.
 func (a *Agent) run(ctx context.Context, op string, s *session) error {
 	select {
-	case a.startCh <- s:
-	case <-a.done:
+	case a.ch.start <- s:
+	case <-a.life.done:
 		return a.opErr(op, nil, net.ErrClosed)
 	case <-ctx.Done():
 		return fmt.Errorf("ice: %s: %w", op, ctx.Err())
@@ -429,12 +422,12 @@ func (a *Agent) run(ctx context.Context, op string, s *session) error {
 			return fmt.Errorf("ice: %s: %w", op, err)
 		}
 		return nil
-	case <-a.done:
+	case <-a.life.done:
 		return a.opErr(op, nil, net.ErrClosed)
 	case <-ctx.Done():
 		select {
-		case a.stopCh <- s:
-		case <-a.done:
+		case a.ch.stop <- s:
+		case <-a.life.done:
 		}
 		return fmt.Errorf("ice: %s: %w", op, ctx.Err())
 	}
@@ -444,23 +437,40 @@ func (a *Agent) run(ctx context.Context, op string, s *session) error {
 // waits for them. A Conn from Dial or Accept is closed with it. Calling
 // Close again does nothing.
 func (a *Agent) Close() error {
-	a.closeOnce.Do(func() {
-		a.mu.Lock()
-		a.closed = true
+	a.life.closeOnce.Do(func() {
 		// Take the sockets: retire may be closing others of the list
 		// at the same time, and each socket is closed by one party.
-		socks := a.socks
-		a.socks = nil
-		a.mu.Unlock()
-		close(a.done)
-		a.cancel()
+		socks := a.socks.closeAll()
+		close(a.life.done)
 		for _, s := range socks {
 			s.close()
 		}
-		a.wg.Wait()
+		a.socks.wg.Wait()
 		a.state.set(ConnectionClosed)
 		a.log.Info("ice: agent closed")
 	})
+	return nil
+}
+
+// context returns a context that ends with parent or when the Agent
+// closes, for the requests of its goroutines; cancel releases it. (The
+// Agent stores no context: its done channel is the one signal.)
+func (a *Agent) context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	stop := context.AfterFunc(doneContext(a.life.done), cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// doneContext is a context.Context that ends when its channel is closed.
+type doneContext <-chan struct{}
+
+func (doneContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c doneContext) Done() <-chan struct{}     { return c }
+func (doneContext) Value(any) any               { return nil }
+func (c doneContext) Err() error {
+	if netx.Closed(c) {
+		return context.Canceled
+	}
 	return nil
 }
 
@@ -472,22 +482,9 @@ func (a *Agent) opErr(op string, p *Pair, err error) error {
 	return netx.OpError(op, "udp", netx.UDPAddr(p.Local.Addr), netx.UDPAddr(p.Remote.Addr), err)
 }
 
-// sockFor returns the socket bound to base, or nil.
-func (a *Agent) sockFor(base netip.AddrPort) *sock {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, s := range a.socks {
-		if s.addr == base {
-			return s
-		}
-	}
-	return nil
-}
-
 // readLoop reads one socket until it is closed, sending STUN to the loop
 // and everything else to the Conn. RFC 7983, Section 7.
 func (a *Agent) readLoop(s *sock) {
-	defer a.wg.Done()
 	buf := make([]byte, maxPacket)
 	for {
 		n, from, err := s.read(buf)
@@ -500,7 +497,7 @@ func (a *Agent) readLoop(s *sock) {
 				return
 			}
 			select {
-			case <-a.done:
+			case <-a.life.done:
 				return
 			default:
 			}
@@ -512,11 +509,11 @@ func (a *Agent) readLoop(s *sock) {
 			continue
 		}
 		p := rxPacket{s: s, from: netx.Unmap(from), at: time.Now()}
-		q := a.dataIn
+		q := a.ch.dataIn
 		if stun.Classify(buf[:n]) == stun.KindSTUN {
 			// The loop may hold a check or keep it for a restart.
 			p.b = append([]byte(nil), buf[:n]...)
-			q = a.stunIn
+			q = a.ch.stunIn
 		} else {
 			p.buf = netx.CopyBuf(buf[:n])
 			p.b = *p.buf
@@ -530,247 +527,10 @@ func (a *Agent) readLoop(s *sock) {
 	}
 }
 
-// loop owns the Checker and its timer: it hands STUN packets to the
-// Checker or to the socket's STUN client, sends what the Checker asks for,
-// keeps the selected pair alive and its consent fresh, reports the outcome
-// to Dial, Accept or Restart, and records the connection state.
-func (a *Agent) loop() {
-	var (
-		cur      *session
-		held     []rxPacket // checks for a session that has not started
-		timer    = time.NewTimer(time.Hour)
-		lastSent time.Time // of the selected pair, for keepalives
-		// consent freshness, RFC 7675: since when the selected pair
-		// has consent without an answer, when the next check goes out,
-		// and the answers of the current session counted so far
-		consentSince, nextConsent time.Time
-	)
-	timer.Stop()
-	defer timer.Stop()
-	// fail ends the current session with err: ErrFailed when its checks
-	// failed, ErrConsentLost. A failed restart reports to Restart and
-	// gives the connection back to the session it replaced; anything
-	// else ends the connection.
-	// The state is set before the result goes out, so that a caller
-	// that Dial, Accept or Restart returned to sees the state it caused.
-	fail := func(err error) {
-		rollback := cur.restart && cur.prev != nil && err == ErrFailed
-		if rollback {
-			a.state.set(ConnectionConnected)
-		} else {
-			a.state.set(ConnectionFailed)
-		}
-		if !cur.reported {
-			cur.reported = true
-			cur.result <- err
-		}
-		if rollback {
-			a.mu.Lock()
-			a.restarting = false
-			a.mu.Unlock()
-			cur = cur.prev
-			return
-		}
-		if cur.restart || err != ErrFailed {
-			a.lostOnce.Do(func() { close(a.lost) })
-		}
-		cur = nil
-		timer.Stop()
-	}
-	run := func(now time.Time) {
-		if cur == nil {
-			return
-		}
-		a.takeRemotes(cur)
-		out, next := cur.checker.Next(now)
-		if cur.prev != nil && !cur.reported {
-			// the replaced session's answers to the peer's checks
-			pout, pnext := cur.prev.checker.Next(now)
-			out, next = append(out, pout...), earliest(next, pnext)
-		}
-		a.publishPeers(cur)
-		sel := a.selectedPair()
-		for _, o := range out {
-			if s := a.sockFor(o.From); s != nil {
-				s.post(o.Packet, o.To)
-				if sel != nil && o.From == sel.Local.BaseAddr() && o.To == sel.Remote.Addr {
-					lastSent = now
-				}
-			}
-		}
-		if p, ok := cur.checker.Selected(); ok && (!cur.reported || !samePath(sel, &p)) {
-			if sel == nil || !samePath(sel, &p) {
-				a.path.Store(&selectedPath{pair: p, s: a.sockFor(p.Local.BaseAddr())})
-				lastSent = now
-				consentSince = now // the pair's check just succeeded
-				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
-				if sel != nil {
-					a.log.Info("ice: selected pair changed", "pair", p.String())
-				}
-			}
-			if !cur.reported {
-				cur.reported = true
-				cur.prev = nil
-				a.mu.Lock()
-				a.connected, a.restarting = true, false
-				a.mu.Unlock()
-				a.state.set(ConnectionConnected)
-				cur.result <- nil
-			}
-		}
-		if !cur.reported && cur.checker.State() == StateFailed {
-			a.log.Warn("ice: every candidate pair failed", "restart", cur.restart)
-			fail(ErrFailed)
-			if cur == nil {
-				return
-			}
-		}
-		if sel = a.selectedPair(); sel != nil && a.cfg.Keepalive > 0 {
-			last := lastSent
-			if w := a.lastWrite.Load(); w > last.UnixNano() {
-				last = time.Unix(0, w)
-			}
-			if ka := last.Add(a.cfg.Keepalive); !now.Before(ka) {
-				a.keepalive(sel)
-				lastSent = now
-				next = earliest(next, now.Add(a.cfg.Keepalive))
-			} else {
-				next = earliest(next, ka)
-			}
-		}
-		if sel != nil && a.cfg.ConsentInterval > 0 && !a.cfg.Lite {
-			cs := cur.consentSession()
-			if n := cs.checker.consent.answered; n != cs.answered {
-				a.counters.consentOK.Add(n - cs.answered)
-				cs.answered = n
-				consentSince = maxTime(consentSince, cs.checker.consent.last)
-			}
-			expiry := consentSince.Add(a.cfg.ConsentTimeout)
-			if !now.Before(expiry) {
-				a.log.Warn("ice: consent lost", "pair", sel.String(), "after", a.cfg.ConsentTimeout)
-				fail(ErrConsentLost)
-				return
-			}
-			if cs.reported {
-				if disc := consentSince.Add(a.cfg.DisconnectedAfter); now.Before(disc) {
-					a.state.set(ConnectionConnected)
-					next = earliest(next, disc)
-				} else {
-					a.state.set(ConnectionDisconnected)
-				}
-			}
-			if !now.Before(nextConsent) {
-				if o, ok := cs.checker.consentCheck(); ok {
-					if s := a.sockFor(o.From); s != nil && s.post(o.Packet, o.To) {
-						a.counters.consents.Add(1)
-					}
-				}
-				nextConsent = now.Add(jitter(a.cfg.ConsentInterval))
-			}
-			next = earliest(earliest(next, nextConsent), expiry)
-		}
-		if !next.IsZero() {
-			timer.Reset(max(next.Sub(time.Now()), 0))
-		}
-	}
-	for {
-		select {
-		case <-a.done:
-			return
-		case s := <-a.startCh:
-			if cur != nil && !cur.reported {
-				cur.result <- errors.New("superseded by an ICE restart")
-				cur = cur.prev
-			}
-			if s.restart {
-				s.prev = cur
-			}
-			cur = s
-			a.state.set(ConnectionChecking)
-			now := time.Now()
-			for _, p := range held {
-				cur.checker.Handle(p.b, p.s.addr, p.from, now)
-			}
-			held = nil
-			run(now)
-		case s := <-a.stopCh:
-			if cur == s {
-				cur = s.prev // a restart given up: the old session goes on
-				if s.restart {
-					a.mu.Lock()
-					a.restarting = false
-					a.mu.Unlock()
-				}
-				if cur != nil {
-					a.state.set(ConnectionConnected)
-					run(time.Now())
-				} else {
-					timer.Stop()
-				}
-			}
-		case <-a.trickled.kick:
-			run(time.Now())
-		case p := <-a.stunIn:
-			a.handleSTUN(cur, &held, p)
-			run(time.Now())
-		case <-timer.C:
-			run(time.Now())
-		}
-	}
-}
-
-// handleSTUN gives a STUN packet to the Checker, or when the Checker does
-// not want it (a response to no check of its) to the socket's STUN client.
-// Checks that arrive before their session starts are held, a few of them:
-// before Dial or Accept, and checks that already use the credentials of an
-// ICE restart that has not started here yet.
-func (a *Agent) handleSTUN(cur *session, held *[]rxPacket, p rxPacket) {
-	var m stun.Message
-	parsed := m.Parse(p.b) == nil
-	if cur != nil && parsed && m.Type == stun.BindingRequest && a.forRestart(&m) {
-		if len(*held) < early {
-			*held = append(*held, p)
-		}
-		return
-	}
-	if cur != nil && cur.prev != nil && !cur.reported && parsed {
-		// During a restart, the peer's checks with the old credentials
-		// (its consent checks, say) are the replaced session's, and so
-		// are the answers to its consent checks.
-		if m.Type.Class == stun.ClassRequest && localUfrag(&m) == cur.prev.checker.cfg.LocalUfrag ||
-			m.Type.Class != stun.ClassRequest && cur.prev.checker.consentPending(m.TransactionID) {
-			if err := cur.prev.checker.Handle(p.b, p.s.addr, p.from, p.at); err != nil {
-				a.counters.malformed.Add(1)
-			}
-			return
-		}
-	}
-	if cur != nil {
-		err := cur.checker.Handle(p.b, p.s.addr, p.from, p.at)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, ErrDropped) {
-			a.counters.malformed.Add(1)
-			return
-		}
-	}
-	if p.s.client != nil && p.s.client.HandlePacket(p.b, p.from) {
-		return
-	}
-	if cur == nil && len(*held) < early && parsed && m.Type == stun.BindingRequest {
-		*held = append(*held, p)
-		return
-	}
-	if cur != nil || m.Type != stun.BindingIndication {
-		a.counters.malformed.Add(1)
-	}
-}
-
 // keepalive sends a Binding indication on the selected pair. RFC 8445,
 // Section 11.
 func (a *Agent) keepalive(p *Pair) {
-	s := a.sockFor(p.Local.BaseAddr())
+	s := a.socks.forBase(p.Local.BaseAddr())
 	if s == nil {
 		return
 	}

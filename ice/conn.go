@@ -47,22 +47,22 @@ func (c *Conn) Read(b []byte) (int, error) {
 		sel := c.a.selectedPair()
 		rd := c.rd.Done()
 		select {
-		case <-c.a.done:
+		case <-c.a.life.done:
 			return 0, c.a.opErr("read", sel, net.ErrClosed)
-		case <-c.a.lost:
+		case <-c.a.life.lost:
 			return 0, c.a.opErr("read", sel, c.a.stopped())
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
 		default:
 		}
 		select {
-		case <-c.a.done:
+		case <-c.a.life.done:
 			return 0, c.a.opErr("read", sel, net.ErrClosed)
-		case <-c.a.lost:
+		case <-c.a.life.lost:
 			return 0, c.a.opErr("read", sel, c.a.stopped())
 		case <-rd:
 			return 0, c.a.opErr("read", sel, os.ErrDeadlineExceeded)
-		case p := <-c.a.dataIn:
+		case p := <-c.a.ch.dataIn:
 			ok := c.a.fromPeer(p)
 			n := copy(b, p.b)
 			netx.FreeBuf(p.buf)
@@ -80,9 +80,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	sp := c.a.path.Load()
 	sel := &sp.pair
 	select {
-	case <-c.a.done:
+	case <-c.a.life.done:
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
-	case <-c.a.lost:
+	case <-c.a.life.lost:
 		return 0, c.a.opErr("write", sel, c.a.stopped())
 	case <-c.wd.Done():
 		return 0, c.a.opErr("write", sel, os.ErrDeadlineExceeded)
@@ -141,7 +141,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.Set(t); return nil }
 // stopped returns why the Conn no longer works: net.ErrClosed once the
 // Agent is closed, else ErrConsentLost.
 func (a *Agent) stopped() error {
-	if netx.Closed(a.done) {
+	if netx.Closed(a.life.done) {
 		return net.ErrClosed
 	}
 	return ErrConsentLost

@@ -58,7 +58,9 @@
 //     when the Checker does not know the transaction, the rest to the
 //     application;
 //   - one loop goroutine that owns the Checker and its timer, and sends
-//     keepalives on the selected pair (RFC 8445, Section 11);
+//     keepalives on the selected pair (RFC 8445, Section 11) and consent
+//     checks when a sans-IO liveness (like the Checker: Next(now), no
+//     clock of its own) says they are due;
 //   - the selected path as a net.Conn (Conn), which sends on the selected
 //     pair (RFC 8445, Section 12.1) and reads data from any of the peer's
 //     candidates (Section 12.2);

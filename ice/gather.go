@@ -162,15 +162,15 @@ func (s *sock) close() {
 // later calls wait for the first and return its result. An error other than
 // ErrNoCandidates or a closed Agent is ctx's.
 func (a *Agent) Gather(ctx context.Context) ([]Candidate, error) {
-	a.gatherOnce.Do(func() {
+	a.gathering.once.Do(func() {
 		gathered, err := a.gather(ctx, 0)
 		a.mu.Lock()
-		a.gathered, a.gatherErr = gathered, err
+		a.gathering.cands, a.gathering.err = gathered, err
 		a.mu.Unlock()
 	})
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return slices.Clone(a.gathered), a.gatherErr
+	return slices.Clone(a.gathering.cands), a.gathering.err
 }
 
 // gather gathers the candidates of generation gen on new sockets; the
@@ -231,14 +231,7 @@ func (a *Agent) gather(ctx context.Context, gen int) ([]Candidate, error) {
 // all at once, and adds the server-reflexive and relayed candidates that
 // are not redundant as they come in.
 func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, emit func(Candidate, bool)) ([]Candidate, error) {
-	var socks []*sock
-	a.mu.Lock()
-	for _, s := range a.socks {
-		if s.gen == gen && s.relay == nil {
-			socks = append(socks, s)
-		}
-	}
-	a.mu.Unlock()
+	socks := a.socks.filter(func(s *sock) bool { return s.gen == gen && s.relay == nil })
 	gc := &a.cfg.Gather
 	timeout := gc.STUNTimeout
 	if timeout == 0 {
@@ -308,8 +301,8 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		emit(r.c, false)
 	}
 	a.mu.Lock()
-	if gen == a.gen {
-		a.failures = fails
+	if gen == a.gathering.gen {
+		a.gathering.failures = fails
 	}
 	a.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -367,35 +360,17 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 		conn.Close()
 		return nil, err
 	}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+	if !a.socks.add(s, a.readLoop) {
 		s.client.Close()
 		conn.Close()
 		return nil, net.ErrClosed
 	}
-	a.socks = append(a.socks, s)
-	a.wg.Add(1)
-	a.mu.Unlock()
-	go a.readLoop(s)
 	return s, nil
 }
 
 // spawn runs f on a goroutine that Close waits for, unless the Agent is
-// closed. f must not call wg.Done.
-func (a *Agent) spawn(f func()) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return false
-	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f()
-	}()
-	return true
-}
+// closed.
+func (a *Agent) spawn(f func()) bool { return a.socks.spawn(f) }
 
 // hostAddrs lists the addresses host candidates are gathered on, RFC 8445,
 // Section 5.1.1.1, filtered by the configuration.

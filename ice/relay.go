@@ -64,10 +64,10 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 	if timeout == 0 {
 		timeout = DefaultTURNTimeout
 	}
-	actx, cancel := context.WithTimeout(ctx, timeout)
+	actx, cancel := a.context(ctx) // Close ends the allocation
 	defer cancel()
-	stop := context.AfterFunc(a.ctx, cancel) // Close ends the allocation
-	defer stop()
+	actx, cancelTimeout := context.WithTimeout(actx, timeout)
+	defer cancelTimeout()
 	r, err := turnclient.Allocate(actx, turnclient.Config{
 		Server:    ts.Addr.String(),
 		Transport: ts.Transport,
@@ -82,17 +82,10 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 	}
 	relayed := netx.Unmap(r.Relayed()[0])
 	s := &sock{relay: r, out: make(chan outPacket, queueLen), stop: make(chan struct{}), addr: relayed, pref: pref, gen: gen}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+	if !a.socks.add(s, a.readLoop, a.writeLoop) {
 		r.Close()
 		return Candidate{}, net.ErrClosed
 	}
-	a.socks = append(a.socks, s)
-	a.wg.Add(2)
-	a.mu.Unlock()
-	go a.readLoop(s)
-	go a.writeLoop(s)
 	return Candidate{
 		Foundation: Foundation(TypeRelay, relayed.Addr(), netx.Unmap(ts.Addr).Addr(), TransportUDP),
 		Component:  1,
@@ -108,10 +101,9 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 // writeLoop sends the packets the loop queued on a relay, so that the
 // loop never waits for a permission. It stops with the Agent.
 func (a *Agent) writeLoop(s *sock) {
-	defer a.wg.Done()
 	for {
 		select {
-		case <-a.done:
+		case <-a.life.done:
 			return
 		case <-s.stop: // retired after an ICE restart
 			return
@@ -128,14 +120,7 @@ func (a *Agent) writeLoop(s *sock) {
 // that the peer's first checks to a relayed candidate get through and the
 // first checks sent through a relay do not wait for them.
 func (a *Agent) permit(remotes []Candidate) {
-	a.mu.Lock()
-	var relays []*sock
-	for _, s := range a.socks {
-		if s.relay != nil {
-			relays = append(relays, s)
-		}
-	}
-	a.mu.Unlock()
+	relays := a.socks.filter(func(s *sock) bool { return s.relay != nil })
 	for _, s := range relays {
 		var ips []netip.Addr
 		for _, r := range remotes {
@@ -148,8 +133,10 @@ func (a *Agent) permit(remotes []Candidate) {
 			continue
 		}
 		a.spawn(func() {
+			ctx, cancel := a.context(context.Background())
+			defer cancel()
 			for _, ip := range ips {
-				if err := s.relay.CreatePermission(a.ctx, ip); err != nil {
+				if err := s.relay.CreatePermission(ctx, ip); err != nil {
 					a.log.Debug("ice: TURN permission failed", "relay", s.addr, "peer", ip, "err", err)
 				}
 			}

@@ -40,11 +40,11 @@ func (a *Agent) AddRemoteCandidate(c Candidate) error {
 	if c.Transport == TransportUDP && c.Host == "" && (!c.Addr.IsValid() || c.Addr.Port() == 0) {
 		return errors.New("ice: remote candidate without an address")
 	}
+	if a.socks.isClosed() {
+		return a.opErr("add candidate", nil, net.ErrClosed)
+	}
 	a.mu.Lock()
 	switch {
-	case a.closed:
-		a.mu.Unlock()
-		return a.opErr("add candidate", nil, net.ErrClosed)
 	case a.trickled.eoc:
 		a.mu.Unlock()
 		return errors.New("ice: remote candidate after end-of-candidates")
@@ -101,10 +101,10 @@ func (a *Agent) takeRemotes(s *session) {
 func (a *Agent) RestartCredentials() (ufrag, pwd string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.nextUfrag == "" {
-		a.nextUfrag, a.nextPwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
+	if a.creds.nextUfrag == "" {
+		a.creds.nextUfrag, a.creds.nextPwd = randomIceChars(UfragLen), randomIceChars(PwdLen)
 	}
-	return a.nextUfrag, a.nextPwd
+	return a.creds.nextUfrag, a.creds.nextPwd
 }
 
 // Regather gathers a new set of candidates for the next Restart, on new
@@ -115,20 +115,20 @@ func (a *Agent) RestartCredentials() (ufrag, pwd string) {
 // allocations are closed, and when it is given up or fails, the new ones.
 // Call it once per restart, after Gather.
 func (a *Agent) Regather(ctx context.Context) ([]Candidate, error) {
+	if a.socks.isClosed() {
+		return nil, a.opErr("regather", nil, net.ErrClosed)
+	}
 	a.mu.Lock()
 	switch {
-	case a.closed:
-		a.mu.Unlock()
-		return nil, a.opErr("regather", nil, net.ErrClosed)
-	case a.gathered == nil:
+	case a.gathering.cands == nil:
 		a.mu.Unlock()
 		return nil, errors.New("ice: Regather before Gather")
-	case a.regathered != nil || a.restarting:
+	case a.gathering.next != nil || a.sess.restarting:
 		a.mu.Unlock()
 		return nil, errors.New("ice: already regathered for the next restart")
 	}
-	a.gen++
-	gen := a.gen
+	a.gathering.gen++
+	gen := a.gathering.gen
 	a.mu.Unlock()
 	cands, err := a.gather(ctx, gen)
 	if err != nil {
@@ -136,7 +136,7 @@ func (a *Agent) Regather(ctx context.Context) ([]Candidate, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.regathered = cands
+	a.gathering.next = cands
 	a.mu.Unlock()
 	return slices.Clone(cands), nil
 }
@@ -144,17 +144,7 @@ func (a *Agent) Regather(ctx context.Context) ([]Candidate, error) {
 // retire closes and forgets the sockets and allocations gone reports true
 // for; their goroutines end with them.
 func (a *Agent) retire(gone func(*sock) bool) {
-	a.mu.Lock()
-	var old []*sock
-	a.socks = slices.DeleteFunc(a.socks, func(s *sock) bool {
-		if gone(s) {
-			old = append(old, s)
-			return true
-		}
-		return false
-	})
-	a.mu.Unlock()
-	for _, s := range old {
+	for _, s := range a.socks.remove(gone) {
 		s.close()
 	}
 }
@@ -168,51 +158,47 @@ func (a *Agent) retire(gone func(*sock) bool) {
 // with ErrFailed when every new pair failed, or when ctx ends; in both
 // cases the old session goes on with its pair.
 func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remotes []Candidate) error {
-	a.mu.Lock()
-	ufrag, pwd, controlling := a.nextUfrag, a.nextPwd, a.controlling
-	switch {
-	case a.closed:
-		a.mu.Unlock()
+	if a.socks.isClosed() {
 		return a.opErr("restart", nil, net.ErrClosed)
-	case !a.connected:
+	}
+	a.mu.Lock()
+	ufrag, pwd, controlling := a.creds.nextUfrag, a.creds.nextPwd, a.sess.controlling
+	switch {
+	case !a.sess.connected:
 		a.mu.Unlock()
 		return ErrNotConnected
-	case a.restarting:
+	case a.sess.restarting:
 		a.mu.Unlock()
 		return errors.New("ice: a restart is already running")
 	case ufrag == "":
 		a.mu.Unlock()
 		return errors.New("ice: call RestartCredentials first and send them to the peer")
 	}
-	a.restarting = true
-	locals, fresh, gen := a.gathered, a.regathered != nil, a.gen
+	// This call is the one writer of restarting, until it returns.
+	a.sess.restarting = true
+	locals, fresh, gen := a.gathering.cands, a.gathering.next != nil, a.gathering.gen
 	if fresh {
-		locals = a.regathered
+		locals = a.gathering.next
 	}
-	a.regathered = nil
+	a.gathering.next = nil
 	a.mu.Unlock()
-	undo := func() {
+	defer func() {
 		a.mu.Lock()
-		a.restarting = false
+		a.sess.restarting = false
 		a.mu.Unlock()
+	}()
+	undo := func() {
 		if fresh {
 			a.retire(func(s *sock) bool { return s.gen == gen })
 		}
 	}
-	ch, err := NewChecker(locals, remotes, CheckerConfig{
-		Controlling: controlling,
-		LocalUfrag:  ufrag, LocalPwd: pwd,
-		RemoteUfrag: remoteUfrag, RemotePwd: remotePwd,
-		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
-		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
-		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
-	})
+	ch, err := a.newChecker(locals, remotes, controlling, ufrag, pwd, remoteUfrag, remotePwd)
 	if err != nil {
 		undo()
 		return err
 	}
 	a.mu.Lock()
-	a.ufrag, a.pwd, a.nextUfrag, a.nextPwd = ufrag, pwd, "", ""
+	a.creds = credentials{ufrag: ufrag, pwd: pwd}
 	a.trickled.eoc = false
 	a.mu.Unlock()
 	a.permit(remotes)
@@ -223,7 +209,7 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 	}
 	if fresh {
 		a.mu.Lock()
-		a.gathered = locals
+		a.gathering.cands = locals
 		a.mu.Unlock()
 		a.retire(func(s *sock) bool { return s.gen < gen })
 	}
@@ -236,7 +222,7 @@ func (a *Agent) Restart(ctx context.Context, remoteUfrag, remotePwd string, remo
 // for a restart that has not started here yet.
 func (a *Agent) forRestart(m *stun.Message) bool {
 	a.mu.Lock()
-	next := a.nextUfrag
+	next := a.creds.nextUfrag
 	a.mu.Unlock()
 	if next == "" {
 		return false

@@ -260,7 +260,7 @@ func TestAgentRestartGivenUp(t *testing.T) {
 				t.Fatalf("Restart: %v, want %v", err, wantErr)
 			}
 			for _, c := range fresh {
-				if a.sockFor(c.Addr) != nil {
+				if a.socks.forBase(c.Addr) != nil {
 					t.Errorf("the regathered socket %v outlived the restart given up", c.Addr)
 				}
 			}
@@ -336,7 +336,7 @@ func TestAgentRestartRegather(t *testing.T) {
 			}
 			echo(t, ca, cb, "over the new sockets")
 			echo(t, cb, ca, "and back")
-			if a.sockFor(old.Local.BaseAddr()) != nil {
+			if a.socks.forBase(old.Local.BaseAddr()) != nil {
 				t.Errorf("the old base %v is still open", old.Local.BaseAddr())
 			}
 			if g, _ := a.Gather(ctx); len(g) != 1 || g[0].Addr != fresh[0].Addr {

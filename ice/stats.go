@@ -39,7 +39,7 @@ type agentCounters struct {
 func (a *Agent) Stats() AgentStats {
 	c := &a.counters
 	a.mu.Lock()
-	fails := slices.Clone(a.failures)
+	fails := slices.Clone(a.gathering.failures)
 	a.mu.Unlock()
 	return AgentStats{
 		Dropped: c.dropped.Load(), Malformed: c.malformed.Load(), Keepalives: c.kas.Load(),
@@ -81,8 +81,8 @@ func stunURI(server netip.AddrPort) string { return "stun:" + server.String() }
 // servers' failures, or that there was nothing to ask.
 func (a *Agent) noCandidates(gen int) error {
 	a.mu.Lock()
-	fails := a.failures
-	if gen != a.gen {
+	fails := a.gathering.failures
+	if gen != a.gathering.gen {
 		fails = nil
 	}
 	a.mu.Unlock()
