@@ -66,7 +66,22 @@ func (a *Agent) loop() {
 			d.handleSTUN(p)
 			d.run(time.Now())
 		case <-d.timer.C:
+			// Answers already queued go first: a consent answer that
+			// came in time counts even when the loop ran late.
+			d.drain()
 			d.run(time.Now())
+		}
+	}
+}
+
+// drain handles the STUN packets already queued, without waiting.
+func (d *driver) drain() {
+	for range queueLen {
+		select {
+		case p := <-d.a.ch.stunIn:
+			d.handleSTUN(p)
+		default:
+			return
 		}
 	}
 }
