@@ -110,15 +110,14 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		queue = DefaultQueue
 	}
 	r := &Relay{
-		cfg:     cfg,
-		log:     log,
-		core:    newCore(DefaultBindAfter, defaultLifetime, time.Now()),
-		in:      make(chan packet, queue),
-		kick:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		dead:    make(chan struct{}),
-		host:    host,
+		cfg:  cfg,
+		log:  log,
+		core: newCore(DefaultBindAfter, defaultLifetime, time.Now()),
+		in:   make(chan packet, queue),
+		kick: make(chan struct{}, 1),
+		host: host,
 	}
+	r.life.init()
 	if proto == turn.ProtoTCP {
 		// RFC 6062: ConnectionAttempt indications wait for Accept, and
 		// permissions are kept for incoming connections (Section 5.3).
@@ -183,7 +182,7 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		return nil, err
 	}
 	r.client = client
-	r.wg.Add(1)
+	r.life.wg.Add(1)
 	if r.udp != nil {
 		go r.readUDP()
 	} else {
@@ -207,11 +206,12 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		err = r.parseAllocation(resp)
 	}
 	if err != nil {
-		r.closed.Store(true)
-		close(r.closing)
-		client.Close()
-		r.closeConn()
-		r.wg.Wait()
+		r.life.close(func() error {
+			client.Close()
+			r.closeConn()
+			r.life.wg.Wait()
+			return nil
+		})
 		return nil, classify(err)
 	}
 	srv := resp.Server
@@ -219,10 +219,7 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 	r.mu.Lock()
 	r.core.setLifetime(r.lifetime0, time.Now())
 	r.mu.Unlock()
-	rctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.refresherDone = make(chan struct{})
-	go r.refresher(rctx)
+	r.life.goRefresher(r.refresher)
 	log.Debug("turn: allocated", "server", srv, "relayed", r.relayed, "lifetime", r.lifetime0)
 	return r, nil
 }
@@ -233,12 +230,6 @@ func (r *Relay) closeConn() {
 	}
 	if r.stream != nil {
 		r.stream.Close()
-	}
-}
-
-func (r *Relay) waitRefresher() {
-	if r.refresherDone != nil {
-		<-r.refresherDone
 	}
 }
 
@@ -304,7 +295,7 @@ func (r *Relay) parseAllocation(resp *stunclient.Response) error {
 // ChannelData frames, back to back (RFC 8656, Section 12.5). It ends when
 // the connection ends or loses its framing, which loses the allocation.
 func (r *Relay) readStream() {
-	defer r.wg.Done()
+	defer r.life.wg.Done()
 	br := bufio.NewReaderSize(r.stream, 64<<10)
 	buf := make([]byte, 0, 1600)
 	var msg stun.Message

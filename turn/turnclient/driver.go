@@ -62,7 +62,7 @@ func appendPeerIP(b []byte, ip netip.Addr, id stun.TransactionID) []byte {
 // as IPv6. A refusal (403) wraps ErrForbidden; other error responses are
 // *stun.Error.
 func (r *Relay) CreatePermission(ctx context.Context, ip netip.Addr) error {
-	if r.closed.Load() {
+	if r.life.closed() {
 		return r.opError("permission", nil, net.ErrClosed)
 	}
 	return r.createPermission(ctx, ip)
@@ -72,7 +72,6 @@ func (r *Relay) CreatePermission(ctx context.Context, ip netip.Addr) error {
 // refreshes and channel bindings. It is started by Allocate and stopped by
 // Close (through ctx), or ends when the allocation is lost.
 func (r *Relay) refresher(ctx context.Context) {
-	defer close(r.refresherDone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -110,7 +109,7 @@ func (r *Relay) refresher(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.dead:
+		case <-r.life.dead:
 			return
 		case <-r.kick:
 		case <-tc:
@@ -156,7 +155,7 @@ func (r *Relay) run(ctx context.Context, t task) (time.Duration, error) {
 
 // readUDP is the read loop over UDP. It ends when the socket is closed.
 func (r *Relay) readUDP() {
-	defer r.wg.Done()
+	defer r.life.wg.Done()
 	buf := make([]byte, 64<<10)
 	var msg stun.Message
 	fails := 0

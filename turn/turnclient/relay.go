@@ -55,17 +55,7 @@ type Relay struct {
 	writeDL netx.Deadline
 	kick    chan struct{} // wakes the refresher; capacity 1
 
-	closing       chan struct{} // closed by Close
-	dead          chan struct{} // closed when the allocation or connection is lost
-	deadOnce      sync.Once
-	deadErr       error
-	cancel        context.CancelFunc // stops the refresher's requests
-	refresherDone chan struct{}
-	wg            sync.WaitGroup
-	closed        atomic.Bool
-	closeMu       sync.Mutex
-	closeErr      error
-	isDone        bool
+	life lifecycle // Close, the loss of the allocation, the goroutines
 
 	st stats
 }
@@ -184,7 +174,7 @@ func (r *Relay) ReadFrom(p []byte) (int, net.Addr, error) {
 // ReadFromUDPAddrPort is ReadFrom with the peer's address as a
 // netip.AddrPort (unmapped), like net.UDPConn's: it allocates nothing.
 func (r *Relay) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
-	if r.closed.Load() {
+	if r.life.closed() {
 		return 0, netip.AddrPort{}, r.opError("read", nil, net.ErrClosed)
 	}
 	// Datagrams already queued are delivered first.
@@ -196,10 +186,10 @@ func (r *Relay) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 	select {
 	case pkt := <-r.in:
 		return pkt.copyTo(p), pkt.from, nil
-	case <-r.closing:
+	case <-r.life.closing:
 		return 0, netip.AddrPort{}, r.opError("read", nil, net.ErrClosed)
-	case <-r.dead:
-		return 0, netip.AddrPort{}, r.opError("read", nil, r.deadErr)
+	case <-r.life.dead:
+		return 0, netip.AddrPort{}, r.opError("read", nil, r.life.deadErr)
 	case <-r.readDL.Done():
 		return 0, netip.AddrPort{}, r.opError("read", nil, os.ErrDeadlineExceeded)
 	}
@@ -241,10 +231,10 @@ func (r *Relay) writeTo(p []byte, peer netip.AddrPort, addr net.Addr) (int, erro
 		return 0, r.opError("write", addr, err)
 	}
 	switch {
-	case r.closed.Load():
+	case r.life.closed():
 		return fail(net.ErrClosed)
-	case netx.Closed(r.dead):
-		return fail(r.deadErr)
+	case r.life.lost() != nil:
+		return fail(r.life.lost())
 	case r.writeDL.Expired():
 		return fail(os.ErrDeadlineExceeded)
 	case len(p) > turn.MaxChannelDataLength:
@@ -330,30 +320,19 @@ func peerOf(addr net.Addr) (netip.AddrPort, error) {
 }
 
 // fail marks the relay lost with err (the first reason wins).
-func (r *Relay) fail(err error) {
-	r.deadOnce.Do(func() {
-		r.deadErr = err
-		close(r.dead)
-	})
-}
+func (r *Relay) fail(err error) { r.life.lose(err) }
 
 // Close releases the allocation: it stops the refresher, sends a Refresh
 // with LIFETIME 0 (best effort, waiting at most a second), closes the
 // connection to the server and waits for the Relay's goroutines. Blocked
 // ReadFrom and WriteTo calls return net.ErrClosed. Calling Close again
 // does nothing and returns the first call's result.
-func (r *Relay) Close() error {
-	r.closeMu.Lock()
-	defer r.closeMu.Unlock()
-	if r.isDone {
-		return r.closeErr
-	}
-	r.isDone = true
-	r.closed.Store(true)
-	close(r.closing)
-	r.cancel()
-	r.waitRefresher()
-	if !netx.Closed(r.dead) {
+func (r *Relay) Close() error { return r.life.close(r.release) }
+
+// release is Close's work, run once.
+func (r *Relay) release() error {
+	r.life.stopRefresher()
+	if r.life.lost() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
 			return turn.AppendLifetime(b, 0) // RFC 8656, Section 7.3: delete
@@ -364,13 +343,14 @@ func (r *Relay) Close() error {
 		}
 	}
 	r.client.Close()
+	var err error
 	if r.udp != nil {
-		r.closeErr = r.udp.Close()
+		err = r.udp.Close()
 	} else {
-		r.closeErr = r.stream.Close()
+		err = r.stream.Close()
 	}
-	r.wg.Wait()
+	r.life.wg.Wait()
 	r.readDL.Stop()
 	r.writeDL.Stop()
-	return r.closeErr
+	return err
 }

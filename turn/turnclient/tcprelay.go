@@ -132,10 +132,10 @@ func (t *TCPRelay) opError(op string, peer netip.AddrPort, err error) error {
 // usable reports why the TCPRelay cannot be used, or nil.
 func (t *TCPRelay) usable() error {
 	switch {
-	case t.r.closed.Load():
+	case t.r.life.closed():
 		return net.ErrClosed
-	case netx.Closed(t.r.dead):
-		return t.r.deadErr
+	case t.r.life.lost() != nil:
+		return t.r.life.lost()
 	}
 	return nil
 }
@@ -205,10 +205,10 @@ func (t *TCPRelay) Accept(ctx context.Context) (net.Conn, netip.AddrPort, error)
 	case a = <-t.r.attempts:
 	case <-ctx.Done():
 		return nil, netip.AddrPort{}, t.opError("accept", netip.AddrPort{}, ctx.Err())
-	case <-t.r.closing:
+	case <-t.r.life.closing:
 		return nil, netip.AddrPort{}, t.opError("accept", netip.AddrPort{}, net.ErrClosed)
-	case <-t.r.dead:
-		return nil, netip.AddrPort{}, t.opError("accept", netip.AddrPort{}, t.r.deadErr)
+	case <-t.r.life.dead:
+		return nil, netip.AddrPort{}, t.opError("accept", netip.AddrPort{}, t.r.life.deadErr)
 	}
 	ctx, cancel := t.context(ctx)
 	defer cancel()
@@ -221,7 +221,7 @@ func (t *TCPRelay) Accept(ctx context.Context) (net.Conn, netip.AddrPort, error)
 
 // closedOr returns net.ErrClosed if Close ended the operation, else err.
 func (t *TCPRelay) closedOr(err error) error {
-	if t.r.closed.Load() {
+	if t.r.life.closed() {
 		return fmt.Errorf("%w (%w)", net.ErrClosed, err)
 	}
 	return err
