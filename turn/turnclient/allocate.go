@@ -217,10 +217,10 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 	srv := resp.Server
 	r.server.Store(&srv)
 	r.mu.Lock()
-	r.core.setLifetime(r.lifetime0, time.Now())
+	r.core.setLifetime(r.granted.lifetime, time.Now())
 	r.mu.Unlock()
 	r.life.goRefresher(r.refresher)
-	log.Debug("turn: allocated", "server", srv, "relayed", r.relayed, "lifetime", r.lifetime0)
+	log.Debug("turn: allocated", "server", srv, "relayed", r.granted.relayed, "lifetime", r.granted.lifetime)
 	return r, nil
 }
 
@@ -270,23 +270,23 @@ func (r *Relay) parseAllocation(resp *stunclient.Response) error {
 		if err != nil {
 			return fmt.Errorf("turn: Allocate response: %w", err)
 		}
-		r.relayed = append(r.relayed, netx.Unmap(ap))
+		r.granted.relayed = append(r.granted.relayed, netx.Unmap(ap))
 	}
-	if len(r.relayed) == 0 {
+	if len(r.granted.relayed) == 0 {
 		return fmt.Errorf("turn: Allocate response without XOR-RELAYED-ADDRESS: %w", stun.ErrAttrNotFound)
 	}
 	// IPv4 first, so LocalAddr of a dual allocation is the IPv4 one.
-	if len(r.relayed) == 2 && r.relayed[1].Addr().Is4() {
-		r.relayed[0], r.relayed[1] = r.relayed[1], r.relayed[0]
+	if len(r.granted.relayed) == 2 && r.granted.relayed[1].Addr().Is4() {
+		r.granted.relayed[0], r.granted.relayed[1] = r.granted.relayed[1], r.granted.relayed[0]
 	}
-	r.lifetime0 = defaultLifetime
+	r.granted.lifetime = defaultLifetime
 	if v, ok := m.Get(stun.AttrLifetime); ok {
 		if l, err := turn.ParseLifetime(v); err == nil {
-			r.lifetime0 = l
+			r.granted.lifetime = l
 		}
 	}
 	if ap, err := m.XORMappedAddress(); err == nil {
-		r.mapped = netx.Unmap(ap)
+		r.granted.mapped = netx.Unmap(ap)
 	}
 	return nil
 }

@@ -32,20 +32,22 @@ var _ net.PacketConn = (*Relay)(nil)
 //
 // The zero value is not usable: use Allocate.
 type Relay struct {
-	cfg       Config
-	log       *slog.Logger
-	client    *stunclient.Client
-	udp       *net.UDPConn // UDP transport
-	stream    net.Conn     // TCP or TLS transport
-	wmu       sync.Mutex   // serialises writes to stream
-	server    atomic.Pointer[netip.AddrPort]
-	relayed   []netip.AddrPort
-	mapped    netip.AddrPort
-	lifetime0 time.Duration // granted by the Allocate response
-	host      string        // the server's host name, for TLS on data connections
-	attempts  chan attempt  // TCP allocations: ConnectionAttempts for Accept; nil otherwise
-	dataMu    sync.Mutex
-	dataConns map[stun.TransactionID]net.Conn // ConnectionBind requests to route to data connections
+	// Set by Allocate, then only read.
+	cfg     Config
+	log     *slog.Logger
+	client  *stunclient.Client
+	udp     *net.UDPConn // UDP transport
+	stream  net.Conn     // TCP or TLS transport
+	host    string       // the server's host name, for TLS on data connections
+	granted granted      // what the Allocate response granted
+
+	wmu    sync.Mutex // serialises writes to stream
+	server atomic.Pointer[netip.AddrPort]
+
+	// TCP allocations (RFC 6062): ConnectionAttempts for Accept (nil
+	// otherwise), and the data connections of ConnectionBind requests.
+	attempts chan attempt
+	binds    dataConns
 
 	mu   sync.Mutex // guards core
 	core *core
@@ -62,6 +64,14 @@ type Relay struct {
 
 // packet is a datagram from a peer, queued for ReadFrom in a pooled
 // buffer.
+// granted is what the server's Allocate response granted. RFC 8656,
+// Section 7.3.
+type granted struct {
+	relayed  []netip.AddrPort // XOR-RELAYED-ADDRESS: one, or two for Dual, IPv4 first
+	mapped   netip.AddrPort   // XOR-MAPPED-ADDRESS, or the zero value
+	lifetime time.Duration    // LIFETIME
+}
+
 type packet struct {
 	buf  *[]byte // from netx.CopyBuf
 	from netip.AddrPort
@@ -113,21 +123,23 @@ func (r *Relay) Stats() Stats {
 }
 
 // LocalAddr returns the relayed transport address (a *net.UDPAddr).
-func (r *Relay) LocalAddr() net.Addr { return netx.UDPAddr(r.relayed[0]) }
+func (r *Relay) LocalAddr() net.Addr { return netx.UDPAddr(r.granted.relayed[0]) }
 
 // Relayed returns the relayed addresses: one, or two for Dual.
-func (r *Relay) Relayed() []netip.AddrPort { return append([]netip.AddrPort(nil), r.relayed...) }
+func (r *Relay) Relayed() []netip.AddrPort {
+	return append([]netip.AddrPort(nil), r.granted.relayed...)
+}
 
 // Mapped returns the server-reflexive address the server reported
 // (XOR-MAPPED-ADDRESS in the Allocate response), or the zero value.
-func (r *Relay) Mapped() netip.AddrPort { return r.mapped }
+func (r *Relay) Mapped() netip.AddrPort { return r.granted.mapped }
 
 // Server returns the server's address actually used (after an
 // ALTERNATE-SERVER redirection, the alternate).
 func (r *Relay) Server() netip.AddrPort { return *r.server.Load() }
 
 // Lifetime returns the lifetime granted by the Allocate response.
-func (r *Relay) Lifetime() time.Duration { return r.lifetime0 }
+func (r *Relay) Lifetime() time.Duration { return r.granted.lifetime }
 
 // Channel returns the channel number bound to peer, or 0 if packets to
 // peer still go in Send indications.

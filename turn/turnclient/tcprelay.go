@@ -97,10 +97,10 @@ func (r *Relay) connectionAttempt(msg *stun.Message) {
 
 // Addr returns the relayed transport address (a *net.TCPAddr), where
 // peers connect.
-func (t *TCPRelay) Addr() net.Addr { return net.TCPAddrFromAddrPort(t.r.relayed[0]) }
+func (t *TCPRelay) Addr() net.Addr { return net.TCPAddrFromAddrPort(t.r.granted.relayed[0]) }
 
 // Relayed returns the relayed transport address.
-func (t *TCPRelay) Relayed() netip.AddrPort { return t.r.relayed[0] }
+func (t *TCPRelay) Relayed() netip.AddrPort { return t.r.granted.relayed[0] }
 
 // Mapped returns the server-reflexive address of the control connection
 // (XOR-MAPPED-ADDRESS), or the zero value.
@@ -321,24 +321,32 @@ func (t *TCPRelay) bind(ctx context.Context, id uint32, peer netip.AddrPort) (ne
 	return tc, nil
 }
 
+// dataConns routes the ConnectionBind requests of a TCP allocation to
+// their data connections (RFC 6062, Section 4.4): the STUN client writes
+// each request to the connection its transaction ID is mapped to.
+type dataConns struct {
+	mu    sync.Mutex
+	conns map[stun.TransactionID]net.Conn // guarded by mu
+}
+
 // routeToDataConn makes the control connection's STUN client write the
 // request with transaction ID id to the data connection c.
 func (r *Relay) routeToDataConn(id stun.TransactionID, c net.Conn) {
-	r.dataMu.Lock()
-	defer r.dataMu.Unlock()
-	if r.dataConns == nil {
-		r.dataConns = make(map[stun.TransactionID]net.Conn)
+	r.binds.mu.Lock()
+	defer r.binds.mu.Unlock()
+	if r.binds.conns == nil {
+		r.binds.conns = make(map[stun.TransactionID]net.Conn)
 	}
-	r.dataConns[id] = c
+	r.binds.conns[id] = c
 }
 
 // forgetDataConn removes the routes to c.
 func (r *Relay) forgetDataConn(c net.Conn) {
-	r.dataMu.Lock()
-	defer r.dataMu.Unlock()
-	for id, dc := range r.dataConns {
+	r.binds.mu.Lock()
+	defer r.binds.mu.Unlock()
+	for id, dc := range r.binds.conns {
 		if dc == c {
-			delete(r.dataConns, id)
+			delete(r.binds.conns, id)
 		}
 	}
 }
@@ -349,9 +357,9 @@ func (r *Relay) dataConnFor(b []byte) net.Conn {
 	if len(b) < stun.HeaderSize {
 		return nil
 	}
-	r.dataMu.Lock()
-	defer r.dataMu.Unlock()
-	return r.dataConns[stun.TransactionID(b[8:20])]
+	r.binds.mu.Lock()
+	defer r.binds.mu.Unlock()
+	return r.binds.conns[stun.TransactionID(b[8:20])]
 }
 
 // track registers an open connection, or reports false after Close.
