@@ -211,17 +211,18 @@ type Agent struct {
 	// their own lock.
 	socks sockSet
 
-	// mu guards the four groups below it. The loop reads the trickled
-	// candidates and the restart credentials under it, and is the one
-	// writer of sess.connected; Restart is the one writer of
-	// sess.restarting.
+	// mu guards the four groups below it (all but trickled.kick, a
+	// channel). The loop takes the trickled candidates and reads the
+	// restart credentials under it, and is the one writer of
+	// sess.connected; Restart is the one writer of sess.restarting.
 	mu        sync.Mutex
 	creds     credentials
 	gathering gathering
 	sess      struct{ started, controlling, connected, restarting bool }
 	trickled  trickleQueue
 
-	// Published for the Conn, read without a lock.
+	// Published for the Conn, read without a lock; the state has a lock
+	// of its own.
 	path      atomic.Pointer[selectedPath] // by the loop: the selected pair, once there is one
 	peers     atomic.Pointer[peerSet]      // by the loop: the peer addresses Conn.Read accepts
 	lastWrite atomic.Int64                 // by the Conn: UnixNano of its latest Write

@@ -48,7 +48,8 @@ func (a *Agent) Stats() AgentStats {
 	}
 }
 
-// GatherFailure is a STUN or TURN server that yielded no candidate.
+// GatherFailure is a STUN or TURN server that yielded no candidate. It
+// is a plain value.
 type GatherFailure struct {
 	// URI names the server: stun:HOST:PORT (RFC 7064), or
 	// turn:HOST:PORT?transport=udp|tcp and turns:... (RFC 7065).
