@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/stun/stunuri"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -35,13 +36,16 @@ type TURNServer struct {
 // URI returns the server as a TURN URI, RFC 7065, Section 3.1:
 // turn:192.0.2.1:3478?transport=udp, or turns: for TLS.
 func (s *TURNServer) URI() string {
+	u := stunuri.FromAddrPort(stunuri.TURN, s.Addr)
 	switch s.Transport {
 	case turnclient.TCP:
-		return "turn:" + s.Addr.String() + "?transport=tcp"
+		u.Transport = stunuri.TCP
 	case turnclient.TLS:
-		return "turns:" + s.Addr.String() + "?transport=tcp"
+		u.Scheme, u.Transport = stunuri.TURNS, stunuri.TCP
+	default:
+		u.Transport = stunuri.UDP
 	}
-	return "turn:" + s.Addr.String() + "?transport=udp"
+	return u.String()
 }
 
 // Validate reports a configuration error.

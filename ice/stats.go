@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/icebreaker-net/icebreaker/stun/stunuri"
 )
 
 // AgentStats counts packets the Agent dropped and sent, and lists the
@@ -76,7 +78,9 @@ func (f *GatherFailure) Error() string {
 func (f *GatherFailure) Unwrap() error { return f.Err }
 
 // stunURI returns server as a STUN URI, RFC 7064, Section 3.1.
-func stunURI(server netip.AddrPort) string { return "stun:" + server.String() }
+func stunURI(server netip.AddrPort) string {
+	return stunuri.FromAddrPort(stunuri.STUN, server).String()
+}
 
 // noCandidates is Gather's error when generation gen found nothing: the
 // servers' failures, or that there was nothing to ask.
