@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -98,7 +99,7 @@ func TestDataPathAllocs(t *testing.T) {
 			ca.SetDeadline(time.Now().Add(10 * time.Second))
 			cb.SetDeadline(time.Now().Add(10 * time.Second))
 			warm(t, ca, cb, msg, buf)
-			if raceEnabled {
+			if testutil.RaceEnabled {
 				t.Log("allocations not counted: the race detector makes sync.Pool drop buffers")
 				return
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 type strAddr string
@@ -143,7 +145,7 @@ func TestCopyBuf(t *testing.T) {
 		FreeBuf(bp) // not pooled: ignored
 	}
 	FreeBuf(nil)
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Log("allocations not counted: the race detector makes sync.Pool drop buffers")
 		return
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 // TestRelayAddrPort: ReadFromUDPAddrPort and WriteToUDPAddrPort carry
@@ -63,7 +65,7 @@ func TestRelayAddrPort(t *testing.T) {
 				round()
 			}
 			before := r.Stats()
-			if raceEnabled {
+			if testutil.RaceEnabled {
 				round()
 			} else if n := testing.AllocsPerRun(200, round); n != 0 {
 				t.Errorf("%v allocations per round trip, want 0", n)

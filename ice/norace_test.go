@@ -1,5 +1,0 @@
-//go:build !race
-
-package ice
-
-const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package turnclient
-
-const raceEnabled = false
