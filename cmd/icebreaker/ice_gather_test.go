@@ -11,34 +11,13 @@ import (
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
-// refusingSTUN is a STUN server on loopback that answers every Binding
-// request with 400 Bad Request. Cleanup stops it.
-func refusingSTUN(t *testing.T) netip.AddrPort {
-	t.Helper()
-	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+// refuseBinding answers a Binding request with 400 Bad Request.
+func refuseBinding(m *stun.Message, _ netip.AddrPort) []byte {
+	if m.Type != stun.BindingRequest {
+		return nil
 	}
-	done := make(chan struct{})
-	go func() { // ends when pc is closed
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			var m stun.Message
-			if m.Parse(buf[:n]) != nil || m.Type != stun.BindingRequest {
-				continue
-			}
-			b := stun.AppendHeader(nil, stun.BindingError, m.TransactionID)
-			b = stun.AppendErrorCode(b, 400, "Bad Request")
-			pc.WriteToUDPAddrPort(b, from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	b := stun.AppendHeader(nil, stun.BindingError, m.TransactionID)
+	return stun.AppendErrorCode(b, 400, "Bad Request")
 }
 
 // closedTCPPort returns a loopback TCP address nothing listens on.
@@ -58,7 +37,7 @@ func closedTCPPort(t *testing.T) netip.AddrPort {
 // line and an entry in the --json summary, while the host candidates
 // connect.
 func TestICEGatherFailuresReported(t *testing.T) {
-	stunAddr := refusingSTUN(t)
+	stunAddr := stunUDPResponder(t, "udp4", refuseBinding)
 	turnAddr := closedTCPPort(t)
 	offerArgs := append([]string{"--stun", stunAddr.String(), "--turn", "turn:" + turnAddr.String() + "?transport=tcp",
 		"--turn-user", "u", "--turn-pass", "p", "--count", "1", "--json"}, loopbackArgs...)
