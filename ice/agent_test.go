@@ -585,3 +585,34 @@ func TestGatherTrickleMayClose(t *testing.T) {
 	<-answered
 	checkGoroutines(t, base)
 }
+
+// TestAgentContext: the context the Agent's goroutines use ends when the
+// Agent closes, or with its parent, without the Agent storing one.
+func TestAgentContext(t *testing.T) {
+	a, err := NewAgent(AgentConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, cancelParent := context.WithCancel(t.Context())
+	byParent, cancel1 := a.context(parent)
+	defer cancel1()
+	byClose, cancel2 := a.context(context.Background())
+	defer cancel2()
+	if byClose.Err() != nil || byParent.Err() != nil {
+		t.Fatal("a new context has ended")
+	}
+	cancelParent()
+	<-byParent.Done()
+	if byClose.Err() != nil {
+		t.Fatal("the parent of another context ended this one")
+	}
+	a.Close()
+	select {
+	case <-byClose.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the context")
+	}
+	if !errors.Is(byClose.Err(), context.Canceled) {
+		t.Fatalf("Err = %v, want context.Canceled", byClose.Err())
+	}
+}
