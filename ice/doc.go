@@ -33,7 +33,8 @@
 //
 // The Checker opens no socket, starts no goroutine and reads no clock: it
 // takes packets and the time through Handle and Next. The Agent is the thin
-// driver that owns the sockets (agent.go, gather.go, conn.go):
+// driver that owns the sockets (agent.go, loop.go, socks.go, gather.go,
+// conn.go):
 //   - gathering of host candidates, one UDP socket per usable address,
 //     IPv4 and IPv6, loopback and link-local only when enabled (RFC 8445,
 //     Section 5.1.1.1), and of server-reflexive candidates by a STUN
