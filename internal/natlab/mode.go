@@ -2,6 +2,7 @@ package natlab
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -86,8 +87,10 @@ func (m Mode) norm() (Mode, bool) {
 
 // nftRules returns the nftables ruleset (for "nft -f -") of a NAT namespace in
 // mode m whose single LAN host is lanHost. The NAT's wan interface is wan0, its
-// LAN interface lan0. m must be normalised and not None.
-func nftRules(m Mode, lanHost string) string {
+// LAN interface lan0. m must be normalised and not None. A valid snatTo makes
+// the NAT translate outbound flows to that address instead of wan0's own
+// (masquerade) address, keeping the mode's port allocation.
+func nftRules(m Mode, lanHost string, snatTo netip.Addr) string {
 	var b strings.Builder
 	b.WriteString("flush ruleset\ntable ip natlab {\n")
 	if m == AddrRestricted {
@@ -113,11 +116,14 @@ func nftRules(m Mode, lanHost string) string {
 			"\t\tiifname \"wan0\" udp dport 1024-65535 dnat ip to %s\n\t}\n", lanHost)
 	}
 	masq := "masquerade"
+	if snatTo.IsValid() {
+		masq = "snat ip to " + snatTo.String()
+	}
 	switch m {
 	case Random:
-		masq = "masquerade random"
+		masq += " random"
 	case FullyRandom:
-		masq = "masquerade fully-random"
+		masq += " fully-random"
 	}
 	fmt.Fprintf(&b, "\tchain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"+
 		"\t\toifname \"wan0\" %s\n\t}\n", masq)

@@ -76,6 +76,10 @@ const (
 // Options configures a lab. The zero value gives two EIM NATs.
 type Options struct {
 	A, B Mode // NAT modes of side A (natA/lanA) and side B (natB/lanB); "" means EIM
+
+	// PortMapA prepares natA for a port-mapping daemon (see
+	// PortMapOptions and Lab.StartMiniUPnPd); A must not be None.
+	PortMapA PortMapOptions
 }
 
 // hosts lists the host names in creation order.
@@ -88,9 +92,10 @@ const nsPrefix = "nl-"
 // Lab is one instance of the topology. Its methods may be called from several
 // goroutines, except where they are documented to fail the test.
 type Lab struct {
-	t      testing.TB
-	a, b   Mode
-	prefix string
+	t       testing.TB
+	a, b    Mode
+	portMap PortMapOptions
+	prefix  string
 
 	mu      sync.Mutex
 	created []string // namespaces that exist, in creation order
@@ -107,11 +112,11 @@ func New(t testing.TB, opts Options) *Lab {
 	t.Helper()
 	a, okA := opts.A.norm()
 	b, okB := opts.B.norm()
-	if !okA || !okB {
+	if !okA || !okB || (opts.PortMapA.Enable && a == None) {
 		t.Fatalf("natlab: invalid Options %+v", opts)
 	}
 	requireEnv(t)
-	l := &Lab{t: t, a: a, b: b, prefix: newPrefix()}
+	l := &Lab{t: t, a: a, b: b, portMap: opts.PortMapA, prefix: newPrefix()}
 	t.Cleanup(l.cleanup)
 	reapStale()
 
@@ -193,8 +198,18 @@ func (l *Lab) buildSide(side string, mode Mode, public, gw, lanIP string) error 
 	if err := runTool(nat, strings.NewReader("1\n"), "tee", "/proc/sys/net/ipv4/ip_forward"); err != nil {
 		return err
 	}
-	if err := runTool(nat, strings.NewReader(nftRules(mode, lanIP)), "nft", "-f", "-"); err != nil {
+	var snatTo netip.Addr
+	pm := side == "A" && l.portMap.Enable
+	if pm && !l.portMap.DoubleNAT {
+		snatTo = netip.MustParseAddr(NatAPortMapIP)
+	}
+	if err := runTool(nat, strings.NewReader(nftRules(mode, lanIP, snatTo)), "nft", "-f", "-"); err != nil {
 		return err
+	}
+	if pm {
+		if err := l.setupPortMap(); err != nil {
+			return err
+		}
 	}
 	return runTool(nat, nil, "conntrack", "-F")
 }

@@ -47,7 +47,7 @@ func TestNftRules(t *testing.T) {
 		{FullCone, []string{"udp dport 1024-65535 dnat ip to 10.9.1.2"}, []string{"@contacted"}},
 		{AddrRestricted, []string{"update @contacted { ip daddr . udp sport }", "ip saddr . udp dport @contacted dnat ip to 10.9.1.2"}, nil},
 	} {
-		r := nftRules(c.m, LanAIP)
+		r := nftRules(c.m, LanAIP, netip.Addr{})
 		for _, w := range c.want {
 			if !strings.Contains(r, w) {
 				t.Errorf("%s rules lack %q:\n%s", c.m, w, r)
