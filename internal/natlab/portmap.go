@@ -2,12 +2,14 @@ package natlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // NatAPortMapIP is natA's second wan address when [Options.PortMapA] is set:
@@ -121,14 +123,49 @@ func (l *Lab) StartMiniUPnPd(ctx context.Context, cfg MiniUPnPdConfig) *Proc {
 		l.t.Fatalf("natlab: %v", err)
 	}
 	p := l.Start(ctx, "natA", bin, "-d", "-f", conf, "-P", filepath.Join(dir, "miniupnpd.pid"))
-	want := "HTTP listening on port"
-	if !cfg.UPnP {
-		want = "Listening for NAT-PMP/PCP traffic"
+	var ports []string
+	if cfg.UPnP {
+		ports = append(ports, ":1900")
 	}
-	if err := p.WaitForOutput(ctx, want); err != nil {
+	if cfg.PCPAndPMP {
+		ports = append(ports, ":5351")
+	}
+	if err := l.waitUDPListening(ctx, p, ports); err != nil {
 		l.t.Fatalf("natlab: miniupnpd did not start: %v\n%s", err, p.Output())
 	}
 	return p
+}
+
+// waitUDPListening polls natA's UDP sockets ("ss -Hlun") until one is bound
+// to each of the port suffixes, or p exits, or ctx ends.
+func (l *Lab) waitUDPListening(ctx context.Context, p *Proc, ports []string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := l.Run(ctx, "natA", "ss", "-Hlun")
+		if err != nil {
+			return err
+		}
+		missing := false
+		for _, port := range ports {
+			found := false
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				found = found || (len(f) >= 4 && strings.HasSuffix(f[3], port))
+			}
+			missing = missing || !found
+		}
+		if !missing {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.Done():
+			return errors.New("exited")
+		case <-tick.C:
+		}
+	}
 }
 
 // miniUPnPdConf returns the daemon's configuration file.
