@@ -115,6 +115,10 @@ type Candidate struct {
 	// address checks are sent from. It is not carried on the wire, so it is
 	// the zero AddrPort in parsed candidates; see BaseAddr.
 	Base netip.AddrPort
+
+	// Origin says how a local candidate was found (a port mapping goes
+	// out as "srflx" too). It is not carried on the wire.
+	Origin Origin
 }
 
 // BaseAddr returns the candidate's base: Base when set, else the best guess

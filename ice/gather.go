@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
@@ -49,6 +50,15 @@ type GatherConfig struct {
 	TURNServers []TURNServer
 	// TURNTimeout bounds each allocation; 0 means DefaultTURNTimeout.
 	TURNTimeout time.Duration
+
+	// PortMapper, if set, asks the router (the default gateway) to map
+	// each IPv4 host socket on its link, through PCP, NAT-PMP or UPnP IGD
+	// (package portmap), beside the STUN Bindings. A mapping gives a
+	// candidate of type srflx with Origin OriginPortMap, unless its
+	// external address is not one a STUN server saw (double NAT). The
+	// mapping is renewed while its socket is open and deleted when it
+	// closes. nil means nothing is sent to the router.
+	PortMapper *portmap.Client
 	// RelayOnly gathers relayed candidates alone: no host socket is
 	// bound and no server-reflexive candidate is asked for, so every
 	// path goes through a TURN server. It needs TURNServers.
@@ -99,6 +109,7 @@ type sock struct {
 	addr   netip.AddrPort     // bound or relayed address, unmapped, zone kept
 	pref   uint32             // local preference, RFC 8445, Section 5.1.2.1
 	gen    int                // gathering generation: 0 first, then one per Regather
+	pm     portmapSlot        // host socket: its port mapping, if any
 }
 
 // outPacket is a packet a relay's writer sends.
@@ -150,6 +161,7 @@ func (s *sock) close() {
 		s.relay.Close()
 		return
 	}
+	s.pm.close()
 	s.client.Close()
 	s.conn.Close()
 }
@@ -206,6 +218,7 @@ func (a *Agent) gather(ctx context.Context, gen int) ([]Candidate, error) {
 				Addr:       s.addr,
 				Type:       TypeHost,
 				Base:       s.addr,
+				Origin:     OriginHost,
 			}
 			cands = append(cands, c)
 			emit(c, false)
@@ -238,12 +251,16 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		timeout = DefaultSTUNTimeout
 	}
 	type result struct {
-		c    Candidate
-		fail *GatherFailure // nil: c is the candidate
+		c      Candidate
+		ok     bool           // c is a candidate
+		fail   *GatherFailure // a server's failure, reported in AgentStats
+		s      *sock          // the host socket of a STUN or port-mapping result
+		mapped bool           // a port mapping's result
 	}
 	// Room for every result: a Trickle callback below may call Close,
 	// which waits for these goroutines, so they must never block on send.
-	results := make(chan result, len(socks)*len(gc.STUNServers)+len(gc.TURNServers))
+	results := make(chan result, len(socks)*(len(gc.STUNServers)+1)+len(gc.TURNServers))
+	gate := newPortmapGate(a)
 	n := 0
 	for _, s := range socks {
 		if gc.RelayOnly {
@@ -261,11 +278,21 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 					a.log.Info("ice: gather: STUN Binding failed", "server", server, "base", s.addr, "err", err)
 					f = &GatherFailure{URI: stunURI(server), Op: "binding", Base: s.addr, Err: err}
 				}
-				results <- result{c, f}
+				results <- result{c: c, ok: err == nil, fail: f, s: s}
 			})
 			if !ok {
 				break
 			}
+			gate.expect(s)
+			n++
+		}
+		if gc.PortMapper != nil && s.addr.Addr().Is4() && a.spawn(func() {
+			c, err := a.portmapped(ctx, s)
+			if err != nil {
+				a.log.Debug("ice: gather: no port mapping", "base", s.addr, "err", err)
+			}
+			results <- result{c: c, ok: err == nil, s: s, mapped: true}
+		}) {
 			n++
 		}
 	}
@@ -278,27 +305,41 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 				a.log.Info("ice: gather: TURN allocation failed", "server", ts.Addr, "err", err)
 				f = &GatherFailure{URI: ts.URI(), Op: "allocate", Err: err}
 			}
-			results <- result{c, f}
+			results <- result{c: c, ok: err == nil, fail: f}
 		})
 		if !ok {
 			break
 		}
 		n++
 	}
+	add := func(c Candidate) {
+		pruned := PruneRedundant(append(slices.Clone(cands), c))
+		if len(pruned) == len(cands) {
+			a.log.Debug("ice: gather: redundant candidate", "addr", c.Addr, "base", c.Base, "origin", c.Origin)
+			return
+		}
+		cands = pruned
+		emit(c, false)
+	}
 	var fails []GatherFailure
 	for range n {
 		r := <-results
 		if r.fail != nil {
 			fails = append(fails, *r.fail)
-			continue
 		}
-		pruned := PruneRedundant(append(slices.Clone(cands), r.c))
-		if len(pruned) == len(cands) {
-			a.log.Debug("ice: gather: redundant candidate", "addr", r.c.Addr, "base", r.c.Base)
-			continue
+		switch {
+		case r.mapped && r.ok:
+			if c, ok := gate.mapped(r.s, r.c); ok {
+				add(c)
+			}
+		case r.s != nil && !r.mapped:
+			if c, ok := gate.stun(r.s, r.c, r.ok); ok {
+				add(c)
+			}
 		}
-		cands = pruned
-		emit(r.c, false)
+		if r.ok && !r.mapped {
+			add(r.c)
+		}
 	}
 	a.mu.Lock()
 	if gen == a.gathering.gen {
@@ -329,6 +370,7 @@ func (a *Agent) srflx(ctx context.Context, s *sock, server netip.AddrPort, timeo
 		Type:       TypeServerReflexive,
 		Related:    s.addr,
 		Base:       s.addr,
+		Origin:     OriginSTUN,
 	}, nil
 }
 

@@ -99,6 +99,7 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 		Type:       TypeRelay,
 		Related:    netx.Unmap(r.Mapped()),
 		Base:       relayed,
+		Origin:     OriginTURN,
 	}, nil
 }
 
