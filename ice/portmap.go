@@ -167,3 +167,25 @@ func (g *portmapGate) release(s *sock) (Candidate, bool) {
 	s.pm.drop()
 	return Candidate{}, false
 }
+
+// get returns the mapping, or nil.
+func (p *portmapSlot) get() *portmap.Mapping {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m
+}
+
+// PortMappings returns the external addresses of the router port mappings
+// the Agent holds, one per mapped host socket. A mapping's candidate may
+// have been pruned as equal to a STUN one (a port-preserving NAT maps the
+// socket to the same port): that candidate is then reachable through the
+// mapping too.
+func (a *Agent) PortMappings() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range a.socks.filter(func(s *sock) bool { return s.pm.get() != nil }) {
+		if m := s.pm.get(); m != nil {
+			out = append(out, m.External())
+		}
+	}
+	return out
+}

@@ -195,10 +195,12 @@ type mapper interface {
 
 // Map asks the gateway to forward UDP sent to an external port to local
 // (an IPv4 address of this host on the gateway's link, and the port of a
-// socket bound to it), through the enabled protocols in order, until one
-// succeeds. The search takes at most Config.Timeout when the router does
-// not answer: PCP gets half of it when NAT-PMP follows, and UPnP's SSDP
-// discovery runs meanwhile. The Mapping renews itself until Close.
+// socket bound to it). PCP, then NAT-PMP (in Config.Protocols order), run
+// beside UPnP IGD; the first mapping made wins and one made meanwhile by
+// the other is deleted. A NAT-PMP-only router answers PCP with a version
+// error (RFC 6887, Section 9), so NAT-PMP follows PCP without waiting.
+// The search takes at most Config.Timeout when the router does not
+// answer. The Mapping renews itself until Close.
 func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error) {
 	gw, err := c.gateway(local.Addr())
 	if err != nil {
@@ -207,49 +209,89 @@ func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 
-	var upnpDone chan struct{}
-	var upnpDev *igd
-	var upnpErr error
-	if c.has(UPnP) {
-		upnpDone = make(chan struct{})
-		go func() {
-			defer close(upnpDone)
-			upnpDev, upnpErr = discoverIGD(ctx, gw, local.Addr())
-		}()
-		// The goroutine ends with ctx, which is cancelled on return.
-		defer func() { cancel(); <-upnpDone }()
+	type result struct {
+		p    Protocol
+		m    mapper
+		ext  netip.AddrPort
+		life time.Duration
+		err  error
 	}
-	var errs []error
-	for _, p := range c.cfg.Protocols {
+	results := make(chan result, 2)
+	runs := 0
+	try := func(ctx context.Context, p Protocol) result {
 		var m mapper
-		pctx, pcancel := ctx, context.CancelFunc(func() {})
 		switch p {
 		case PCP:
 			m = &pcpMapper{gw: gw, local: local, nonce: newNonce()}
-			if c.has(NATPMP) || c.has(UPnP) {
-				pctx, pcancel = context.WithTimeout(ctx, c.cfg.Timeout/2)
-			}
 		case NATPMP:
 			m = &pmpMapper{gw: gw, local: local}
 		case UPnP:
-			<-upnpDone
-			if upnpErr != nil {
-				errs = append(errs, fmt.Errorf("upnp: %w", upnpErr))
-				continue
+			dev, err := discoverIGD(ctx, gw, local.Addr())
+			if err != nil {
+				return result{p: p, err: err}
 			}
-			m = &upnpMapper{dev: upnpDev, local: local}
+			m = &upnpMapper{dev: dev, local: local}
 		}
-		ext, life, err := m.add(pctx, c.cfg.Lifetime)
-		pcancel()
-		if err != nil {
-			c.log.Debug("portmap: no mapping", "protocol", p, "gateway", gw, "local", local, "err", err)
-			errs = append(errs, fmt.Errorf("%v: %w", p, err))
-			continue
-		}
-		c.log.Debug("portmap: mapped", "protocol", p, "gateway", gw, "local", local, "external", ext, "lifetime", life)
-		return newMapping(c, p, gw, local, m, ext, life), nil
+		ext, life, err := m.add(ctx, c.cfg.Lifetime)
+		return result{p, m, ext, life, err}
 	}
-	return nil, fmt.Errorf("%w from %v for %v: %w", ErrNoMapping, gw, local, errors.Join(errs...))
+	var chain []Protocol
+	for _, p := range c.cfg.Protocols {
+		if p != UPnP {
+			chain = append(chain, p)
+		}
+	}
+	// Both goroutines end with ctx, which is cancelled before Map returns.
+	if len(chain) > 0 {
+		runs++
+		go func() {
+			var errs []error
+			for _, p := range chain {
+				r := try(ctx, p)
+				if r.err == nil {
+					results <- r
+					return
+				}
+				errs = append(errs, fmt.Errorf("%v: %w", p, r.err))
+			}
+			results <- result{err: errors.Join(errs...)}
+		}()
+	}
+	if c.has(UPnP) {
+		runs++
+		go func() {
+			r := try(ctx, UPnP)
+			if r.err != nil {
+				r.err = fmt.Errorf("upnp: %w", r.err)
+			}
+			results <- r
+		}()
+	}
+	var won *result
+	var errs []error
+	for range runs {
+		r := <-results
+		switch {
+		case r.err != nil:
+			c.log.Debug("portmap: no mapping", "gateway", gw, "local", local, "err", r.err)
+			errs = append(errs, r.err)
+		case won == nil:
+			won = &r
+			cancel()
+		default:
+			// Both made a mapping: keep the first, delete the other.
+			dctx, dcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			if err := r.m.del(dctx); err != nil {
+				c.log.Debug("portmap: deleting a second mapping", "protocol", r.p, "err", err)
+			}
+			dcancel()
+		}
+	}
+	if won == nil {
+		return nil, fmt.Errorf("%w from %v for %v: %w", ErrNoMapping, gw, local, errors.Join(errs...))
+	}
+	c.log.Debug("portmap: mapped", "protocol", won.p, "gateway", gw, "local", local, "external", won.ext, "lifetime", won.life)
+	return newMapping(c, won.p, gw, local, won.m, won.ext, won.life), nil
 }
 
 // Mapping is a port mapping on the router. It renews itself at half its

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/ice"
 	"github.com/icebreaker-net/icebreaker/internal/icecli"
+	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -46,6 +48,7 @@ type iceOptions struct {
 	ips        listFlag
 	noHost     bool
 	noSrflx    bool
+	noPortmap  bool
 	relayOnly  bool
 	loopback   bool
 	v4, v6     bool
@@ -106,6 +109,7 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	fs.Var(&o.ips, "ip", "gather host candidates only on this `IP or PREFIX` (repeatable)")
 	fs.BoolVar(&o.noHost, "no-host", false, "do not offer host candidates")
 	fs.BoolVar(&o.noSrflx, "no-srflx", false, "do not offer server-reflexive candidates")
+	fs.BoolVar(&o.noPortmap, "no-portmap", false, "do not ask the router for a port mapping (PCP, NAT-PMP, UPnP IGD)")
 	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
 	fs.BoolVar(&o.loopback, "loopback", false, "include loopback addresses (to try it on one machine)")
 	fs.BoolVar(&o.v4, "4", false, "IPv4 only")
@@ -211,6 +215,13 @@ func (o *iceOptions) gatherConfig(ctx context.Context) (ice.GatherConfig, error)
 	if o.noSrflx || o.relayOnly {
 		return gc, nil
 	}
+	if !o.noPortmap && !o.v6 {
+		pm, err := portmap.New(portmap.Config{})
+		if err != nil {
+			return gc, err
+		}
+		gc.PortMapper = pm
+	}
 	for _, s := range o.stun {
 		host, port, _ := splitServer(s, 3478)
 		if ip, err := netip.ParseAddr(host); err == nil {
@@ -307,11 +318,17 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 	}
 	ufrag, pwd := agent.LocalCredentials()
 	tok := icecli.Token{Role: o.role, Ufrag: ufrag, Pwd: pwd}
-	var kinds []string
+	var kinds, mapped []string
+	for _, m := range agent.PortMappings() {
+		mapped = append(mapped, m.String())
+	}
 	for _, c := range cands {
 		if o.offered(c) {
 			tok.Candidates = append(tok.Candidates, c.String())
 			kinds = append(kinds, c.Type.String()+" "+c.Addr.String())
+			if c.Origin == ice.OriginPortMap || slices.Contains(mapped, c.Addr.String()) {
+				kinds[len(kinds)-1] += " (port mapping)"
+			}
 		}
 	}
 	if len(tok.Candidates) == 0 {
@@ -360,6 +377,7 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		ConnectMS:        icecli.MS(took),
 		LocalCandidates:  tok.Candidates,
 		RemoteCandidates: peer.Candidates,
+		PortMapped:       mapped,
 	}
 	for _, f := range fails {
 		sum.GatherFailures = append(sum.GatherFailures, gatherFailure(f))

@@ -268,6 +268,9 @@ type iceLab struct {
 	lab *natlab.Lab
 	bin string
 	srv *natlab.Proc
+
+	extra []string          // more arguments for both sides' `icebreaker ice`
+	out   map[string]string // host -> output of the last connect's side there
 }
 
 // newICELab builds a lab in modes a and b and starts the server in wan.
@@ -275,7 +278,13 @@ type iceLab struct {
 // default policy denies (TEST-NET-3).
 func newICELab(t *testing.T, ctx context.Context, bin string, a, b natlab.Mode) *iceLab {
 	t.Helper()
-	lab := natlab.New(t, natlab.Options{A: a, B: b})
+	return newICELabOpts(t, ctx, bin, natlab.Options{A: a, B: b})
+}
+
+// newICELabOpts is newICELab with any lab options.
+func newICELabOpts(t *testing.T, ctx context.Context, bin string, opts natlab.Options) *iceLab {
+	t.Helper()
+	lab := natlab.New(t, opts)
 	srv := lab.Start(ctx, "wan", bin, "serve", "--listen", natlab.ServerIP1, "--port", "3478",
 		"--user-db", "none", "--user", turnUser+":"+turnPass, "--allow-peer", "203.0.113.0/24")
 	if err := srv.WaitForOutput(ctx, natlab.ServerIP1+":3478"); err != nil {
@@ -296,6 +305,7 @@ func (l *iceLab) connect(t *testing.T, ctx context.Context, withTURN bool, befor
 	if withTURN {
 		args = append(args, "--turn", "turn:"+server, "--turn-user", turnUser, "--turn-pass", turnPass)
 	}
+	args = append(args, l.extra...)
 	a := l.lab.StartWithStdin(ctx, "lanA", l.bin, append([]string{"ice", "offer"}, args...)...)
 	b := l.lab.StartWithStdin(ctx, "lanB", l.bin, append([]string{"ice", "answer"}, args...)...)
 	dump := func() string {
@@ -321,6 +331,7 @@ func (l *iceLab) connect(t *testing.T, ctx context.Context, withTURN bool, befor
 		}
 	}
 	errA, errB := a.Wait(), b.Wait()
+	l.out = map[string]string{"lanA": a.Output(), "lanB": b.Output()}
 	if errA != nil || errB != nil {
 		t.Fatalf("offer: %v, answer: %v\n%s", errA, errB, dump())
 	}

@@ -149,6 +149,11 @@ func New(t testing.TB, opts Options) *Lab {
 	if err := l.buildSide("B", b, NatBPublic, NatBLanIP, LanBIP); err != nil {
 		t.Fatal(err)
 	}
+	if l.portMap.Enable {
+		if err := l.setupPortMap(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return l
 }
 
@@ -199,17 +204,11 @@ func (l *Lab) buildSide(side string, mode Mode, public, gw, lanIP string) error 
 		return err
 	}
 	var snatTo netip.Addr
-	pm := side == "A" && l.portMap.Enable
-	if pm && !l.portMap.DoubleNAT {
+	if side == "A" && l.portMap.Enable && !l.portMap.DoubleNAT {
 		snatTo = netip.MustParseAddr(NatAPortMapIP)
 	}
 	if err := runTool(nat, strings.NewReader(nftRules(mode, lanIP, snatTo)), "nft", "-f", "-"); err != nil {
 		return err
-	}
-	if pm {
-		if err := l.setupPortMap(); err != nil {
-			return err
-		}
 	}
 	return runTool(nat, nil, "conntrack", "-F")
 }

@@ -68,13 +68,20 @@ func portMapRules() string {
 `, upnpTable, upnpForward, upnpNat, upnpPostrouting)
 }
 
-// setupPortMap adds natA's second wan address, its route in wan and
-// miniupnpd's table. It runs after natA's own rules are loaded.
+// setupPortMap adds natA's second wan address, its routes in wan and on
+// side B's wan host (natB, or lanB in None mode), which reach it on the
+// bridge through NatAPublic (wan does not forward), and miniupnpd's table.
+// It runs after natA's own rules are loaded and side B exists.
 func (l *Lab) setupPortMap() error {
-	nat, wan := l.NS("natA"), l.NS("wan")
+	nat, wan, peer := l.NS("natA"), l.NS("wan"), l.NS("natB")
+	peerDev := "wan0"
+	if peer == "" {
+		peer, peerDev = l.NS("lanB"), "eth0"
+	}
 	err := runIP([][]string{
 		{"-n", nat, "addr", "add", NatAPortMapIP + "/32", "dev", "wan0"},
 		{"-n", wan, "route", "add", NatAPortMapIP + "/32", "via", NatAPublic, "dev", "br0"},
+		{"-n", peer, "route", "add", NatAPortMapIP + "/32", "via", NatAPublic, "dev", peerDev},
 	})
 	if err != nil {
 		return err

@@ -58,5 +58,13 @@ func TestMiniUPnPd(t *testing.T) {
 		if m := mappedFrom(t, got, NatAPortMapIP+":"+port); m.Addr() != netip.MustParseAddr(ServerIP2) {
 			t.Errorf("port %s: lanA saw the sender as %s, want %s", port, m, ServerIP2)
 		}
+		// From behind natB too: natB reaches NatAPortMapIP on the bridge.
+		out, err = l.Run(ctx, "lanB", echo, "send", "-bind", "0.0.0.0:7200", "-to", NatAPortMapIP+":"+port, "-wait", "1s")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if m := mappedFrom(t, parseRecv(out), NatAPortMapIP+":"+port); m.Addr() != netip.MustParseAddr(NatBPublic) {
+			t.Errorf("port %s: lanA saw lanB as %s, want %s", port, m, NatBPublic)
+		}
 	}
 }

@@ -1,0 +1,116 @@
+package interop
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/icebreaker-net/icebreaker/internal/natlab"
+)
+
+// TestICEPortMapThroughNATs reruns side A's rows of the ICE matrix (see
+// ice_natlab_test.go) with miniupnpd on natA, which `icebreaker ice` asks
+// for a port mapping by default. The mapping lets anyone in on its port,
+// so every row now ends like the fullcone row: on a direct pair in every
+// column. (The first pair selected may still be the relay when the direct
+// checks are slower than the agent's relay wait, as on a loaded machine;
+// the agent then moves to the direct pair, and the test logs it.) Where the matrix without the daemon
+// ends on the relay, the direct path exists only through the mapping, so
+// the peer's end of the pair must be the mapping's address (lanA's --json
+// lists it under "portmapped"). The other cells, the oneway ones included
+// (their direct path without the mapping works when the first check is
+// not dropped), may use any candidate of lanA.
+func TestICEPortMapThroughNATs(t *testing.T) {
+	t.Parallel()
+	bin := icebreaker(t)
+	rows := []natlab.Mode{natlab.EIM, natlab.AddrRestricted, natlab.Random, natlab.FullyRandom}
+	for _, a := range rows {
+		for _, b := range iceMatrixModes {
+			before := expectedOutcome(t, a, b)
+			t.Run(fmt.Sprintf("%s×%s", a, b), func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t)
+				l := newICELabOpts(t, ctx, bin, natlab.Options{A: a, B: b, PortMapA: natlab.PortMapOptions{Enable: true}})
+				l.lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+				offer, answer := l.connect(t, ctx, true, nil)
+				mapped := portMapped(t, l.out["lanA"])
+				viaMapping := len(mapped) > 0 && slices.ContainsFunc([]string{answer.Final.Remote.Addr, answer.First().Remote.Addr}, func(s string) bool { return slices.Contains(mapped, s) })
+				t.Logf("%s×%s with port mapping (before: %s): %s in %.1f ms (offer) / %.1f ms (answer): offer %v; answer %v; mapped %v, through it: %v",
+					a, b, before, offer.Final.outcome(), offer.ConnectMS, answer.ConnectMS, offer.Final, answer.Final, mapped, viaMapping)
+				if len(mapped) != 1 {
+					t.Fatalf("lanA offered %d port-mapped candidates %v, want 1", len(mapped), mapped)
+				}
+				if a, err := netip.ParseAddrPort(mapped[0]); err != nil || a.Addr() != netip.MustParseAddr(natlab.NatAPortMapIP) {
+					t.Errorf("mapped candidate %s, want one on %s", mapped[0], natlab.NatAPortMapIP)
+				}
+				checkAgree(t, offer, answer, false)
+				for _, r := range []iceResult{offer, answer} {
+					if r.Final.outcome() != outDirect {
+						t.Errorf("%s: first %v, final %v; want a direct final pair", r.Role, r.First(), r.Final)
+					} else if r.First().outcome() != outDirect {
+						t.Logf("%s: on the relay first (%v), then direct", r.Role, r.First())
+					}
+				}
+				if before == outRelay && !viaMapping {
+					t.Errorf("the direct pair %v does not use lanA's mapped candidate %v", answer.Final, mapped)
+				}
+			})
+		}
+	}
+}
+
+// TestICEPortMapDoubleNAT: when natA's daemon reports an external address
+// that is not the one STUN servers see (natA behind another NAT), lanA
+// does not offer the mapped candidate, and random×random ends on the
+// relay as without the daemon.
+func TestICEPortMapDoubleNAT(t *testing.T) {
+	t.Parallel()
+	bin := icebreaker(t)
+	ctx := testContext(t)
+	l := newICELabOpts(t, ctx, bin, natlab.Options{A: natlab.Random, B: natlab.Random, PortMapA: natlab.PortMapOptions{Enable: true, DoubleNAT: true}})
+	l.lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+	offer, answer := l.connect(t, ctx, true, nil)
+	if mapped := portMapped(t, l.out["lanA"]); len(mapped) != 0 {
+		t.Errorf("lanA offered port-mapped candidates %v behind a double NAT", mapped)
+	}
+	checkAgree(t, offer, answer, false)
+	checkOutcome(t, outRelay, offer, answer)
+}
+
+// TestICENoPortMapFlag: with --no-portmap lanA asks nothing, so the
+// daemon holds no mapping and random×random stays on the relay.
+func TestICENoPortMapFlag(t *testing.T) {
+	t.Parallel()
+	bin := icebreaker(t)
+	ctx := testContext(t)
+	l := newICELabOpts(t, ctx, bin, natlab.Options{A: natlab.Random, B: natlab.Random, PortMapA: natlab.PortMapOptions{Enable: true}})
+	d := l.lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+	l.extra = []string{"--no-portmap"}
+	offer, answer := l.connect(t, ctx, true, nil)
+	if mapped := portMapped(t, l.out["lanA"]); len(mapped) != 0 {
+		t.Errorf("lanA offered port-mapped candidates %v with --no-portmap", mapped)
+	}
+	checkOutcome(t, outRelay, offer, answer)
+	if out := d.Output(); strings.Contains(out, natlab.LanAIP) {
+		t.Errorf("the daemon saw requests although --no-portmap was given:\n%s", out)
+	}
+}
+
+// portMapped returns the "portmapped" list of a --json summary.
+func portMapped(t *testing.T, out string) []string {
+	t.Helper()
+	m := summaryLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no JSON summary in\n%s", out)
+	}
+	var s struct {
+		PortMapped []string `json:"portmapped"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.PortMapped
+}
