@@ -214,6 +214,9 @@ type Report struct {
 	// work and when a TURN relay is needed.
 	Verdict string   `json:"verdict"`
 	NotRun  []NotRun `json:"not_run,omitempty"`
+	// PortMap is set when CheckPortMap ran: what the router's port
+	// mapping does for this host.
+	PortMap *PortMapReport `json:"portmap,omitempty"`
 	// Ignored counts packets that matched no running probe: late answers
 	// to tests already decided, duplicates, strangers, malformed packets.
 	Ignored int `json:"ignored_packets"`
@@ -339,6 +342,9 @@ func (r *Report) Text() string {
 	line("Hairpinning", hp)
 	if r.BindingLifetime != nil {
 		line("Binding lifetime", r.BindingLifetime.String())
+	}
+	if r.PortMap != nil {
+		r.PortMap.writeLines(line)
 	}
 	b.WriteString("\n")
 	b.WriteString(wrap(r.Verdict, 78))

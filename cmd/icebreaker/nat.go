@@ -11,12 +11,17 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/natbehavior"
+	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 )
 
 // natDefaultTimeout is how long `icebreaker nat` waits for a server that
 // should answer: shorter than RFC 8489's 39.5 s, for a person waiting.
 const natDefaultTimeout = 10 * time.Second
+
+// natPortmapTimeout bounds the wait for the server's answer through a port
+// mapping.
+const natPortmapTimeout = 3 * time.Second
 
 // runNat runs the RFC 5780 tests against one server and prints the report.
 // It returns nil when a report was produced (even with tests that could not
@@ -29,6 +34,8 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "\nFinds out what kind of NAT this host is behind, with a STUN server that supports")
 		fmt.Fprintln(stderr, "RFC 5780 (two IP addresses, e.g. 'icebreaker serve --listen IP1 --alt-ip IP2'):")
 		fmt.Fprintln(stderr, "mapping and filtering behaviour, hairpinning, and optionally the binding lifetime.")
+		fmt.Fprintln(stderr, "Behind a NAT it also asks the router for a port mapping (PCP, NAT-PMP, UPnP IGD) and")
+		fmt.Fprintln(stderr, "checks that the server's alternate address gets in through it (--no-portmap: don't).")
 		fmt.Fprintln(stderr, "The port defaults to 3478.")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
@@ -43,6 +50,7 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		rto         = fs.Duration("rto", stunclient.DefaultRTO, "initial retransmission timeout of requests the server must answer")
 		timeout     = fs.Duration("timeout", natDefaultTimeout, "give up on a request the server must answer after this long")
 		local       = fs.String("local", "", "local `IP[:PORT]` to bind; the port, if given, is the one tested for mapping")
+		noPortmap   = fs.Bool("no-portmap", false, "do not ask the router for a port mapping (PCP, NAT-PMP, UPnP IGD)")
 	)
 	// Flags may come before or after SERVER.
 	var pos []string
@@ -105,6 +113,15 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				te.Server, stunclient.FormatDuration(te.Waited), te.Attempts)
 		}
 		return err
+	}
+	// A port mapping is for peers beyond the NAT: not asked for when there
+	// is none, or when the server is on this host.
+	if !*noPortmap && !*only6 && r.NATPresent == natbehavior.Yes && !r.Server.Addr().IsLoopback() {
+		pm, err := portmap.New(portmap.Config{})
+		if err != nil {
+			return err
+		}
+		natbehavior.CheckPortMap(ctx, pm, r, *rto, min(*timeout, natPortmapTimeout))
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
