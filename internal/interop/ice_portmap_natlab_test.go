@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/icebreaker-net/icebreaker/internal/natlab"
@@ -113,4 +116,42 @@ func portMapped(t *testing.T, out string) []string {
 		t.Fatal(err)
 	}
 	return s.PortMapped
+}
+
+// TestICEPortMapInterrupt: `icebreaker ice offer` in lanA holds its
+// mapping on natA's miniupnpd while it waits for the peer's token, and
+// deletes it when interrupted (Ctrl-C, SIGINT).
+func TestICEPortMapInterrupt(t *testing.T) {
+	t.Parallel()
+	bin := icebreaker(t)
+	ctx := testContext(t)
+	lab := natlab.New(t, natlab.Options{A: natlab.Random, B: natlab.EIM, PortMapA: natlab.PortMapOptions{Enable: true}})
+	lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+	p := lab.StartWithStdin(ctx, "lanA", bin, "ice", "offer")
+	if err := p.WaitForOutput(ctx, "(port mapping)"); err != nil {
+		t.Fatalf("%v\n%s", err, p.Output())
+	}
+	m := regexp.MustCompile(`srflx ` + regexp.QuoteMeta(natlab.NatAPortMapIP) + `:(\d+) \(port mapping\)`).FindStringSubmatch(p.Output())
+	if m == nil {
+		t.Fatalf("no mapped candidate in\n%s", p.Output())
+	}
+	port, _ := strconv.Atoi(m[1])
+	held := func() bool {
+		rules, err := lab.MiniUPnPdRules(ctx)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, rules)
+		}
+		return strings.Contains(rules, fmt.Sprintf(" th dport %d ", port))
+	}
+	if !held() {
+		t.Fatalf("mapping of port %d not in the daemon's rules", port)
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Wait() // exits non-zero: interrupted
+	if held() {
+		rules, _ := lab.MiniUPnPdRules(ctx)
+		t.Fatalf("mapping of port %d still in the daemon's rules after SIGINT:\n%s\n%s", port, rules, p.Output())
+	}
 }
