@@ -174,9 +174,12 @@ func TestICEConnectTime(t *testing.T) {
 
 // benchCase measures one case against one server.
 func benchCase(t *testing.T, cfg *benchConfig, server string, c Case) []Run {
-	lab := natlab.New(t, natlab.Options{A: natlab.Mode(c.A), B: natlab.Mode(c.B)})
+	lab := natlab.New(t, natlab.Options{A: natlab.Mode(c.A), B: natlab.Mode(c.B), PortMapA: natlab.PortMapOptions{Enable: c.PortMap}})
 	ctx := t.Context()
 	startServer(t, ctx, lab, cfg, server)
+	if c.PortMap {
+		lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+	}
 
 	var runs []Run
 	for i := range cfg.warmup + cfg.runs {

@@ -18,8 +18,9 @@ const (
 // Case is one NAT pairing of the lab with the path ICE is expected to take
 // and the target of issue 7.
 type Case struct {
-	Name     string  // "direct" or "relay"
+	Name     string  // "direct", "relay" or "portmap"
 	A, B     string  // NAT modes of side A (offer) and side B (answer), natlab names
+	PortMap  bool    // miniupnpd runs on natA (PCP, NAT-PMP, UPnP IGD)
 	Relay    bool    // the selected pair must use a relayed candidate; else it must not
 	TargetMS float64 // icebreaker's median must not exceed this
 	PionRef  float64 // pion/ice v4 as measured in issue 7 (coturn as STUN/TURN), ms
@@ -32,6 +33,10 @@ const MinRatio = 2.0
 var Cases = map[string]Case{
 	"direct": {Name: "direct", A: "eim", B: "eim", TargetMS: 200, PionRef: 604},
 	"relay":  {Name: "relay", A: "random", B: "random", Relay: true, TargetMS: 1000, PionRef: 2013},
+	// Issue 16: random×random with a port-mapping router on side A. The
+	// mapping opens a direct path; pion/ice asks no router for one, so it
+	// stays on the relay (run it with AGENTS=icebreaker).
+	"portmap": {Name: "portmap", A: "random", B: "random", PortMap: true, TargetMS: 300},
 }
 
 // Run is the outcome of one attempt: a fresh offer agent in lanA and a fresh

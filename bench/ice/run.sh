@@ -6,13 +6,15 @@
 #
 #   direct  eim x eim NATs: a server-reflexive or peer-reflexive pair
 #   relay   random x random (symmetric) NATs: only a relayed pair works
+#   portmap random x random with miniupnpd on lanA's NAT: a direct pair through
+#           the port mapping (CASES="portmap" AGENTS=icebreaker; pion asks no router)
 #
 # Needs root (network namespaces, nftables, conntrack).
 #
 # Environment overrides:
 #   RUNS=20                       measured runs per agent and case
 #   WARMUP=1                      uncounted runs per agent at the start of each case
-#   CASES="direct relay"          which cases to run
+#   CASES="direct relay"          which cases to run ("portmap" too, see above)
 #   SERVER=icebreaker             STUN/TURN server: icebreaker, coturn, or "icebreaker coturn" (or both)
 #   AGENTS="icebreaker pion"      which agents to run
 #   RUN_TIMEOUT=30s               bound of one attempt (gathering, checks, one ping)
@@ -42,6 +44,10 @@ want() { [[ " $1 " == *" $2 "* ]]; }
 if [[ $(id -u) != 0 ]]; then
 	log "needs root: the NAT lab makes network namespaces and nftables NATs."
 	log "run it as root, for example: sudo env PATH=\"\$PATH\" bash bench/ice/run.sh"
+	exit 1
+fi
+if [[ " $CASES " == *" portmap "* ]] && ! command -v miniupnpd >/dev/null && [[ ! -x /usr/sbin/miniupnpd ]]; then
+	log "the portmap case needs miniupnpd (apt-get install -y miniupnpd-nftables)"
 	exit 1
 fi
 for tool in ip nft conntrack; do
@@ -159,7 +165,7 @@ report() {
 	echo "load:     /proc/loadavg $load_start at the start, $load_end at the end"
 	echo "agents:   offer in lanA, answer in lanB, fresh processes per run, conntrack flushed before each;"
 	echo "          both: --stun S --turn turn:S --turn-user U --turn-pass P --count 1 --json"
-	echo "targets:  icebreaker median <= 200 ms direct and <= 1.0 s relay; pion/icebreaker >= 2x in both"
+	echo "targets:  icebreaker median <= 200 ms direct, <= 1.0 s relay, <= 300 ms portmap; pion/icebreaker >= 2x in direct and relay"
 	echo
 	cat "$tmp/report.txt"
 	echo
