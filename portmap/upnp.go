@@ -29,6 +29,9 @@ const (
 	upnpOnlyPermanentLeases = 725
 )
 
+// soapTransport carries the SOAP requests to routers, without keep-alive.
+var soapTransport = &http.Transport{DisableKeepAlives: true}
+
 // igdConn is what WANIPConnection v1 and v2 share in goupnp.
 type igdConn interface {
 	AddPortMappingCtx(ctx context.Context, remoteHost string, extPort uint16, proto string, intPort uint16, intClient string, enabled bool, desc string, lease uint32) error
@@ -123,10 +126,15 @@ func discoverIGD(ctx context.Context, gw, local netip.Addr) (*igd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("portmap: UPnP description: %w", err)
 	}
+	// SOAP calls are rare (a mapping, its renewals, its deletion): no
+	// connection is kept open to the router between them.
+	soapClient := http.Client{Transport: soapTransport}
 	if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
+		cs[0].SOAPClient.HTTPClient = soapClient
 		return &igd{conn: cs[0], version: 2, loc: loc}, nil
 	}
 	if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil && len(cs) > 0 {
+		cs[0].SOAPClient.HTTPClient = soapClient
 		return &igd{conn: cs[0], version: 1, loc: loc}, nil
 	}
 	return nil, fmt.Errorf("portmap: UPnP device at %v has no WANIPConnection service", loc)
