@@ -65,15 +65,13 @@ func (p *portmapSlot) set(m *portmap.Mapping) bool {
 // close deletes the mapping, if any; later sets close theirs.
 func (p *portmapSlot) close() {
 	p.mu.Lock()
-	m := p.m
-	p.m, p.closed = nil, true
+	p.closed = true
 	p.mu.Unlock()
-	if m != nil {
-		m.Close() // bounded by the portmap.Config's Timeout
-	}
+	p.drop()
 }
 
-// drop deletes the mapping but leaves the slot open.
+// drop deletes the mapping, if any (bounded by the portmap.Config's
+// Timeout).
 func (p *portmapSlot) drop() {
 	p.mu.Lock()
 	m := p.m
