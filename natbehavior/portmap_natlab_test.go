@@ -22,12 +22,13 @@ func TestLabPortMap(t *testing.T) {
 	t.Parallel()
 	bin := natlab.BuildBinary(t, icebreakerPkg)
 	for _, c := range []struct {
-		name              string
-		daemon, doubleNAT bool
+		name                     string
+		daemon, doubleNAT, noMap bool
 	}{
-		{"daemon", true, false},
-		{"double NAT", true, true},
-		{"no daemon", false, false},
+		{"daemon", true, false, false},
+		{"double NAT", true, true, false},
+		{"no daemon", false, false, false},
+		{"no-portmap", true, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -35,14 +36,25 @@ func TestLabPortMap(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
 			startOurServer(ctx, t, lab, bin)
+			var daemon *natlab.Proc
 			if c.daemon {
-				lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+				daemon = lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
 			}
-			r, err := labNat(ctx, lab, bin, natlab.ServerIP1, "--hairpin=false")
+			args := []string{"--hairpin=false"}
+			if c.noMap {
+				args = append(args, "--no-portmap")
+			}
+			r, err := labNat(ctx, lab, bin, natlab.ServerIP1, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			pm := r.PortMap
+			if c.noMap {
+				if pm != nil || strings.Contains(daemon.Output(), natlab.LanAIP) {
+					t.Errorf("--no-portmap: report %+v; the daemon saw lanA:\n%s", pm, daemon.Output())
+				}
+				return
+			}
 			if pm == nil {
 				t.Fatalf("no port-mapping report: %+v", r)
 			}

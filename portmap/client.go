@@ -206,6 +206,7 @@ func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error
 	if err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 
@@ -233,6 +234,15 @@ func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error
 			m = &upnpMapper{dev: dev, local: local}
 		}
 		ext, life, err := m.add(ctx, c.cfg.Lifetime)
+		if err != nil && parent.Err() != nil {
+			// Cancelled by the caller (an agent closing, Ctrl-C): the
+			// request may have reached the router before; undo it.
+			dctx, dcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			if derr := m.del(dctx); derr == nil {
+				c.log.Debug("portmap: deleted a mapping asked for before the cancellation", "protocol", p, "local", local)
+			}
+			dcancel()
+		}
 		return result{p, m, ext, life, err}
 	}
 	var chain []Protocol

@@ -145,6 +145,7 @@ type upnpMapper struct {
 	dev   *igd
 	local netip.AddrPort
 	ext   netip.AddrPort
+	asked uint16 // the external port last asked for
 	lease uint32 // 0 after the router said it only takes permanent leases
 }
 
@@ -155,6 +156,7 @@ func (u *upnpMapper) add(ctx context.Context, lifetime time.Duration) (netip.Add
 	} else {
 		u.lease = uint32(lifetime / time.Second)
 	}
+	u.asked = port
 	err := u.dev.conn.AddPortMappingCtx(ctx, "", port, "UDP", u.local.Port(), u.local.Addr().String(), true, upnpDescription, u.lease)
 	var fault *soap.SOAPFaultError
 	if errors.As(err, &fault) && fault.Detail.UPnPError.Errorcode == upnpOnlyPermanentLeases && u.lease != 0 {
@@ -187,7 +189,14 @@ func (u *upnpMapper) add(ctx context.Context, lifetime time.Duration) (netip.Add
 }
 
 func (u *upnpMapper) del(ctx context.Context) error {
-	if err := u.dev.conn.DeletePortMappingCtx(ctx, "", u.ext.Port(), "UDP"); err != nil {
+	port := u.ext.Port()
+	if port == 0 {
+		port = u.asked // an AddPortMapping whose answer never came
+	}
+	if port == 0 {
+		return errors.New("portmap: UPnP: nothing to delete")
+	}
+	if err := u.dev.conn.DeletePortMappingCtx(ctx, "", port, "UDP"); err != nil {
 		return fmt.Errorf("portmap: UPnP DeletePortMapping: %w", err)
 	}
 	return nil

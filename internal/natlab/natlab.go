@@ -25,6 +25,11 @@
 // the public address of that side (203.0.113.10 or 203.0.113.20), NS("natX")
 // returns "" and Start or Run on "natX" fail the test.
 //
+// With Options.PortMapA, natA also gets the non-reserved wan address
+// NatAPortMapIP (routed to it only inside the lab) and the nftables chains
+// of miniupnpd, which [Lab.StartMiniUPnPd] starts on natA with a generated
+// configuration (UPnP IGD, NAT-PMP and PCP); see PortMapOptions.
+//
 // A test uses it like this:
 //
 //	lab := natlab.New(t, natlab.Options{A: natlab.EIM, B: natlab.Random})
