@@ -117,7 +117,8 @@ type Candidate struct {
 	Base netip.AddrPort
 
 	// Origin says how a local candidate was found (a port mapping goes
-	// out as "srflx" too). It is not carried on the wire.
+	// out as "srflx" too; a STUN-found address that a port mapping also
+	// gave is OriginPortMap). It is not carried on the wire.
 	Origin Origin
 }
 

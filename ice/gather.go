@@ -316,6 +316,7 @@ func (a *Agent) gatherServers(ctx context.Context, gen int, cands []Candidate, e
 		pruned := PruneRedundant(append(slices.Clone(cands), c))
 		if len(pruned) == len(cands) {
 			a.log.Debug("ice: gather: redundant candidate", "addr", c.Addr, "base", c.Base, "origin", c.Origin)
+			markPortMapped(cands, c)
 			return
 		}
 		cands = pruned

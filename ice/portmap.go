@@ -107,6 +107,21 @@ func (a *Agent) portmapped(ctx context.Context, s *sock) (Candidate, error) {
 	}, nil
 }
 
+// markPortMapped gives the candidate of cands that a redundant port-mapped
+// candidate c duplicates (same address and base: a port-preserving NAT
+// mapped the socket to the same port the router gave) Origin
+// OriginPortMap, since the mapping is what lets peers reach it.
+func markPortMapped(cands []Candidate, c Candidate) {
+	if c.Origin != OriginPortMap {
+		return
+	}
+	for i := range cands {
+		if cands[i].Addr == c.Addr && cands[i].BaseAddr() == c.Base && cands[i].Type == TypeServerReflexive {
+			cands[i].Origin = OriginPortMap
+		}
+	}
+}
+
 // portmapGate holds a socket's port-mapped candidate until the socket's
 // STUN answers are in, then passes it on unless the router is itself
 // behind another NAT: when STUN servers saw the socket at addresses and

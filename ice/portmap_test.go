@@ -58,3 +58,20 @@ func TestOriginString(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkPortMapped(t *testing.T) {
+	base := netip.MustParseAddrPort("10.9.1.2:4000")
+	ext := netip.MustParseAddrPort("11.0.0.10:4000")
+	cands := []Candidate{
+		{Type: TypeHost, Addr: base, Base: base, Origin: OriginHost},
+		{Type: TypeServerReflexive, Addr: ext, Related: base, Base: base, Origin: OriginSTUN},
+	}
+	markPortMapped(cands, Candidate{Type: TypeServerReflexive, Addr: ext, Base: base, Origin: OriginSTUN})
+	if cands[1].Origin != OriginSTUN {
+		t.Fatal("a STUN duplicate changed the origin")
+	}
+	markPortMapped(cands, Candidate{Type: TypeServerReflexive, Addr: ext, Base: base, Origin: OriginPortMap})
+	if cands[0].Origin != OriginHost || cands[1].Origin != OriginPortMap {
+		t.Fatalf("origins %v %v", cands[0].Origin, cands[1].Origin)
+	}
+}

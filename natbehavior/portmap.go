@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
@@ -78,7 +79,7 @@ func CheckInbound(ctx context.Context, conn *net.UDPConn, server netip.AddrPort,
 			if m.Parse(buf[:n]) != nil || m.TransactionID != id || m.Type != stun.BindingSuccess {
 				continue
 			}
-			return unmap(from), nil
+			return netx.Unmap(from), nil
 		}
 	}
 }

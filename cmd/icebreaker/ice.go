@@ -382,6 +382,9 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 	for _, f := range fails {
 		sum.GatherFailures = append(sum.GatherFailures, gatherFailure(f))
 	}
+	if pair.Local.Origin != ice.OriginUnknown {
+		sum.LocalOrigin = pair.Local.Origin.String()
+	}
 	return icecli.PingAndReport(ctx, conn, o.count, &sum, o.json, stdout, stderr, func() *icecli.Pair {
 		if now, ok := agent.SelectedPair(); ok && (now.Local.Addr != pair.Local.Addr || now.Remote.Addr != pair.Remote.Addr) {
 			return &icecli.Pair{Local: candJSON(now.Local), Remote: candJSON(now.Remote)}

@@ -147,6 +147,9 @@ type Summary struct {
 	RemoteCandidates []string  `json:"remote_candidates"`
 	// GatherFailures are the servers that gave this side no candidate.
 	GatherFailures []Failure `json:"gather_failures,omitempty"`
+	// LocalOrigin is how the local candidate of the pair was found
+	// (ice.Origin: "host", "stun", "turn", "portmap"), empty when unknown.
+	LocalOrigin string `json:"local_origin,omitempty"`
 	// PortMapped are the external addresses of the port mappings on the
 	// router (each a srflx candidate, or equal to a STUN one).
 	PortMapped []string `json:"portmapped,omitempty"`

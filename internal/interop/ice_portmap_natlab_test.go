@@ -41,8 +41,9 @@ func TestICEPortMapThroughNATs(t *testing.T) {
 				offer, answer := l.connect(t, ctx, true, nil)
 				mapped := portMapped(t, l.out["lanA"])
 				viaMapping := len(mapped) > 0 && slices.ContainsFunc([]string{answer.Final.Remote.Addr, answer.First().Remote.Addr}, func(s string) bool { return slices.Contains(mapped, s) })
-				t.Logf("%s×%s with port mapping (before: %s): %s in %.1f ms (offer) / %.1f ms (answer): offer %v; answer %v; mapped %v, through it: %v",
-					a, b, before, offer.Final.outcome(), offer.ConnectMS, answer.ConnectMS, offer.Final, answer.Final, mapped, viaMapping)
+				origin := localOrigin(t, l.out["lanA"])
+				t.Logf("%s×%s with port mapping (before: %s): %s in %.1f ms (offer) / %.1f ms (answer): offer %v (local origin %s); answer %v; mapped %v, through it: %v",
+					a, b, before, offer.Final.outcome(), offer.ConnectMS, answer.ConnectMS, offer.Final, origin, answer.Final, mapped, viaMapping)
 				if len(mapped) != 1 {
 					t.Fatalf("lanA offered %d port-mapped candidates %v, want 1", len(mapped), mapped)
 				}
@@ -59,6 +60,9 @@ func TestICEPortMapThroughNATs(t *testing.T) {
 				}
 				if before == outRelay && !viaMapping {
 					t.Errorf("the direct pair %v does not use lanA's mapped candidate %v", answer.Final, mapped)
+				}
+				if before == outRelay && offer.First().Local.Addr == mapped[0] && origin != "portmap" {
+					t.Errorf("lanA's local candidate %v on the pair has origin %q, want portmap", offer.First().Local, origin)
 				}
 			})
 		}
@@ -100,6 +104,23 @@ func TestICENoPortMapFlag(t *testing.T) {
 	if out := d.Output(); strings.Contains(out, natlab.LanAIP) {
 		t.Errorf("the daemon saw requests although --no-portmap was given:\n%s", out)
 	}
+}
+
+// localOrigin returns the origin of the local candidate of the pair in a
+// --json summary.
+func localOrigin(t *testing.T, out string) string {
+	t.Helper()
+	m := summaryLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no JSON summary in\n%s", out)
+	}
+	var s struct {
+		LocalOrigin string `json:"local_origin"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.LocalOrigin
 }
 
 // portMapped returns the "portmapped" list of a --json summary.
