@@ -49,6 +49,7 @@ type iceOptions struct {
 	noHost     bool
 	noSrflx    bool
 	noPortmap  bool
+	pmTimeout  time.Duration
 	relayOnly  bool
 	loopback   bool
 	v4, v6     bool
@@ -110,6 +111,7 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	fs.BoolVar(&o.noHost, "no-host", false, "do not offer host candidates")
 	fs.BoolVar(&o.noSrflx, "no-srflx", false, "do not offer server-reflexive candidates")
 	fs.BoolVar(&o.noPortmap, "no-portmap", false, "do not ask the router for a port mapping (PCP, NAT-PMP, UPnP IGD)")
+	fs.DurationVar(&o.pmTimeout, "portmap-timeout", portmap.DefaultTimeout, "how long gathering waits for the router's port mapping")
 	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
 	fs.BoolVar(&o.loopback, "loopback", false, "include loopback addresses (to try it on one machine)")
 	fs.BoolVar(&o.v4, "4", false, "IPv4 only")
@@ -132,6 +134,8 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 		return nil, usage("--count must be 1-1000")
 	case o.timeout <= 0:
 		return nil, usage("--timeout must be positive")
+	case o.pmTimeout <= 0:
+		return nil, usage("--portmap-timeout must be positive")
 	case o.v4 && o.v6:
 		return nil, usage("-4 and -6 exclude each other")
 	case o.turnSecret != "" && (o.turnUser != "" || o.turnPass != ""):
@@ -216,7 +220,7 @@ func (o *iceOptions) gatherConfig(ctx context.Context) (ice.GatherConfig, error)
 		return gc, nil
 	}
 	if !o.noPortmap && !o.v6 {
-		pm, err := portmap.New(portmap.Config{})
+		pm, err := portmap.New(portmap.Config{Timeout: o.pmTimeout})
 		if err != nil {
 			return gc, err
 		}

@@ -19,8 +19,8 @@ import (
 // should answer: shorter than RFC 8489's 39.5 s, for a person waiting.
 const natDefaultTimeout = 10 * time.Second
 
-// natPortmapTimeout bounds the wait for the server's answer through a port
-// mapping.
+// natPortmapTimeout bounds each request to the router, and the wait for
+// the server's answer through a port mapping.
 const natPortmapTimeout = 3 * time.Second
 
 // runNat runs the RFC 5780 tests against one server and prints the report.
@@ -117,7 +117,8 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// A port mapping is for peers beyond the NAT: not asked for when there
 	// is none, or when the server is on this host.
 	if !*noPortmap && !*only6 && r.NATPresent == natbehavior.Yes && !r.Server.Addr().IsLoopback() {
-		pm, err := portmap.New(portmap.Config{})
+		// Not gathering beside STUN here: a slow router gets more time.
+		pm, err := portmap.New(portmap.Config{Timeout: natPortmapTimeout})
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,7 @@ func TestICEPortMapThroughNATs(t *testing.T) {
 				ctx := testContext(t)
 				l := newICELabOpts(t, ctx, bin, natlab.Options{A: a, B: b, PortMapA: natlab.PortMapOptions{Enable: true}})
 				l.lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+				l.extra = slowDaemon
 				offer, answer := l.connect(t, ctx, true, nil)
 				mapped := portMapped(t, l.out["lanA"])
 				viaMapping := len(mapped) > 0 && slices.ContainsFunc([]string{answer.Final.Remote.Addr, answer.First().Remote.Addr}, func(s string) bool { return slices.Contains(mapped, s) })
@@ -79,6 +80,7 @@ func TestICEPortMapDoubleNAT(t *testing.T) {
 	ctx := testContext(t)
 	l := newICELabOpts(t, ctx, bin, natlab.Options{A: natlab.Random, B: natlab.Random, PortMapA: natlab.PortMapOptions{Enable: true, DoubleNAT: true}})
 	l.lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
+	l.extra = slowDaemon
 	offer, answer := l.connect(t, ctx, true, nil)
 	if mapped := portMapped(t, l.out["lanA"]); len(mapped) != 0 {
 		t.Errorf("lanA offered port-mapped candidates %v behind a double NAT", mapped)
@@ -123,6 +125,12 @@ func localOrigin(t *testing.T, out string) string {
 	return s.LocalOrigin
 }
 
+// slowDaemon gives miniupnpd more than the default 400 ms to answer:
+// each mapping is an nftables transaction, which waits behind the
+// namespaces and rulesets that parallel tests create (2 s and more have
+// been seen under the full suite). Its speed is the bench's business.
+var slowDaemon = []string{"--portmap-timeout", "3s"}
+
 // portMapped returns the "portmapped" list of a --json summary.
 func portMapped(t *testing.T, out string) []string {
 	t.Helper()
@@ -148,7 +156,7 @@ func TestICEPortMapInterrupt(t *testing.T) {
 	ctx := testContext(t)
 	lab := natlab.New(t, natlab.Options{A: natlab.Random, B: natlab.EIM, PortMapA: natlab.PortMapOptions{Enable: true}})
 	lab.StartMiniUPnPd(ctx, natlab.MiniUPnPdConfig{UPnP: true, PCPAndPMP: true})
-	p := lab.StartWithStdin(ctx, "lanA", bin, "ice", "offer")
+	p := lab.StartWithStdin(ctx, "lanA", bin, append([]string{"ice", "offer"}, slowDaemon...)...)
 	if err := p.WaitForOutput(ctx, "(port mapping)"); err != nil {
 		t.Fatalf("%v\n%s", err, p.Output())
 	}
