@@ -233,8 +233,9 @@ func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error
 			}
 			m = &upnpMapper{dev: dev, local: local}
 		}
+		sent := ctx.Err() == nil // add sends nothing on a done context
 		ext, life, err := m.add(ctx, c.cfg.Lifetime)
-		if err != nil && parent.Err() != nil {
+		if err != nil && sent && parent.Err() != nil {
 			// Cancelled by the caller (an agent closing, Ctrl-C): the
 			// request may have reached the router before; undo it.
 			dctx, dcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -251,12 +252,16 @@ func (c *Client) Map(ctx context.Context, local netip.AddrPort) (*Mapping, error
 			chain = append(chain, p)
 		}
 	}
-	// Both goroutines end with ctx, which is cancelled before Map returns.
+	// Map waits for both goroutines; cancelling ctx ends them early.
 	if len(chain) > 0 {
 		runs++
 		go func() {
 			var errs []error
 			for _, p := range chain {
+				if ctx.Err() != nil {
+					errs = append(errs, fmt.Errorf("%v: %w", p, ctx.Err()))
+					continue
+				}
 				r := try(ctx, p)
 				if r.err == nil {
 					results <- r
