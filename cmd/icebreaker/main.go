@@ -31,6 +31,8 @@ func commands() []command {
 		{"user", "manage TURN users in the embedded user store", runUser},
 		{"turn", "check or load-test a TURN server", runTurn},
 		{"ice", "connect two machines with ICE (offer/answer by copy and paste)", runICE},
+		{"send", "send a text message through a magic-wormhole code", runSend},
+		{"receive", "receive a text message sent with a magic-wormhole code", runReceive},
 		{"version", "print the version", runVersion},
 	}
 }

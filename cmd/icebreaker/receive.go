@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/icebreaker-net/icebreaker/wormhole"
+)
+
+// stdin is where receive reads a code that is not given otherwise; tests
+// replace it.
+var stdin io.Reader = os.Stdin
+
+// codeEnv names the environment variable that may hold the code, so that it
+// does not show in the process list.
+const codeEnv = "ICEBREAKER_CODE"
+
+// runReceive receives a text message through a wormhole. A file offer is
+// refused: receiving files comes later.
+func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("receive", stderr)
+	var o wormholeOptions
+	o.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: icebreaker receive [flags] [CODE]")
+		fmt.Fprintf(stderr, "Without CODE, the code comes from $%s or is asked for on standard input.\n", codeEnv)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	var code string
+	switch {
+	case len(pos) == 1:
+		code = pos[0]
+	case os.Getenv(codeEnv) != "":
+		code = os.Getenv(codeEnv)
+	default:
+		fmt.Fprint(stderr, "Enter receive wormhole code: ")
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("%w: no code given (argument, $%s or standard input): %v", errUsage, codeEnv, err)
+		}
+		code = strings.TrimSpace(line)
+	}
+	if _, err := wormhole.ParseCode(code); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	w, err := wormhole.Join(ctx, cfg, code)
+	if err != nil {
+		return err
+	}
+	return closeWormhole(w, receiveText(ctx, w, &o, stdout))
+}
+
+func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, stdout io.Writer) error {
+	if err := o.showVerifier(ctx, w, stdout); err != nil {
+		return err
+	}
+	for {
+		b, err := w.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		var m textOffer
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("the sender sent something that is not JSON: %w", err)
+		}
+		switch {
+		case m.Error != nil:
+			return fmt.Errorf("the sender says: %s", *m.Error)
+		case m.Transit != nil:
+			continue // a file offer follows; it is refused below
+		case m.Offer == nil:
+			continue // not for us
+		case m.Offer.Message != nil:
+			ack, _ := json.Marshal(map[string]any{"answer": map[string]string{"message_ack": "ok"}})
+			if err := w.Send(ctx, ack); err != nil {
+				return err
+			}
+			o.output(stdout, map[string]any{"event": "text", "text": *m.Offer.Message}, *m.Offer.Message)
+			return nil
+		default:
+			what := "a file"
+			if m.Offer.Directory != nil {
+				what = "a directory"
+			}
+			reason := "transfer rejected: icebreaker cannot receive files yet"
+			refusal, _ := json.Marshal(map[string]string{"error": reason})
+			if err := w.Send(ctx, refusal); err != nil {
+				return err
+			}
+			return fmt.Errorf("the sender offers %s; refused: icebreaker receive takes text only for now", what)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/wormhole"
+)
+
+// wormholeOptions are the flags that send and receive share.
+type wormholeOptions struct {
+	rendezvous string
+	verify     bool
+	json       bool
+	timeout    time.Duration
+}
+
+func (o *wormholeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.rendezvous, "rendezvous", wormhole.DefaultRendezvousURL, "mailbox server `URL` (magic-wormhole compatible)")
+	fs.BoolVar(&o.verify, "verify", false, "print the verifier, which both sides can compare to rule out a man in the middle")
+	fs.BoolVar(&o.json, "json", false, "print JSON lines instead of text")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the server or the peer is silent this long")
+}
+
+func (o *wormholeOptions) config() (wormhole.Config, error) {
+	cfg := wormhole.Config{URL: o.rendezvous, Timeout: o.timeout, ClientVersion: version}
+	if o.timeout <= 0 {
+		return cfg, fmt.Errorf("%w: --timeout must be positive", errUsage)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%w: --rendezvous: %v", errUsage, err)
+	}
+	return cfg, nil
+}
+
+// output prints an event as a JSON line (--json) or as text.
+func (o *wormholeOptions) output(w io.Writer, event map[string]any, text string) {
+	if o.json {
+		_ = json.NewEncoder(w).Encode(event)
+		return
+	}
+	fmt.Fprintln(w, text)
+}
+
+// showVerifier prints the verifier when --verify asks for it.
+func (o *wormholeOptions) showVerifier(ctx context.Context, w *wormhole.Wormhole, stdout io.Writer) error {
+	if !o.verify {
+		return nil
+	}
+	v, err := w.Verifier(ctx)
+	if err != nil {
+		return err
+	}
+	h := hex.EncodeToString(v)
+	o.output(stdout, map[string]any{"event": "verifier", "verifier": h}, "Verifier "+h)
+	return nil
+}
+
+// textOffer and textAnswer are magic-wormhole's text transfer messages
+// (file-transfer-protocol.md).
+type textOffer struct {
+	Offer *struct {
+		Message   *string         `json:"message,omitempty"`
+		File      json.RawMessage `json:"file,omitempty"`
+		Directory json.RawMessage `json:"directory,omitempty"`
+	} `json:"offer,omitempty"`
+	Answer *struct {
+		MessageAck string `json:"message_ack,omitempty"`
+		FileAck    string `json:"file_ack,omitempty"`
+	} `json:"answer,omitempty"`
+	Transit json.RawMessage `json:"transit,omitempty"`
+	Error   *string         `json:"error,omitempty"`
+}
+
+// runSend sends a text message through a wormhole: it allocates a code (or
+// uses --code), prints it, waits for the receiver and its acknowledgement.
+func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("send", stderr)
+	var o wormholeOptions
+	o.register(fs)
+	text := fs.String("text", "", "the text `MESSAGE` to send")
+	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: icebreaker send --text MESSAGE [--code CODE] [flags]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) > 0:
+		return fmt.Errorf("%w: sending files is not supported yet; use --text (got %q)", errUsage, pos)
+	case *text == "":
+		return fmt.Errorf("%w: --text MESSAGE is required", errUsage)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	var w *wormhole.Wormhole
+	if *code != "" {
+		if _, err := wormhole.ParseCode(*code); err != nil {
+			return fmt.Errorf("%w: --code: %v", errUsage, err)
+		}
+		w, err = wormhole.Join(ctx, cfg, *code)
+	} else {
+		w, err = wormhole.Allocate(ctx, cfg)
+	}
+	if err != nil {
+		return err
+	}
+	err = sendText(ctx, w, &o, *text, stdout, stderr)
+	return closeWormhole(w, err)
+}
+
+func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, text string, stdout, stderr io.Writer) error {
+	if m := w.MOTD(); m != "" {
+		fmt.Fprintln(stderr, "Server says:", m)
+	}
+	o.output(stdout, map[string]any{"event": "code", "code": w.Code().String()},
+		"Wormhole code is: "+w.Code().String())
+	if !o.json {
+		fmt.Fprintln(stderr, "On the other computer, run: icebreaker receive (or wormhole receive)")
+	}
+	offer, _ := json.Marshal(map[string]any{"offer": map[string]string{"message": text}})
+	if err := w.Send(ctx, offer); err != nil {
+		return err
+	}
+	if err := o.showVerifier(ctx, w, stdout); err != nil {
+		return err
+	}
+	for {
+		b, err := w.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		var m textOffer
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("the receiver sent something that is not JSON: %w", err)
+		}
+		switch {
+		case m.Error != nil:
+			return fmt.Errorf("the receiver refused: %s", *m.Error)
+		case m.Answer != nil && m.Answer.MessageAck == "ok":
+			o.output(stdout, map[string]any{"event": "sent", "bytes": len(text)}, "text message sent")
+			return nil
+		case m.Answer != nil:
+			return fmt.Errorf("the receiver answered %s", b)
+		}
+		// Anything else (a transit message, say) is not for a text send.
+	}
+}
+
+// closeWormhole closes w with the mood that err implies and returns err, or
+// the close error when err is nil.
+func closeWormhole(w *wormhole.Wormhole, err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mood := wormhole.Mood("")
+	if err != nil && !errors.Is(err, wormhole.ErrWrongCode) {
+		mood = wormhole.Errory
+	}
+	cerr := w.CloseWith(ctx, mood)
+	if err != nil {
+		return err
+	}
+	return cerr
+}
