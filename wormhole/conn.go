@@ -53,7 +53,7 @@ type session struct {
 	nextRx    int
 	nextTx    int
 
-	iceAnswer *ServerMessage  // answer to the outstanding ICEServers request
+	iceAnswer *ServerMessage // answer to the outstanding ICEServers request
 	iceCmd    map[string]any // that request, sent again after a reconnect
 }
 

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/wormhole"
-	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 )
 
 // pair allocates on url and joins with the code; both are closed when the
