@@ -63,6 +63,9 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if m := w.MOTD(); m != "" {
+		fmt.Fprintln(stderr, "Server says:", m)
+	}
 	return closeWormhole(w, receiveText(ctx, w, &o, stdout))
 }
 
