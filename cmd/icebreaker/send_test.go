@@ -173,7 +173,9 @@ func TestReceiveCodeFromStdin(t *testing.T) {
 	stdin = strings.NewReader(code + "\n")
 	defer func() { stdin = os.Stdin }()
 	var out, errb strings.Builder
-	if rc := run(ctx, []string{"receive", "--rendezvous", mb.URL}, &out, &errb); rc != 0 || out.String() != "typed\n" {
+	var rc int
+	checkNoLeak(t, "receive", func() { rc = run(ctx, []string{"receive", "--rendezvous", mb.URL}, &out, &errb) })
+	if rc != 0 || out.String() != "typed\n" {
 		t.Fatalf("receive: exit %d, stdout %q, stderr %q", rc, out.String(), errb.String())
 	}
 	if !strings.Contains(errb.String(), "Enter receive wormhole code") {

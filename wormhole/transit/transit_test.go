@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -122,6 +123,26 @@ func TestDirectWins(t *testing.T) {
 	defer sc.Close()
 	defer rc.Close()
 	move(t, sc, rc, randomBytes(t, 100<<10))
+}
+
+// TestNoGoroutineLeft: Connect stops every attempt (and the accept loop)
+// before it returns.
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	key := randomBytes(t, 32)
+	s, _ := transit.New(transit.Config{Role: transit.Sender, Key: key, ListenAddr: "127.0.0.1:0"})
+	r, _ := transit.New(transit.Config{Role: transit.Receiver, Key: key, ListenAddr: "127.0.0.1:0"})
+	sc, rc, serr, rerr := connectPair(t, ctx, s, r)
+	if serr != nil || rerr != nil {
+		t.Fatalf("Connect: sender %v, receiver %v", serr, rerr)
+	}
+	sc.Close()
+	rc.Close()
+	s.Close()
+	r.Close()
+	testutil.CheckGoroutines(t, before)
 }
 
 // TestWrongKey: sides with different keys never complete a handshake.
