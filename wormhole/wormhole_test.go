@@ -20,17 +20,51 @@ func pair(t *testing.T, cfg wormhole.Config) (a, b *wormhole.Wormhole) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	a, err := wormhole.Allocate(ctx, cfg)
+	a = allocate(t, ctx, cfg)
+	return a, join(t, ctx, cfg, a.Code().String())
+}
+
+// allocate is wormhole.Allocate for a test: it fails the test on an error,
+// and the test's cleanup closes the Wormhole.
+func allocate(t *testing.T, ctx context.Context, cfg wormhole.Config) *wormhole.Wormhole {
+	t.Helper()
+	w, err := wormhole.Allocate(ctx, cfg)
 	if err != nil {
 		t.Fatalf("Allocate: %v", err)
 	}
-	t.Cleanup(func() { closeSoon(a) })
-	b, err = wormhole.Join(ctx, cfg, a.Code().String())
+	t.Cleanup(func() { closeSoon(w) })
+	return w
+}
+
+// join is wormhole.Join for a test, like allocate.
+func join(t *testing.T, ctx context.Context, cfg wormhole.Config, code string) *wormhole.Wormhole {
+	t.Helper()
+	w, err := wormhole.Join(ctx, cfg, code)
 	if err != nil {
-		t.Fatalf("Join %s: %v", a.Code(), err)
+		t.Fatalf("Join %s: %v", code, err)
 	}
-	t.Cleanup(func() { closeSoon(b) })
-	return a, b
+	t.Cleanup(func() { closeSoon(w) })
+	return w
+}
+
+// setup starts a reference mailbox server for the test and returns a
+// context that bounds the test.
+func setup(t *testing.T) (context.Context, *refpeers.Mailbox) {
+	t.Helper()
+	mb := refpeers.StartMailbox(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx, mb
+}
+
+// closeAll closes the wormholes and fails the test on an error.
+func closeAll(t *testing.T, ctx context.Context, ws ...*wormhole.Wormhole) {
+	t.Helper()
+	for _, w := range ws {
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
 }
 
 // closeSoon closes w (again) with a short bound, for cleanups that may run
@@ -54,20 +88,10 @@ func TestGoToGo(t *testing.T) {
 // confirmation with ErrWrongCode.
 func TestWrongCode(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	ctx, mb := setup(t)
 	cfg := wormhole.Config{URL: mb.URL}
-	a, err := wormhole.Allocate(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := wormhole.Join(ctx, cfg, a.Code().Nameplate+"-wrong-words")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a := allocate(t, ctx, cfg)
+	b := join(t, ctx, cfg, a.Code().Nameplate+"-wrong-words")
 	for name, w := range map[string]*wormhole.Wormhole{"allocator": a, "joiner": b} {
 		if _, err := w.Verifier(ctx); !errors.Is(err, wormhole.ErrWrongCode) {
 			t.Errorf("%s: Verifier = %v, want ErrWrongCode", name, err)
@@ -86,9 +110,7 @@ func TestWrongCode(t *testing.T) {
 // release, so the nameplate stays full.
 func TestCrowded(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	ctx, mb := setup(t)
 	for _, side := range []string{"aaaa", "bbbb"} {
 		c, _, err := websocket.Dial(ctx, mb.URL, nil)
 		if err != nil {
@@ -128,21 +150,11 @@ func TestCrowded(t *testing.T) {
 // every message delivered once and in order.
 func TestReconnectDropped(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx, mb := setup(t)
 	cfg := wormhole.Config{URL: mb.URL}
-	a, err := wormhole.Allocate(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
+	a := allocate(t, ctx, cfg)
 	a.DropConnection() // before the peer came: the claim must survive
-	b, err := wormhole.Join(ctx, cfg, a.Code().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	b := join(t, ctx, cfg, a.Code().String())
 	if err := a.Send(ctx, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
@@ -172,21 +184,14 @@ func TestReconnectDropped(t *testing.T) {
 	if err != nil || !bytes.Equal(va, vb) {
 		t.Fatalf("verifiers %x and %x (%v)", va, vb, err)
 	}
-	if err := a.Close(ctx); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-	if err := b.Close(ctx); err != nil {
-		t.Errorf("Close: %v", err)
-	}
+	closeAll(t, ctx, a, b)
 }
 
 // TestReconnectServerRestart: the reference server is restarted with the
 // same database between the PAKE and the messages; both sides resume.
 func TestReconnectServerRestart(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx, mb := setup(t)
 	a, b := pair(t, wormhole.Config{URL: mb.URL})
 	if _, err := a.Verifier(ctx); err != nil {
 		t.Fatal(err)
@@ -198,25 +203,15 @@ func TestReconnectServerRestart(t *testing.T) {
 	if got, err := b.Receive(ctx); err != nil || string(got) != "after restart" {
 		t.Fatalf("Receive = %q, %v", got, err)
 	}
-	for _, w := range []*wormhole.Wormhole{a, b} {
-		if err := w.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}
+	closeAll(t, ctx, a, b)
 }
 
 // TestServerGone: when the server stays away past Config.Reconnect, waits
 // return ErrServerGone.
 func TestServerGone(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	a, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL, Reconnect: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
+	ctx, mb := setup(t)
+	a := allocate(t, ctx, wormhole.Config{URL: mb.URL, Reconnect: 300 * time.Millisecond})
 	mb.Proc.Kill()
 	if _, err := a.Verifier(ctx); !errors.Is(err, wormhole.ErrServerGone) {
 		t.Fatalf("Verifier = %v, want ErrServerGone", err)
@@ -231,13 +226,8 @@ func TestServerGone(t *testing.T) {
 // mood is lonely.
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	a, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL, Timeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, mb := setup(t)
+	a := allocate(t, ctx, wormhole.Config{URL: mb.URL, Timeout: 300 * time.Millisecond})
 	if _, err := a.Receive(ctx); !errors.Is(err, wormhole.ErrTimeout) {
 		t.Fatalf("Receive = %v, want ErrTimeout", err)
 	}
@@ -256,9 +246,7 @@ func TestTimeout(t *testing.T) {
 // the session goes on.
 func TestICEServersPlainServer(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	ctx, mb := setup(t)
 	a, b := pair(t, wormhole.Config{URL: mb.URL})
 	_, _, err := a.ICEServers(ctx, "secret")
 	if !errors.Is(err, wormhole.ErrICENotOffered) {

@@ -74,17 +74,11 @@ func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, 
 		return err
 	}
 	for {
-		b, err := w.Receive(ctx)
+		m, _, err := receiveMessage(ctx, w, "sender")
 		if err != nil {
 			return err
 		}
-		var m textOffer
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("the sender sent something that is not JSON: %w", err)
-		}
 		switch {
-		case m.Error != nil:
-			return fmt.Errorf("the sender says: %s", *m.Error)
 		case m.Transit != nil:
 			continue // a file offer follows; it is refused below
 		case m.Offer == nil:

@@ -78,6 +78,24 @@ type textOffer struct {
 	Error   *string         `json:"error,omitempty"`
 }
 
+// receiveMessage returns the peer's next message, decoded; a message that is
+// not JSON, or an {"error": ...} from the peer (who is the peer: "sender"
+// or "receiver"), is an error.
+func receiveMessage(ctx context.Context, w *wormhole.Wormhole, peer string) (textOffer, []byte, error) {
+	var m textOffer
+	b, err := w.Receive(ctx)
+	if err != nil {
+		return m, nil, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, b, fmt.Errorf("the %s sent something that is not JSON: %w", peer, err)
+	}
+	if m.Error != nil {
+		return m, b, fmt.Errorf("the %s says: %s", peer, *m.Error)
+	}
+	return m, b, nil
+}
+
 // runSend sends a text message through a wormhole: it allocates a code (or
 // uses --code), prints it, waits for the receiver and its acknowledgement.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -137,17 +155,11 @@ func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, tex
 		return err
 	}
 	for {
-		b, err := w.Receive(ctx)
+		m, b, err := receiveMessage(ctx, w, "receiver")
 		if err != nil {
 			return err
 		}
-		var m textOffer
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("the receiver sent something that is not JSON: %w", err)
-		}
 		switch {
-		case m.Error != nil:
-			return fmt.Errorf("the receiver refused: %s", *m.Error)
 		case m.Answer != nil && m.Answer.MessageAck == "ok":
 			o.output(stdout, map[string]any{"event": "sent", "bytes": len(text)}, "text message sent")
 			return nil

@@ -44,6 +44,29 @@ func connectPair(t *testing.T, ctx context.Context, s, r *transit.Transit) (sc, 
 	return sc, rc, serr, rerr
 }
 
+// newTransit makes a Transit that the test's cleanup closes.
+func newTransit(t *testing.T, cfg transit.Config) *transit.Transit {
+	t.Helper()
+	tr, err := transit.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// mustConnect is connectPair for tests that expect success; the cleanup
+// closes the connections.
+func mustConnect(t *testing.T, ctx context.Context, s, r *transit.Transit) (sc, rc *transit.Conn) {
+	t.Helper()
+	sc, rc, serr, rerr := connectPair(t, ctx, s, r)
+	if serr != nil || rerr != nil {
+		t.Fatalf("Connect: sender %v, receiver %v", serr, rerr)
+	}
+	t.Cleanup(func() { sc.Close(); rc.Close() })
+	return sc, rc
+}
+
 // move sends data from sc to rc and checks what arrived and the ack.
 func move(t *testing.T, sc, rc *transit.Conn, data []byte) {
 	t.Helper()
@@ -76,23 +99,10 @@ func TestThroughReferenceRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	key := randomBytes(t, 32)
-	s, err := transit.New(transit.Config{Role: transit.Sender, Key: key, Relays: []string{relay.Addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newTransit(t, transit.Config{Role: transit.Sender, Key: key, Relays: []string{relay.Addr}})
 	// The receiver learns the relay only from the sender's hints.
-	r, err := transit.New(transit.Config{Role: transit.Receiver, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	sc, rc, serr, rerr := connectPair(t, ctx, s, r)
-	if serr != nil || rerr != nil {
-		t.Fatalf("Connect: sender %v, receiver %v", serr, rerr)
-	}
-	defer sc.Close()
-	defer rc.Close()
+	r := newTransit(t, transit.Config{Role: transit.Receiver, Key: key})
+	sc, rc := mustConnect(t, ctx, s, r)
 	if sc.Describe() != "relay "+relay.Addr {
 		t.Errorf("sender connected via %q", sc.Describe())
 	}
@@ -106,22 +116,9 @@ func TestDirectWins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	key := randomBytes(t, 32)
-	s, err := transit.New(transit.Config{Role: transit.Sender, Key: key, ListenAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r, err := transit.New(transit.Config{Role: transit.Receiver, Key: key, ListenAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	sc, rc, serr, rerr := connectPair(t, ctx, s, r)
-	if serr != nil || rerr != nil {
-		t.Fatalf("Connect: sender %v, receiver %v", serr, rerr)
-	}
-	defer sc.Close()
-	defer rc.Close()
+	s := newTransit(t, transit.Config{Role: transit.Sender, Key: key, ListenAddr: "127.0.0.1:0"})
+	r := newTransit(t, transit.Config{Role: transit.Receiver, Key: key, ListenAddr: "127.0.0.1:0"})
+	sc, rc := mustConnect(t, ctx, s, r)
 	move(t, sc, rc, randomBytes(t, 100<<10))
 }
 
@@ -150,16 +147,8 @@ func TestWrongKey(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	s, err := transit.New(transit.Config{Role: transit.Sender, Key: randomBytes(t, 32), ListenAddr: "127.0.0.1:0", Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r, err := transit.New(transit.Config{Role: transit.Receiver, Key: randomBytes(t, 32), Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	s := newTransit(t, transit.Config{Role: transit.Sender, Key: randomBytes(t, 32), ListenAddr: "127.0.0.1:0", Timeout: 2 * time.Second})
+	r := newTransit(t, transit.Config{Role: transit.Receiver, Key: randomBytes(t, 32), Timeout: 2 * time.Second})
 	_, _, serr, rerr := connectPair(t, ctx, s, r)
 	if !errors.Is(serr, transit.ErrNoConnection) || !errors.Is(rerr, transit.ErrNoConnection) {
 		t.Fatalf("Connect with different keys: sender %v, receiver %v", serr, rerr)
