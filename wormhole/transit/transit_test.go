@@ -275,3 +275,80 @@ func receiveFile(t *testing.T, ctx context.Context, url, code, listen string) ([
 	t.Logf("received %d bytes via %s, sha256 %s", got.Len(), c.Describe(), hex.EncodeToString(sum))
 	return got.Bytes(), sum
 }
+
+// TestSendToPythonReceive: our sender (the wormhole and transit APIs) sends
+// a file to a real `wormhole receive --accept-file`, through the reference
+// transit relay (neither side listens: --no-listen keeps the Python side off
+// non-loopback interface addresses); the file it writes matches.
+func TestSendToPythonReceive(t *testing.T) {
+	t.Parallel()
+	py := testutil.RequireBinary(t, "wormhole")
+	mb := refpeers.StartMailbox(t)
+	relay := refpeers.StartTransitRelay(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	data := randomBytes(t, 1<<20+777)
+	out := filepath.Join(t.TempDir(), "received.bin")
+	const code = "61-sender-test"
+	recv := testutil.Start(t, testutil.Command(ctx, py, "--relay-url", mb.URL, "--transit-helper", "tcp:"+relay.Addr,
+		"receive", "--no-listen", "--accept-file", "--output-file", out, code))
+
+	w, err := wormhole.Join(ctx, wormhole.Config{URL: mb.URL}, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	key, err := w.TransitKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransit(t, transit.Config{Role: transit.Sender, Key: key, Relays: []string{relay.Addr}})
+	for _, m := range []map[string]any{
+		{"transit": tr.Message()},
+		{"offer": map[string]any{"file": map[string]any{"filename": "payload.bin", "filesize": len(data)}}},
+	} {
+		b, _ := json.Marshal(m)
+		if err := w.Send(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var peer *transit.Message
+	acked := false
+	for peer == nil || !acked {
+		b, err := w.Receive(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the receiver's transit and file_ack: %v\n%s", err, recv.Output())
+		}
+		var m struct {
+			Transit json.RawMessage `json:"transit"`
+			Answer  struct {
+				FileAck string `json:"file_ack"`
+			} `json:"answer"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("receiver's message %s: %v", b, err)
+		}
+		if m.Transit != nil {
+			if peer, err = transit.ParseMessage(m.Transit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		acked = acked || m.Answer.FileAck == "ok"
+	}
+	c, err := tr.Connect(ctx, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.NetConn().SetDeadline(time.Now().Add(30 * time.Second))
+	if err := transit.SendData(c, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("SendData via %s: %v\n%s", c.Describe(), err, recv.Output())
+	}
+	if err := recv.Wait(); err != nil {
+		t.Fatalf("wormhole receive: %v\n%s", err, recv.Output())
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("wormhole receive wrote %d bytes (%v), we sent %d", len(got), err, len(data))
+	}
+}
