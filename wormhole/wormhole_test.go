@@ -263,6 +263,18 @@ func TestICEServersPlainServer(t *testing.T) {
 	}
 }
 
+// TestWelcomeError: a server whose welcome carries an error refuses the
+// client, which says why.
+func TestWelcomeError(t *testing.T) {
+	t.Parallel()
+	mb := refpeers.StartMailbox(t, "--signal-error=closed for maintenance")
+	_, err := wormhole.Allocate(t.Context(), wormhole.Config{URL: mb.URL})
+	var se *wormhole.ServerError
+	if !errors.As(err, &se) || se.Text != "closed for maintenance" {
+		t.Fatalf("Allocate = %v, want the server's welcome error", err)
+	}
+}
+
 // TestNoGoroutineLeft: a whole exchange leaves no goroutine behind.
 func TestNoGoroutineLeft(t *testing.T) {
 	mb := refpeers.StartMailbox(t)

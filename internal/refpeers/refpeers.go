@@ -42,15 +42,17 @@ type Mailbox struct {
 	Proc *testutil.Process
 	// DB is its channel database: a server started again with it
 	// (Restart) keeps its nameplates and mailboxes.
-	DB   string
-	port int
+	DB    string
+	port  int
+	extra []string
 }
 
-// StartMailbox starts the reference mailbox server for the test.
-func StartMailbox(t testing.TB) *Mailbox {
+// StartMailbox starts the reference mailbox server for the test, with
+// extra arguments for it (e.g. "--signal-error=MESSAGE").
+func StartMailbox(t testing.TB, extra ...string) *Mailbox {
 	t.Helper()
 	RequirePythonModule(t, "wormhole_mailbox_server")
-	m := &Mailbox{DB: filepath.Join(t.TempDir(), "relay.sqlite")}
+	m := &Mailbox{DB: filepath.Join(t.TempDir(), "relay.sqlite"), extra: extra}
 	for range 5 {
 		m.port = testutil.FreePort(t)
 		if m.start(t) {
@@ -74,8 +76,9 @@ func (m *Mailbox) Restart(t testing.TB) {
 
 func (m *Mailbox) start(t testing.TB) bool {
 	t.Helper()
-	cmd := testutil.Command(context.Background(), Python, "-m", "twisted", "wormhole-mailbox",
-		"--channel-db="+m.DB, fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", m.port))
+	args := append([]string{"-m", "twisted", "wormhole-mailbox",
+		"--channel-db=" + m.DB, fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", m.port)}, m.extra...)
+	cmd := testutil.Command(context.Background(), Python, args...)
 	cmd.Dir = filepath.Dir(m.DB)
 	m.Proc = testutil.Start(t, cmd)
 	m.URL = fmt.Sprintf("ws://127.0.0.1:%d/v1", m.port)
