@@ -249,7 +249,7 @@ func (w *Wormhole) reconnect(ctx context.Context) *websocket.Conn {
 			return nil
 		case <-t.C:
 		}
-		delay = min(2*delay, 2*time.Second)
+		delay = min(2*delay, time.Second)
 	}
 	w.mu.Lock()
 	w.failLocked(fmt.Errorf("%w: no connection for %v: %v", ErrServerGone, w.cfg.Reconnect, lastErr))

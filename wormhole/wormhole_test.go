@@ -188,11 +188,16 @@ func TestReconnectDropped(t *testing.T) {
 }
 
 // TestReconnectServerRestart: the reference server is restarted with the
-// same database between the PAKE and the messages; both sides resume.
+// same database twice: after the code was allocated and before the peer
+// joined (the nameplate and the PAKE message survive), and between the key
+// confirmation and the messages. Both sides resume.
 func TestReconnectServerRestart(t *testing.T) {
 	t.Parallel()
 	ctx, mb := setup(t)
-	a, b := pair(t, wormhole.Config{URL: mb.URL})
+	cfg := wormhole.Config{URL: mb.URL}
+	a := allocate(t, ctx, cfg)
+	mb.Restart(t)
+	b := join(t, ctx, cfg, a.Code().String())
 	if _, err := a.Verifier(ctx); err != nil {
 		t.Fatal(err)
 	}
