@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/coder/websocket"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -47,9 +48,39 @@ func join(t *testing.T, ctx context.Context, cfg wormhole.Config, code string) *
 	return w
 }
 
-// setup starts a reference mailbox server for the test and returns a
-// context that bounds the test.
+// shared is the reference mailbox server that TestMain starts for the
+// tests that neither restart nor kill theirs; sharedErr says why there is
+// none.
+var (
+	shared    *refpeers.Mailbox
+	sharedErr error
+)
+
+func TestMain(m *testing.M) {
+	var stop func()
+	shared, stop, sharedErr = refpeers.StartSharedMailbox()
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	os.Exit(code)
+}
+
+// setup returns the shared mailbox server and a context that bounds the
+// test.
 func setup(t *testing.T) (context.Context, *refpeers.Mailbox) {
+	t.Helper()
+	if sharedErr != nil {
+		testutil.Unavailable(t, "%v", sharedErr)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx, shared
+}
+
+// setupOwn starts a reference mailbox server for the test alone (which may
+// restart or kill it) and returns it with a context that bounds the test.
+func setupOwn(t *testing.T) (context.Context, *refpeers.Mailbox) {
 	t.Helper()
 	mb := refpeers.StartMailbox(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -80,7 +111,7 @@ func closeSoon(w *wormhole.Wormhole) {
 // happily.
 func TestGoToGo(t *testing.T) {
 	t.Parallel()
-	mb := refpeers.StartMailbox(t)
+	_, mb := setup(t)
 	refpeers.ClientPair(t, mb.URL)
 }
 
@@ -119,7 +150,7 @@ func TestCrowded(t *testing.T) {
 		defer c.CloseNow()
 		for _, cmd := range []string{
 			`{"type":"bind","appid":"` + wormhole.AppID + `","side":"` + side + `","id":"1"}`,
-			`{"type":"claim","nameplate":"7","id":"2"}`,
+			`{"type":"claim","nameplate":"9999","id":"2"}`,
 		} {
 			if err := c.Write(ctx, websocket.MessageText, []byte(cmd)); err != nil {
 				t.Fatal(err)
@@ -135,7 +166,7 @@ func TestCrowded(t *testing.T) {
 			}
 		}
 	}
-	w, err := wormhole.Join(ctx, wormhole.Config{URL: mb.URL}, "7-third-side")
+	w, err := wormhole.Join(ctx, wormhole.Config{URL: mb.URL}, "9999-third-side")
 	if err == nil {
 		w.Close(ctx)
 	}
@@ -193,7 +224,7 @@ func TestReconnectDropped(t *testing.T) {
 // confirmation and the messages. Both sides resume.
 func TestReconnectServerRestart(t *testing.T) {
 	t.Parallel()
-	ctx, mb := setup(t)
+	ctx, mb := setupOwn(t)
 	cfg := wormhole.Config{URL: mb.URL}
 	a := allocate(t, ctx, cfg)
 	mb.Restart(t)
@@ -215,7 +246,7 @@ func TestReconnectServerRestart(t *testing.T) {
 // return ErrServerGone.
 func TestServerGone(t *testing.T) {
 	t.Parallel()
-	ctx, mb := setup(t)
+	ctx, mb := setupOwn(t)
 	a := allocate(t, ctx, wormhole.Config{URL: mb.URL, Reconnect: 300 * time.Millisecond})
 	mb.Proc.Kill()
 	if _, err := a.Verifier(ctx); !errors.Is(err, wormhole.ErrServerGone) {
@@ -282,7 +313,7 @@ func TestWelcomeError(t *testing.T) {
 
 // TestNoGoroutineLeft: a whole exchange leaves no goroutine behind.
 func TestNoGoroutineLeft(t *testing.T) {
-	mb := refpeers.StartMailbox(t)
+	_, mb := setup(t)
 	before := runtime.NumGoroutine()
 	refpeers.ClientPair(t, mb.URL)
 	testutil.CheckGoroutines(t, before)

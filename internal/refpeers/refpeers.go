@@ -8,8 +8,10 @@ package refpeers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -63,6 +65,49 @@ func StartMailbox(t testing.TB, extra ...string) *Mailbox {
 	return nil
 }
 
+// StartSharedMailbox starts a reference mailbox server for a whole test
+// binary, from TestMain (where there is no testing.TB): the tests that do not
+// restart or kill their server can share it. stop kills it by PID and removes
+// its database. err says why it could not start (Python or the module
+// missing included); the caller's tests then report it.
+func StartSharedMailbox() (m *Mailbox, stop func(), err error) {
+	if err := exec.Command(Python, "-c", "import wormhole_mailbox_server").Run(); err != nil {
+		return nil, nil, fmt.Errorf("refpeers: python module wormhole_mailbox_server is not usable (%v); run scripts/install-test-deps.sh", err)
+	}
+	dir, err := os.MkdirTemp("", "refpeers-mailbox-")
+	if err != nil {
+		return nil, nil, err
+	}
+	for range 5 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := testutil.Command(ctx, Python, "-m", "twisted", "wormhole-mailbox",
+			"--channel-db="+filepath.Join(dir, "relay.sqlite"), fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", port))
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			cancel()
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		kill := func() { cancel(); <-exited }
+		if waitPort(port, exited) {
+			m := &Mailbox{URL: fmt.Sprintf("ws://127.0.0.1:%d/v1", port), DB: filepath.Join(dir, "relay.sqlite"), port: port}
+			return m, func() { kill(); os.RemoveAll(dir) }, nil
+		}
+		kill() // the port was taken: try another
+	}
+	os.RemoveAll(dir)
+	return nil, nil, errors.New("refpeers: the shared mailbox server did not start")
+}
+
 // Restart kills the server and starts it again on the same port with the
 // same database, as an operator restarting it would.
 func (m *Mailbox) Restart(t testing.TB) {
@@ -114,11 +159,19 @@ func StartTransitRelay(t testing.TB) *TransitRelay {
 // waitListening waits until something accepts TCP connections on port, or
 // the process exits (false: the port was taken, try another).
 func waitListening(p *testutil.Process, port int) bool {
+	return waitPort(port, p.Done())
+}
+
+// waitPort waits until something accepts TCP connections on port, or
+// exited is closed.
+func waitPort(port int, exited <-chan struct{}) bool {
 	deadline := time.Now().Add(startTimeout)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for time.Now().Before(deadline) {
-		if p.Exited() {
+		select {
+		case <-exited:
 			return false
+		default:
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
