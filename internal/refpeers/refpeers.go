@@ -8,7 +8,6 @@ package refpeers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -69,43 +68,66 @@ func StartMailbox(t testing.TB, extra ...string) *Mailbox {
 // binary, from TestMain (where there is no testing.TB): the tests that do not
 // restart or kill their server can share it. stop kills it by PID and removes
 // its database. err says why it could not start (Python or the module
-// missing included); the caller's tests then report it.
+// missing included); the tests that need it then report it.
 func StartSharedMailbox() (m *Mailbox, stop func(), err error) {
-	if err := exec.Command(Python, "-c", "import wormhole_mailbox_server").Run(); err != nil {
-		return nil, nil, fmt.Errorf("refpeers: python module wormhole_mailbox_server is not usable (%v); run scripts/install-test-deps.sh", err)
-	}
-	dir, err := os.MkdirTemp("", "refpeers-mailbox-")
+	port, dir, stop, err := startDetached("wormhole_mailbox_server", func(port int, dir string) []string {
+		return []string{"wormhole-mailbox", "--channel-db=" + filepath.Join(dir, "relay.sqlite"),
+			fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", port)}
+	})
 	if err != nil {
 		return nil, nil, err
+	}
+	return &Mailbox{URL: fmt.Sprintf("ws://127.0.0.1:%d/v1", port), DB: filepath.Join(dir, "relay.sqlite"), port: port}, stop, nil
+}
+
+// StartSharedTransitRelay is StartSharedMailbox for the transit relay.
+func StartSharedTransitRelay() (r *TransitRelay, stop func(), err error) {
+	port, _, stop, err := startDetached("wormhole_transit_relay", func(port int, _ string) []string {
+		return []string{"transitrelay", fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", port)}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &TransitRelay{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, stop, nil
+}
+
+// startDetached starts `python3 -m twisted ARGS...` (args made for a free
+// port and a fresh directory) outside any test, waits until it listens, and
+// returns a stop func that kills it by PID and removes the directory.
+func startDetached(module string, args func(port int, dir string) []string) (int, string, func(), error) {
+	if err := exec.Command(Python, "-c", "import "+module).Run(); err != nil {
+		return 0, "", nil, fmt.Errorf("refpeers: python module %s is not usable (%v); run scripts/install-test-deps.sh", module, err)
+	}
+	dir, err := os.MkdirTemp("", "refpeers-")
+	if err != nil {
+		return 0, "", nil, err
 	}
 	for range 5 {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			os.RemoveAll(dir)
-			return nil, nil, err
+			return 0, "", nil, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		ctx, cancel := context.WithCancel(context.Background())
-		cmd := testutil.Command(ctx, Python, "-m", "twisted", "wormhole-mailbox",
-			"--channel-db="+filepath.Join(dir, "relay.sqlite"), fmt.Sprintf("--port=tcp:%d:interface=127.0.0.1", port))
+		cmd := testutil.Command(ctx, Python, append([]string{"-m", "twisted"}, args(port, dir)...)...)
 		cmd.Dir = dir
 		if err := cmd.Start(); err != nil {
 			cancel()
 			os.RemoveAll(dir)
-			return nil, nil, err
+			return 0, "", nil, err
 		}
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
-		kill := func() { cancel(); <-exited }
+		kill := func() { cancel(); <-exited } // Command's Cancel kills the process group
 		if waitPort(port, exited) {
-			m := &Mailbox{URL: fmt.Sprintf("ws://127.0.0.1:%d/v1", port), DB: filepath.Join(dir, "relay.sqlite"), port: port}
-			return m, func() { kill(); os.RemoveAll(dir) }, nil
+			return port, dir, func() { kill(); os.RemoveAll(dir) }, nil
 		}
 		kill() // the port was taken: try another
 	}
 	os.RemoveAll(dir)
-	return nil, nil, errors.New("refpeers: the shared mailbox server did not start")
+	return 0, "", nil, fmt.Errorf("refpeers: %s did not start", module)
 }
 
 // Restart kills the server and starts it again on the same port with the

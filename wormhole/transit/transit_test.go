@@ -30,6 +30,41 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
+// The reference mailbox server and transit relay that TestMain starts for
+// all tests, and why they are missing if they are.
+var (
+	mailbox    *refpeers.Mailbox
+	relay      *refpeers.TransitRelay
+	mailboxErr error
+	relayErr   error
+)
+
+func TestMain(m *testing.M) {
+	var stopMailbox, stopRelay func()
+	mailbox, stopMailbox, mailboxErr = refpeers.StartSharedMailbox()
+	relay, stopRelay, relayErr = refpeers.StartSharedTransitRelay()
+	code := m.Run()
+	for _, stop := range []func(){stopMailbox, stopRelay} {
+		if stop != nil {
+			stop()
+		}
+	}
+	os.Exit(code)
+}
+
+// needRelay returns the shared transit relay (and mailbox server, if
+// withMailbox), or makes the test unavailable.
+func needRelay(t *testing.T, withMailbox bool) (*refpeers.TransitRelay, *refpeers.Mailbox) {
+	t.Helper()
+	if relayErr != nil {
+		testutil.Unavailable(t, "%v", relayErr)
+	}
+	if withMailbox && mailboxErr != nil {
+		testutil.Unavailable(t, "%v", mailboxErr)
+	}
+	return relay, mailbox
+}
+
 // connectPair runs Connect on both sides with each other's Message.
 func connectPair(t *testing.T, ctx context.Context, s, r *transit.Transit) (sc, rc *transit.Conn, serr, rerr error) {
 	t.Helper()
@@ -95,7 +130,7 @@ func move(t *testing.T, sc, rc *transit.Conn, data []byte) {
 // listening, move 4 MB through the reference transit relay.
 func TestThroughReferenceRelay(t *testing.T) {
 	t.Parallel()
-	relay := refpeers.StartTransitRelay(t)
+	relay, _ := needRelay(t, false)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	key := randomBytes(t, 32)
@@ -166,8 +201,7 @@ func TestWrongKey(t *testing.T) {
 func TestReceiveFromPythonSend(t *testing.T) {
 	t.Parallel()
 	py := testutil.RequireBinary(t, "wormhole")
-	mb := refpeers.StartMailbox(t)
-	relay := refpeers.StartTransitRelay(t)
+	relay, mb := needRelay(t, true)
 	for i, listen := range []string{"", "127.0.0.1:0"} {
 		t.Run(fmt.Sprintf("listen=%q", listen), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
@@ -283,8 +317,7 @@ func receiveFile(t *testing.T, ctx context.Context, url, code, listen string) ([
 func TestSendToPythonReceive(t *testing.T) {
 	t.Parallel()
 	py := testutil.RequireBinary(t, "wormhole")
-	mb := refpeers.StartMailbox(t)
-	relay := refpeers.StartTransitRelay(t)
+	relay, mb := needRelay(t, true)
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 	defer cancel()
 	data := randomBytes(t, 1<<20+777)
