@@ -21,7 +21,8 @@ type ICEServer struct {
 
 // ServerMessage is one message from a mailbox server (magic-wormhole
 // server-protocol.md). Fields are set according to Type; Body holds the
-// decoded hex of a "message".
+// decoded hex of a "message". It is a plain value: ParseServerMessage returns
+// a new one that the caller owns.
 type ServerMessage struct {
 	Type      string          `json:"type"`
 	ID        string          `json:"id,omitempty"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -193,6 +194,23 @@ func TestReceiveCodeFromStdin(t *testing.T) {
 		var o, e strings.Builder
 		if rc := run(ctx, args, &o, &e); rc != 2 {
 			t.Errorf("%q: exit %d, want 2 (usage); stderr %q", args, rc, e.String())
+		}
+	}
+}
+
+// TestWormholeInterrupted: send and receive stopped by Ctrl-C say
+// "interrupted" and exit 130.
+func TestWormholeInterrupted(t *testing.T) {
+	url := fmt.Sprintf("ws://127.0.0.1:%d/v1", testutil.FreePort(t)) // nothing listens
+	for _, args := range [][]string{
+		{"send", "--text", "x", "--rendezvous", url},
+		{"receive", "--rendezvous", url, "3-a-b"},
+	} {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		var out, errb strings.Builder
+		if code := run(ctx, args, &out, &errb); code != 130 || !strings.Contains(errb.String(), "interrupted") {
+			t.Errorf("%v: exit %d, stderr %q; want 130 and \"interrupted\"", args, code, errb.String())
 		}
 	}
 }
