@@ -50,7 +50,8 @@ var pgpWords = sync.OnceValue(func() *wordLists {
 // then at least one word).
 var ErrBadCode = errors.New("wormhole: malformed code")
 
-// Code is a parsed wormhole code.
+// Code is a parsed wormhole code: a plain comparable value. The zero Code
+// is not a valid code; make one with ParseCode or GenerateCode.
 type Code struct {
 	// Nameplate is the part before the first '-': decimal digits.
 	Nameplate string

@@ -12,7 +12,7 @@ import (
 var ErrBadServerMessage = errors.New("wormhole: malformed server message")
 
 // ICEServer is one entry of the ICE servers that an icebreaker mailbox
-// server hands out (the shape of WebRTC's RTCIceServer).
+// server hands out (the shape of WebRTC's RTCIceServer). A plain value.
 type ICEServer struct {
 	URLs       []string `json:"urls"`
 	Username   string   `json:"username,omitempty"`

@@ -20,6 +20,8 @@ var ErrBadHints = errors.New("transit: malformed transit message")
 
 // Message is the body of the "transit" key that each side sends through the
 // wormhole before connecting: what it can do and where it can be reached.
+// A plain value; the zero Message announces nothing (then only relays that
+// this side knows itself can connect).
 type Message struct {
 	Abilities []Ability `json:"abilities-v1"`
 	Hints     []Hint    `json:"hints-v1"`
