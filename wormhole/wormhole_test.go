@@ -291,6 +291,9 @@ func TestICEServersPlainServer(t *testing.T) {
 	if want := "unknown type"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
 		t.Errorf("error %q does not carry the server's %q", err, want)
 	}
+	if _, _, err := refpeers.ICEServers(t, mb.URL, ""); !errors.Is(err, wormhole.ErrICENotOffered) {
+		t.Fatalf("refpeers.ICEServers = %v, want ErrICENotOffered", err)
+	}
 	if err := b.Send(ctx, []byte("still fine")); err != nil {
 		t.Fatal(err)
 	}

@@ -72,3 +72,19 @@ func ClientPair(t testing.TB, url string) {
 		t.Fatalf("b.Close: %v", err)
 	}
 }
+
+// ICEServers asks the mailbox server at url for ICE servers with our client
+// (wormhole.Wormhole.ICEServers) on a freshly allocated nameplate, which it
+// closes afterwards, and returns the answer. A plain server makes it return
+// an error wrapping wormhole.ErrICENotOffered.
+func ICEServers(t testing.TB, url, token string) ([]wormhole.ICEServer, time.Duration, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := wormhole.Allocate(ctx, wormhole.Config{URL: url})
+	if err != nil {
+		t.Fatalf("Allocate on %s: %v", url, err)
+	}
+	defer w.Close(ctx)
+	return w.ICEServers(ctx, token)
+}
