@@ -300,7 +300,8 @@ func (w *Wormhole) handleErrorLocked(m *ServerMessage) {
 	orig := m.origOf()
 	switch {
 	case orig.Type == "icebreaker-ice-servers":
-		if w.st.iceCmd != nil {
+		// A late refusal of an earlier request carries another id.
+		if w.st.iceCmd != nil && (orig.ID == "" || orig.ID == w.st.iceCmd["id"]) {
 			w.st.iceAnswer = m
 		}
 	case m.Error == "crowded":

@@ -2,8 +2,10 @@
 // loopback and free ports, stopped by PID when the test ends: the Python
 // mailbox server (python3-magic-wormhole-mailbox-server) and transit relay
 // (magic-wormhole-transit-relay). It also runs a whole exchange of this
-// module's client against any mailbox URL (ClientPair), which a test of
-// another mailbox server can reuse.
+// module's client against any mailbox URL (ClientPair) and asks any
+// mailbox server for ICE servers (ICEServers), which a test of another
+// mailbox server can reuse. StartSharedMailbox and StartSharedTransitRelay
+// start one peer for a whole test binary, from TestMain.
 package refpeers
 
 import (
