@@ -38,8 +38,9 @@ type Conn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
-	rbuf []byte // a record as read
-	obuf []byte // its data
+	hdr  [4]byte // a record's length (a field: a local would escape)
+	rbuf []byte  // a record as read
+	obuf []byte  // its data
 }
 
 func newConn(c net.Conn, key []byte, role Role, desc string) *Conn {
@@ -79,11 +80,10 @@ func (c *Conn) WriteRecord(p []byte) error {
 // ReadRecord reads and opens the next record. The returned slice is valid
 // until the next ReadRecord.
 func (c *Conn) ReadRecord() ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.c, hdr[:]); err != nil {
+	if _, err := io.ReadFull(c.c, c.hdr[:]); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(c.hdr[:])
 	if n > MaxRecord+nonceSize+secretbox.Overhead {
 		return nil, fmt.Errorf("%w: length %d exceeds the limit", ErrBadRecord, n)
 	}

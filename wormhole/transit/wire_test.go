@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,42 @@ func TestWriteRecordAllocs(t *testing.T) {
 		seq++
 	}); n != 0 {
 		t.Fatalf("AppendRecord allocates %v times", n)
+	}
+}
+
+// TestConnRecordsAllocs: once warm, a record written and read back over a
+// loopback TCP connection allocates nothing on either side.
+func TestConnRecordsAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c1, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	key := bytes.Repeat([]byte{9}, 32)
+	s, r := newConn(c1, key, Sender, "test"), newConn(c2, key, Receiver, "test")
+	p := make([]byte, 1024)
+	roundTrip := func() {
+		if err := s.WriteRecord(p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadRecord()
+		if err != nil || len(got) != len(p) {
+			t.Fatalf("ReadRecord = %d bytes, %v", len(got), err)
+		}
+	}
+	roundTrip() // warm the buffers
+	if n := testing.AllocsPerRun(100, roundTrip); n != 0 {
+		t.Fatalf("a record round trip allocates %v times", n)
 	}
 }
 
