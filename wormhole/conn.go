@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/icebreaker-net/icebreaker/wormhole/spake2"
 )
 
 // Timeouts of the connection to the server.
@@ -40,7 +41,7 @@ type session struct {
 	closeMood   Mood // set by Close
 	closed      bool // the server said "closed"
 
-	pake         interface{ Finish([]byte) ([]byte, error) }
+	pake         *spake2.State
 	key          []byte
 	verified     bool
 	peerSide     string
