@@ -253,7 +253,13 @@ func (w *Wormhole) reconnect(ctx context.Context) *websocket.Conn {
 		delay = min(2*delay, time.Second)
 	}
 	w.mu.Lock()
-	w.failLocked(fmt.Errorf("%w: no connection for %v: %v", ErrServerGone, w.cfg.Reconnect, lastErr))
+	switch {
+	case lastErr == nil:
+		lastErr = ErrServerGone
+	case !errors.Is(lastErr, ErrServerGone): // the server refused us, say
+		lastErr = fmt.Errorf("%w: %w", ErrServerGone, lastErr)
+	}
+	w.failLocked(fmt.Errorf("%w (the connection was lost; reconnecting failed for %v)", lastErr, w.cfg.Reconnect))
 	w.mu.Unlock()
 	return nil
 }

@@ -54,7 +54,7 @@ var (
 	ErrCrowded = errors.New("wormhole: the nameplate is crowded (already used by two other sides)")
 	// ErrServerGone: the mailbox server cannot be reached, or the
 	// connection dropped and reconnecting failed for Config.Reconnect.
-	ErrServerGone = errors.New("wormhole: the mailbox server went away")
+	ErrServerGone = errors.New("wormhole: no connection to the mailbox server")
 	// ErrTimeout: a wait took longer than Config.Timeout or the caller's
 	// deadline.
 	ErrTimeout = errors.New("wormhole: timed out")
