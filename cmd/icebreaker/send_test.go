@@ -55,15 +55,21 @@ func TestSendToPythonReceive(t *testing.T) {
 	const msg = "hello from icebreaker, ünïcode"
 	send := testutil.Start(t, testutil.Command(ctx, bin, "send", "--text", msg, "--rendezvous", mb.URL, "--verify"))
 	code := codeOf(t, ctx, send)
-	out, err := testutil.Command(ctx, py, append(pyArgs, "receive", code)...).CombinedOutput()
+	out, err := testutil.Command(ctx, py, append(pyArgs, "receive", "--verify", code)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), msg) {
 		t.Fatalf("wormhole receive: %v\n%s", err, out)
 	}
 	if err := send.Wait(); err != nil {
 		t.Fatalf("icebreaker send: %v\n%s", err, send.Output())
 	}
-	if !strings.Contains(send.Output(), "Verifier ") || !strings.Contains(send.Output(), "text message sent") {
+	if !strings.Contains(send.Output(), "text message sent") {
 		t.Fatalf("icebreaker send printed:\n%s", send.Output())
+	}
+	// Both show the same verifier.
+	ours := regexp.MustCompile(`Verifier ([0-9a-f]{64})`).FindStringSubmatch(send.Output())
+	theirs := regexp.MustCompile(`Verifier ([0-9a-f]{64})\.`).FindStringSubmatch(string(out))
+	if ours == nil || theirs == nil || ours[1] != theirs[1] {
+		t.Fatalf("verifiers differ: ours %q, magic-wormhole's %q", ours, theirs)
 	}
 }
 
