@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 // TestHandshakeLines compares the handshake lines for a fixed key with
