@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/coder/websocket"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/wormhole"
