@@ -7,6 +7,7 @@
 #   magic-wormhole, wormhole-william, python3-magic-wormhole-mailbox-server,
 #   magic-wormhole-transit-relay, python3-spake2   the rendezvous peers
 #   miniupnpd-nftables, natpmpc, miniupnpc   the port-mapping daemon and its clients
+#   postgresql          a throwaway cluster for the shared user store (initdb)
 # Needs root; without root it says what is missing and leaves the tests to
 # skip (or fail, under CI=true).
 set -euo pipefail
@@ -47,6 +48,8 @@ for bin in "${!need[@]}"; do
 done
 # libc6-dev has no command of its own: cgo needs its headers.
 [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
+# PostgreSQL's server binaries are not on PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: all test dependencies present"
   exit 0
@@ -66,4 +69,5 @@ apt-get install -y -qq --no-install-recommends $pkgs
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop coturn >/dev/null 2>&1 || true
   systemctl stop miniupnpd >/dev/null 2>&1 || true
+  systemctl stop postgresql >/dev/null 2>&1 || true
 fi
