@@ -110,7 +110,7 @@ func listen(addr netip.AddrPort, reuse bool, opt Options) (*Conn, error) {
 	}
 	lc := net.ListenConfig{}
 	if reuse {
-		lc.Control = setReusePort
+		lc.Control = ControlReusePort
 	}
 	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
 	if err != nil {

@@ -4,7 +4,13 @@
 // sendmmsg(2) on Linux, with a portable one-datagram-per-call fallback. A
 // Sender sends runs of equal-size datagrams to one address with UDP GSO
 // (UDP_SEGMENT, Linux 4.18 and later) and falls back to sendmmsg for a
-// socket where the kernel refuses it.
+// socket where the kernel refuses it. A Poller reads many sockets (one per
+// TURN allocation) with one goroutine: an epoll instance on Go's netpoller
+// and recvfrom into an arena with room around each datagram (poll.go).
+// The socket options servers need live here too: SO_REUSEPORT for
+// listeners and dialers (ControlReusePort) and the don't-fragment bit
+// (SetDontFragment). This is the one package that speaks to sockets below
+// the protocols, and it has one decoder of source addresses.
 //
 // Addresses are netip.AddrPort throughout. Source addresses are unmapped:
 // a datagram from 192.0.2.1 on a dual-stack IPv6 socket reports 192.0.2.1,

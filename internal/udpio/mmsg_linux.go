@@ -15,24 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const (
-	reusePortSupported = true
-	msgTrunc           = unix.MSG_TRUNC
-)
-
-func setReusePort(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	if serr != nil {
-		return os.NewSyscallError("setsockopt SO_REUSEPORT", serr)
-	}
-	return nil
-}
+const msgTrunc = unix.MSG_TRUNC
 
 // maxBatch bounds one recvmmsg/sendmmsg call; longer slices are served in
 // several calls.

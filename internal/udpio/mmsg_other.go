@@ -5,17 +5,10 @@ package udpio
 import (
 	"errors"
 	"net"
-	"syscall"
 )
-
-const reusePortSupported = false
 
 // msgTrunc is not reported by the portable read path here.
 const msgTrunc = 0
-
-func setReusePort(_, _ string, _ syscall.RawConn) error {
-	return errors.New("udpio: SO_REUSEPORT is not supported on this platform")
-}
 
 // mmsgConn is unavailable: newMmsgConn returns nil and the Conn moves one
 // datagram per call.
@@ -28,6 +21,9 @@ func (*mmsgConn) write([]Message) (int, error) { return 0, errors.New("udpio: ba
 
 // Sender sends one datagram per call here.
 type Sender struct{ gsoDisabled uint64 }
+
+// Targets keep the Linux caps (gso_linux.go), unused here.
+const maxSegmentSize4, maxSegmentSize6 = 1500 - 20 - 8, 1500 - 40 - 8
 
 // gsoAvailable: UDP GSO is Linux only.
 func gsoAvailable() bool { return false }

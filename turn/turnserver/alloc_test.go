@@ -42,8 +42,7 @@ func TestRelayNoAllocs(t *testing.T) {
 	sendReq.Msg = &msg
 	out := make([]byte, 0, 2048)
 	r := a.relays[0].Load()
-	pb := getReadBuf()
-	defer putReadBuf(pb)
+	slot, rng := newSlot()
 
 	for _, tc := range []struct {
 		name string
@@ -51,8 +50,8 @@ func TestRelayNoAllocs(t *testing.T) {
 	}{
 		{"ChannelData to peer", func() { e.turn.ServeChannelData(req, frame) }},
 		{"Send indication to peer", func() { e.turn.ServeSTUN(out[:0], &sendReq) }},
-		{"ChannelData to client", func() { r.fromPeer(pb, len(payload), bound) }},
-		{"Data indication to client", func() { r.fromPeer(pb, len(payload), unbound) }},
+		{"ChannelData to client", func() { r.fromPeer(slot, len(payload), bound, rng) }},
+		{"Data indication to client", func() { r.fromPeer(slot, len(payload), unbound, rng) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.turn.Stats()
@@ -90,11 +89,10 @@ func BenchmarkPeerToChannelData(b *testing.B) {
 	c.bind(0x4000, p.addr())
 	a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
 	r := a.relays[0].Load()
-	pb := getReadBuf()
-	defer putReadBuf(pb)
+	slot, rng := newSlot()
 	b.ReportAllocs()
 	for b.Loop() {
-		r.fromPeer(pb, 160, p.addr())
+		r.fromPeer(slot, 160, p.addr(), rng)
 	}
 }
 

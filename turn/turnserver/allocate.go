@@ -124,7 +124,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 			return s.fail(out, r, stun.CodeInsufficientCapacity, "Unknown or expired RESERVATION-TOKEN")
 		}
 		if df {
-			if err := setDontFragment(res.conn, family == turn.FamilyIPv4); err != nil {
+			if err := udpio.SetDontFragment(res.conn, family == turn.FamilyIPv4); err != nil {
 				res.release(s)
 				s.unadmit(u)
 				return s.fail(out, r, stun.CodeServerError, "Cannot set DF")

@@ -1,11 +1,9 @@
 package turnserver
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	mrand "math/rand/v2"
 	"net/netip"
-	"sync"
 
 	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
@@ -25,29 +23,11 @@ import (
 // header, XOR-PEER-ADDRESS of an IPv6 peer and the DATA attribute header.
 const headroom = stun.HeaderSize + stun.AttrHeaderSize + 20 + stun.AttrHeaderSize
 
-// readBuf is what a relay needs while it handles datagrams: room for the
-// largest datagram with headroom and padding, a random source for Data
-// indication transaction IDs and room for a source address. Buffers are
-// pooled and held only while a socket is being drained.
-type readBuf struct {
-	b   [headroom + turn.MaxChannelDataLength + 4]byte
-	rng *mrand.ChaCha8
-	sa  sockaddr
-}
-
-var readBufs = sync.Pool{New: func() any {
-	var seed [32]byte
-	rand.Read(seed[:])
-	return &readBuf{rng: mrand.NewChaCha8(seed)}
-}}
-
-func getReadBuf() *readBuf  { return readBufs.Get().(*readBuf) }
-func putReadBuf(b *readBuf) { readBufs.Put(b) }
-
-// fromPeer relays the datagram pb.b[headroom:][:n] from peer to the
-// client, if a permission lets it in. RFC 8656, Sections 9, 11.3 and 12.7.
-func (r *relay) fromPeer(pb *readBuf, n int, peer netip.AddrPort) {
-	msg := r.toClientMessage(pb.b[:], n, peer, pb.rng)
+// fromPeer relays the datagram slot[headroom:][:n] from peer to the
+// client, if a permission lets it in, building the message in slot as
+// toClientMessage does. RFC 8656, Sections 9, 11.3 and 12.7.
+func (r *relay) fromPeer(slot []byte, n int, peer netip.AddrPort, rng *mrand.ChaCha8) {
+	msg := r.toClientMessage(slot, n, peer, rng)
 	if msg == nil {
 		return
 	}

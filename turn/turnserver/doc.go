@@ -67,13 +67,14 @@
 // common case: allocations are found in a 64-way sharded table under a
 // read lock, an allocation's permissions and channels are an immutable
 // snapshot behind an atomic pointer, and counters are per allocation and
-// direction. Peer datagrams are read into a pooled buffer with room in
+// direction. Peer datagrams are read into a slot of a poller's arena with room in
 // front, and the Data indication or ChannelData header is written in
-// place. On Linux relay sockets have no goroutine of their own: one poller per CPU owns an
-// epoll instance with its share of the sockets, parks on Go's netpoller
-// until it has events, and drains each ready socket with recvfrom into an
-// arena, building each message to the client in place; a UDP client's
-// messages of one drain go out together. Both directions send with one
+// place. On Linux relay sockets have no goroutine of their own: one
+// internal/udpio Poller per CPU owns an epoll instance with its share of
+// the sockets, parks on Go's netpoller until it has events, and drains
+// each ready socket with recvfrom into an arena; the relay handler builds
+// each message to the client in place, and a UDP client's messages of one
+// drain go out together. Both directions send with one
 // sendmmsg per relay socket (or listening socket) and batch, and where
 // the kernel has UDP GSO (Linux 4.18) a run of datagrams to one address
 // with one size goes out as one GSO datagram, which the kernel cuts back

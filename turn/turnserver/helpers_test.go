@@ -3,6 +3,7 @@ package turnserver
 import (
 	"context"
 	"errors"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -513,4 +514,11 @@ func (c *client) recvMessage(typ stun.Type) *stun.Message {
 		c.t.Fatalf("got %v (%v), want %v", m.Type, err, typ)
 	}
 	return &m
+}
+
+// newSlot returns a buffer laid out as a relay poller's slot (headroom,
+// the largest datagram, padding) and a random source, for calling the
+// relay paths directly.
+func newSlot() ([]byte, *mrand.ChaCha8) {
+	return make([]byte, headroom+turn.MaxChannelDataLength+4), mrand.NewChaCha8([32]byte{1})
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // relay is one relayed transport address of an allocation: a UDP socket.
-// start hands it to the server's readers (relay_linux.go, relay_other.go);
+// start hands it to the server's readers (relay_read.go);
 // close stops reading it and closes it.
 type relay struct {
 	a      *allocation
@@ -160,7 +160,7 @@ func listenRelay(ip netip.Addr, port uint16, dontFragment bool) (*net.UDPConn, e
 	c := pc.(*net.UDPConn)
 	udpio.SetBuffers(c, relaySocketBuffer, relaySocketBuffer)
 	if dontFragment {
-		if err := setDontFragment(c, ip.Is4()); err != nil {
+		if err := udpio.SetDontFragment(c, ip.Is4()); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("turnserver: DONT-FRAGMENT: %w", err)
 		}

@@ -49,15 +49,14 @@ type Server struct {
 	count        int // allocations
 	users        map[string]*user
 	reservations map[[8]byte]*reservation
-	peerConns    map[uint32]*peerConn // RFC 6062 connections by CONNECTION-ID
-	pollers      []*poller            // relay socket readers, started with the first relay
+	peerConns    map[uint32]*peerConn    // RFC 6062 connections by CONNECTION-ID
+	pollers      []*udpio.Poller[*relay] // relay socket readers, started with the first relay
 	// clientTargets are the UDP listening sockets that relay readers
 	// send to clients through, by socket.
 	clientTargets map[*net.UDPConn]*udpio.Target
 
 	nextPoller atomic.Uint32 // spreads relays over pollers
-	relayIDs   atomic.Uint64
-	gone       totals // counters of deleted allocations
+	gone       totals        // counters of deleted allocations
 
 	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
 	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
@@ -195,7 +194,7 @@ func knownAttr(t stun.AttrType) bool {
 		stun.AttrReservationToken, stun.AttrConnectionID:
 		return true
 	case stun.AttrDontFragment:
-		return dontFragmentSupported
+		return udpio.DontFragmentSupported
 	}
 	return false
 }

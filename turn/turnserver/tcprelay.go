@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -147,7 +148,10 @@ func (s *Server) openTCPRelay(f turn.Family) (*net.TCPListener, error) {
 	}
 	var ln net.Listener
 	err := pool.each(func(port uint16) bool {
-		lc := net.ListenConfig{Control: reusePort}
+		var lc net.ListenConfig
+		if udpio.ReusePortSupported {
+			lc.Control = udpio.ControlReusePort
+		}
 		var e error
 		ln, e = lc.Listen(context.Background(), network, netip.AddrPortFrom(ip, port).String())
 		return e == nil
@@ -287,10 +291,12 @@ func (s *Server) dial(ctx context.Context, pc *peerConn, auth turnauth.Result, i
 	defer s.wg.Done()
 	a := pc.a
 	local := a.tcp.local
-	if !reusePortSupported {
-		local = netip.AddrPortFrom(local.Addr(), 0)
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Control: udpio.ControlReusePort}
+	if !udpio.ReusePortSupported {
+		// Dial from another port of the relay IP address: a deviation
+		// from RFC 6062, Section 5.2.
+		d.LocalAddr, d.Control = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local.Addr(), 0)), nil
 	}
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Control: reusePort}
 	c, err := d.DialContext(ctx, "tcp", pc.peer.String())
 	s.mu.Lock()
 	ok := err == nil && pc.state == pcConnecting

@@ -1,0 +1,57 @@
+package udpio
+
+// Reading many UDP sockets with few goroutines. A server that holds one
+// socket per client (a TURN relay holds one per allocation, and RFC 8656
+// servers hold tens of thousands) cannot afford a goroutine and a read
+// buffer per socket while the socket is idle. A Poller reads a set of
+// sockets with one goroutine: on Linux it owns an epoll instance, parks on
+// Go's netpoller until that instance has events (an epoll descriptor is
+// itself pollable) and drains each ready socket with recvfrom into its
+// arena, handing the datagrams of each socket to its handler in batches.
+// Elsewhere each registered socket has a reader goroutine of its own, and
+// the handler is called from them one at a time.
+
+// PollConfig shapes the slots a Poller reads datagrams into. The zero
+// value reads datagrams of up to 65,535 bytes with no room around them.
+type PollConfig struct {
+	// Headroom and Tailroom are the bytes a slot keeps before and after
+	// its datagram, for the handler to build a message around it in
+	// place.
+	Headroom, Tailroom int
+	// MaxDatagram is the longest datagram read whole; a longer one is
+	// cut. 0 means 65,535.
+	MaxDatagram int
+}
+
+func (c PollConfig) withDefaults() PollConfig {
+	if c.MaxDatagram <= 0 {
+		c.MaxDatagram = 65535
+	}
+	c.Headroom, c.Tailroom = max(c.Headroom, 0), max(c.Tailroom, 0)
+	return c
+}
+
+// slotRoom is the arena room one datagram is read into.
+func (c PollConfig) slotRoom() int { return c.Headroom + c.MaxDatagram + c.Tailroom }
+
+// PollHandler handles what a Poller reads from the sockets registered
+// with a value of type T. Its methods are called from one goroutine at a
+// time (the Poller's, or on Linux a caller of PollNow), never
+// concurrently, so the handler may keep scratch state without locks.
+type PollHandler[T any] interface {
+	// Received handles datagrams read in a row from the socket registered
+	// with v. Each message's Buf is the datagram's slot: the datagram is
+	// Buf[Headroom:Headroom+N], with Tailroom bytes after it, and the
+	// handler may overwrite the whole slot (to build a message around the
+	// datagram in place). Addr is the datagram's source, unmapped. The
+	// slots and ms are the Poller's: they are reused once Received
+	// returns.
+	Received(v T, ms []Message)
+	// ReadFailed reports a read error other than "no more datagrams" on
+	// the socket of v; the Poller goes on with the next ready socket.
+	ReadFailed(v T, err error)
+}
+
+// maxDrain bounds the datagrams read from one socket per readiness event,
+// so that one busy socket cannot starve the others of its Poller.
+const maxDrain = 64
