@@ -3,7 +3,8 @@
 // method and class encoding, the attributes of Section 14, MESSAGE-INTEGRITY,
 // MESSAGE-INTEGRITY-SHA256 and FINGERPRINT (Sections 14.5-14.7), long-term and
 // short-term credential keys (Section 9), the nonce security-feature cookie
-// (Section 9.2), and the first-byte demultiplexing rule of RFC 7983.
+// (Section 9.2), and the first-byte demultiplexing rule of RFC 7983: STUN,
+// or something else that another protocol frames (StreamFrame, FrameFunc).
 //
 // The package owns no sockets and no goroutines. Parsing reads in place: a
 // Message refers to the caller's buffer and is valid only as long as that

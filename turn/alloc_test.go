@@ -21,7 +21,7 @@ func TestZeroAllocs(t *testing.T) {
 		f    func()
 	}{
 		{"IsChannelData", func() {
-			if !IsChannelData(udp) {
+			if !IsChannelData(udp, false) {
 				t.Fatal("not ChannelData")
 			}
 		}},
@@ -36,7 +36,12 @@ func TestZeroAllocs(t *testing.T) {
 			}
 		}},
 		{"ChannelDataFrameLength", func() {
-			if _, err := ChannelDataFrameLength(tcp); err != nil {
+			if _, err := ChannelDataFrameLength(tcp, false); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FrameChannelData", func() {
+			if _, _, err := FrameChannelData(tcp, false); err != nil {
 				t.Fatal(err)
 			}
 		}},

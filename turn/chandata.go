@@ -28,8 +28,9 @@ const ChannelDataHeaderSize = 4
 // carries: its length field has 16 bits. Every UDP payload fits.
 const MaxChannelDataLength = 0xFFFF
 
-// ErrNotChannelData reports bytes whose first two bits are not 01, so they
-// cannot be a ChannelData message (RFC 8656, Section 12.4).
+// ErrNotChannelData reports bytes whose first byte is not ChannelData's
+// (IsChannelDataByte), or, for ParseChannelData, whose first two bits are
+// not 01 (RFC 8656, Section 12.4).
 var ErrNotChannelData = errors.New("turn: not a ChannelData message")
 
 // Errors of the per-packet path, built once so that dropping a malformed
@@ -49,13 +50,25 @@ func ValidChannel(ch uint16, loose bool) bool {
 	return ch >= MinChannel && ch <= MaxChannel
 }
 
-// IsChannelData reports whether b could be a ChannelData message: it holds
-// at least a header and its first byte is 0x40-0x7F, the first-byte rule
-// of RFC 7983, Section 7 (which RFC 9443 narrows to 0x40-0x4F for TURN;
-// the wider range admits the loose channel numbers). It does not look at the
-// length field; ParseChannelData does.
-func IsChannelData(b []byte) bool {
-	return len(b) >= ChannelDataHeaderSize && b[0]&0xC0 == 0x40
+// IsChannelDataByte reports whether a message whose first byte is c is
+// ChannelData. This is the one rule of package turn for telling
+// ChannelData apart, on a socket (RFC 7983, Section 7) and on a stream:
+// first byte 0x40-0x4F, channel numbers 0x4000-0x4FFF (RFC 8656, Section
+// 12; RFC 9443 gives TURN 64-79), or with loose 0x40-0x7F, the older range
+// 0x4000-0x7FFF of RFC 5766, Section 11 (turnserver's LooseChannels).
+func IsChannelDataByte(c byte, loose bool) bool {
+	if loose {
+		return c&0xC0 == 0x40
+	}
+	return c&0xF0 == 0x40
+}
+
+// IsChannelData reports whether b could be a ChannelData message: it
+// holds at least a header and its first byte is ChannelData's
+// (IsChannelDataByte). It does not look at the length field;
+// ParseChannelData does.
+func IsChannelData(b []byte, loose bool) bool {
+	return len(b) >= ChannelDataHeaderSize && IsChannelDataByte(b[0], loose)
 }
 
 // ParseChannelData decodes the ChannelData message at the start of b,
@@ -91,18 +104,43 @@ func ParseChannelData(b []byte) (channel uint16, data []byte, err error) {
 // to a multiple of 4 bytes that RFC 8656, Section 12.5, requires over TCP and
 // TLS. It needs only the 4-byte header; with fewer bytes it returns an error
 // wrapping stun.ErrTruncated (read more), and ErrNotChannelData when the
-// first two bits are not 01 (then the stream may hold STUN instead: see
-// stun.MessageLength).
-func ChannelDataFrameLength(b []byte) (int, error) {
+// first byte is not ChannelData's (IsChannelDataByte with loose; then the
+// stream may hold STUN instead: see stun.StreamFrame).
+func ChannelDataFrameLength(b []byte, loose bool) (int, error) {
+	if len(b) > 0 && !IsChannelDataByte(b[0], loose) {
+		return 0, ErrNotChannelData
+	}
 	if len(b) < ChannelDataHeaderSize {
 		return 0, errChanHeader
-	}
-	if b[0]&0xC0 != 0x40 {
-		return 0, ErrNotChannelData
 	}
 	n := int(binary.BigEndian.Uint16(b[2:4]))
 	return ChannelDataHeaderSize + pad4(n), nil
 }
+
+// FrameChannelData frames ChannelData on a stream it shares with STUN,
+// with the shape of stun.FrameFunc: the frame's length, or 0 and the
+// header size while the header is incomplete, or ErrNotChannelData. TURN
+// clients and servers pass it (through StreamFramer, or a wrapper with
+// more checks) to the STUN layer's framers, which know nothing of TURN.
+func FrameChannelData(b []byte, loose bool) (n, need int, err error) {
+	n, err = ChannelDataFrameLength(b, loose)
+	if err == errChanHeader {
+		return 0, ChannelDataHeaderSize, nil
+	}
+	return n, 0, err
+}
+
+// StreamFramer returns FrameChannelData with loose fixed, as a
+// stun.FrameFunc.
+func StreamFramer(loose bool) stun.FrameFunc {
+	if loose {
+		return frameLoose
+	}
+	return frameStrict
+}
+
+func frameLoose(b []byte) (int, int, error)  { return FrameChannelData(b, true) }
+func frameStrict(b []byte) (int, int, error) { return FrameChannelData(b, false) }
 
 // AppendChannelData appends a ChannelData message for channel with data to
 // b and returns the extended buffer. With pad set, zeros follow the data up

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/icebreaker-net/icebreaker/stun"
@@ -50,26 +51,42 @@ func TestValidChannel(t *testing.T) {
 
 func TestIsChannelData(t *testing.T) {
 	cases := []struct {
-		name string
-		b    []byte
-		want bool
+		name          string
+		b             []byte
+		strict, loose bool
 	}{
-		{"nil", nil, false},
-		{"3 bytes", []byte{0x40, 0, 0}, false},
-		{"empty data", []byte{0x40, 0, 0, 0}, true},
-		{"0x4FFF", []byte{0x4F, 0xFF, 0, 0}, true},
-		{"loose 0x7FFF", []byte{0x7F, 0xFF, 0, 0}, true},
-		{"STUN", stun.AppendHeader(nil, stun.BindingRequest, stun.TransactionID{}), false},
-		{"0x3F", []byte{0x3F, 0xFF, 0, 0}, false},
-		{"0x80 RTP", []byte{0x80, 0, 0, 0}, false},
-		{"0xC0", []byte{0xC0, 0, 0, 0}, false},
+		{"nil", nil, false, false},
+		{"3 bytes", []byte{0x40, 0, 0}, false, false},
+		{"empty data", []byte{0x40, 0, 0, 0}, true, true},
+		{"0x4FFF", []byte{0x4F, 0xFF, 0, 0}, true, true},
+		{"loose 0x5000", []byte{0x50, 0x00, 0, 0}, false, true},
+		{"loose 0x7FFF", []byte{0x7F, 0xFF, 0, 0}, false, true},
+		{"STUN", stun.AppendHeader(nil, stun.BindingRequest, stun.TransactionID{}), false, false},
+		{"0x3F", []byte{0x3F, 0xFF, 0, 0}, false, false},
+		{"0x80 RTP", []byte{0x80, 0, 0, 0}, false, false},
+		{"0xC0", []byte{0xC0, 0, 0, 0}, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := IsChannelData(tc.b); got != tc.want {
-				t.Fatalf("IsChannelData(%x) = %v, want %v", tc.b, got, tc.want)
+			if got := IsChannelData(tc.b, false); got != tc.strict {
+				t.Errorf("IsChannelData(%x, strict) = %v, want %v", tc.b, got, tc.strict)
+			}
+			if got := IsChannelData(tc.b, true); got != tc.loose {
+				t.Errorf("IsChannelData(%x, loose) = %v, want %v", tc.b, got, tc.loose)
 			}
 		})
+	}
+}
+
+// TestChannelDataRule: the first-byte rule agrees with the channel
+// numbers ValidChannel allows, strict and loose, for every channel number.
+func TestChannelDataRule(t *testing.T) {
+	for ch := range 0x10000 {
+		for _, loose := range []bool{false, true} {
+			if got, want := IsChannelDataByte(byte(ch>>8), loose), ValidChannel(uint16(ch), loose); got != want {
+				t.Fatalf("channel %#04x loose=%v: IsChannelDataByte %v, ValidChannel %v", ch, loose, got, want)
+			}
+		}
 	}
 }
 
@@ -152,7 +169,7 @@ func TestAppendChannelData(t *testing.T) {
 			if tc.pad && len(msg)%4 != 0 {
 				t.Fatalf("padded message of %d bytes", len(msg))
 			}
-			n, err := ChannelDataFrameLength(msg)
+			n, err := ChannelDataFrameLength(msg, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +230,7 @@ func TestChannelDataStream(t *testing.T) {
 	var got [][]byte
 	sawSTUN := false
 	for len(stream) > 0 {
-		n, err := ChannelDataFrameLength(stream)
+		n, err := ChannelDataFrameLength(stream, false)
 		if errors.Is(err, ErrNotChannelData) {
 			n, err = stun.MessageLength(stream)
 			if err != nil {
@@ -252,31 +269,52 @@ func TestChannelDataFrameLength(t *testing.T) {
 		name    string
 		b       []byte
 		want    int
-		wantErr error
+		wantErr error // with loose
+		strict  error // without loose, if it differs
 	}{
-		{"header only, length 0", []byte{0x40, 0, 0, 0}, 4, nil},
-		{"length 1", []byte{0x40, 0, 0, 1}, 8, nil},
-		{"length 4", []byte{0x40, 0, 0, 4}, 8, nil},
-		{"length 5", []byte{0x40, 0, 0, 5}, 12, nil},
-		{"length 65535", []byte{0x4F, 0xFF, 0xFF, 0xFF}, 4 + 65536, nil},
-		{"needs no data yet", []byte{0x40, 0, 0, 100, 1}, 104, nil},
-		{"empty", nil, 0, stun.ErrTruncated},
-		{"3 bytes", []byte{0x40, 0, 0}, 0, stun.ErrTruncated},
-		{"STUN", []byte{0x00, 0x01, 0, 0}, 0, ErrNotChannelData},
-		{"0x80", []byte{0x80, 0x01, 0, 0}, 0, ErrNotChannelData},
+		{"header only, length 0", []byte{0x40, 0, 0, 0}, 4, nil, nil},
+		{"length 1", []byte{0x40, 0, 0, 1}, 8, nil, nil},
+		{"length 4", []byte{0x40, 0, 0, 4}, 8, nil, nil},
+		{"length 5", []byte{0x40, 0, 0, 5}, 12, nil, nil},
+		{"length 65535", []byte{0x4F, 0xFF, 0xFF, 0xFF}, 4 + 65536, nil, nil},
+		{"needs no data yet", []byte{0x40, 0, 0, 100, 1}, 104, nil, nil},
+		{"loose channel", []byte{0x7F, 0xFF, 0, 1}, 8, nil, ErrNotChannelData},
+		{"empty", nil, 0, stun.ErrTruncated, nil},
+		{"3 bytes", []byte{0x40, 0, 0}, 0, stun.ErrTruncated, nil},
+		{"1 byte, not ChannelData", []byte{0x80}, 0, ErrNotChannelData, nil},
+		{"STUN", []byte{0x00, 0x01, 0, 0}, 0, ErrNotChannelData, nil},
+		{"0x80", []byte{0x80, 0x01, 0, 0}, 0, ErrNotChannelData, nil},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			n, err := ChannelDataFrameLength(tc.b)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+		for _, loose := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/loose=%v", tc.name, loose), func(t *testing.T) {
+				wantErr := tc.wantErr
+				if !loose && tc.strict != nil {
+					wantErr = tc.strict
 				}
-				return
-			}
-			if err != nil || n != tc.want {
-				t.Fatalf("ChannelDataFrameLength = %d, %v; want %d", n, err, tc.want)
-			}
-		})
+				n, err := ChannelDataFrameLength(tc.b, loose)
+				fn, need, ferr := StreamFramer(loose)(tc.b)
+				if wantErr != nil {
+					if !errors.Is(err, wantErr) {
+						t.Fatalf("err = %v, want %v", err, wantErr)
+					}
+					switch {
+					case errors.Is(wantErr, stun.ErrTruncated):
+						if fn != 0 || need != ChannelDataHeaderSize || ferr != nil {
+							t.Fatalf("StreamFramer = %d, %d, %v; want 0, %d, nil", fn, need, ferr, ChannelDataHeaderSize)
+						}
+					case !errors.Is(ferr, wantErr):
+						t.Fatalf("StreamFramer err = %v, want %v", ferr, wantErr)
+					}
+					return
+				}
+				if err != nil || n != tc.want {
+					t.Fatalf("ChannelDataFrameLength = %d, %v; want %d", n, err, tc.want)
+				}
+				if fn != n || need != 0 || ferr != nil {
+					t.Fatalf("StreamFramer = %d, %d, %v; want %d, 0, nil", fn, need, ferr, n)
+				}
+			})
+		}
 	}
 }

@@ -2,11 +2,14 @@
 // (https://www.rfc-editor.org/rfc/rfc8656), that package stun does not:
 //
 //   - ChannelData messages (RFC 8656, Section 12): the channel number range
-//     (Section 12), the first-byte demultiplexing rule of RFC 7983 (as
-//     updated by RFC 9443), the message format (Section 12.4), datagram
+//     (Section 12) and, in one place for servers and clients
+//     (IsChannelDataByte), which first bytes are ChannelData by the rule of
+//     RFC 7983 (as updated by RFC 9443), with the loose range of RFC 5766 on
+//     request; the message format (Section 12.4), datagram
 //     parsing with optional padding (Sections 12.5 and 12.6) and stream
 //     framing with mandatory padding to a multiple of four bytes over TCP
-//     and TLS (Section 12.5);
+//     and TLS (Section 12.5), in the shape of stun.FrameFunc so that the
+//     STUN layer's stream framers carry ChannelData without knowing TURN;
 //   - the TURN attribute values of RFC 8656, Section 18: CHANNEL-NUMBER
 //     (18.1), LIFETIME (18.2), REQUESTED-ADDRESS-FAMILY (18.6), EVEN-PORT
 //     (18.7), REQUESTED-TRANSPORT (18.8), RESERVATION-TOKEN (18.10),
@@ -36,7 +39,7 @@
 // to the caller's buffer. Building appends into the caller's buffer; the
 // attribute Append functions follow package stun's convention and keep the
 // STUN header's length field up to date when the message starts at b[0].
-// The per-packet functions (IsChannelData, ParseChannelData,
+// The per-packet functions (IsChannelData, ParseChannelData, FrameChannelData,
 // ChannelDataFrameLength, AppendChannelData) allocate nothing.
 //
 // Parse functions return errors that wrap stun.ErrMalformed (a value that

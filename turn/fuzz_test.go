@@ -27,13 +27,13 @@ func FuzzParseChannelData(f *testing.F) {
 	f.Add([]byte{0x40, 0x01, 0xff, 0xff, 1, 2})
 	f.Add(stun.AppendFingerprint(stun.AppendHeader(nil, stun.BindingRequest, testID)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		frame, ferr := ChannelDataFrameLength(b)
+		frame, ferr := ChannelDataFrameLength(b, true)
 		ch, data, err := ParseChannelData(b)
 		if err != nil {
 			return
 		}
-		if !IsChannelData(b) {
-			t.Fatalf("parsed %x but IsChannelData is false", b)
+		if !IsChannelData(b, true) || IsChannelData(b, false) != ValidChannel(ch, false) {
+			t.Fatalf("parsed %x: IsChannelData disagrees with the channel number", b)
 		}
 		if ferr != nil || frame < ChannelDataHeaderSize+len(data) || frame%4 != 0 {
 			t.Fatalf("ChannelDataFrameLength = %d, %v for data of %d bytes", frame, ferr, len(data))
@@ -46,7 +46,7 @@ func FuzzParseChannelData(f *testing.F) {
 			if !pad && !bytes.Equal(out, b[:ChannelDataHeaderSize+len(data)]) {
 				t.Fatalf("re-encoded %x, want %x", out, b[:ChannelDataHeaderSize+len(data)])
 			}
-			if n, err := ChannelDataFrameLength(out); pad && (err != nil || n != len(out)) {
+			if n, err := ChannelDataFrameLength(out, true); pad && (err != nil || n != len(out)) {
 				t.Fatalf("padded frame of %d bytes, ChannelDataFrameLength = %d, %v", len(out), n, err)
 			}
 			ch2, data2, err := ParseChannelData(out)

@@ -45,6 +45,13 @@ type Config struct {
 	// (for TURN: XOR-RELAYED-ADDRESS, LIFETIME, ...). A response with any
 	// other attribute below 0x8000 fails its transaction. Nil: none.
 	Comprehends func(stun.AttrType) bool
+	// StreamOther frames the messages of another protocol that shares a
+	// stream Client's connection with STUN, told apart by their first
+	// byte (stun.StreamFrame, RFC 7983): for TURN ChannelData,
+	// turn.StreamFramer. The Client skips them and counts them as
+	// unmatched. Nil: a message that is not STUN breaks the stream's
+	// framing and stops the Client. Ignored by datagram Clients.
+	StreamOther stun.FrameFunc
 	// Logger receives debug records about discarded packets and
 	// retransmissions. Nil means silent.
 	Logger *slog.Logger
@@ -226,7 +233,7 @@ func NewStream(conn net.Conn, cfg Config) (*Client, error) {
 		return err
 	}
 	c.readDone = make(chan struct{})
-	go c.readStream(conn)
+	go c.readStream(conn, cfg.StreamOther)
 	return c, nil
 }
 

@@ -104,7 +104,7 @@ func TestLoopbackTCP(t *testing.T) {
 		from := conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 		r := bufio.NewReader(conn)
 		for {
-			b, err := readFrame(r, nil)
+			b, err := readFrame(r, nil, nil)
 			if err != nil {
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // TestShared: a Client on a socket it does not own sends through the
@@ -119,13 +120,18 @@ func FuzzReadFrame(f *testing.F) {
 		r := bufio.NewReader(bytes.NewReader(b))
 		var buf []byte
 		for range 64 {
-			msg, err := readFrame(r, buf)
+			msg, err := readFrame(r, buf, turn.StreamFramer(true))
 			if err != nil {
 				return
 			}
-			if stun.Classify(msg) == stun.KindSTUN {
-				if n, err := stun.MessageLength(msg); err != nil || n != len(msg) {
-					t.Fatalf("frame of %d bytes, header says %d (%v)", len(msg), n, err)
+			buf = msg[:0]
+			n, _, isSTUN, err := stun.StreamFrame(msg, turn.StreamFramer(true))
+			if err != nil || n != len(msg) {
+				t.Fatalf("frame of %d bytes, header says %d (%v)", len(msg), n, err)
+			}
+			if !isSTUN {
+				if _, _, err := turn.ParseChannelData(msg); err != nil {
+					t.Fatalf("ChannelData frame %x: %v", msg, err)
 				}
 			}
 			buf = msg[:0]

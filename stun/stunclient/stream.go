@@ -2,7 +2,6 @@ package stunclient
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -12,16 +11,17 @@ import (
 
 // readStream is the read loop of a stream Client. Over TCP and TLS, STUN
 // messages follow each other with no framing but their own length field
-// (RFC 8489, Section 6.2.2); TURN may interleave ChannelData messages,
-// padded to 4 bytes over streams (RFC 8656, Section 12.5), which are
-// skipped. Anything else loses the framing, so the loop ends and the
-// Client stops, as it does when the connection ends.
-func (c *Client) readStream(conn net.Conn) {
+// (RFC 8489, Section 6.2.2). Another protocol may share the stream (TURN
+// interleaves ChannelData, RFC 8656, Section 12.5): its messages, told
+// apart by their first byte (stun.StreamFrame) and framed by
+// Config.StreamOther, are skipped. Anything else loses the framing, so the
+// loop ends and the Client stops, as it does when the connection ends.
+func (c *Client) readStream(conn net.Conn, other stun.FrameFunc) {
 	defer close(c.readDone)
 	r := bufio.NewReader(conn)
 	buf := make([]byte, 0, 1500)
 	for {
-		msg, err := readFrame(r, buf)
+		msg, err := readFrame(r, buf, other)
 		if err != nil {
 			if err == io.EOF {
 				err = fmt.Errorf("closed by the peer: %w", err)
@@ -30,8 +30,8 @@ func (c *Client) readStream(conn net.Conn) {
 			return
 		}
 		buf = msg[:0]
-		if stun.Classify(msg) != stun.KindSTUN {
-			c.unmatched.Add(1) // ChannelData: not for this client
+		if !stun.IsSTUNByte(msg[0]) {
+			c.unmatched.Add(1) // another protocol's: not for this client
 			continue
 		}
 		if !c.HandlePacket(msg, c.remote) {
@@ -40,38 +40,35 @@ func (c *Client) readStream(conn net.Conn) {
 	}
 }
 
-// readFrame reads the next STUN or ChannelData message from r into buf
-// (grown as needed) and returns it.
-func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
-	var hdr [stun.HeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
-		return nil, err
-	}
+// readFrame reads the next message from r, a STUN message or one that
+// other frames, into buf (grown as needed) and returns it. At a clean end
+// of the stream it returns io.EOF.
+func readFrame(r *bufio.Reader, buf []byte, other stun.FrameFunc) ([]byte, error) {
+	want := 1
 	var n int
-	switch stun.Classify(hdr[:1]) {
-	case stun.KindSTUN:
-		if _, err := io.ReadFull(r, hdr[4:]); err != nil {
-			return nil, noEOF(err)
+	for n == 0 {
+		hdr, err := r.Peek(want)
+		if err != nil {
+			if len(hdr) > 0 {
+				return nil, noEOF(err)
+			}
+			return nil, err
 		}
-		var err error
-		if n, err = stun.MessageLength(hdr[:]); err != nil {
+		var need int
+		n, need, _, err = stun.StreamFrame(hdr, other)
+		switch {
+		case err != nil:
 			return nil, fmt.Errorf("bad framing: %w", err)
+		case n == 0 && (need <= want || need > r.Size()):
+			return nil, fmt.Errorf("bad framing: a header of %d bytes", need)
 		}
-	case stun.KindChannelData:
-		n = 4 + (int(binary.BigEndian.Uint16(hdr[2:4]))+3)&^3
-	default:
-		return nil, fmt.Errorf("bad framing: first byte 0x%02x is neither STUN nor ChannelData", hdr[0])
+		want = need
 	}
-	buf = append(buf[:0], hdr[:]...)
-	if stun.Classify(hdr[:1]) == stun.KindChannelData {
-		buf = buf[:4]
-	}
-	have := len(buf)
 	if cap(buf) < n {
-		buf = append(buf, make([]byte, n-have)...)
+		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf[have:]); err != nil {
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, noEOF(err)
 	}
 	return buf, nil

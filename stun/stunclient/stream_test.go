@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun"
+	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // addrConn gives a net.Pipe end TCP addresses.
@@ -43,7 +44,7 @@ func readRequests(t *testing.T, r *bufio.Reader, n int) []*stun.Message {
 	t.Helper()
 	var out []*stun.Message
 	for range n {
-		b, err := readFrame(r, nil)
+		b, err := readFrame(r, nil, nil)
 		if err != nil {
 			t.Errorf("server read: %v", err)
 			return out
@@ -59,11 +60,12 @@ func readRequests(t *testing.T, r *bufio.Reader, n int) []*stun.Message {
 }
 
 // TestStreamFraming: responses split across writes, interleaved with a
-// ChannelData frame, and answering two transactions in reverse order are
+// ChannelData frame (framed by package turn's rule, through
+// Config.StreamOther), and answering two transactions in reverse order are
 // all put back together and matched. RFC 8489, Section 6.2.2.
 func TestStreamFraming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, srv := pipePair(t, Config{})
+		c, srv := pipePair(t, Config{StreamOther: turn.StreamFramer(false)})
 		go func() {
 			reqs := readRequests(t, bufio.NewReader(srv), 2)
 			if len(reqs) != 2 {
@@ -146,6 +148,7 @@ func TestStreamEnds(t *testing.T) {
 	}{
 		{"closed", nil},
 		{"bad framing", []byte{0xff, 0xff, 0xff, 0xff}},
+		{"ChannelData without StreamOther", []byte{0x40, 0x00, 0x00, 0x01, 1, 0, 0, 0}},
 		{"truncated", stun.AppendHeader(nil, stun.BindingSuccess, stun.TransactionID{})[:10]},
 	}
 	for _, tc := range cases {

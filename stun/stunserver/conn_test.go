@@ -46,7 +46,13 @@ func (r *recorder) ServeSTUN(out []byte, req *Request) []byte {
 	return stun.AppendFingerprint(out)
 }
 
-func (r *recorder) ServeChannelData(req *Request, frame []byte) {
+// FrameOther takes TURN ChannelData, framed by package turn's rule with
+// the loose channel range.
+func (r *recorder) FrameOther(_ Conn, b []byte) (int, int, error) {
+	return turn.FrameChannelData(b, true)
+}
+
+func (r *recorder) ServeOther(req *Request, frame []byte) {
 	r.mu.Lock()
 	r.frames = append(r.frames, append([]byte(nil), frame...))
 	r.last = req.Conn
@@ -82,7 +88,7 @@ var allocate = stun.Type{Method: stun.MethodAllocate, Class: stun.ClassRequest}
 
 // TestChannelDataReachesHandler: ChannelData over UDP (one datagram) and
 // over TCP (framed by its length and padding, mixed with STUN messages
-// and split at arbitrary points) reaches a ChannelDataHandler.
+// and split at arbitrary points) reaches an OtherHandler.
 func TestChannelDataReachesHandler(t *testing.T) {
 	h := newRecorder()
 	s := startServer(t, Config{UDP: loop4, TCP: loop4, UDPSockets: 1, Handler: h})

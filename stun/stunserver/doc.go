@@ -48,9 +48,10 @@
 //
 // Config.Handler is the extension point for other STUN usages (a TURN
 // server, RFC 8656): it receives the requests and indications of other
-// methods, and, if it implements ChannelDataHandler, TURN ChannelData
-// (first byte 0x40-0x7F, RFC 7983), which TCP and TLS frame by its length
-// padded to 4 bytes (RFC 8656, Section 12.5). Every message comes with a
+// methods, and, if it implements OtherHandler, the messages that are not
+// STUN by their first byte (RFC 7983, Section 7), which it frames itself
+// over TCP and TLS (a TURN server takes ChannelData so; this package knows
+// nothing of TURN). Every message comes with a
 // Conn through which the Handler can send to the client later (Data
 // indications, ChannelData): at once over UDP, through a bounded
 // per-connection queue and writer goroutine over TCP and TLS, where a
@@ -58,5 +59,5 @@
 // when a connection closes; KeepOpen exempts a connection that carries a
 // TURN allocation from the idle timeout; Detach hands a connection over
 // to the Handler (the data connection of RFC 6062). A UDP datagram larger
-// than MaxMessageSize, ChannelData included, is counted as malformed.
+// than MaxMessageSize, other messages included, is counted as malformed.
 package stunserver

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/icebreaker-net/icebreaker/stun"
-	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // transport is the transport a message arrived on.
@@ -88,8 +87,8 @@ type responder struct {
 	// udpAddrs are the four UDP addresses by role when rfc5780 is set.
 	udpAddrs [4]netip.AddrPort
 	handler  Handler
-	chanData ChannelDataHandler // handler, if it takes ChannelData
-	closer   ConnCloseHandler   // handler, if it wants connection closes
+	other    OtherHandler     // handler, if it takes messages that are not STUN
+	closer   ConnCloseHandler // handler, if it wants connection closes
 }
 
 // maxUnknown is how many unknown attributes a worker lists without
@@ -106,9 +105,9 @@ type worker struct {
 	req Request
 	// delegated is set once a message went to the Handler.
 	delegated bool
-	// batch, if set, takes ChannelData instead of r.chanData; the
+	// batch, if set, takes other messages instead of r.other; the
 	// receive loop flushes it.
-	batch ChannelDataBatch
+	batch OtherBatch
 }
 
 func newWorker(r *responder, st *counters) *worker {
@@ -128,16 +127,23 @@ var zeros [MaxMessageSize]byte
 // method.
 func (w *worker) handle(out, pkt []byte, from netip.AddrPort, o origin) reply {
 	m := &w.msg
-	// TURN ChannelData (RFC 8656, Section 12.4), told apart by its first
-	// byte (RFC 7983, Section 7).
-	if w.r.chanData != nil && turn.IsChannelData(pkt) {
+	// What is not STUN by its first byte (RFC 7983, Section 7) goes to
+	// the OtherHandler, if it takes it (a TURN server: ChannelData). A
+	// datagram is asked here; a stream frame was asked when it was framed.
+	if len(pkt) > 0 && !stun.IsSTUNByte(pkt[0]) && w.r.other != nil {
+		if o.tr == tUDP {
+			if n, _, err := w.r.other.FrameOther(o.conn, pkt); err != nil || n == 0 {
+				w.st.malformed.Add(1)
+				return reply{}
+			}
+		}
 		w.st.channelData.Add(1)
 		w.delegated = true
 		w.req = Request{From: from, Local: o.local, Network: o.tr.String(), Conn: o.conn}
 		if w.batch != nil {
-			w.batch.ServeChannelData(&w.req, pkt)
+			w.batch.ServeOther(&w.req, pkt)
 		} else {
-			w.r.chanData.ServeChannelData(&w.req, pkt)
+			w.r.other.ServeOther(&w.req, pkt)
 		}
 		w.req = Request{}
 		return reply{}

@@ -24,36 +24,50 @@ import (
 // sockets and connections, on the receive path: it must be safe for
 // concurrent use and must not block.
 //
-// A Handler may also implement ChannelDataHandler and ConnCloseHandler.
+// A Handler may also implement OtherHandler and ConnCloseHandler.
 type Handler interface {
 	ServeSTUN(out []byte, req *Request) []byte
 }
 
-// ChannelDataHandler is implemented by a Handler that also takes TURN
-// ChannelData messages (RFC 8656, Section 12.4): packets whose first byte
-// is 0x40-0x7F, the range RFC 7983 gives ChannelData (0x40-0x4F) widened
-// to every channel number the ChannelData header can carry. Without it
-// such packets are counted as malformed and dropped, and over TCP or TLS
+// OtherHandler is implemented by a Handler that also takes messages that
+// are not STUN, told apart by their first byte (stun.IsSTUNByte, RFC 7983,
+// Section 7), as quic-go's Transport hands the packets that are not QUIC
+// to its caller. A TURN server takes ChannelData this way (RFC 8656,
+// Section 12.4); the server knows nothing of it. Without an OtherHandler
+// such messages are counted as malformed and dropped, and over TCP or TLS
 // they end the connection.
 //
-// Over UDP frame is the whole datagram; over TCP and TLS the server frames
-// the stream and frame is one message: the 4-byte header and the data
-// padded to a multiple of 4 (RFC 8656, Section 12.5). The server does not
-// check the header further. req.Msg is nil. frame and req are valid only
-// during the call. ServeChannelData has the same concurrency and
-// non-blocking duties as ServeSTUN; it never answers synchronously.
-type ChannelDataHandler interface {
-	ServeChannelData(req *Request, frame []byte)
+// FrameOther decides whether the Handler takes the message that starts
+// with b (at least one byte, whose first byte is not STUN's) from c, and
+// over TCP and TLS how long its frame is, with the shape of stun.FrameFunc:
+// the frame's whole length, padding included; or 0 and the bytes it needs
+// to decide; or an error to refuse it. A refused datagram is counted as
+// malformed and dropped; a refused frame ends its connection, counted as
+// malformed. FrameOther may look at c's state: a TURN server refuses a
+// large ChannelData frame on a connection that has no channel to take it,
+// before the server reads the frame. Over TCP and TLS it is asked only
+// after the connection carried a message to ServeSTUN. Over UDP the
+// length is not used (b is the whole datagram).
+//
+// ServeOther takes one message FrameOther accepted: over UDP the whole
+// datagram, over TCP and TLS one frame of the length FrameOther gave.
+// req.Msg is nil. pkt and req are valid only during the call.
+//
+// Both have the concurrency and non-blocking duties of ServeSTUN;
+// ServeOther never answers synchronously.
+type OtherHandler interface {
+	FrameOther(c Conn, b []byte) (n, need int, err error)
+	ServeOther(req *Request, pkt []byte)
 }
 
-// ChannelDataBatcher is implemented by a ChannelDataHandler that relays
-// ChannelData arriving over UDP in batches, to save system calls. Each UDP
-// receive goroutine makes one ChannelDataBatch when it starts and passes
-// it the ChannelData of every datagram it reads; after each batch of
-// datagrams read at once (recvmmsg) it calls Flush. TCP and TLS still go
-// through ServeChannelData.
-type ChannelDataBatcher interface {
-	NewChannelDataBatch() ChannelDataBatch
+// OtherBatcher is implemented by an OtherHandler that takes messages
+// arriving over UDP in batches, to save system calls (a TURN server relays
+// ChannelData so). Each UDP receive goroutine makes one OtherBatch when it
+// starts and passes it the other messages of every datagram it reads;
+// after each batch of datagrams read at once (recvmmsg) it calls Flush.
+// TCP and TLS still go through ServeOther.
+type OtherBatcher interface {
+	NewOtherBatch() OtherBatch
 }
 
 // UDPSocket is implemented by the Conn of a UDP listening socket. UDPConn
@@ -67,12 +81,12 @@ type UDPSocket interface {
 	UDPConn() *net.UDPConn
 }
 
-// ChannelDataBatch is the per-goroutine state of a ChannelDataBatcher. It
-// is used by one goroutine only. Its ServeChannelData may defer its work
-// until Flush: frame stays valid until Flush returns (req only during the
-// call).
-type ChannelDataBatch interface {
-	ChannelDataHandler
+// OtherBatch is the per-goroutine state of an OtherBatcher. It is used by
+// one goroutine only. Its ServeOther may defer its work until Flush: pkt
+// stays valid until Flush returns (req only during the call). Its
+// FrameOther is the OtherHandler's.
+type OtherBatch interface {
+	ServeOther(req *Request, pkt []byte)
 	Flush()
 }
 

@@ -69,7 +69,7 @@ func Listen(cfg Config) (*Server, error) {
 			handler:  c.Handler,
 		},
 	}
-	s.resp.chanData, _ = c.Handler.(ChannelDataHandler)
+	s.resp.other, _ = c.Handler.(OtherHandler)
 	s.resp.closer, _ = c.Handler.(ConnCloseHandler)
 	if err := s.listen(); err != nil {
 		s.closeSockets()

@@ -9,7 +9,7 @@ type Stats struct {
 	Responses      uint64 // success responses built and handed to the socket
 	ErrorResponses uint64 // error responses built and handed to the socket
 	Delegated      uint64 // requests and indications passed to Config.Handler
-	ChannelData    uint64 // TURN ChannelData messages passed to Config.Handler
+	ChannelData    uint64 // messages that are not STUN passed to an OtherHandler (TURN ChannelData)
 	Malformed      uint64 // packets dropped: not STUN, unparsable, truncated, wrong FINGERPRINT
 	Dropped        uint64 // well-formed messages not answered: indications, responses
 	SendErrors     uint64 // responses the kernel refused to send

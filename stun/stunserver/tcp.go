@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun"
-	"github.com/icebreaker-net/icebreaker/turn"
 )
 
 // tcpInitialBuffer is a connection's first read buffer; it grows up to
@@ -79,13 +78,13 @@ func (s *Server) forget(c net.Conn) {
 }
 
 // serveConn answers the messages of one TCP or TLS connection until the
-// peer closes it, sends something that is neither STUN nor (with a
-// ChannelDataHandler) ChannelData, announces a message longer than the
+// peer closes it, sends something that is neither STUN nor a message its
+// OtherHandler takes, announces a message longer than the
 // server reads, stays idle for TCPIdleTimeout (unless a Handler said
 // KeepOpen), or the server closes. STUN messages are framed by their length
-// field (RFC 8489, Section 6.2.2), ChannelData by its header and padding
-// (RFC 8656, Section 12.5). Responses go back on the same connection in
-// request order; messages a Handler sends later go through the
+// field (RFC 8489, Section 6.2.2), other messages by the OtherHandler (for
+// TURN, ChannelData by its header and padding: RFC 8656, Section 12.5).
+// Responses go back on the same connection in request order; messages a Handler sends later go through the
 // connection's write queue (tcpConn).
 func (s *Server) serveConn(raw net.Conn, tr transport) {
 	defer s.wg.Done()
@@ -120,15 +119,24 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 	c := tc.c
 	o := origin{tr: tr, role: rolePrimary, local: tc.local, conn: tc}
 	from := tc.remote
+	var other stun.FrameFunc // the OtherHandler's framer, for this connection
+	if h := s.resp.other; h != nil {
+		other = func(b []byte) (int, int, error) { return h.FrameOther(tc, b) }
+	}
 	buf := make([]byte, tcpInitialBuffer)
 	out := make([]byte, 0, tcpInitialBuffer)
 	start, end := 0, 0 // buf[start:end] holds bytes read but not yet handled
 	eof := false       // the last read failed: answer what is complete, then stop
 	for {
-		// ChannelData is only valid once this connection has carried a
-		// TURN request (an Allocate, then a ChannelBind): before that,
-		// bytes such as "GET " are garbage, not a channel header.
-		need, header := s.frameLength(buf[start:end], w.delegated)
+		// Other messages are only valid once this connection has carried
+		// a message to the Handler (for TURN an Allocate, then a
+		// ChannelBind): before that, bytes such as "GET " are garbage,
+		// not a channel header.
+		fo := other
+		if !w.delegated {
+			fo = nil
+		}
+		need, header := frameLength(buf[start:end], fo)
 		if need < 0 {
 			s.tcpStats.malformed.Add(1)
 			return // framing is lost: only this connection pays
@@ -186,36 +194,25 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 	}
 }
 
-// maxChannelDataFrame is the longest ChannelData frame on a stream: the
-// header and 65535 bytes of data padded to a multiple of 4.
-const maxChannelDataFrame = turn.ChannelDataHeaderSize + 65536
-
-// frameLength returns the size of the message that starts b, a STUN
-// message (RFC 8489, Section 6.2.2) or, with a ChannelDataHandler, a
-// ChannelData frame (RFC 8656, Section 12.5). When b is too short to tell,
-// it returns 0 and the number of bytes to wait for; for a message that is
-// neither, or longer than the server reads, -1. ChannelData is considered
-// only when chanOK is set.
-func (s *Server) frameLength(b []byte, chanOK bool) (n, header int) {
-	if len(b) < turn.ChannelDataHeaderSize {
-		return 0, turn.ChannelDataHeaderSize // enough to tell the two apart
+// frameLength returns the size of the message that starts b: a STUN
+// message (RFC 8489, Section 6.2.2) or, with other set, a message of the
+// OtherHandler's protocol, framed by it (for TURN, a ChannelData frame:
+// RFC 8656, Section 12.5). When b is too short to tell, it returns 0 and
+// the number of bytes to wait for; for a message that is neither, one the
+// OtherHandler refuses, or one longer than the server reads, -1.
+func frameLength(b []byte, other stun.FrameFunc) (n, need int) {
+	n, need, isSTUN, err := stun.StreamFrame(b, other)
+	limit := maxOtherFrame
+	if isSTUN {
+		limit = MaxMessageSize
 	}
-	if chanOK && s.resp.chanData != nil && turn.IsChannelData(b) {
-		n, err := turn.ChannelDataFrameLength(b)
-		if err != nil || n > maxChannelDataFrame {
-			return -1, 0
-		}
-		return n, 0
-	}
-	if b[0]&0xc0 != 0 {
-		return -1, 0 // neither STUN nor acceptable ChannelData: no need to wait
-	}
-	if len(b) < stun.HeaderSize {
-		return 0, stun.HeaderSize
-	}
-	n, err := stun.MessageLength(b)
-	if err != nil || n > MaxMessageSize {
+	if err != nil || n > limit || need > limit {
 		return -1, 0
 	}
-	return n, 0
+	return n, need
 }
+
+// maxOtherFrame is the longest frame of an OtherHandler's protocol that
+// the server reads: 64 KiB and a 4-byte header (a ChannelData frame with
+// 65,535 bytes of data, padded: RFC 8656, Section 12.5).
+const maxOtherFrame = 4 + 65536

@@ -131,8 +131,8 @@ func (s *Server) readUDP(u *udpSocket) {
 	out := make([]udpio.Message, 0, n)
 	scratch := make([]byte, 0, scratchSize)
 	w := newWorker(s.resp, &u.st)
-	if b, ok := s.resp.handler.(ChannelDataBatcher); ok && s.resp.chanData != nil {
-		w.batch = b.NewChannelDataBatch()
+	if b, ok := s.resp.handler.(OtherBatcher); ok && s.resp.other != nil {
+		w.batch = b.NewOtherBatch()
 	}
 	o := origin{tr: tUDP, role: u.role, local: u.conn.LocalAddr(), conn: u}
 	var delay time.Duration

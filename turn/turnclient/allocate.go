@@ -314,26 +314,33 @@ func (r *Relay) readStream() {
 	}
 }
 
-// readFrame reads one STUN message or ChannelData frame (with padding).
+// readFrame reads one STUN message or ChannelData frame (with padding),
+// told apart by the first byte (stun.StreamFrame) and ChannelData framed
+// by package turn's rule: the client binds channels 0x4000-0x4FFF only,
+// so the server sends no other.
 func readFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
-	hdr, err := br.Peek(turn.ChannelDataHeaderSize)
-	if err != nil {
-		if err == io.EOF && len(hdr) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
+	want := 1
 	var n int
-	if turn.IsChannelData(hdr) {
-		n, err = turn.ChannelDataFrameLength(hdr)
-	} else {
-		if hdr, err = br.Peek(stun.HeaderSize); err != nil {
-			return nil, fmt.Errorf("turn: stream: %w", err)
+	for n == 0 {
+		hdr, err := br.Peek(want)
+		if err != nil {
+			if err == io.EOF && len(hdr) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			if len(hdr) > 0 {
+				return nil, fmt.Errorf("turn: stream: %w", err)
+			}
+			return nil, err
 		}
-		n, err = stun.MessageLength(hdr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("turn: stream framing lost: %w", err)
+		var need int
+		n, need, _, err = stun.StreamFrame(hdr, channelDataFramer)
+		if err == nil && n == 0 && (need <= want || need > br.Size()) {
+			err = fmt.Errorf("a header of %d bytes", need)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("turn: stream framing lost: %w", err)
+		}
+		want = need
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)
@@ -344,3 +351,6 @@ func readFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
 	}
 	return buf, nil
 }
+// channelDataFramer frames the ChannelData the server sends: on the
+// channels this client binds, 0x4000-0x4FFF.
+var channelDataFramer = turn.StreamFramer(false)

@@ -178,8 +178,8 @@ func (r *Relay) readUDP() {
 // transaction client, Data indications and ChannelData to ReadFrom.
 // Anything else is counted and dropped.
 func (r *Relay) handle(b []byte, from netip.AddrPort, msg *stun.Message) {
-	switch stun.Classify(b) {
-	case stun.KindSTUN:
+	switch {
+	case len(b) > 0 && stun.IsSTUNByte(b[0]):
 		if r.client.HandlePacket(b, from) {
 			return
 		}
@@ -208,7 +208,7 @@ func (r *Relay) handle(b []byte, from netip.AddrPort, msg *stun.Message) {
 		}
 		r.st.recvIndications.Add(1)
 		r.deliver(data, netx.Unmap(peer))
-	case stun.KindChannelData:
+	case turn.IsChannelData(b, false): // the channels this client binds
 		if from != r.Server() {
 			r.st.foreign.Add(1)
 			return

@@ -48,7 +48,7 @@ func TestRelayNoAllocs(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"ChannelData to peer", func() { e.turn.ServeChannelData(req, frame) }},
+		{"ChannelData to peer", func() { e.turn.ServeOther(req, frame) }},
 		{"Send indication to peer", func() { e.turn.ServeSTUN(out[:0], &sendReq) }},
 		{"ChannelData to client", func() { r.fromPeer(slot, len(payload), bound, rng) }},
 		{"Data indication to client", func() { r.fromPeer(slot, len(payload), unbound, rng) }},
@@ -77,7 +77,7 @@ func BenchmarkChannelDataToPeer(b *testing.B) {
 	frame := turn.AppendChannelData(nil, 0x4000, make([]byte, 160), false)
 	b.ReportAllocs()
 	for b.Loop() {
-		e.turn.ServeChannelData(req, frame)
+		e.turn.ServeOther(req, frame)
 	}
 }
 

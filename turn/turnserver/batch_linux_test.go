@@ -55,7 +55,7 @@ func TestChannelDataBatchGSO(t *testing.T) {
 			for range 30 {
 				sizes = append(sizes, 200)
 			}
-			b := e.turn.NewChannelDataBatch()
+			b := e.turn.NewOtherBatch()
 			before := e.turn.Stats()
 			var want [][]byte
 			var bytes int
@@ -64,7 +64,7 @@ func TestChannelDataBatchGSO(t *testing.T) {
 				d = append(d, make([]byte, n-len(d))...)
 				want = append(want, d)
 				bytes += n
-				b.ServeChannelData(req, turn.AppendChannelData(nil, 0x4000, d, false))
+				b.ServeOther(req, turn.AppendChannelData(nil, 0x4000, d, false))
 				if i == 100 {
 					b.Flush()
 				}

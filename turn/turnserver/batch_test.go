@@ -27,15 +27,15 @@ func TestChannelDataBatch(t *testing.T) {
 		}
 		reqs[i] = &stunserver.Request{From: c.local(), Local: e.udp, Network: "udp", Conn: a.conn}
 	}
-	b := e.turn.NewChannelDataBatch()
+	b := e.turn.NewOtherBatch()
 	const n = 5
 	before := e.turn.Stats()
 	for j := range n {
 		for i := range reqs {
-			b.ServeChannelData(reqs[i], turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%d-%d", i, j), false))
+			b.ServeOther(reqs[i], turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%d-%d", i, j), false))
 		}
 	}
-	b.ServeChannelData(reqs[0], turn.AppendChannelData(nil, 0x4001, []byte("unbound"), false))
+	b.ServeOther(reqs[0], turn.AppendChannelData(nil, 0x4001, []byte("unbound"), false))
 	b.Flush()
 	b.Flush() // nothing left: sends nothing more
 	after := e.turn.Stats()
@@ -63,7 +63,7 @@ func TestChannelDataBatch(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(200, func() {
 		for i := range 4 {
-			b.ServeChannelData(reqs[i%2], frames[i%2])
+			b.ServeOther(reqs[i%2], frames[i%2])
 		}
 		b.Flush()
 	})
@@ -82,10 +82,10 @@ func TestChannelDataBatchFull(t *testing.T) {
 	c.bind(0x4000, p.addr())
 	a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
 	req := &stunserver.Request{From: c.local(), Local: e.udp, Network: "udp", Conn: a.conn}
-	b := e.turn.NewChannelDataBatch()
+	b := e.turn.NewOtherBatch()
 	const n = maxPending + 10
 	for j := range n {
-		b.ServeChannelData(req, turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%03d", j), false))
+		b.ServeOther(req, turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "%03d", j), false))
 	}
 	b.Flush()
 	for j := range n {

@@ -145,12 +145,20 @@ func (s *Server) serveSend(req *stunserver.Request) {
 	r.send(data, peer, f)
 }
 
-// ServeChannelData relays a ChannelData message from a client to the
-// peer its channel is bound to; it implements
-// stunserver.ChannelDataHandler. Messages on an unbound channel, for a
-// peer without a permission or without an allocation are dropped. RFC
-// 8656, Section 12.5.
-func (s *Server) ServeChannelData(req *stunserver.Request, frame []byte) {
+// FrameOther decides which messages that are not STUN the server takes
+// from a client, and frames them on TCP and TLS; it implements
+// stunserver.OtherHandler. It takes ChannelData, by turn's one rule
+// (turn.FrameChannelData): channel numbers 0x4000-0x4FFF, or 0x4000-0x7FFF
+// with Config.LooseChannels. RFC 8656, Sections 12.4 and 12.5.
+func (s *Server) FrameOther(_ stunserver.Conn, b []byte) (n, need int, err error) {
+	return turn.FrameChannelData(b, s.cfg.LooseChannels)
+}
+
+// ServeOther relays a ChannelData message from a client to the peer its
+// channel is bound to; it implements stunserver.OtherHandler. Messages on
+// an unbound channel, for a peer without a permission or without an
+// allocation are dropped. RFC 8656, Section 12.5.
+func (s *Server) ServeOther(req *stunserver.Request, frame []byte) {
 	if r, data, peer, f := s.channelDataRoute(req, frame); r != nil {
 		r.send(data, peer, f)
 	}
@@ -189,10 +197,9 @@ func (s *Server) channelDataRoute(req *stunserver.Request, frame []byte) (r *rel
 	return r, data, peer, f
 }
 
-// NewChannelDataBatch returns the state with which one UDP receive
-// goroutine relays ChannelData in batches; it implements
-// stunserver.ChannelDataBatcher.
-func (s *Server) NewChannelDataBatch() stunserver.ChannelDataBatch {
+// NewOtherBatch returns the state with which one UDP receive goroutine
+// relays ChannelData in batches; it implements stunserver.OtherBatcher.
+func (s *Server) NewOtherBatch() stunserver.OtherBatch {
 	return &channelDataBatch{
 		s:      s,
 		sender: udpio.NewSender(),
@@ -209,7 +216,7 @@ const maxPending = 64
 // and sends them at Flush with one udpio.Sender.Send per relay socket (one
 // sendmmsg, with runs to one peer sent as UDP GSO datagrams), in the order
 // they arrived. The checks (channel, permission, quota) are done at
-// ServeChannelData, as without batching. It is used by one goroutine.
+// ServeOther, as without batching. It is used by one goroutine.
 type channelDataBatch struct {
 	s      *Server
 	sender *udpio.Sender
@@ -227,9 +234,9 @@ type pendingSend struct {
 	peer netip.AddrPort
 }
 
-// ServeChannelData checks the message and queues it for Flush; frame must
-// stay valid until then.
-func (b *channelDataBatch) ServeChannelData(req *stunserver.Request, frame []byte) {
+// ServeOther checks the ChannelData message and queues it for Flush;
+// frame must stay valid until then.
+func (b *channelDataBatch) ServeOther(req *stunserver.Request, frame []byte) {
 	r, data, peer, f := b.s.channelDataRoute(req, frame)
 	if r == nil {
 		return

@@ -11,7 +11,7 @@ import (
 )
 
 // FuzzServe drives a fresh Server per input through ServeSTUN and
-// ServeChannelData directly, with no STUN listener: a 401 challenge for
+// ServeOther directly, with no STUN listener: a 401 challenge for
 // the nonce, optionally a valid Allocate, then up to three messages whose
 // method, credentials and attribute bytes the fuzzer picks, one raw packet
 // and one ChannelData frame. It asserts that every answer is a
@@ -134,7 +134,7 @@ func FuzzServe(f *testing.F) {
 const (
 	foPrealloc   = 1 << 0 // a valid UDP Allocate from client A first
 	foNetShift   = 1      // 2 bits: 0 udp, 1 tcp, 2 tls, 3 udp
-	foBatch      = 1 << 3 // ChannelData through NewChannelDataBatch (twice, then Flush)
+	foBatch      = 1 << 3 // ChannelData through NewOtherBatch (twice, then Flush)
 	foAdvShift   = 4      // 2 bits: advance the clock by 0, 301, 601 or 3601 s after the second message
 	foConnClosed = 1 << 6 // stream connections close (ConnClosed) before Close
 	foChanB      = 1 << 7 // the ChannelData frame comes from client B

@@ -466,7 +466,7 @@ func (r *fuzzRun) checkResponse(req *stun.Message, b []byte, client int) *stun.M
 	return &resp
 }
 
-// channelData hands frame from client to ServeChannelData (or, with
+// channelData hands frame from client to ServeOther (or, with
 // foBatch, twice to a batch and flushes it) and checks that whatever was
 // relayed went through a channel that a ChannelBind bound.
 func (r *fuzzRun) channelData(frame []byte, client int) {
@@ -474,13 +474,13 @@ func (r *fuzzRun) channelData(frame []byte, client int) {
 	before := r.relayed()
 	sent := uint64(1)
 	if r.opts&foBatch != 0 {
-		b := r.srv.NewChannelDataBatch()
-		b.ServeChannelData(req, frame)
-		b.ServeChannelData(req, frame)
+		b := r.srv.NewOtherBatch()
+		b.ServeOther(req, frame)
+		b.ServeOther(req, frame)
 		b.Flush()
 		sent = 2
 	} else {
-		r.srv.ServeChannelData(req, frame)
+		r.srv.ServeOther(req, frame)
 	}
 	n := r.relayed() - before
 	if n == 0 {
@@ -564,7 +564,7 @@ func (r *fuzzRun) finish() {
 // the late answer to a Connect.
 func (r *fuzzRun) checkWrite(b []byte) {
 	t := r.t
-	if turn.IsChannelData(b) {
+	if turn.IsChannelData(b, true) {
 		if _, _, err := turn.ParseChannelData(b); err != nil {
 			t.Fatalf("ChannelData to the client: %v", err)
 		}

@@ -235,8 +235,8 @@ func (c *client) read(d time.Duration) ([]byte, error) {
 		if len(c.rbuf) >= 4 {
 			var n int
 			var err error
-			if turn.IsChannelData(c.rbuf) {
-				n, err = turn.ChannelDataFrameLength(c.rbuf)
+			if turn.IsChannelData(c.rbuf, true) {
+				n, err = turn.ChannelDataFrameLength(c.rbuf, true)
 			} else if len(c.rbuf) >= stun.HeaderSize {
 				n, err = stun.MessageLength(c.rbuf)
 			}
@@ -404,7 +404,7 @@ func (c *client) recv() received {
 			c.t.Fatalf("waiting for relayed data: %v", err)
 		}
 	}
-	if turn.IsChannelData(pkt) {
+	if turn.IsChannelData(pkt, true) {
 		ch, data, err := turn.ParseChannelData(pkt)
 		if err != nil {
 			c.t.Fatal(err)
