@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 )
@@ -379,11 +380,19 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // certificate if one is configured. Every server hands non-Binding
 // messages to handler (nil: TURN is off).
 func stunConfigs(cfg config.Config, handler stunserver.Handler, logger *slog.Logger) ([]stunserver.Config, error) {
+	// One per-IP limiter for every TCP and TLS listener: a client address
+	// holds tcp.conns_per_ip on all of them together.
+	perIP, err := iplimit.New(iplimit.Config{MaxConns: cfg.TCP.ConnsPerIP, Rate: float64(cfg.TCP.TLSHandshakesPerIP)})
+	if err != nil {
+		return nil, fmt.Errorf("tcp.conns_per_ip, tcp.tls_handshakes_per_ip: %w", err)
+	}
 	base := stunserver.Config{
 		Software:       cfg.STUN.Software,
 		UDPSockets:     cfg.UDP.Sockets,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
 		MaxTCPConns:    cfg.TCP.MaxConns,
+		PerIP:          perIP,
+		MessageTimeout: cfg.TCP.MessageTimeout,
 		Handler:        handler,
 		Logger:         logger,
 	}

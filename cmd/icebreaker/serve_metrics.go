@@ -138,6 +138,12 @@ func statsMetrics(st stunserver.Stats, ts *turnserver.Stats) []metrics.Metric {
 		counter("icebreaker_stun_tcp_idle_timeouts_total", "TCP and TLS connections closed after tcp.idle_timeout without a message.", st.TCPTimeouts),
 		counter("icebreaker_stun_tls_handshake_errors_total", "TLS connections that failed their handshake.", st.TLSHandshakeErrors),
 		counter("icebreaker_stun_queue_drops_total", "Messages dropped because a TCP or TLS connection's write queue was full.", st.QueueDrops),
+		counter("icebreaker_stun_tcp_per_ip_rejected_total", "TCP and TLS connections closed at once because their address held tcp.conns_per_ip.", st.TCPPerIPRejected),
+		counter("icebreaker_stun_tls_handshakes_refused_total", "TLS connections closed before the handshake because their address passed tcp.tls_handshakes_per_ip.", st.TLSHandshakesRefused),
+		counter("icebreaker_stun_tcp_message_timeouts_total", "TCP and TLS connections closed because a message took longer than tcp.message_timeout to arrive.", st.TCPMessageTimeouts),
+		counter("icebreaker_stun_tcp_frames_refused_total", "TCP and TLS connections closed because the TURN server refused a frame (ChannelData on a connection without a channel).", st.TCPFramesRefused),
+		counter("icebreaker_stun_tcp_buffer_refused_total", "TCP and TLS connections closed because a message needed a read buffer when the budget was spent.", st.TCPBufferRefused),
+		one("icebreaker_stun_tcp_buffered_bytes", "Bytes of read buffers TCP and TLS connections hold now beyond their first kilobyte.", metrics.Gauge, float64(st.TCPBufferedBytes)),
 	}
 	if ts == nil {
 		return ms

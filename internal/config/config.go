@@ -77,7 +77,15 @@ type UDP struct {
 type TCP struct {
 	Enabled     bool          `yaml:"enabled"`
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	MaxConns    int           `yaml:"max_conns"` // TCP and TLS connections together
+	MaxConns    int           `yaml:"max_conns"` // TCP and TLS connections together, per listen address
+	// ConnsPerIP bounds the TCP and TLS connections one client address
+	// (an IPv6 /64) holds at once on all listeners together; 0 = no limit.
+	ConnsPerIP int `yaml:"conns_per_ip"`
+	// TLSHandshakesPerIP bounds the TLS handshakes one client address
+	// starts per second (a burst of as many); 0 = no limit.
+	TLSHandshakesPerIP int `yaml:"tls_handshakes_per_ip"`
+	// MessageTimeout bounds the time one message takes to arrive whole.
+	MessageTimeout time.Duration `yaml:"message_timeout"`
 }
 
 // TLS configures the TLS listeners, which serve only when Cert and Key
@@ -121,7 +129,8 @@ func Default() Config {
 	return Config{
 		Listen: []string{"0.0.0.0:3478"},
 		UDP:    UDP{Enabled: true},
-		TCP:    TCP{Enabled: true, IdleTimeout: 30 * time.Second, MaxConns: 10000},
+		TCP: TCP{Enabled: true, IdleTimeout: 30 * time.Second, MaxConns: 10000,
+			ConnsPerIP: 200, TLSHandshakesPerIP: 20, MessageTimeout: 10 * time.Second},
 		TURN: TURN{
 			Enabled:    true,
 			Realm:      "icebreaker",

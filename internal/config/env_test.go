@@ -37,6 +37,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 	values := map[string]string{
 		"listen": "127.0.0.1:1000, [::1]:1000", "udp.enabled": "false", "udp.sockets": "2",
 		"tcp.enabled": "true", "tcp.idle_timeout": "1m", "tcp.max_conns": "5",
+		"tcp.conns_per_ip": "7", "tcp.tls_handshakes_per_ip": "3", "tcp.message_timeout": "4s",
 		"tls.listen": "127.0.0.1:1001", "tls.cert": "c.pem", "tls.key": "k.pem",
 		"stun.alternate_ip": "", "stun.alternate_port": "0", "stun.software": "sw",
 		"turn.enabled": "false", "turn.realm": "example.org", "turn.users": "alice:pw:with:colons,bob:x",
@@ -69,7 +70,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 	want := Config{
 		Listen: []string{"127.0.0.1:1000", "[::1]:1000"},
 		UDP:    UDP{false, 2},
-		TCP:    TCP{true, time.Minute, 5},
+		TCP:    TCP{true, time.Minute, 5, 7, 3, 4 * time.Second},
 		TLS:    TLS{[]string{"127.0.0.1:1001"}, "c.pem", "k.pem"},
 		STUN:   STUN{Software: "sw"},
 		TURN: TURN{

@@ -78,6 +78,15 @@ func (c Config) validateListeners() *Error {
 	if c.TCP.MaxConns < 1 {
 		return keyErr("tcp.max_conns", "%d must be at least 1", c.TCP.MaxConns)
 	}
+	if c.TCP.ConnsPerIP < 0 {
+		return keyErr("tcp.conns_per_ip", "%d is negative (0 means no limit)", c.TCP.ConnsPerIP)
+	}
+	if c.TCP.TLSHandshakesPerIP < 0 {
+		return keyErr("tcp.tls_handshakes_per_ip", "%d is negative (0 means no limit)", c.TCP.TLSHandshakesPerIP)
+	}
+	if c.TCP.MessageTimeout <= 0 {
+		return keyErr("tcp.message_timeout", "%v must be positive", c.TCP.MessageTimeout)
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		if c.TLS.Key == "" {
 			return keyErr("tls.key", "must be set when tls.cert is (TLS needs both)")

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
@@ -18,6 +19,10 @@ import (
 const (
 	DefaultTCPIdleTimeout = 30 * time.Second
 	DefaultMaxTCPConns    = 10000
+	// DefaultMessageTimeout is the default of Config.MessageTimeout.
+	DefaultMessageTimeout = 10 * time.Second
+	// DefaultMaxReadBuffers is the default of Config.MaxReadBuffers.
+	DefaultMaxReadBuffers = 64 << 20
 	// MaxUDPSockets bounds Config.UDPSockets.
 	MaxUDPSockets = 1024
 )
@@ -65,6 +70,29 @@ type Config struct {
 	// further connections are closed at once and counted in
 	// Stats.TCPRejected. 0 means DefaultMaxTCPConns.
 	MaxTCPConns int
+	// PerIP, if set, bounds what one client address (an IPv6 client: its
+	// prefix, see iplimit) does on the TCP and TLS listeners: the
+	// connections it holds at once (the Limiter's MaxConns; further ones
+	// are closed at once and counted in Stats.TCPPerIPRejected), and the
+	// TLS handshakes it starts per second (its Rate; further ones are
+	// closed before the handshake and counted in
+	// Stats.TLSHandshakesRefused). Servers that share one Limiter (one
+	// per listen address) share the bound. nil limits nothing per
+	// address.
+	PerIP *iplimit.Limiter
+	// MessageTimeout bounds how long one message may take to arrive over
+	// TCP or TLS, from its first byte to its last, also on a connection
+	// that a Handler keeps open: a peer that trickles a message is
+	// closed (Stats.TCPMessageTimeouts), however often it sends a byte.
+	// It also bounds the TLS handshake. 0 means DefaultMessageTimeout.
+	MessageTimeout time.Duration
+	// MaxReadBuffers bounds the bytes of read buffers that the TCP and
+	// TLS connections hold together beyond the first kilobyte each: a
+	// message longer than that needs a buffer of the message's class
+	// (4 KiB for STUN, 64 KiB for an OtherHandler's frame) while it is
+	// read, and a connection that needs one when the budget is spent is
+	// closed (Stats.TCPBufferRefused). 0 means DefaultMaxReadBuffers.
+	MaxReadBuffers int
 
 	// Handler answers requests and indications of methods other than
 	// Binding. nil: such requests get 400 and such indications are
@@ -162,6 +190,12 @@ func (c Config) Validate() error {
 	if c.MaxTCPConns < 0 {
 		add(cfgErr("MaxTCPConns", "negative (%d)", c.MaxTCPConns))
 	}
+	if c.MessageTimeout < 0 {
+		add(cfgErr("MessageTimeout", "negative (%v)", c.MessageTimeout))
+	}
+	if c.MaxReadBuffers < 0 {
+		add(cfgErr("MaxReadBuffers", "negative (%d)", c.MaxReadBuffers))
+	}
 	return errors.Join(errs...)
 }
 
@@ -192,6 +226,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTCPConns == 0 {
 		c.MaxTCPConns = DefaultMaxTCPConns
+	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = DefaultMessageTimeout
+	}
+	if c.MaxReadBuffers == 0 {
+		c.MaxReadBuffers = DefaultMaxReadBuffers
 	}
 	if c.TLSConfig != nil {
 		c.TLSConfig = c.TLSConfig.Clone()

@@ -60,4 +60,12 @@
 // TURN allocation from the idle timeout; Detach hands a connection over
 // to the Handler (the data connection of RFC 6062). A UDP datagram larger
 // than MaxMessageSize, other messages included, is counted as malformed.
+//
+// Connections cannot hold the server's resources for long or in bulk:
+// Config.PerIP bounds the connections and TLS handshakes of one client
+// address, MessageTimeout the time a message takes to arrive whole,
+// MaxReadBuffers the memory of half-read messages beyond each
+// connection's first kilobyte, and an OtherHandler refuses a frame (a TURN
+// server: ChannelData on a connection without a channel) before the
+// server reads it. Each closed connection is counted in Stats.
 package stunserver

@@ -31,9 +31,11 @@ func FuzzTCPFraming(f *testing.F) {
 			other = turn.StreamFramer(true)
 		}
 		for len(b) > 0 {
-			n, need := frameLength(b, other)
+			n, need, fail := frameLength(b, other)
 			switch {
-			case n < 0:
+			case fail == frameRefused && other == nil:
+				t.Fatalf("refused %x without an OtherHandler", b[:min(len(b), 4)])
+			case fail != frameOK:
 				return // framing lost: the connection closes
 			case n == 0:
 				if need <= len(b) || need > maxOtherFrame {

@@ -37,6 +37,9 @@ type Server struct {
 	tcpTimeouts atomic.Uint64
 	tlsFailures atomic.Uint64
 	queueDrops  atomic.Uint64
+	// Connections refused or closed by the limits against holding.
+	tcpPerIP, tlsRefused, tcpMsgTimeouts, tcpRefused, tcpBufRefused atomic.Uint64
+	bufHeld                                                         atomic.Int64 // bytes of large read buffers held (readbuf.go)
 
 	done      chan struct{} // closed by Close
 	started   chan struct{} // closed when Serve has started its goroutines
@@ -224,6 +227,12 @@ func (s *Server) Stats() Stats {
 	st.TCPTimeouts = s.tcpTimeouts.Load()
 	st.TLSHandshakeErrors = s.tlsFailures.Load()
 	st.QueueDrops = s.queueDrops.Load()
+	st.TCPPerIPRejected = s.tcpPerIP.Load()
+	st.TLSHandshakesRefused = s.tlsRefused.Load()
+	st.TCPMessageTimeouts = s.tcpMsgTimeouts.Load()
+	st.TCPFramesRefused = s.tcpRefused.Load()
+	st.TCPBufferRefused = s.tcpBufRefused.Load()
+	st.TCPBufferedBytes = s.bufHeld.Load()
 	return st
 }
 

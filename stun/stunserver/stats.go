@@ -21,6 +21,15 @@ type Stats struct {
 	TCPTimeouts        uint64 // connections closed by TCPIdleTimeout
 	TLSHandshakeErrors uint64 // TLS connections that failed their handshake
 	QueueDrops         uint64 // messages a Handler sent later, dropped because a connection's write queue was full
+
+	// The limits against holding connections (Config.PerIP,
+	// MessageTimeout, MaxReadBuffers, OtherHandler.FrameOther).
+	TCPPerIPRejected     uint64 // connections closed at once: their address held what Config.PerIP allows
+	TLSHandshakesRefused uint64 // TLS connections closed before the handshake: their address started too many per second
+	TCPMessageTimeouts   uint64 // connections closed because a message took longer than MessageTimeout to arrive
+	TCPFramesRefused     uint64 // connections closed because the OtherHandler refused a frame (TURN: ChannelData without a channel)
+	TCPBufferRefused     uint64 // connections closed because a message needed a read buffer when MaxReadBuffers were held
+	TCPBufferedBytes     int64  // bytes of read buffers held now beyond each connection's first kilobyte
 }
 
 // Add adds the counters of o to s, every field, TCPConns included: the sum
@@ -41,6 +50,12 @@ func (s *Stats) Add(o Stats) {
 	s.TCPTimeouts += o.TCPTimeouts
 	s.TLSHandshakeErrors += o.TLSHandshakeErrors
 	s.QueueDrops += o.QueueDrops
+	s.TCPPerIPRejected += o.TCPPerIPRejected
+	s.TLSHandshakesRefused += o.TLSHandshakesRefused
+	s.TCPMessageTimeouts += o.TCPMessageTimeouts
+	s.TCPFramesRefused += o.TCPFramesRefused
+	s.TCPBufferRefused += o.TCPBufferRefused
+	s.TCPBufferedBytes += o.TCPBufferedBytes
 }
 
 // counters are the per-receiver counters behind Stats. Each UDP socket's

@@ -12,10 +12,6 @@ import (
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
-// tcpInitialBuffer is a connection's first read buffer; it grows up to
-// MaxMessageSize for a longer message.
-const tcpInitialBuffer = 1024
-
 // acceptLoop accepts connections until the listener is closed. Failures
 // such as running out of file descriptors are retried with a backoff.
 func (s *Server) acceptLoop(ln net.Listener, tr transport) {
@@ -44,14 +40,25 @@ func (s *Server) acceptLoop(ln net.Listener, tr transport) {
 }
 
 // track registers a new connection, or refuses it when the server is
-// closing or MaxTCPConns are open.
+// closing, MaxTCPConns are open, or its address holds what Config.PerIP
+// allows.
 func (s *Server) track(c net.Conn) bool {
+	ip := addrPort(c.RemoteAddr()).Addr()
+	if err := s.cfg.PerIP.Acquire(ip); err != nil {
+		s.tcpPerIP.Add(1)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("stun server refused connection", "remote", c.RemoteAddr().String(), "err", err)
+		}
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.cfg.PerIP.Release(ip)
 		return false
 	}
 	if len(s.conns) >= s.cfg.MaxTCPConns {
+		s.cfg.PerIP.Release(ip)
 		s.tcpRejected.Add(1)
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
 			s.log.Debug("stun server refused connection: MaxTCPConns reached", "remote", c.RemoteAddr().String())
@@ -75,27 +82,32 @@ func (s *Server) forget(c net.Conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.tcpOpen.Add(-1)
+	s.cfg.PerIP.Release(addrPort(c.RemoteAddr()).Addr())
 }
 
 // serveConn answers the messages of one TCP or TLS connection until the
 // peer closes it, sends something that is neither STUN nor a message its
-// OtherHandler takes, announces a message longer than the
-// server reads, stays idle for TCPIdleTimeout (unless a Handler said
-// KeepOpen), or the server closes. STUN messages are framed by their length
-// field (RFC 8489, Section 6.2.2), other messages by the OtherHandler (for
-// TURN, ChannelData by its header and padding: RFC 8656, Section 12.5).
-// Responses go back on the same connection in request order; messages a Handler sends later go through the
+// OtherHandler takes, announces a message longer than the server reads,
+// stays idle for TCPIdleTimeout (unless a Handler said KeepOpen), takes
+// longer than MessageTimeout to send one message, needs a read buffer
+// when MaxReadBuffers are spent, or the server closes. STUN messages are
+// framed by their length field (RFC 8489, Section 6.2.2), other messages
+// by the OtherHandler (for TURN, ChannelData by its header and padding:
+// RFC 8656, Section 12.5). Responses go back on the same connection in
+// request order; messages a Handler sends later go through the
 // connection's write queue (tcpConn).
 func (s *Server) serveConn(raw net.Conn, tr transport) {
 	defer s.wg.Done()
-	idle := s.cfg.TCPIdleTimeout
+	idle, msgTimeout := s.cfg.TCPIdleTimeout, s.cfg.MessageTimeout
 	tc := &tcpConn{s: s, raw: raw, c: raw, tr: tr, local: addrPort(raw.LocalAddr()), remote: addrPort(raw.RemoteAddr())}
 	w := newWorker(s.resp, &s.tcpStats)
+	rb := newReadBuf(s)
 	var (
 		detach   func(net.Conn, []byte)
 		leftover []byte
 	)
 	defer func() {
+		rb.release()
 		if detach != nil {
 			s.forget(raw)
 			detach(tc.c, leftover)
@@ -108,8 +120,12 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 		}
 	}()
 	if tr == tTLS {
+		if !s.cfg.PerIP.Allow(tc.remote.Addr()) {
+			s.tlsRefused.Add(1)
+			return
+		}
 		tlsc := tls.Server(raw, s.tlsConfig())
-		raw.SetDeadline(time.Now().Add(idle))
+		raw.SetDeadline(time.Now().Add(min(idle, msgTimeout)))
 		if err := tlsc.Handshake(); err != nil {
 			s.tlsFailures.Add(1)
 			return
@@ -123,10 +139,12 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 	if h := s.resp.other; h != nil {
 		other = func(b []byte) (int, int, error) { return h.FrameOther(tc, b) }
 	}
-	buf := make([]byte, tcpInitialBuffer)
 	out := make([]byte, 0, tcpInitialBuffer)
-	start, end := 0, 0 // buf[start:end] holds bytes read but not yet handled
-	eof := false       // the last read failed: answer what is complete, then stop
+	eof := false // the last read failed: answer what is complete, then stop
+	// began is when the first byte of the message that rb holds in part
+	// arrived: the whole message must follow by began+msgTimeout (RFC
+	// 8489, Section 6.2.2, leaves the timing of a stream to the server).
+	var began, lastRead time.Time
 	for {
 		// Other messages are only valid once this connection has carried
 		// a message to the Handler (for TURN an Allocate, then a
@@ -136,80 +154,109 @@ func (s *Server) serveConn(raw net.Conn, tr transport) {
 		if !w.delegated {
 			fo = nil
 		}
-		need, header := frameLength(buf[start:end], fo)
-		if need < 0 {
-			s.tcpStats.malformed.Add(1)
-			return // framing is lost: only this connection pays
-		}
-		if end-start >= need && need > 0 {
-			rep := w.handle(out[:0], buf[start:start+need], from, o)
-			start += need
-			if len(rep.b) > 0 {
-				out = rep.b[:0] // keep a buffer that had to grow
-				c.SetWriteDeadline(time.Now().Add(idle))
-				if _, err := c.Write(rep.b); err != nil {
-					s.tcpStats.sendErrors.Add(1)
+		n, need := 0, 1
+		if b := rb.pending(); len(b) > 0 {
+			var fail frameFailure
+			n, need, fail = frameLength(b, fo)
+			switch fail {
+			case frameRefused:
+				s.tcpRefused.Add(1)
+				return
+			case frameMalformed:
+				s.tcpStats.malformed.Add(1)
+				return // framing is lost: only this connection pays
+			}
+			if n > 0 && len(b) >= n {
+				rep := w.handle(out[:0], b[:n], from, o)
+				rb.consume(n)
+				began = lastRead // the rest, if any, arrived by the last read
+				if len(rep.b) > 0 {
+					out = rep.b[:0] // keep a buffer that had to grow
+					c.SetWriteDeadline(time.Now().Add(idle))
+					if _, err := c.Write(rep.b); err != nil {
+						s.tcpStats.sendErrors.Add(1)
+						return
+					}
+				}
+				if f := tc.takeDetach(); f != nil {
+					detach, leftover = f, append([]byte(nil), rb.pending()...)
+					c.SetDeadline(time.Time{})
 					return
 				}
+				continue
 			}
-			if f := tc.takeDetach(); f != nil {
-				detach, leftover = f, append([]byte(nil), buf[start:end]...)
-				c.SetDeadline(time.Time{})
-				return
+			if n > 0 {
+				need = n // wait for the whole message
 			}
-			continue
-		}
-		if need == 0 {
-			need = header // the header is incomplete
 		}
 		if eof {
 			return
 		}
-		// Make room for need bytes from start, then read.
-		if start+need > len(buf) {
-			if need > len(buf) {
-				nb := make([]byte, max(need, min(2*len(buf), MaxMessageSize)))
-				end = copy(nb, buf[start:end])
-				buf = nb
-			} else {
-				end = copy(buf, buf[start:end])
-			}
-			start = 0
-		} else if start == end {
-			start, end = 0, 0
+		if !rb.room(need) {
+			s.tcpBufRefused.Add(1)
+			return
 		}
-		if tc.keepOpen.Load() {
+		partial := len(rb.pending()) > 0
+		switch {
+		case partial:
+			d := began.Add(msgTimeout)
+			if di := time.Now().Add(idle); !tc.keepOpen.Load() && di.Before(d) {
+				d = di
+			}
+			c.SetReadDeadline(d)
+		case tc.keepOpen.Load():
 			c.SetReadDeadline(time.Time{})
-		} else {
+		default:
 			c.SetReadDeadline(time.Now().Add(idle))
 		}
-		k, err := c.Read(buf[end:])
-		end += k
+		k, err := c.Read(rb.free())
+		lastRead = time.Now()
+		if k > 0 && !partial {
+			began = lastRead
+		}
+		rb.filled(k)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.tcpTimeouts.Add(1)
+				if partial {
+					s.tcpMsgTimeouts.Add(1)
+				} else {
+					s.tcpTimeouts.Add(1)
+				}
 			}
 			eof = true
 		}
 	}
 }
 
-// frameLength returns the size of the message that starts b: a STUN
-// message (RFC 8489, Section 6.2.2) or, with other set, a message of the
-// OtherHandler's protocol, framed by it (for TURN, a ChannelData frame:
-// RFC 8656, Section 12.5). When b is too short to tell, it returns 0 and
-// the number of bytes to wait for; for a message that is neither, one the
-// OtherHandler refuses, or one longer than the server reads, -1.
-func frameLength(b []byte, other stun.FrameFunc) (n, need int) {
+// frameFailure is why frameLength could not frame a message.
+type frameFailure int
+
+const (
+	frameOK        frameFailure = iota
+	frameRefused                // the OtherHandler refused it
+	frameMalformed              // neither STUN nor another message, or too long
+)
+
+// frameLength returns the size of the message that starts b (at least one
+// byte): a STUN message (RFC 8489, Section 6.2.2) or, with other set, a
+// message of the OtherHandler's protocol, framed by it (for TURN, a
+// ChannelData frame: RFC 8656, Section 12.5). When b is too short to
+// tell, it returns 0 and the number of bytes to wait for. A message the
+// OtherHandler refuses, one that is neither, and one longer than the
+// server reads fail: the connection's framing is lost.
+func frameLength(b []byte, other stun.FrameFunc) (n, need int, fail frameFailure) {
 	n, need, isSTUN, err := stun.StreamFrame(b, other)
 	limit := maxOtherFrame
 	if isSTUN {
 		limit = MaxMessageSize
 	}
-	if err != nil || n > limit || need > limit {
-		return -1, 0
+	switch {
+	case err != nil && !isSTUN && other != nil:
+		return 0, 0, frameRefused
+	case err != nil || n > limit || need > limit:
+		return 0, 0, frameMalformed
 	}
-	return n, need
+	return n, need, frameOK
 }
 
 // maxOtherFrame is the longest frame of an OtherHandler's protocol that

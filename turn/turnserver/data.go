@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"encoding/binary"
+	"errors"
 	mrand "math/rand/v2"
 	"net/netip"
 
@@ -150,9 +151,25 @@ func (s *Server) serveSend(req *stunserver.Request) {
 // stunserver.OtherHandler. It takes ChannelData, by turn's one rule
 // (turn.FrameChannelData): channel numbers 0x4000-0x4FFF, or 0x4000-0x7FFF
 // with Config.LooseChannels. RFC 8656, Sections 12.4 and 12.5.
-func (s *Server) FrameOther(_ stunserver.Conn, b []byte) (n, need int, err error) {
-	return turn.FrameChannelData(b, s.cfg.LooseChannels)
+//
+// Over TCP and TLS a frame of up to 64 KiB is read whole before it is
+// relayed, so it is taken only on a connection whose allocation has a
+// channel (Section 12.1: ChannelData needs a bound channel): anything else
+// would let a client that never authenticated make the server hold large
+// buffers. The STUN server closes a connection whose frame is refused.
+func (s *Server) FrameOther(c stunserver.Conn, b []byte) (n, need int, err error) {
+	n, need, err = turn.FrameChannelData(b, s.cfg.LooseChannels)
+	if err != nil || c.Network() == "udp" {
+		return n, need, err
+	}
+	a := s.allocs.get(fiveTuple{c.RemoteAddr(), c.LocalAddr(), transportOf(c.Network())})
+	if a == nil || len(a.peers.Load().chans) == 0 {
+		return 0, 0, errNoChannel
+	}
+	return n, need, nil
 }
+
+var errNoChannel = errors.New("turnserver: ChannelData on a connection without a channel")
 
 // ServeOther relays a ChannelData message from a client to the peer its
 // channel is bound to; it implements stunserver.OtherHandler. Messages on

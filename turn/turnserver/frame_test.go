@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 )
@@ -31,11 +32,45 @@ func TestStreamChannelRange(t *testing.T) {
 		e := newEnv(t, nil)
 		c := dialClient(t, "tcp", e.tcp, "alice")
 		c.allocate()
+		c.bind(0x4000, newPeer(t, loop4).addr()) // a channel: the frame is refused for its number
 		c.write(turn.AppendChannelData(nil, 0x5000, []byte("not a channel"), true))
 		if b, err := c.read(ioWait); !errors.Is(err, io.EOF) {
 			t.Fatalf("read %x, %v; want the connection closed", b, err)
 		}
 	})
+}
+
+// TestStreamChannelDataNeedsChannel: over TCP a ChannelData frame is
+// taken only once the connection's allocation has a channel; before that
+// (after an Allocate, or a mere 401) the connection is closed before the
+// frame is read, so that no client makes the server buffer 64 KiB
+// without one.
+func TestStreamChannelDataNeedsChannel(t *testing.T) {
+	for _, allocate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allocated=%v", allocate), func(t *testing.T) {
+			e := newEnv(t, nil)
+			c := dialClient(t, "tcp", e.tcp, "alice")
+			if allocate {
+				c.allocate()
+			} else {
+				id := stun.NewTransactionID() // a 401: the connection has spoken TURN
+				c.roundTrip(c.build(stun.Type{Method: stun.MethodAllocate, Class: stun.ClassRequest}, id, false), id)
+			}
+			c.write(turn.AppendChannelData(nil, 0x4000, make([]byte, 65000), true)[:1000])
+			if b, err := c.read(ioWait); !errors.Is(err, io.EOF) {
+				t.Fatalf("read %x, %v; want the connection closed", b, err)
+			}
+		})
+	}
+	e := newEnv(t, nil)
+	c := dialClient(t, "tcp", e.tcp, "alice")
+	c.allocate()
+	p := newPeer(t, loop4)
+	c.bind(0x4000, p.addr())
+	c.sendChannel(0x4000, make([]byte, 65000))
+	if got, _ := p.recv(); len(got) != 65000 {
+		t.Fatalf("peer got %d bytes, want 65000", len(got))
+	}
 }
 
 // TestFrameOther: the server's OtherHandler frames ChannelData only, in
