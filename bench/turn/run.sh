@@ -5,9 +5,11 @@
 #   1. ChannelData relay: received packets/s and loss at fixed offered rates.
 #   2. Memory per allocation: server RSS growth over 10,000 idle allocations.
 #   3. Allocations per second: Allocate, 401, authenticated Allocate.
+#   4. Many allocations: MANY_ALLOCS allocations at modest rates each,
+#      ChannelData both ways, with the server's CPU time per relayed packet.
 #
 # Environment overrides:
-#   PARTS="relay mem rate"        which measurements to run
+#   PARTS="relay mem rate many"   which measurements to run
 #   SERVERS="coturn icebreaker"   which servers to run
 #   ROUNDS=2                      interleaved rounds of relay and rate; the best counts
 #   RATES="80000 150000 200000"   offered ChannelData rates, packets/s
@@ -19,6 +21,9 @@
 #   MEM_ALLOCS=10000              idle allocations for the memory measurement
 #   RATE_DURATION=5s              measured allocating time
 #   INFLIGHT=32                   Allocate operations in flight
+#   MANY_ALLOCS=200               allocations of part 4, each with its own peer
+#   MANY_RATES="250 500 1000"     packets/s per allocation, both directions together
+#   MANY_DURATION=5s              measured time per rate of part 4
 #   ICEBREAKER=path               use this icebreaker binary instead of building one
 #   WAIT_QUIET=0                  wait up to this many seconds for the host to go idle first
 set -euo pipefail
@@ -26,7 +31,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-PARTS=${PARTS:-"relay mem rate"}
+PARTS=${PARTS:-"relay mem rate many"}
 SERVERS=${SERVERS:-"coturn icebreaker"}
 ROUNDS=${ROUNDS:-2}
 RATES=${RATES:-"80000 150000 200000"}
@@ -39,6 +44,9 @@ MEM_ALLOCS=${MEM_ALLOCS:-10000}
 RATE_DURATION=${RATE_DURATION:-5s}
 INFLIGHT=${INFLIGHT:-32}
 WAIT_QUIET=${WAIT_QUIET:-0}
+MANY_ALLOCS=${MANY_ALLOCS:-200}
+MANY_RATES=${MANY_RATES:-"250 500 1000"}
+MANY_DURATION=${MANY_DURATION:-5s}
 GO=${GO:-go}
 
 user=bench
@@ -156,7 +164,7 @@ generate() {
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
 
-declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen
+declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen many_rx many_loss many_us
 raw=()
 
 # measure_relay NAME: one server start, every rate.
@@ -181,6 +189,33 @@ measure_relay() {
 		if [[ -z "${best_rx[$name/$rate]:-}" ]] || awk -v a="$rx" -v b="${best_rx[$name/$rate]}" 'BEGIN{exit !(a>b)}'; then
 			best_rx[$name/$rate]=$rx
 			best_loss[$name/$rate]=$loss
+		fi
+	done <"$tmp/gen.out"
+	stop_server
+}
+
+# measure_many NAME: one server start, every rate of part 4. The best run
+# is the one with the least server CPU per relayed packet.
+measure_many() {
+	local name=$1 port rates line rate rx loss us
+	port=$(free_port)
+	start_server "$name" "$port" || return 1
+	rates=$(tr ' ' , <<<"$MANY_RATES")
+	if generate "$name" "$tmp/relayload" -server "127.0.0.1:$port" -user "$user:$pass" -mode many \
+		-allocs "$MANY_ALLOCS" -rates "$rates" -duration "$MANY_DURATION" -warmup "$RELAY_WARMUP" -size "$RELAY_SIZE" -label "$name"; then
+		:
+	fi
+	while IFS= read -r line; do
+		raw+=("part=many load=$(loadavg) $line")
+		rate=$(field offered "$line")
+		rx=$(field rx_rate "$line")
+		loss=$(field loss "$line")
+		us=$(field server_us_per_packet "$line")
+		[[ -z "$rate" || -z "$us" ]] && continue
+		if [[ -z "${many_us[$name/$rate]:-}" ]] || awk -v a="$us" -v b="${many_us[$name/$rate]}" 'BEGIN{exit !(a<b)}'; then
+			many_us[$name/$rate]=$us
+			many_rx[$name/$rate]=$rx
+			many_loss[$name/$rate]=$loss
 		fi
 	done <"$tmp/gen.out"
 	stop_server
@@ -257,6 +292,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			log "round $round: $name allocations/s"
 			measure_rate "$name" || true
 		fi
+		if part many; then
+			log "round $round: $name $MANY_ALLOCS allocations at $MANY_RATES packets/s each"
+			measure_many "$name" || true
+		fi
 	done
 done
 if part mem; then
@@ -331,6 +370,22 @@ report() {
 		if [[ -n "$c" && -n "$i" ]]; then
 			echo "   target ib/coturn >= 2: $(ratio "$i" "$c") $(verdict "$i >= 2 * $c")"
 		fi
+	fi
+	if part many; then
+		echo
+		echo "4. $MANY_ALLOCS allocations, each with its own peer, ChannelData both ways, $RELAY_SIZE-byte data, $MANY_DURATION per rate, best of $ROUNDS"
+		echo "   rate = packets/s per allocation (both directions); us/pkt = server CPU time per relayed packet"
+		printf "%10s %12s %8s %9s %12s %8s %9s %14s\n" rate/alloc coturn_rx/s loss us/pkt ib_rx/s loss us/pkt ib/coturn_cpu
+		local rate cu iu
+		for rate in $MANY_RATES; do
+			cu=${many_us[coturn/$rate]:-}
+			iu=${many_us[icebreaker/$rate]:-}
+			printf "%10s %12s %7s%% %9s %12s %7s%% %9s %14s\n" "$rate" "$(num "${many_rx[coturn/$rate]:-}")" "${many_loss[coturn/$rate]:-n/a}" "${cu:-n/a}" \
+				"$(num "${many_rx[icebreaker/$rate]:-}")" "${many_loss[icebreaker/$rate]:-n/a}" "${iu:-n/a}" "$(ratio "$iu" "$cu")"
+			if [[ -n "$cu" && -n "$iu" ]]; then
+				echo "   target ib/coturn CPU per packet <= 0.5 at $rate/allocation: $(ratio "$iu" "$cu") $(verdict "$iu <= 0.5 * $cu")"
+			fi
+		done
 	fi
 	local behind busygen
 	behind=$(printf '%s\n' "${raw[@]}" | awk '/part=relay/ {

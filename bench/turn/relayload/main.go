@@ -38,7 +38,12 @@
 //
 // Usage:
 //
-//	relayload -server 127.0.0.1:3478 -user u:p [-mode peer|pair] [-gso] [-rates 80000,150000,200000] [-duration 5s] [-server-pid PID]
+//   - -mode many: -allocs allocations (200), each with a peer of its own,
+//     ChannelData both ways at each rate per allocation (see many.go): the
+//     shape of real TURN traffic. It also reports the server's CPU time
+//     per relayed packet.
+//
+//     relayload -server 127.0.0.1:3478 -user u:p [-mode peer|pair|many] [-allocs 200] [-gso] [-rates 80000,150000,200000] [-duration 5s] [-server-pid PID]
 package main
 
 import (
@@ -107,7 +112,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopProfile()
-	r, err := setup(cfg)
+	var r interface {
+		run(ctx context.Context, rate int) (result, error)
+		close()
+	}
+	if cfg.mode == "many" {
+		r, err = setupMany(cfg)
+	} else {
+		r, err = setup(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relayload: setup: %v\n", err)
 		return 1
@@ -145,6 +158,7 @@ type config struct {
 	pid      int
 	cpuProf  string
 	gso      bool
+	allocs   int
 }
 
 func parseArgs(args []string, stderr io.Writer) (config, error) {
@@ -155,7 +169,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&server, "server", "", "TURN server `address`, a loopback IP and port")
 	fs.StringVar(&user, "user", "", "long-term credentials `NAME:PASSWORD`")
-	fs.StringVar(&c.mode, "mode", "peer", "peer: one allocation and a plain UDP peer; pair: two allocations relay to each other")
+	fs.StringVar(&c.mode, "mode", "peer", "peer: one allocation and a plain UDP peer; pair: two allocations relay to each other; many: -allocs allocations, each with its own peer, ChannelData both ways, rates per allocation")
+	fs.IntVar(&c.allocs, "allocs", 200, "allocations in -mode many")
 	fs.StringVar(&rates, "rates", "80000,150000,200000", "comma-separated offered `rates` in packets per second, run in order")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per rate (at most 30s)")
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "load before measuring, per rate, not counted (at most 5s)")
@@ -180,13 +195,19 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if c.creds, err = turnload.ParseCreds(user); err != nil {
 		return c, err
 	}
-	if c.mode != "pair" && c.mode != "peer" {
-		return c, fmt.Errorf("-mode %q: want pair or peer", c.mode)
+	if c.mode != "pair" && c.mode != "peer" && c.mode != "many" {
+		return c, fmt.Errorf("-mode %q: want pair, peer or many", c.mode)
+	}
+	if c.allocs < 1 || c.allocs > maxAllocs {
+		return c, fmt.Errorf("-allocs %d: want 1 to %d", c.allocs, maxAllocs)
 	}
 	for f := range strings.SplitSeq(rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > maxRate {
 			return c, fmt.Errorf("-rates: %q is not a rate from 1 to %d", f, maxRate)
+		}
+		if c.mode == "many" && n*c.allocs > maxRate {
+			return c, fmt.Errorf("-rates: %d per allocation over %d allocations exceeds %d packets per second", n, c.allocs, maxRate)
 		}
 		c.rates = append(c.rates, n)
 	}
@@ -229,6 +250,9 @@ type result struct {
 	slips     int            // times the sender fell behind and shifted its schedule
 	cpu       turnload.Usage // over the rate's run, warmup and drain included
 	truncated bool
+	// -mode many: allocations, and every packet of the run that arrived,
+	// warmup included (what the server relayed while cpu was measured).
+	allocs, relayedAll int
 }
 
 func (r result) String() string {
@@ -248,6 +272,13 @@ func (r result) String() string {
 	u := r.cpu
 	s += fmt.Sprintf("mode=%s offered=%d sent_rate=%.0f rx_rate=%.0f loss=%.3f%% counted=%d received=%d stray=%d send_errors=%d slips=%d seconds=%.3f cpu=%.2fs gen_cores=%.2f server_cores=%.2f other_cores=%.2f",
 		r.mode, r.offered, tx, rx, loss, r.counted, r.received, r.stray, r.sendErrs, r.slips, secs, u.Self, u.Cores(u.Self), u.Cores(u.Server), u.Cores(u.Other))
+	if r.allocs > 0 {
+		perPkt := 0.0
+		if r.relayedAll > 0 {
+			perPkt = 1e6 * u.Server / float64(r.relayedAll)
+		}
+		s += fmt.Sprintf(" allocs=%d relayed_all=%d server_us_per_packet=%.2f", r.allocs, r.relayedAll, perPkt)
+	}
 	if r.truncated {
 		s += " truncated=true"
 	}

@@ -23,6 +23,10 @@ func TestParseArgs(t *testing.T) {
 		{"defaults", nil, true},
 		{"peer mode", []string{"-mode", "peer"}, true},
 		{"unknown mode", []string{"-mode", "mesh"}, false},
+		{"many mode", []string{"-mode", "many", "-allocs", "200", "-rates", "250,500,1000"}, true},
+		{"no allocations", []string{"-mode", "many", "-allocs", "0"}, false},
+		{"too many allocations", []string{"-mode", "many", "-allocs", "2001"}, false},
+		{"many over the total cap", []string{"-mode", "many", "-allocs", "2000", "-rates", "1001"}, false},
 		{"remote server", []string{"-server", "198.51.100.7:3478"}, false},
 		{"host name", []string{"-server", "localhost:3478"}, false},
 		{"no user", []string{"-user", ""}, false},
@@ -57,7 +61,7 @@ func TestRun(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the load tools need Linux (epoll, sendmmsg)")
 	}
-	for _, mode := range []string{"pair", "peer"} {
+	for _, mode := range []string{"pair", "peer", "many"} {
 		t.Run(mode, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			s, err := ibserver.Start(ibserver.Config{
@@ -78,6 +82,9 @@ func TestRun(t *testing.T) {
 			if gsoSupported && mode == "peer" {
 				args = append(args, "-gso")
 			}
+			if mode == "many" {
+				args = append(args, "-allocs", "5", "-rates", "100,200")
+			}
 			code := runMain(context.Background(), args, &out, &errs)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs.String())
@@ -86,7 +93,11 @@ func TestRun(t *testing.T) {
 			if len(lines) != 2 {
 				t.Fatalf("want one line per rate, got %q", out.String())
 			}
-			for i, want := range []string{"offered=1000 ", "offered=2000 "} {
+			wants := []string{"offered=1000 ", "offered=2000 "}
+			if mode == "many" {
+				wants = []string{"offered=100 ", "offered=200 "}
+			}
+			for i, want := range wants {
 				l := lines[i]
 				if !strings.Contains(l, "label=test mode="+mode) || !strings.Contains(l, want) || !strings.Contains(l, " stray=0 ") {
 					t.Errorf("line %q", l)
