@@ -8,6 +8,10 @@ package udpio
 // Go's netpoller until that instance has events (an epoll descriptor is
 // itself pollable) and drains each ready socket with recvfrom into its
 // arena, handing the datagrams of each socket to its handler in batches.
+// The slots stay valid across the sockets of one wakeup, until the
+// handler's Flush, so that a handler can send what all of them produced
+// with one batched system call (the messages of many relays to one
+// listening socket go out in one sendmmsg).
 // Elsewhere each registered socket has a reader goroutine of its own, and
 // the handler is called from them one at a time.
 
@@ -43,10 +47,14 @@ type PollHandler[T any] interface {
 	// with v. Each message's Buf is the datagram's slot: the datagram is
 	// Buf[Headroom:Headroom+N], with Tailroom bytes after it, and the
 	// handler may overwrite the whole slot (to build a message around the
-	// datagram in place). Addr is the datagram's source, unmapped. The
-	// slots and ms are the Poller's: they are reused once Received
-	// returns.
+	// datagram in place). Addr is the datagram's source, unmapped. ms is
+	// the Poller's and is reused once Received returns; the slots stay
+	// valid until the next Flush.
 	Received(v T, ms []Message)
+	// Flush is called when the Poller is about to reuse the slots it
+	// handed over (after the ready sockets of one wakeup, or when its
+	// arena is full): the handler sends what it built in them.
+	Flush()
 	// ReadFailed reports a read error other than "no more datagrams" on
 	// the socket of v; the Poller goes on with the next ready socket.
 	ReadFailed(v T, err error)

@@ -38,6 +38,7 @@ type Poller[T any] struct {
 	batch  []Message
 	sa     unix.RawSockaddrInet6
 	cur    *pollSock[T]
+	off    int                   // arena bytes handed over since the last Flush
 	got    int                   // datagrams read since PollNow began
 	drain  func(fd uintptr) bool // drains cur's socket
 	ready  func(fd uintptr) bool // handles the epoll instance's events
@@ -156,8 +157,9 @@ func (p *Poller[T]) PollNow() int {
 // onReady handles every ready socket and returns false, so that the raw
 // Read waits for the epoll descriptor to become readable again. It calls
 // epoll_wait until no event is left, because Go's netpoller reports the
-// descriptor edge-triggered.
+// descriptor edge-triggered, and the handler's Flush after each round.
 func (p *Poller[T]) onReady(epfd uintptr) bool {
+	defer p.flush()
 	for {
 		n, err := unix.EpollWait(int(epfd), p.events[:], 0)
 		if err == unix.EINTR {
@@ -166,6 +168,7 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 		if err != nil || n <= 0 {
 			return false
 		}
+		p.flush() // the previous round's
 		for i := range n {
 			ev := &p.events[i]
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
@@ -182,33 +185,41 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 	}
 }
 
+// flush has the handler send what it built in the slots handed over, so
+// that the arena can be reused.
+func (p *Poller[T]) flush() {
+	if p.off > 0 {
+		p.h.Flush()
+		p.off = 0
+	}
+}
+
 // drainCur reads up to maxDrain datagrams from the current socket into
-// the arena and hands them to the handler, in one batch or, when the
-// arena fills, several. It returns true: a socket with more datagrams
+// the arena after what earlier sockets of this round left there, and
+// hands them to the handler, in one batch or, when the arena fills (and
+// is flushed), several. It returns true: a socket with more datagrams
 // stays ready for the next epoll_wait. It allocates nothing.
 func (p *Poller[T]) drainCur(fd uintptr) bool {
 	s, cfg := p.cur, &p.cfg
 	room := cfg.slotRoom()
-	off := 0
 	defer p.handOver(s)
 	for range maxDrain {
-		if len(p.arena)-off < room {
+		if len(p.arena)-p.off < room {
 			p.handOver(s)
-			off = 0
+			p.flush()
 		}
-		slot := p.arena[off : off+room]
+		slot := p.arena[p.off : p.off+room]
 		n, from, errno := recvfrom(int(fd), slot[cfg.Headroom:cfg.Headroom+cfg.MaxDatagram], &p.sa)
 		switch errno {
 		case 0:
 			p.batch = append(p.batch, Message{Buf: slot[:cfg.Headroom+n+cfg.Tailroom], N: n, Addr: from})
 			p.got++
-			off += (cfg.Headroom + n + cfg.Tailroom + 7) &^ 7
+			p.off += (cfg.Headroom + n + cfg.Tailroom + 7) &^ 7
 		case unix.EAGAIN:
 			return true
 		case unix.EINTR:
 		default:
 			p.handOver(s)
-			off = 0
 			p.h.ReadFailed(s.v, os.NewSyscallError("recvfrom", errno))
 			return true
 		}

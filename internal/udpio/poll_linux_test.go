@@ -20,6 +20,7 @@ func (c *counter) Received(_ int, ms []Message) {
 	}
 }
 func (c *counter) ReadFailed(int, error) {}
+func (c *counter) Flush()                {}
 
 // TestPollerNoAllocs proves that the Poller's read path (epoll_wait, the
 // drain's recvfrom into the arena, the hand-over) allocates nothing,

@@ -68,6 +68,7 @@ func (p *Poller[T]) read(c *net.UDPConn, v T, removed *atomic.Bool) {
 		ms[0] = Message{Buf: slot[:cfg.Headroom+n+cfg.Tailroom], N: n, Addr: netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}
 		p.hmu.Lock()
 		p.h.Received(v, ms)
+		p.h.Flush()
 		p.hmu.Unlock()
 	}
 }

@@ -27,6 +27,16 @@ type recorder struct {
 	seen   []got
 	failed int
 	more   chan struct{}
+	// held are the slots handed over since the last Flush, with what
+	// they held: Flush checks that none was reused before it.
+	held    []heldSlot
+	reused  int
+	flushes int
+}
+
+type heldSlot struct {
+	slot []byte
+	data string
 }
 
 func (r *recorder) Received(sock string, ms []Message) {
@@ -34,15 +44,29 @@ func (r *recorder) Received(sock string, ms []Message) {
 	defer r.mu.Unlock()
 	for _, m := range ms {
 		room := len(m.Buf) == r.cfg.Headroom+m.N+r.cfg.Tailroom
-		r.seen = append(r.seen, got{sock, string(m.Buf[r.cfg.Headroom : r.cfg.Headroom+m.N]), m.Addr, room})
+		data := string(m.Buf[r.cfg.Headroom : r.cfg.Headroom+m.N])
+		r.seen = append(r.seen, got{sock, data, m.Addr, room})
 		// The slot is the handler's: writing around the datagram is allowed.
 		clear(m.Buf[:r.cfg.Headroom])
 		clear(m.Buf[r.cfg.Headroom+m.N:])
+		r.held = append(r.held, heldSlot{m.Buf[r.cfg.Headroom : r.cfg.Headroom+m.N], data})
 	}
 	select {
 	case r.more <- struct{}{}:
 	default:
 	}
+}
+
+func (r *recorder) Flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.held {
+		if string(h.slot) != h.data {
+			r.reused++
+		}
+	}
+	r.held = r.held[:0]
+	r.flushes++
 }
 
 func (r *recorder) ReadFailed(string, error) {
@@ -88,7 +112,8 @@ func localAddr(c *net.UDPConn) netip.AddrPort {
 // TestPoller reads two sockets (IPv4 and IPv6) with one Poller: every
 // datagram reaches the handler with its socket's value, its source and
 // the configured room around it, in order per socket, also when large
-// datagrams overflow the arena within one drain; after Remove a socket's
+// datagrams overflow the arena within one drain, and no slot is reused
+// before the handler's Flush; after Remove a socket's
 // datagrams no longer arrive; Close ends Run and leaves no goroutine.
 func TestPoller(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -159,9 +184,11 @@ func TestPoller(t *testing.T) {
 			t.Errorf("datagram %q from a removed socket", x.data)
 		}
 	}
-	if rec.failed != 0 {
-		t.Errorf("%d read errors", rec.failed)
+	rec.mu.Lock()
+	if rec.failed != 0 || rec.reused != 0 || rec.flushes == 0 {
+		t.Errorf("%d read errors, %d slots reused before Flush, %d flushes", rec.failed, rec.reused, rec.flushes)
 	}
+	rec.mu.Unlock()
 	p.Close()
 	p.Close()
 	a.Close()

@@ -99,33 +99,40 @@ func TestChannelDataBatchGSO(t *testing.T) {
 
 // TestPollerBatchNoAllocs proves that a relay poller's whole read path
 // allocates nothing: udpio.Poller's drain (epoll_wait, recvfrom into its
-// arena) and the relay handler's batch to the client (ChannelData and
-// Data indications built in the slots, sent with one Sender.Send). The
-// relay socket is moved to a poller that the test drives with PollNow.
+// arena) and the relay handler's batch to the clients (ChannelData and
+// Data indications built in the slots, sent at Flush with one Sender.Send
+// for the relays of two allocations on one listening socket). The relay
+// sockets are moved to a poller that the test drives with PollNow.
 func TestPollerBatchNoAllocs(t *testing.T) {
 	e := newEnv(t, nil)
-	c := dialClient(t, "udp", e.udp, "alice")
-	c.allocate()
-	bound, unbound := newPeer(t, loop4), newPeer(t, loop4)
-	c.permit(bound.addr(), unbound.addr())
-	c.bind(0x4000, bound.addr())
-	a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
-	if a == nil || a.ctgt == nil {
-		t.Fatal("no UDP allocation with a batched client socket")
-	}
-	r := a.relays[0].Load()
 	p, err := newRelayPoller(e.turn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	e.turn.mu.Lock() // r.rd is written under it (commit)
-	r.stopReading()
-	reg, err := p.Add(r.conn, r)
-	r.rd = relayReader{p: p, reg: reg} // removed from p when the relay closes
-	e.turn.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
+	bound, unbound := newPeer(t, loop4), newPeer(t, loop4)
+	var relays []*relay
+	var clients []*client
+	for range 2 {
+		c := dialClient(t, "udp", e.udp, "alice")
+		c.allocate()
+		c.permit(bound.addr(), unbound.addr())
+		c.bind(0x4000, bound.addr())
+		a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
+		if a == nil || a.ctgt == nil {
+			t.Fatal("no UDP allocation with a batched client socket")
+		}
+		r := a.relays[0].Load()
+		e.turn.mu.Lock() // r.rd is written under it (commit)
+		r.stopReading()
+		reg, err := p.Add(r.conn, r)
+		r.rd = relayReader{p: p, reg: reg} // removed from p when the relay closes
+		e.turn.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, r)
+		clients = append(clients, c)
 	}
 	payload := make([]byte, 160)
 	const perBatch = 8
@@ -135,7 +142,7 @@ func TestPollerBatchNoAllocs(t *testing.T) {
 			if i%4 == 3 {
 				from = unbound
 			}
-			from.c.WriteToUDPAddrPort(payload, r.local)
+			from.c.WriteToUDPAddrPort(payload, relays[i%2].local)
 		}
 		// Loopback delivers before the send returns; the bound only
 		// keeps a lost datagram from hanging the test.
@@ -150,5 +157,10 @@ func TestPollerBatchNoAllocs(t *testing.T) {
 	after := e.turn.Stats()
 	if got := after.ToClientPackets - before.ToClientPackets; got != 101*perBatch {
 		t.Errorf("ToClientPackets grew by %d, want %d", got, 101*perBatch)
+	}
+	for i, c := range clients {
+		if r := c.recv(); len(r.data) != len(payload) {
+			t.Errorf("client %d got %d bytes, want %d", i, len(r.data), len(payload))
+		}
 	}
 }

@@ -33,22 +33,34 @@ type relayHandler struct {
 	s   *Server
 	rng *mrand.ChaCha8 // Data indication transaction IDs
 
-	// The messages to a UDP client that one batch of a relay collects,
-	// built in the poller's slots and sent together with one Sender.Send
-	// (sendmmsg, and UDP GSO for runs of one size).
+	// The messages to UDP clients that one poller wakeup collects from
+	// all its ready relays, built in the poller's slots (valid until
+	// Flush) and sent at Flush with one Sender.Send per listening socket:
+	// one sendmmsg for many allocations, and UDP GSO for runs to one
+	// client of one size.
 	out    []udpio.Message
-	outN   []int // data bytes of each message in out
+	pend   []pendingOut // what each message of out counts in
+	batch  []udpio.Message
+	idx    []int // the index in out of each message of batch
 	sender *udpio.Sender
 	// gsoDisabled is sender.GSODisabled() as last added to the server's
 	// counter.
 	gsoDisabled uint64
 }
 
+// pendingOut is the accounting of one message in relayHandler.out.
+type pendingOut struct {
+	tgt *udpio.Target // the listening socket it goes out through; nil once sent
+	f   *flow
+	n   int // data bytes
+}
+
 func newRelayHandler(s *Server) *relayHandler {
 	var seed [32]byte
 	rand.Read(seed[:])
 	return &relayHandler{s: s, rng: mrand.NewChaCha8(seed), sender: udpio.NewSender(),
-		out: make([]udpio.Message, 0, 64), outN: make([]int, 0, 64)}
+		out: make([]udpio.Message, 0, 256), pend: make([]pendingOut, 0, 256),
+		batch: make([]udpio.Message, 0, 256), idx: make([]int, 0, 256)}
 }
 
 // newRelayPoller returns a poller of relay sockets, not yet running.
@@ -57,10 +69,12 @@ func newRelayPoller(s *Server) (*udpio.Poller[*relay], error) {
 }
 
 // Received relays datagrams read from r's socket to r's client: to a UDP
-// client together at the end, to a TCP or TLS client one by one. It
-// allocates nothing.
+// client at the next Flush, together with what other relays of the same
+// wakeup produced; to a TCP or TLS client one by one, at once. It
+// allocates nothing once out has grown to a wakeup's worth.
 func (h *relayHandler) Received(r *relay, ms []udpio.Message) {
-	if r.a.ctgt == nil {
+	a := r.a
+	if a.ctgt == nil {
 		for i := range ms {
 			r.fromPeer(ms[i].Buf, ms[i].N, ms[i].Addr, h.rng)
 		}
@@ -68,41 +82,54 @@ func (h *relayHandler) Received(r *relay, ms []udpio.Message) {
 	}
 	for i := range ms {
 		if msg := r.toClientMessage(ms[i].Buf, ms[i].N, ms[i].Addr, h.rng); msg != nil {
-			h.out = append(h.out, udpio.Message{Buf: msg, Addr: r.a.key.client})
-			h.outN = append(h.outN, ms[i].N)
+			h.out = append(h.out, udpio.Message{Buf: msg, Addr: a.key.client})
+			h.pend = append(h.pend, pendingOut{tgt: a.ctgt, f: &a.toClient, n: ms[i].N})
 		}
 	}
-	h.flush(r)
 }
 
 // ReadFailed counts a failed read of a relay socket.
 func (h *relayHandler) ReadFailed(r *relay, _ error) { r.a.s.readErrors.Add(1) }
 
-// flush sends the messages collected for r's client.
-func (h *relayHandler) flush(r *relay) {
-	if len(h.out) == 0 {
-		return
-	}
-	a := r.a
-	f := &a.toClient
-	sent, _ := h.sender.Send(a.ctgt, h.out)
-	var bytes uint64
-	for i := range h.out {
-		if h.out[i].N >= 0 {
-			bytes += uint64(h.outN[i])
+// Flush sends the messages collected for UDP clients: for each listening
+// socket, its messages in order with one Sender.Send. A failed message is
+// counted and dropped alone.
+func (h *relayHandler) Flush() {
+	for i := range h.pend {
+		tgt := h.pend[i].tgt
+		if tgt == nil {
+			continue
 		}
-		h.out[i] = udpio.Message{}
+		// Usually every message goes through the one listening socket
+		// (one of a few with udp.sockets): gather those of tgt, in order.
+		batch, idx := h.batch[:0], h.idx[:0]
+		for j := i; j < len(h.pend); j++ {
+			if h.pend[j].tgt == tgt {
+				batch = append(batch, h.out[j])
+				idx = append(idx, j)
+			}
+		}
+		h.sender.Send(tgt, batch)
+		for k, j := range idx {
+			p := &h.pend[j]
+			if batch[k].N >= 0 {
+				p.f.packets.Add(1)
+				p.f.bytes.Add(uint64(p.n))
+			} else {
+				p.f.sendErrors.Add(1)
+			}
+			p.tgt = nil
+		}
+		clear(batch)
+		h.batch, h.idx = batch, idx
 	}
-	if sent < len(h.out) {
-		f.sendErrors.Add(uint64(len(h.out) - sent))
-	}
-	f.packets.Add(uint64(sent))
-	f.bytes.Add(bytes)
 	if d := h.sender.GSODisabled(); d != h.gsoDisabled {
-		a.s.gsoDisabled.Add(d - h.gsoDisabled)
+		h.s.gsoDisabled.Add(d - h.gsoDisabled)
 		h.gsoDisabled = d
 	}
-	h.out, h.outN = h.out[:0], h.outN[:0]
+	clear(h.out)
+	clear(h.pend)
+	h.out, h.pend = h.out[:0], h.pend[:0]
 }
 
 // startPollersLocked starts the pollers if they are not running. s.mu
