@@ -73,8 +73,9 @@
 // internal/udpio Poller per CPU owns an epoll instance with its share of
 // the sockets, parks on Go's netpoller until it has events, and drains
 // each ready socket with recvfrom into an arena; the relay handler builds
-// each message to the client in place, and a UDP client's messages of one
-// drain go out together. Both directions send with one
+// each message to the client in place, and the messages that all the
+// relays of one wakeup produced for UDP clients go out together, one
+// sendmmsg per listening socket. Both directions send with one
 // sendmmsg per relay socket (or listening socket) and batch, and where
 // the kernel has UDP GSO (Linux 4.18) a run of datagrams to one address
 // with one size goes out as one GSO datagram, which the kernel cuts back
