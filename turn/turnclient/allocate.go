@@ -351,6 +351,7 @@ func readFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
 	}
 	return buf, nil
 }
+
 // channelDataFramer frames the ChannelData the server sends: on the
 // channels this client binds, 0x4000-0x4FFF.
 var channelDataFramer = turn.StreamFramer(false)
