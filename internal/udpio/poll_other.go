@@ -5,10 +5,11 @@ package udpio
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // Poller reads the UDP sockets registered with it and hands their
@@ -65,7 +66,7 @@ func (p *Poller[T]) read(c *net.UDPConn, v T, removed *atomic.Bool) {
 			p.hmu.Unlock()
 			continue
 		}
-		ms[0] = Message{Buf: slot[:cfg.Headroom+n+cfg.Tailroom], N: n, Addr: netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}
+		ms[0] = Message{Buf: slot[:cfg.Headroom+n+cfg.Tailroom], N: n, Addr: netx.Unmap(from)}
 		p.hmu.Lock()
 		p.h.Received(v, ms)
 		p.h.Flush()
