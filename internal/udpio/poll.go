@@ -63,3 +63,12 @@ type PollHandler[T any] interface {
 // maxDrain bounds the datagrams read from one socket per readiness event,
 // so that one busy socket cannot starve the others of its Poller.
 const maxDrain = 64
+
+// manyReady is how many sockets one epoll_wait must report for the Poller
+// to read one datagram from each instead of draining each: with many
+// sockets ready at modest rates (the shape of TURN traffic) a socket
+// usually holds one datagram, and draining it would cost a second
+// recvfrom that finds nothing. epoll is level-triggered, so a socket that
+// holds more is reported again by the next epoll_wait, which serves all
+// the ready sockets at once.
+const manyReady = 4

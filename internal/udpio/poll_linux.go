@@ -39,6 +39,7 @@ type Poller[T any] struct {
 	sa     unix.RawSockaddrInet6
 	cur    *pollSock[T]
 	off    int                   // arena bytes handed over since the last Flush
+	limit  int                   // datagrams to read from each socket this round
 	got    int                   // datagrams read since PollNow began
 	drain  func(fd uintptr) bool // drains cur's socket
 	ready  func(fd uintptr) bool // handles the epoll instance's events
@@ -169,6 +170,10 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 			return false
 		}
 		p.flush() // the previous round's
+		p.limit = maxDrain
+		if n >= manyReady {
+			p.limit = 1
+		}
 		for i := range n {
 			ev := &p.events[i]
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
@@ -194,7 +199,7 @@ func (p *Poller[T]) flush() {
 	}
 }
 
-// drainCur reads up to maxDrain datagrams from the current socket into
+// drainCur reads up to p.limit datagrams from the current socket into
 // the arena after what earlier sockets of this round left there, and
 // hands them to the handler, in one batch or, when the arena fills (and
 // is flushed), several. It returns true: a socket with more datagrams
@@ -203,7 +208,7 @@ func (p *Poller[T]) drainCur(fd uintptr) bool {
 	s, cfg := p.cur, &p.cfg
 	room := cfg.slotRoom()
 	defer p.handOver(s)
-	for range maxDrain {
+	for range p.limit {
 		if len(p.arena)-p.off < room {
 			p.handOver(s)
 			p.flush()

@@ -221,3 +221,48 @@ func TestPollerMaxDatagram(t *testing.T) {
 		t.Errorf("read %d bytes, want 100", len(g.data))
 	}
 }
+
+// TestPollerManySockets: with many sockets ready at once the Poller reads
+// one datagram from each per round (manyReady); a socket that holds more
+// is served in the next rounds, and every datagram arrives, in order per
+// socket.
+func TestPollerManySockets(t *testing.T) {
+	const socks, each = 3 * manyReady, 5
+	cfg := PollConfig{Headroom: 8}
+	rec := &recorder{cfg: cfg.withDefaults(), more: make(chan struct{}, 1)}
+	p, err := NewPoller[string](cfg, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run() }()
+	defer func() { p.Close(); <-done }()
+	sender := listenUDP(t, loop4)
+	var conns []*net.UDPConn
+	for i := range socks {
+		c := listenUDP(t, loop4)
+		r, err := p.Add(c, string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Remove(r)
+		conns = append(conns, c)
+	}
+	for k := range each {
+		for _, c := range conns {
+			sender.WriteToUDPAddrPort([]byte{byte(k)}, localAddr(c))
+		}
+	}
+	next := map[string]byte{}
+	for _, g := range rec.wait(t, socks*each) {
+		if g.data != string([]byte{next[g.sock]}) {
+			t.Fatalf("socket %s: datagram %x, want %x", g.sock, g.data, next[g.sock])
+		}
+		next[g.sock]++
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.reused != 0 {
+		t.Errorf("%d slots reused before Flush", rec.reused)
+	}
+}
