@@ -199,9 +199,9 @@ func TestPoller(t *testing.T) {
 	testutil.CheckGoroutines(t, before)
 }
 
-// TestPollerMaxDatagram: a datagram longer than MaxDatagram is cut to it.
-func TestPollerMaxDatagram(t *testing.T) {
-	cfg := PollConfig{MaxDatagram: 100}
+// runPoller runs a Poller with a recorder until the test ends.
+func runPoller(t *testing.T, cfg PollConfig) (*Poller[string], *recorder) {
+	t.Helper()
 	rec := &recorder{cfg: cfg.withDefaults(), more: make(chan struct{}, 1)}
 	p, err := NewPoller[string](cfg, rec)
 	if err != nil {
@@ -209,7 +209,13 @@ func TestPollerMaxDatagram(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run() }()
-	defer func() { p.Close(); <-done }()
+	t.Cleanup(func() { p.Close(); <-done })
+	return p, rec
+}
+
+// TestPollerMaxDatagram: a datagram longer than MaxDatagram is cut to it.
+func TestPollerMaxDatagram(t *testing.T) {
+	p, rec := runPoller(t, PollConfig{MaxDatagram: 100})
 	c, s := listenUDP(t, loop4), listenUDP(t, loop4)
 	r, err := p.Add(c, "c")
 	if err != nil {
@@ -228,15 +234,7 @@ func TestPollerMaxDatagram(t *testing.T) {
 // socket.
 func TestPollerManySockets(t *testing.T) {
 	const socks, each = 3 * manyReady, 5
-	cfg := PollConfig{Headroom: 8}
-	rec := &recorder{cfg: cfg.withDefaults(), more: make(chan struct{}, 1)}
-	p, err := NewPoller[string](cfg, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run() }()
-	defer func() { p.Close(); <-done }()
+	p, rec := runPoller(t, PollConfig{Headroom: 8})
 	sender := listenUDP(t, loop4)
 	var conns []*net.UDPConn
 	for i := range socks {
