@@ -381,10 +381,15 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // messages to handler (nil: TURN is off).
 func stunConfigs(cfg config.Config, handler stunserver.Handler, logger *slog.Logger) ([]stunserver.Config, error) {
 	// One per-IP limiter for every TCP and TLS listener: a client address
-	// holds tcp.conns_per_ip on all of them together.
-	perIP, err := iplimit.New(iplimit.Config{MaxConns: cfg.TCP.ConnsPerIP, Rate: float64(cfg.TCP.TLSHandshakesPerIP)})
-	if err != nil {
-		return nil, fmt.Errorf("tcp.conns_per_ip, tcp.tls_handshakes_per_ip: %w", err)
+	// holds tcp.conns_per_ip on all of them together. Without either
+	// limit there is none (nil limits nothing).
+	var perIP *iplimit.Limiter
+	if cfg.TCP.ConnsPerIP > 0 || cfg.TCP.TLSHandshakesPerIP > 0 {
+		var err error
+		perIP, err = iplimit.New(iplimit.Config{MaxConns: cfg.TCP.ConnsPerIP, Rate: float64(cfg.TCP.TLSHandshakesPerIP)})
+		if err != nil {
+			return nil, fmt.Errorf("tcp.conns_per_ip, tcp.tls_handshakes_per_ip: %w", err)
+		}
 	}
 	base := stunserver.Config{
 		Software:       cfg.STUN.Software,
