@@ -319,11 +319,11 @@ func TestAuthenticate(t *testing.T) {
 	if err := m.Parse(b); err != nil {
 		t.Fatal(err)
 	}
-	_, c := a.Authenticate(ctx, &m, from, now)
+	_, c := a.Authenticate(ctx, &m, turnauth.Client{Addr: from}, now)
 	if c == nil || c.Code != 401 {
 		t.Fatalf("challenge: %+v", c)
 	}
-	eb := a.AppendChallenge(stun.AppendHeader(nil, stun.Type{Method: stun.MethodAllocate, Class: stun.ClassError}, m.TransactionID), c, from, now)
+	eb := a.AppendChallenge(stun.AppendHeader(nil, stun.Type{Method: stun.MethodAllocate, Class: stun.ClassError}, m.TransactionID), c, turnauth.Client{Addr: from}, now)
 	var em stun.Message
 	if err := em.Parse(eb); err != nil {
 		t.Fatal(err)
@@ -356,7 +356,7 @@ func TestAuthenticate(t *testing.T) {
 			if err := m.Parse(b); err != nil {
 				t.Fatal(err)
 			}
-			res, c := a.Authenticate(ctx, &m, from, now)
+			res, c := a.Authenticate(ctx, &m, turnauth.Client{Addr: from}, now)
 			if tt.ok && (c != nil || res.Username != "alice") {
 				t.Fatalf("Authenticate = %+v, %+v", res, c)
 			}

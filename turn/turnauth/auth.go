@@ -39,7 +39,8 @@ type Config struct {
 	// between the nodes of a cluster.
 	NonceSecret []byte
 	// NonceTTL is how long a nonce is valid; after that a request gets
-	// 438 and a fresh nonce. Zero means DefaultNonceTTL.
+	// 438 and a fresh nonce. Zero means DefaultNonceTTL; at most
+	// MaxNonceTTL. It is truncated to whole seconds.
 	NonceTTL time.Duration
 	// Algorithms are the password algorithms offered in
 	// PASSWORD-ALGORITHMS, in order of preference. Nil means SHA-256 then
@@ -71,8 +72,8 @@ func (c *Config) Validate() error {
 	if c.NonceSecret != nil && len(c.NonceSecret) < minNonceSecret {
 		return fmt.Errorf("turnauth: NonceSecret is %d bytes, need at least %d", len(c.NonceSecret), minNonceSecret)
 	}
-	if c.NonceTTL < 0 {
-		return fmt.Errorf("turnauth: NonceTTL %v is negative", c.NonceTTL)
+	if c.NonceTTL < 0 || c.NonceTTL > MaxNonceTTL {
+		return fmt.Errorf("turnauth: NonceTTL %v is not between 0 and %v", c.NonceTTL, MaxNonceTTL)
 	}
 	if c.Algorithms != nil && len(c.Algorithms) == 0 {
 		return errors.New("turnauth: Algorithms is empty")
@@ -161,6 +162,73 @@ type Result struct {
 	SHA256 bool
 	// REST is true when the user authenticated with REST credentials.
 	REST bool
+	// Expires is when REST credentials expire; zero for other users.
+	// Authenticate refuses expired REST credentials only on Allocate (see
+	// Authenticate), so later requests of an allocation may carry them.
+	Expires time.Time
+	// NonceIssued is when the request's nonce was minted. A server may
+	// refuse a nonce issued before an event that invalidates what it
+	// authorised (turnserver does after an allocation is deleted).
+	NonceIssued time.Time
+}
+
+// Transport is the transport protocol a request came over, part of the
+// client transport address a nonce is bound to. The zero value is UDP.
+type Transport uint8
+
+// Transports.
+const (
+	UDP Transport = iota
+	TCP
+	TLS
+)
+
+// Client is where a request came from: the client's transport address
+// (IP address and port, as the server sees them) and the transport
+// protocol. A nonce is bound to all three.
+type Client struct {
+	Addr      netip.AddrPort
+	Transport Transport
+}
+
+// Failure says why a request did not authenticate, for counting and
+// logging; it is never sent.
+type Failure uint8
+
+// Failures, in the order of the checks.
+const (
+	// NoCredentials is a request without MESSAGE-INTEGRITY: the first
+	// step of every exchange, not an attack.
+	NoCredentials Failure = iota
+	// BadRequest is a malformed or incomplete set of credential
+	// attributes, or a violated PASSWORD-ALGORITHM rule (400).
+	BadRequest
+	// WrongRealm is a REALM other than the server's.
+	WrongRealm
+	// UnknownUser is a USERNAME or USERHASH nobody has.
+	UnknownUser
+	// BadIntegrity is a known user (or REST-shaped name) whose
+	// MESSAGE-INTEGRITY does not verify: a wrong password or secret.
+	BadIntegrity
+	// StaleNonce is a nonce that expired, is not the server's, or was
+	// issued to another client transport address (438).
+	StaleNonce
+	// ExpiredREST is an Allocate with REST credentials whose HMAC
+	// verifies but whose expiry has passed.
+	ExpiredREST
+	// LookupError is a failed key lookup (500).
+	LookupError
+)
+
+var failureNames = [...]string{"no_credentials", "bad_request", "wrong_realm", "unknown_user",
+	"bad_integrity", "stale_nonce", "expired_rest", "lookup_error"}
+
+// String returns the failure's name in snake case, as metrics label it.
+func (f Failure) String() string {
+	if int(f) < len(failureNames) {
+		return failureNames[f]
+	}
+	return "unknown"
 }
 
 // AppendSignature appends MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256
@@ -182,10 +250,19 @@ type Challenge struct {
 	Code   int
 	Reason string
 	Detail string
+	// Why classifies the failure for metrics and logs.
+	Why Failure
 }
 
-func challenge(code int, detail string) *Challenge {
-	return &Challenge{Code: code, Reason: stun.ReasonPhrase(code), Detail: detail}
+func challenge(code int, why Failure, detail string) *Challenge {
+	return &Challenge{Code: code, Reason: stun.ReasonPhrase(code), Detail: detail, Why: why}
+}
+
+// StaleNonceChallenge is the 438 a server sends when it refuses a nonce
+// for a reason of its own (Result.NonceIssued): the client retries with the
+// fresh nonce the challenge carries.
+func StaleNonceChallenge(detail string) *Challenge {
+	return challenge(stun.CodeStaleNonce, StaleNonce, detail)
 }
 
 // AppendChallenge appends the attributes of the error response for c to a
@@ -194,14 +271,23 @@ func challenge(code int, detail string) *Challenge {
 // PASSWORD-ALGORITHMS when SHA-256 is offered. The caller appends
 // FINGERPRINT (and SOFTWARE, if it wants) afterwards. The response to a 400
 // carries neither REALM nor NONCE (RFC 8489, Section 9.2.4).
-func (a *Authenticator) AppendChallenge(b []byte, c *Challenge, from netip.AddrPort, now time.Time) []byte {
-	b = stun.AppendErrorCode(b, c.Code, c.Reason)
+//
+// The first challenge of an exchange (NoCredentials) has an empty reason
+// phrase, which RFC 8489, Section 14.8 allows: the response to an
+// unauthenticated request is what a spoofed request reflects, so it stays
+// short.
+func (a *Authenticator) AppendChallenge(b []byte, c *Challenge, from Client, now time.Time) []byte {
+	if c.Why == NoCredentials && c.Code == stun.CodeUnauthorized {
+		b = stun.AppendAttr(b, stun.AttrErrorCode, []byte{0, 0, byte(c.Code / 100), byte(c.Code % 100)})
+	} else {
+		b = stun.AppendErrorCode(b, c.Code, c.Reason)
+	}
 	if c.Code != stun.CodeUnauthorized && c.Code != stun.CodeStaleNonce {
 		return b
 	}
 	b = stun.AppendAttrString(b, stun.AttrRealm, a.realm)
 	var buf [64]byte // cookie (13) + base64url of 24 bytes (32)
-	b = stun.AppendAttr(b, stun.AttrNonce, a.appendNonce(buf[:0], from.Addr(), now))
+	b = stun.AppendAttr(b, stun.AttrNonce, a.appendNonce(buf[:0], from, now))
 	if a.features&stun.FeaturePasswordAlgorithms != 0 {
 		b = stun.AppendPasswordAlgorithms(b, a.algs)
 	}
@@ -216,19 +302,26 @@ func (a *Authenticator) AppendChallenge(b []byte, c *Challenge, from netip.AddrP
 // Deviations and choices, where the RFC is silent:
 //   - a REALM other than the configured one gets 401 with the right REALM
 //     (the key would not match anyway);
-//   - a nonce is bound to the client's IP address (not its port, so TCP
-//     reconnections and UDP rebinding to a new port keep it); from another
-//     IP address it is stale (438);
+//   - a nonce is bound to the client's transport address: IP address, port
+//     and transport protocol (as coturn binds it). From any other (another
+//     port of the same host, a new TCP connection) it is stale (438), so a
+//     request captured on one 5-tuple cannot be replayed from another;
 //   - a nonce that is not the server's at all is also answered with 438,
 //     which hands the client a valid one;
 //   - a REST username (EXPIRY:user) is checked against the REST secrets
-//     first and then, if that fails, against Users;
+//     first and then, if that fails, against Users. The HMAC is checked
+//     before the expiry, so only a holder of a valid credential learns that
+//     it expired; a stranger gets the 401 of an unknown user;
+//   - REST credentials are refused once expired only on Allocate: an
+//     allocation made while they were valid lives by its own lifetime and
+//     refreshes, as with coturn and browsers, so a call outlives its
+//     credential;
 //   - USERHASH is resolved only for Users, never for REST credentials.
-func (a *Authenticator) Authenticate(ctx context.Context, m *stun.Message, from netip.AddrPort, now time.Time) (Result, *Challenge) {
+func (a *Authenticator) Authenticate(ctx context.Context, m *stun.Message, from Client, now time.Time) (Result, *Challenge) {
 	// Step 1: no integrity at all: challenge.
 	hasMI, hasMI256 := m.Has(stun.AttrMessageIntegrity), m.Has(stun.AttrMessageIntegritySHA256)
 	if !hasMI && !hasMI256 {
-		return Result{}, challenge(stun.CodeUnauthorized, "no MESSAGE-INTEGRITY")
+		return Result{}, challenge(stun.CodeUnauthorized, NoCredentials, "no MESSAGE-INTEGRITY")
 	}
 
 	// Step 2: integrity but missing credentials: 400.
@@ -237,13 +330,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, m *stun.Message, from 
 	rawRealm, hasRealm := m.Get(stun.AttrRealm)
 	rawNonce, hasNonce := m.Get(stun.AttrNonce)
 	if !hasUser && !hasHash || !hasRealm || !hasNonce {
-		return Result{}, challenge(stun.CodeBadRequest, "MESSAGE-INTEGRITY without USERNAME/USERHASH, REALM or NONCE")
+		return Result{}, challenge(stun.CodeBadRequest, BadRequest, "MESSAGE-INTEGRITY without USERNAME/USERHASH, REALM or NONCE")
 	}
 	if _, err := stun.ParseText(stun.AttrRealm, rawRealm); err != nil {
-		return Result{}, challenge(stun.CodeBadRequest, err.Error())
+		return Result{}, challenge(stun.CodeBadRequest, BadRequest, err.Error())
 	}
 	if _, err := stun.ParseText(stun.AttrNonce, rawNonce); err != nil {
-		return Result{}, challenge(stun.CodeBadRequest, err.Error())
+		return Result{}, challenge(stun.CodeBadRequest, BadRequest, err.Error())
 	}
 	nonce := string(rawNonce)
 
@@ -256,20 +349,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, m *stun.Message, from 
 
 	// Step 4: who is it?
 	if string(rawRealm) != a.realm {
-		return Result{}, challenge(stun.CodeUnauthorized, "wrong REALM")
+		return Result{}, challenge(stun.CodeUnauthorized, WrongRealm, "wrong REALM")
 	}
 	var username string
 	switch {
 	case hasUser:
 		if _, err := stun.ParseText(stun.AttrUsername, rawUser); err != nil {
-			return Result{}, challenge(stun.CodeBadRequest, err.Error())
+			return Result{}, challenge(stun.CodeBadRequest, BadRequest, err.Error())
 		}
 		username = string(rawUser)
 	case a.userhash == nil:
-		return Result{}, challenge(stun.CodeUnauthorized, "USERHASH not supported")
+		return Result{}, challenge(stun.CodeUnauthorized, UnknownUser, "USERHASH not supported")
 	default:
 		if len(rawHash) != 32 {
-			return Result{}, challenge(stun.CodeBadRequest, fmt.Sprintf("USERHASH of %d bytes", len(rawHash)))
+			return Result{}, challenge(stun.CodeBadRequest, BadRequest, fmt.Sprintf("USERHASH of %d bytes", len(rawHash)))
 		}
 		name, err := a.userhash.ByUserhash(ctx, [32]byte(rawHash), a.realm)
 		if err != nil {
@@ -279,17 +372,24 @@ func (a *Authenticator) Authenticate(ctx context.Context, m *stun.Message, from 
 	}
 
 	// Step 5: the key and the integrity check.
-	res, c := a.verify(ctx, m, username, alg, hasUser, hasMI256, now)
+	res, c := a.verify(ctx, m, username, alg, hasUser, hasMI256)
 	if c != nil {
 		return Result{}, c
 	}
 
 	// Step 6: a valid but stale (or foreign) nonce: 438 with a new one.
-	switch a.checkNonce(nonce, from.Addr(), now) {
+	state, issued := a.checkNonce(nonce, from, now)
+	switch state {
 	case nonceExpired:
-		return Result{}, challenge(stun.CodeStaleNonce, "nonce expired")
+		return Result{}, challenge(stun.CodeStaleNonce, StaleNonce, "nonce expired")
 	case nonceForged:
-		return Result{}, challenge(stun.CodeStaleNonce, "nonce not issued to this client")
+		return Result{}, challenge(stun.CodeStaleNonce, StaleNonce, "nonce not issued to this client transport address")
+	}
+	res.NonceIssued = issued
+
+	// REST credentials create allocations only while they are valid.
+	if res.REST && m.Type.Method == stun.MethodAllocate && !now.Before(res.Expires) {
+		return Result{}, &Challenge{Code: stun.CodeUnauthorized, Reason: "Credentials Expired", Detail: "REST credentials expired", Why: ExpiredREST}
 	}
 	return res, nil
 }
@@ -302,7 +402,7 @@ func (a *Authenticator) passwordAlgorithm(m *stun.Message, nonce string) (stun.P
 		// An RFC 5389 exchange: MD5, whatever else the request says.
 		if !a.md5 {
 			// Not a nonce this server issues now: hand out one.
-			return 0, challenge(stun.CodeStaleNonce, "nonce without password algorithms, MD5 disabled")
+			return 0, challenge(stun.CodeStaleNonce, StaleNonce, "nonce without password algorithms, MD5 disabled")
 		}
 		return stun.PasswordMD5, nil
 	}
@@ -312,21 +412,21 @@ func (a *Authenticator) passwordAlgorithm(m *stun.Message, nonce string) (stun.P
 		// "processed as though PASSWORD-ALGORITHM were MD5": how every
 		// client that predates RFC 8489 gets in.
 		if !a.md5 {
-			return 0, challenge(stun.CodeBadRequest, "MD5 password algorithm disabled")
+			return 0, challenge(stun.CodeBadRequest, BadRequest, "MD5 password algorithm disabled")
 		}
 		return stun.PasswordMD5, nil
 	}
 	if !hasAlg || !hasAlgs {
-		return 0, challenge(stun.CodeBadRequest, "PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS must come together")
+		return 0, challenge(stun.CodeBadRequest, BadRequest, "PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS must come together")
 	}
 	var inl [4]stun.PasswordAlgorithmParams
 	offered, err := stun.ParsePasswordAlgorithms(inl[:0], rawAlgs)
 	if err != nil || !a.sameAlgorithms(offered) {
-		return 0, challenge(stun.CodeBadRequest, "PASSWORD-ALGORITHMS differs from the offer")
+		return 0, challenge(stun.CodeBadRequest, BadRequest, "PASSWORD-ALGORITHMS differs from the offer")
 	}
 	chosen, err := stun.ParsePasswordAlgorithm(rawAlg)
 	if err != nil || len(chosen.Params) != 0 || !a.offers(chosen.Algorithm) {
-		return 0, challenge(stun.CodeBadRequest, "PASSWORD-ALGORITHM not offered")
+		return 0, challenge(stun.CodeBadRequest, BadRequest, "PASSWORD-ALGORITHM not offered")
 	}
 	return chosen.Algorithm, nil
 }
@@ -354,8 +454,9 @@ func (a *Authenticator) offers(alg stun.PasswordAlgorithm) bool {
 
 // verify finds the key of username and checks the request's integrity
 // with it: REST secrets first (when the username has the REST shape), then
-// Users.
-func (a *Authenticator) verify(ctx context.Context, m *stun.Message, username string, alg stun.PasswordAlgorithm, restOK, sha256 bool, now time.Time) (Result, *Challenge) {
+// Users. The expiry of REST credentials is not checked here: it is
+// reported in Result.Expires, after the HMAC has verified.
+func (a *Authenticator) verify(ctx context.Context, m *stun.Message, username string, alg stun.PasswordAlgorithm, restOK, sha256 bool) (Result, *Challenge) {
 	check := m.CheckIntegrity
 	if sha256 {
 		check = m.CheckIntegritySHA256
@@ -364,23 +465,19 @@ func (a *Authenticator) verify(ctx context.Context, m *stun.Message, username st
 	var restFail *Challenge
 	if restOK && len(a.secrets) > 0 {
 		if expiry, _, ok := turn.ParseRESTUsername(username); ok {
-			if !now.Before(expiry) {
-				restFail = &Challenge{Code: stun.CodeUnauthorized, Reason: "Credentials Expired", Detail: "REST credentials expired"}
-			} else {
-				for _, s := range a.secrets {
-					key, err := stun.LongTermKey(alg, username, a.realm, turn.RESTPassword(s, username))
-					if err == nil && check(key) == nil {
-						res.Key, res.REST = key, true
-						return res, nil
-					}
+			for _, s := range a.secrets {
+				key, err := stun.LongTermKey(alg, username, a.realm, turn.RESTPassword(s, username))
+				if err == nil && check(key) == nil {
+					res.Key, res.REST, res.Expires = key, true, expiry
+					return res, nil
 				}
-				restFail = challenge(stun.CodeUnauthorized, "REST credentials do not match any secret")
 			}
+			restFail = challenge(stun.CodeUnauthorized, BadIntegrity, "REST credentials do not match any secret")
 		}
 	}
 	if a.users == nil {
 		if restFail == nil {
-			restFail = challenge(stun.CodeUnauthorized, "unknown user (REST credentials only)")
+			restFail = challenge(stun.CodeUnauthorized, UnknownUser, "unknown user (REST credentials only)")
 		}
 		return Result{}, restFail
 	}
@@ -392,7 +489,7 @@ func (a *Authenticator) verify(ctx context.Context, m *stun.Message, username st
 		return Result{}, lookupChallenge(err)
 	}
 	if check(key) != nil {
-		return Result{}, challenge(stun.CodeUnauthorized, "integrity check failed")
+		return Result{}, challenge(stun.CodeUnauthorized, BadIntegrity, "integrity check failed")
 	}
 	res.Key = key
 	return res, nil
@@ -400,7 +497,7 @@ func (a *Authenticator) verify(ctx context.Context, m *stun.Message, username st
 
 func lookupChallenge(err error) *Challenge {
 	if errors.Is(err, ErrUnknownUser) {
-		return challenge(stun.CodeUnauthorized, "unknown user")
+		return challenge(stun.CodeUnauthorized, UnknownUser, "unknown user")
 	}
-	return challenge(stun.CodeServerError, "key lookup: "+err.Error())
+	return challenge(stun.CodeServerError, LookupError, "key lookup: "+err.Error())
 }

@@ -50,12 +50,17 @@ type request struct {
 	sha256   bool // MESSAGE-INTEGRITY-SHA256 instead of MESSAGE-INTEGRITY
 	noMI     bool
 	omit     stun.AttrType // an attribute to leave out
+	method   stun.Method   // 0 means Allocate
 }
 
 func (r request) build(tb testing.TB) *stun.Message {
 	tb.Helper()
 	id := stun.NewTransactionID()
-	b := stun.AppendHeader(nil, allocType, id)
+	typ := allocType
+	if r.method != 0 {
+		typ.Method = r.method
+	}
+	b := stun.AppendHeader(nil, typ, id)
 	b = stun.AppendAttr(b, stun.AttrRequestedTransport, []byte{17, 0, 0, 0})
 	if r.omit != stun.AttrUsername {
 		if r.userhash {
@@ -121,7 +126,7 @@ type offer struct {
 func challengeOf(tb testing.TB, a *Authenticator, c *Challenge, from netip.AddrPort, now time.Time) offer {
 	tb.Helper()
 	b := stun.AppendHeader(nil, errType, stun.NewTransactionID())
-	b = a.AppendChallenge(b, c, from, now)
+	b = a.AppendChallenge(b, c, Client{Addr: from}, now)
 	b = stun.AppendFingerprint(b)
 	var o offer
 	if err := o.m.Parse(b); err != nil {
@@ -150,7 +155,7 @@ func challengeOf(tb testing.TB, a *Authenticator, c *Challenge, from netip.AddrP
 func challenge401(tb testing.TB, a *Authenticator, from netip.AddrPort, now time.Time) offer {
 	tb.Helper()
 	m := request{noMI: true, omit: stun.AttrUsername}.build(tb)
-	_, c := a.Authenticate(context.Background(), m, from, now)
+	_, c := a.Authenticate(context.Background(), m, Client{Addr: from}, now)
 	if c == nil || c.Code != stun.CodeUnauthorized {
 		tb.Fatalf("unauthenticated request: got %+v, want 401", c)
 	}
@@ -163,7 +168,7 @@ func challenge401(tb testing.TB, a *Authenticator, from netip.AddrPort, now time
 
 func mustPass(tb testing.TB, a *Authenticator, m *stun.Message, from netip.AddrPort, now time.Time) Result {
 	tb.Helper()
-	res, c := a.Authenticate(context.Background(), m, from, now)
+	res, c := a.Authenticate(context.Background(), m, Client{Addr: from}, now)
 	if c != nil {
 		tb.Fatalf("Authenticate: %d %s (%s)", c.Code, c.Reason, c.Detail)
 	}
@@ -192,7 +197,7 @@ func mustPass(tb testing.TB, a *Authenticator, m *stun.Message, from netip.AddrP
 
 func mustFail(tb testing.TB, a *Authenticator, m *stun.Message, from netip.AddrPort, now time.Time, code int) *Challenge {
 	tb.Helper()
-	_, c := a.Authenticate(context.Background(), m, from, now)
+	_, c := a.Authenticate(context.Background(), m, Client{Addr: from}, now)
 	if c == nil {
 		tb.Fatalf("Authenticate passed, want %d", code)
 	}
@@ -254,10 +259,55 @@ func TestRFC5389Client(t *testing.T) {
 	if res.Username != "alice" || res.Algorithm != stun.PasswordMD5 || res.SHA256 || res.REST || len(res.Key) != 16 {
 		t.Errorf("Result = %+v", res)
 	}
-	// The same nonce keeps working from another port of the same host
-	// (a new TCP connection) until it expires.
-	other := netip.AddrPortFrom(client.Addr(), 40001)
-	mustPass(t, a, m, other, t0.Add(DefaultNonceTTL-time.Second))
+	mustPass(t, a, m, client, t0.Add(DefaultNonceTTL-time.Second))
+	if !res.NonceIssued.Equal(t0) {
+		t.Errorf("NonceIssued = %v, want %v", res.NonceIssued, t0)
+	}
+}
+
+// TestNonceBoundToTransportAddress replays a signed request from another
+// port of the same host and over another transport: the nonce was issued
+// to one client transport address, so both get 438 (coturn does the same).
+func TestNonceBoundToTransportAddress(t *testing.T) {
+	a := newAuth(t, Config{})
+	o := challenge401(t, a, client, t0)
+	m := request{username: "alice", realm: o.realm, nonce: o.nonce, password: "wonderland"}.build(t)
+	mustPass(t, a, m, client, t0)
+	for _, from := range []Client{
+		{Addr: netip.AddrPortFrom(client.Addr(), client.Port()+1)},
+		{Addr: client, Transport: TCP},
+		{Addr: client, Transport: TLS},
+		{Addr: netip.AddrPortFrom(netip.MustParseAddr("::ffff:192.0.2.10"), client.Port()), Transport: TCP},
+	} {
+		_, c := a.Authenticate(context.Background(), m, from, t0)
+		if c == nil || c.Code != stun.CodeStaleNonce || c.Why != StaleNonce {
+			t.Errorf("replay from %+v: %+v, want 438", from, c)
+		}
+	}
+	// The IPv4-mapped form of the same address and port is the same client.
+	mapped := Client{Addr: netip.AddrPortFrom(netip.MustParseAddr("::ffff:192.0.2.10"), client.Port())}
+	if _, c := a.Authenticate(context.Background(), m, mapped, t0); c != nil {
+		t.Errorf("IPv4-mapped client: %+v", c)
+	}
+}
+
+// TestFirstChallengeIsShort: the 401 to an unauthenticated request, what a
+// spoofed request reflects, has no reason phrase.
+func TestFirstChallengeIsShort(t *testing.T) {
+	a := newAuth(t, Config{})
+	o := challenge401(t, a, client, t0)
+	code, reason, err := o.m.ErrorCode()
+	if err != nil || code != 401 || len(reason) != 0 {
+		t.Errorf("ERROR-CODE %d %q %v, want 401 without a reason", code, reason, err)
+	}
+	// With credentials, the reason phrase is there.
+	m := request{username: "alice", realm: o.realm, nonce: o.nonce, password: "wrong"}.build(t)
+	c := mustFail(t, a, m, client, t0, 401)
+	if o := challengeOf(t, a, c, client, t0); o.m.Has(stun.AttrErrorCode) {
+		if _, reason, _ := o.m.ErrorCode(); string(reason) != "Unauthorized" {
+			t.Errorf("reason %q", reason)
+		}
+	}
 }
 
 func TestRFC8489Client(t *testing.T) {
@@ -440,12 +490,40 @@ func TestREST(t *testing.T) {
 	})
 	t.Run("expired", func(t *testing.T) {
 		c := mustFail(t, a, rest("new-secret", t0).build(t), client, t0, 401)
-		if !strings.Contains(c.Detail, "expired") {
-			t.Errorf("detail %q", c.Detail)
+		if !strings.Contains(c.Detail, "expired") || c.Reason != "Credentials Expired" || c.Why != ExpiredREST {
+			t.Errorf("challenge %+v", c)
+		}
+	})
+	t.Run("expired, wrong HMAC: no hint that REST is in use", func(t *testing.T) {
+		c := mustFail(t, a, rest("guessed", t0.Add(-time.Hour)).build(t), client, t0, 401)
+		if c.Reason != stun.ReasonPhrase(401) || c.Why != BadIntegrity {
+			t.Errorf("challenge %+v, want the plain 401 of a bad password", c)
+		}
+		// What a stranger sees is what an unknown user gets.
+		m := request{username: "mallory", realm: o.realm, nonce: o.nonce, password: "x"}.build(t)
+		u := mustFail(t, a, m, client, t0, 401)
+		if u.Reason != c.Reason {
+			t.Errorf("unknown user %q, expired REST with a wrong HMAC %q", u.Reason, c.Reason)
+		}
+	})
+	t.Run("expired, after the allocation", func(t *testing.T) {
+		// Refresh, CreatePermission, ChannelBind, Connect and
+		// ConnectionBind act on an allocation made while the credential
+		// was valid: they pass, and the Result says when it expired.
+		for _, m := range []stun.Method{stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind,
+			stun.MethodConnect, stun.MethodConnectionBind} {
+			r := rest("new-secret", t0.Add(-time.Minute))
+			r.method = m
+			res := mustPass(t, a, r.build(t), client, t0)
+			if !res.REST || !res.Expires.Equal(t0.Add(-time.Minute)) {
+				t.Errorf("%v: Result = %+v", m, res)
+			}
 		}
 	})
 	t.Run("wrong secret", func(t *testing.T) {
-		mustFail(t, a, rest("guessed", t0.Add(time.Hour)).build(t), client, t0, 401)
+		if c := mustFail(t, a, rest("guessed", t0.Add(time.Hour)).build(t), client, t0, 401); c.Why != BadIntegrity {
+			t.Errorf("Why = %v", c.Why)
+		}
 	})
 	t.Run("static user with REST shaped name", func(t *testing.T) {
 		b := newAuth(t, Config{RESTSecrets: []string{"s"}, Users: StaticUsers{"1:dave": "pw"}})

@@ -17,13 +17,18 @@
 //     the nonce cookie (Section 9.2);
 //   - USERHASH (Section 14.4) when the key lookup can resolve it
 //     (UserhashLookup), announced with the "Username anonymity" bit;
-//   - stateless nonces: an HMAC over an expiry time and the client's IP
-//     address, so that a restarted server, or another node with the same
-//     NonceSecret, accepts them;
+//   - stateless nonces: an HMAC over the issue time, the validity and the
+//     client's transport address (IP address, port and transport), so that
+//     a restarted server, or another node with the same NonceSecret,
+//     accepts them, and a request captured on one 5-tuple cannot be
+//     replayed from another; the issue time is reported
+//     (Result.NonceIssued) so that a server can refuse a nonce older than
+//     an event of its own;
 //   - TURN REST API ephemeral credentials (draft-uberti-behave-turn-rest,
 //     coturn's use-auth-secret): username "EXPIRY:user", password
 //     base64(HMAC-SHA1(secret, username)), verified against every configured
-//     secret so that secrets can be rotated.
+//     secret so that secrets can be rotated. The HMAC is checked before the
+//     expiry, and the expiry only on Allocate.
 //
 // # Old clients and the password algorithm bid-down rule
 //

@@ -38,7 +38,7 @@ func FuzzAuthenticate(f *testing.F) {
 		if m.Parse(b) != nil {
 			return
 		}
-		res, c := a.Authenticate(context.Background(), &m, from, t0)
+		res, c := a.Authenticate(context.Background(), &m, Client{Addr: from}, t0)
 		out := stun.AppendHeader(nil, errType, m.TransactionID)
 		if c == nil {
 			if len(res.Key) == 0 || res.Username == "" {
@@ -52,7 +52,7 @@ func FuzzAuthenticate(f *testing.F) {
 		default:
 			t.Fatalf("unexpected code %d", c.Code)
 		}
-		out = a.AppendChallenge(out, c, from, t0)
+		out = a.AppendChallenge(out, c, Client{Addr: from}, t0)
 		var back stun.Message
 		if err := back.Parse(out); err != nil {
 			t.Fatalf("challenge does not parse: %v", err)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -15,22 +14,28 @@ import (
 
 // A stateless nonce is
 //
-//	[nonce cookie + features]  base64url( expiry(8) | salt(4) | mac(12) )
+//	[nonce cookie + features]  base64url( issued(7) | ttl(2) | salt(3) | mac(12) )
 //
-// where expiry is the Unix time in seconds after which the nonce is stale,
-// salt is random (so that two clients behind one IP address never get the
-// same nonce, RFC 8489, Section 9.2.4), and mac is HMAC-SHA256 under the
-// nonce secret of a label, the feature bits, the realm, expiry, salt and the
-// client's IP address, cut to 12 bytes. The cookie is present when the
-// feature set is not empty. Nothing is stored: any Authenticator with the
-// same secret and realm verifies the nonce.
+// where issued is when the nonce was minted, in microseconds since the Unix
+// epoch, ttl is how many seconds it stays valid after that, salt is random
+// (so that no two challenges give the same nonce, RFC 8489, Section 9.2.4),
+// and mac is HMAC-SHA256 under the nonce secret of a label, the feature
+// bits, the realm, issued, ttl, salt and the client's transport address
+// (IP address, port and transport protocol), cut to 12 bytes. The cookie is
+// present when the feature set is not empty. Nothing is stored: any
+// Authenticator with the same secret and realm verifies the nonce, and the
+// validity it was minted with travels in it. The issue time lets a server
+// refuse a nonce older than an event it knows of (Result.NonceIssued).
 const (
-	nonceBodySize = 8 + 4 + 12
+	nonceBodySize = 7 + 2 + 3 + 12
 	nonceMACSize  = 12
-	nonceLabel    = "icebreaker turn nonce v1"
+	nonceLabel    = "icebreaker turn nonce v2"
 	// cookieLen is the nonce cookie plus its 4 base64 characters of
 	// feature bits.
 	cookieLen = len(stun.NonceCookie) + 4
+	// MaxNonceTTL is the longest Config.NonceTTL: the nonce holds its
+	// validity in two bytes of seconds.
+	MaxNonceTTL = 65535 * time.Second
 )
 
 var nonceEncoding = base64.RawURLEncoding
@@ -44,7 +49,7 @@ const (
 	nonceForged             // not ours: bad format, MAC, or client address
 )
 
-func (a *Authenticator) nonceMAC(dst []byte, features uint32, expiry uint64, salt []byte, ip netip.Addr) []byte {
+func (a *Authenticator) nonceMAC(dst []byte, features uint32, head []byte, from Client) []byte {
 	h := hmac.New(sha256.New, a.nonceSecret)
 	var buf [64]byte
 	b := append(buf[:0], nonceLabel...)
@@ -52,55 +57,63 @@ func (a *Authenticator) nonceMAC(dst []byte, features uint32, expiry uint64, sal
 	b = binary.BigEndian.AppendUint16(b, uint16(len(a.realm)))
 	h.Write(b)
 	h.Write([]byte(a.realm))
-	b = binary.BigEndian.AppendUint64(buf[:0], expiry)
-	b = append(b, salt...)
-	ip16 := ip.Unmap().As16()
-	if !ip.IsValid() {
+	b = append(buf[:0], head...) // issued, ttl, salt
+	ip16 := from.Addr.Addr().Unmap().As16()
+	if !from.Addr.Addr().IsValid() {
 		ip16 = [16]byte{}
 	}
 	b = append(b, ip16[:]...)
+	b = binary.BigEndian.AppendUint16(b, from.Addr.Port())
+	b = append(b, byte(from.Transport))
 	h.Write(b)
 	var sum [sha256.Size]byte
 	return append(dst, h.Sum(sum[:0])[:nonceMACSize]...)
 }
 
-// appendNonce appends a fresh nonce for a client at ip, valid until now+TTL.
-func (a *Authenticator) appendNonce(b []byte, ip netip.Addr, now time.Time) []byte {
+// appendNonce appends a fresh nonce for a client at from, issued now and
+// valid for the TTL.
+func (a *Authenticator) appendNonce(b []byte, from Client, now time.Time) []byte {
 	if a.features != 0 {
 		b = stun.AppendNonceCookie(b, a.features)
 	}
 	var body [nonceBodySize]byte
-	expiry := uint64(now.Add(a.nonceTTL).Unix())
-	binary.BigEndian.PutUint64(body[:8], expiry)
-	_, _ = rand.Read(body[8:12]) // crypto/rand.Read never fails on Linux.
-	a.nonceMAC(body[12:12], a.features, expiry, body[8:12], ip)
+	var issued [8]byte
+	binary.BigEndian.PutUint64(issued[:], uint64(max(now.UnixMicro(), 0)))
+	copy(body[0:7], issued[1:])
+	binary.BigEndian.PutUint16(body[7:9], uint16(a.nonceTTL/time.Second))
+	_, _ = rand.Read(body[9:12]) // crypto/rand.Read never fails on Linux.
+	a.nonceMAC(body[12:12], a.features, body[:12], from)
 	return nonceEncoding.AppendEncode(b, body[:])
 }
 
-// checkNonce verifies a nonce received from ip.
-func (a *Authenticator) checkNonce(nonce string, ip netip.Addr, now time.Time) nonceState {
+// checkNonce verifies a nonce received from from and returns when it was
+// issued.
+func (a *Authenticator) checkNonce(nonce string, from Client, now time.Time) (nonceState, time.Time) {
 	var features uint32
 	if strings.HasPrefix(nonce, stun.NonceCookie) {
 		f, ok := stun.NonceFeatures(nonce)
 		if !ok {
-			return nonceForged
+			return nonceForged, time.Time{}
 		}
 		features, nonce = f, nonce[cookieLen:]
 	}
 	if nonceEncoding.DecodedLen(len(nonce)) != nonceBodySize {
-		return nonceForged
+		return nonceForged, time.Time{}
 	}
 	var body [nonceBodySize]byte
 	if n, err := nonceEncoding.Decode(body[:], []byte(nonce)); err != nil || n != nonceBodySize {
-		return nonceForged
+		return nonceForged, time.Time{}
 	}
-	expiry := binary.BigEndian.Uint64(body[:8])
 	var mac [nonceMACSize]byte
-	if !hmac.Equal(a.nonceMAC(mac[:0], features, expiry, body[8:12], ip), body[12:]) {
-		return nonceForged
+	if !hmac.Equal(a.nonceMAC(mac[:0], features, body[:12], from), body[12:]) {
+		return nonceForged, time.Time{}
 	}
-	if expiry > uint64(1<<62) || now.Unix() >= int64(expiry) {
-		return nonceExpired
+	var b8 [8]byte
+	copy(b8[1:], body[0:7])
+	issued := time.UnixMicro(int64(binary.BigEndian.Uint64(b8[:])))
+	ttl := time.Duration(binary.BigEndian.Uint16(body[7:9])) * time.Second
+	if !now.Before(issued.Add(ttl)) {
+		return nonceExpired, issued
 	}
-	return nonceValid
+	return nonceValid, issued
 }
