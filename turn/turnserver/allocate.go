@@ -95,10 +95,22 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodeBadRequest, "Malformed LIFETIME")
 	}
 	lifetime := s.cfg.lifetime(d, present)
+	// A reservation is taken out of the table before the quotas are
+	// counted: it held one of its user's allocations, which the new
+	// allocation may now use.
+	var res *reservation
+	if hasToken {
+		if res = s.redeem(token); res == nil { // taken by a concurrent request since step 5
+			return s.fail(out, r, stun.CodeInsufficientCapacity, "Unknown or expired RESERVATION-TOKEN")
+		}
+	}
 	// Step 10: quotas, per user (486) and for the server (508).
-	u, code := s.admit(quotaKey(r.auth))
+	u, code, why := s.admit(quotaKey(r.auth))
 	if code != 0 {
-		return s.fail(out, r, code, "")
+		if res != nil {
+			res.release(s)
+		}
+		return s.refuse(out, r, why, code)
 	}
 	a := &allocation{
 		s:        s,
@@ -117,12 +129,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 	// The relayed transport addresses.
 	var relays [2]*relay
 	var next *net.UDPConn
-	if hasToken {
-		res := s.redeem(token)
-		if res == nil { // taken by a concurrent request since step 5
-			s.unadmit(u)
-			return s.fail(out, r, stun.CodeInsufficientCapacity, "Unknown or expired RESERVATION-TOKEN")
-		}
+	if res != nil {
 		if df {
 			if err := udpio.SetDontFragment(res.conn, family == turn.FamilyIPv4); err != nil {
 				res.release(s)
@@ -135,7 +142,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		conn, nx, err := s.openRelay(family, even, reserve, df)
 		if err != nil {
 			s.unadmit(u)
-			return s.fail(out, r, stun.CodeInsufficientCapacity, "No relay port available")
+			return s.refuse(out, r, refusePorts, stun.CodeInsufficientCapacity)
 		}
 		relays[familyIndex(family)] = s.newRelay(a, family, conn)
 		next = nx
@@ -150,8 +157,21 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		}
 	}
 	if next != nil {
-		if a.token, a.hasToken = s.reserve(family, next, r.now); !a.hasToken {
+		// The reserved port counts against the user's allocations until
+		// it is used or expires.
+		var full bool
+		if a.token, a.hasToken, full = s.reserve(family, next, r.now, u); !a.hasToken {
 			next.Close()
+			s.ports[familyIndex(family)].release(addrPortOf(next.LocalAddr()).Port())
+			if full {
+				for _, rl := range relays {
+					if rl != nil {
+						rl.close()
+					}
+				}
+				s.unadmit(u)
+				return s.refuse(out, r, refuseUserAllocations, stun.CodeAllocationQuotaReached)
+			}
 		}
 	}
 	// Publish: into the table unless the 5-tuple was taken meanwhile or
@@ -197,17 +217,18 @@ func (s *Server) newRelay(a *allocation, f turn.Family, conn *net.UDPConn) *rela
 }
 
 // admit counts a new allocation against the quotas, or returns the error
-// code that refuses it. RFC 8656, Section 7.2, step 10.
-func (s *Server) admit(username string) (*user, int) {
+// code that refuses it and which quota did. RFC 8656, Section 7.2, step
+// 10. A user's allocations include its ports reserved by EVEN-PORT.
+func (s *Server) admit(username string) (*user, int, refusal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.users[username]
 	q := s.cfg.Quotas
 	if u != nil && q.AllocationsPerUser > 0 && u.allocs >= q.AllocationsPerUser {
-		return nil, stun.CodeAllocationQuotaReached
+		return nil, stun.CodeAllocationQuotaReached, refuseUserAllocations
 	}
 	if q.TotalAllocations > 0 && s.count >= q.TotalAllocations {
-		return nil, stun.CodeInsufficientCapacity
+		return nil, stun.CodeInsufficientCapacity, refuseTotalAllocations
 	}
 	if u == nil {
 		u = &user{name: username, bucket: newBucket(q.BandwidthPerUser)}
@@ -215,13 +236,19 @@ func (s *Server) admit(username string) (*user, int) {
 	}
 	u.allocs++
 	s.count++
-	return u, 0
+	return u, 0, 0
 }
 
 func (s *Server) unadmit(u *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count--
+	s.releaseUserLocked(u)
+}
+
+// releaseUserLocked returns one of u's allocations (or reservations) to
+// its quota. s.mu must be held.
+func (s *Server) releaseUserLocked(u *user) {
 	u.allocs--
 	if u.allocs == 0 {
 		delete(s.users, u.name)

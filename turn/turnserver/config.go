@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 )
@@ -23,6 +24,10 @@ const (
 	DefaultPortMin            = 49152
 	DefaultPortMax            = 65535
 	DefaultAllocationsPerUser = 10
+	// DefaultPermissionsPerAllocation is enough for an SFU or a mesh call
+	// (eturnal's 10 is not) and keeps CreatePermission and the janitor's
+	// work per allocation bounded.
+	DefaultPermissionsPerAllocation = 128
 	// ReservationLifetime is how long a port reserved by EVEN-PORT with
 	// the R bit is held for its RESERVATION-TOKEN (RFC 8656, Section 7.2:
 	// at least 30 seconds).
@@ -33,8 +38,8 @@ const (
 // 9.2.4, as *turnauth.Authenticator implements it. Tests may inject their
 // own. Both methods must be safe for concurrent use.
 type Authenticator interface {
-	Authenticate(ctx context.Context, m *stun.Message, from netip.AddrPort, now time.Time) (turnauth.Result, *turnauth.Challenge)
-	AppendChallenge(b []byte, c *turnauth.Challenge, from netip.AddrPort, now time.Time) []byte
+	Authenticate(ctx context.Context, m *stun.Message, from turnauth.Client, now time.Time) (turnauth.Result, *turnauth.Challenge)
+	AppendChallenge(b []byte, c *turnauth.Challenge, from turnauth.Client, now time.Time) []byte
 }
 
 // PeerPolicy decides which peers the relay may reach, as *policy.Policy
@@ -66,6 +71,11 @@ type Quotas struct {
 	// counted in Stats.DroppedQuota. 0 means unlimited.
 	BandwidthPerAllocation int64
 	BandwidthPerUser       int64
+	// PermissionsPerAllocation bounds the permissions of one allocation
+	// (CreatePermission and ChannelBind install them); a request that
+	// would pass it gets 508 and installs nothing. 0 means
+	// DefaultPermissionsPerAllocation; negative means unlimited.
+	PermissionsPerAllocation int
 }
 
 // Config configures a Server. The zero value of a field means its
@@ -112,6 +122,12 @@ type Config struct {
 	// Software is the SOFTWARE attribute of every response; "" (the
 	// default) sends none.
 	Software string
+	// ErrorLimiter, when set, bounds the error responses to
+	// unauthenticated requests (401, 438, 400) per source address: past
+	// its rate such requests get no answer, so the server is a poor
+	// reflector for spoofed requests (RFC 8489, Section 16.1.2 names the
+	// amplification risk). nil answers every request.
+	ErrorLimiter *iplimit.Limiter
 	// Logger receives allocation lifecycle events at debug level and
 	// errors; never per-packet events. nil is silent.
 	Logger *slog.Logger
@@ -212,6 +228,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Quotas.AllocationsPerUser == 0 {
 		c.Quotas.AllocationsPerUser = DefaultAllocationsPerUser
+	}
+	if c.Quotas.PermissionsPerAllocation == 0 {
+		c.Quotas.PermissionsPerAllocation = DefaultPermissionsPerAllocation
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -18,7 +18,7 @@ func TestAllocateRetransmission(t *testing.T) {
 	first := c.allocate() // learns the nonce
 	_ = first
 	c2 := dialClient(t, "udp", e.udp, "alice")
-	c2.nonce, c2.realm = c.nonce, c.realm
+	c2.challenge() // nonces are bound to the client's transport address
 	id := stun.NewTransactionID()
 	req := c2.build(stun.Type{Method: stun.MethodAllocate, Class: stun.ClassRequest}, id, true, transport(turn.ProtoUDP), evenPort(true))
 	m1 := c2.roundTrip(req, id)

@@ -323,6 +323,21 @@ func (c *client) do(method stun.Method, attrs ...attrFn) *stun.Message {
 	return nil
 }
 
+// challenge sends an unauthenticated request and learns the nonce and
+// realm of the 401.
+func (c *client) challenge() {
+	c.t.Helper()
+	id := stun.NewTransactionID()
+	m := c.roundTrip(c.build(stun.Type{Method: stun.MethodAllocate, Class: stun.ClassRequest}, id, false, transport(turn.ProtoUDP)), id)
+	checkCode(c.t, m, stun.CodeUnauthorized)
+	nonce, err1 := m.Nonce()
+	rlm, err2 := m.Realm()
+	if err1 != nil || err2 != nil {
+		c.t.Fatalf("401 without NONCE or REALM: %v, %v", err1, err2)
+	}
+	c.nonce, c.realm = nonce, rlm
+}
+
 // checkCode fails unless m is an error response with code.
 func checkCode(t testing.TB, m *stun.Message, code int) {
 	t.Helper()

@@ -39,15 +39,20 @@ type allocator struct {
 func newAllocator(t testing.TB, s *Server) *allocator {
 	t.Helper()
 	al := &allocator{s: s, local: netip.MustParseAddrPort("127.0.0.1:3478"), out: make([]byte, 0, 1024)}
-	// One challenge gives the nonce; it is bound to the client IP only.
-	resp := al.do(netip.MustParseAddrPort("127.0.0.1:1"), false)
-	nonce, err := resp.Nonce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	al.nonce = nonce
 	al.key, _ = stun.LongTermKey(stun.PasswordMD5, "alice", realm, users["alice"])
 	return al
+}
+
+// challenge learns the nonce for a client at from: nonces are bound to
+// the client's transport address.
+func (al *allocator) challenge(tb testing.TB, from netip.AddrPort) {
+	tb.Helper()
+	resp := al.do(from, false)
+	nonce, err := resp.Nonce()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	al.nonce = nonce
 }
 
 func (al *allocator) do(from netip.AddrPort, auth bool) *stun.Message {
@@ -91,11 +96,14 @@ func TestMemoryPerAllocation(t *testing.T) {
 	}
 	defer s.Close()
 	al := newAllocator(t, s)
+	al.challenge(t, netip.MustParseAddrPort("127.0.0.1:2"))
 	al.do(netip.MustParseAddrPort("127.0.0.1:2"), true) // warm up: janitor, pools
 
 	heap0, rss0 := memNow()
 	for i := range n {
-		m := al.do(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(10000+i)), true)
+		from := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(10000+i))
+		al.challenge(t, from)
+		m := al.do(from, true)
 		if m.Type.Class != stun.ClassSuccess {
 			code, reason, _ := m.ErrorCode()
 			t.Fatalf("allocation %d: %d %s", i, code, reason)

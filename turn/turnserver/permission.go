@@ -22,6 +22,7 @@ func (s *Server) createPermission(out []byte, r *request) []byte {
 	}
 	var buf [8]netip.Addr
 	ips := buf[:0]
+	limit := s.cfg.Quotas.PermissionsPerAllocation
 	for _, at := range r.m.Attrs {
 		if at.Type != stun.AttrXORPeerAddress {
 			continue
@@ -38,15 +39,23 @@ func (s *Server) createPermission(out []byte, r *request) []byte {
 			judged = netip.AddrPortFrom(peer.Addr(), permissionCheckPort)
 		}
 		if code := s.judge(judged); code != 0 {
-			return s.fail(out, r, code, "")
+			return s.refuse(out, r, refusePolicy, code)
 		}
 		ips = append(ips, peer.Addr())
+		if limit > 0 && len(ips) > limit {
+			// More peers than an allocation may hold: refused before
+			// judging (and collecting) the rest.
+			return s.refuse(out, r, refusePermissions, stun.CodeInsufficientCapacity)
+		}
 	}
 	if len(ips) == 0 {
 		return s.fail(out, r, stun.CodeBadRequest, "XOR-PEER-ADDRESS missing")
 	}
-	if !a.permit(ips, r.now+int64(s.cfg.PermissionLifetime)) {
+	switch a.permit(ips, r.now+int64(s.cfg.PermissionLifetime), s.cfg.Quotas.PermissionsPerAllocation) {
+	case permitDeleted:
 		return s.fail(out, r, stun.CodeAllocationMismatch, "")
+	case permitFull:
+		return s.refuse(out, r, refusePermissions, stun.CodeInsufficientCapacity)
 	}
 	return s.finish(successHeader(out, r), r)
 }
@@ -94,9 +103,11 @@ func (s *Server) channelBind(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodePeerAddressFamilyMismatch, "")
 	}
 	if code := s.judge(peer); code != 0 {
-		return s.fail(out, r, code, "")
+		return s.refuse(out, r, refusePolicy, code)
 	}
-	switch a.bind(num, peer, r.now+int64(s.cfg.ChannelLifetime), r.now+int64(s.cfg.PermissionLifetime)) {
+	switch a.bind(num, peer, r.now+int64(s.cfg.ChannelLifetime), r.now+int64(s.cfg.PermissionLifetime), s.cfg.Quotas.PermissionsPerAllocation) {
+	case bindFull:
+		return s.refuse(out, r, refusePermissions, stun.CodeInsufficientCapacity)
 	case bindChannelTaken:
 		return s.fail(out, r, stun.CodeBadRequest, "Channel bound to another peer")
 	case bindPeerTaken:

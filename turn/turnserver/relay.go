@@ -170,11 +170,14 @@ func listenRelay(ip netip.Addr, port uint16, dontFragment bool) (*net.UDPConn, e
 
 // reservation is a port held for a RESERVATION-TOKEN (RFC 8656, Section
 // 7.2, EVEN-PORT with the R bit): the bound socket itself, so that no
-// other program takes the port meanwhile.
+// other program takes the port meanwhile. It counts as one of its user's
+// allocations until it is redeemed or expires, so reserving cannot escape
+// the quota.
 type reservation struct {
 	family  turn.Family
 	conn    *net.UDPConn
 	expires int64
+	user    *user // whose quota it counts against; nil once released
 }
 
 func newToken() [8]byte {
@@ -183,17 +186,22 @@ func newToken() [8]byte {
 	return t
 }
 
-// reserve files next under a fresh token. It returns false when the
-// server is closed.
-func (s *Server) reserve(f turn.Family, next *net.UDPConn, now int64) ([8]byte, bool) {
-	tok := newToken()
+// reserve files next under a fresh token, counted against u. It returns
+// ok false when the server is closed, and full as well when u has no
+// allocation left for it.
+func (s *Server) reserve(f turn.Family, next *net.UDPConn, now int64, u *user) (tok [8]byte, ok, full bool) {
+	tok = newToken()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return tok, false
+		return tok, false, false
 	}
-	s.reservations[tok] = &reservation{family: f, conn: next, expires: now + int64(ReservationLifetime)}
-	return tok, true
+	if q := s.cfg.Quotas.AllocationsPerUser; q > 0 && u.allocs >= q {
+		return tok, false, true
+	}
+	u.allocs++
+	s.reservations[tok] = &reservation{family: f, conn: next, expires: now + int64(ReservationLifetime), user: u}
+	return tok, true, false
 }
 
 // reservationFamily reports whether tok is a live reservation, and its
@@ -208,15 +216,30 @@ func (s *Server) reservationFamily(tok [8]byte) (turn.Family, bool) {
 	return r.family, true
 }
 
-// redeem takes the reservation of tok out of the table.
+// redeem takes the reservation of tok out of the table and returns its
+// user's allocation to the quota.
 func (s *Server) redeem(tok [8]byte) *reservation {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.reservations[tok]
 	delete(s.reservations, tok)
+	if r != nil {
+		r.unreserveLocked(s)
+	}
 	return r
 }
 
+// unreserveLocked returns the reservation's count to its user. s.mu must
+// be held.
+func (r *reservation) unreserveLocked(s *Server) {
+	if r.user != nil {
+		s.releaseUserLocked(r.user)
+		r.user = nil
+	}
+}
+
+// release closes the reserved socket and frees the port; the reservation
+// must be out of the table and unreserved.
 func (r *reservation) release(s *Server) {
 	port := addrPortOf(r.conn.LocalAddr()).Port()
 	r.conn.Close()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
+	"github.com/icebreaker-net/icebreaker/internal/ratelog"
 	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -58,6 +60,11 @@ type Server struct {
 	nextPoller atomic.Uint32 // spreads relays over pollers
 	gone       totals        // counters of deleted allocations
 
+	abuse    abuse
+	abuseLog *ratelog.Logger // refusals and failures, rate-limited per source
+	graves   *graveyard      // last deletion per 5-tuple, against replayed nonces
+	errLimit *iplimit.Limiter
+
 	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
 	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
 
@@ -84,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 		reservations: make(map[[8]byte]*reservation),
 		peerConns:    make(map[uint32]*peerConn),
 		done:         make(chan struct{}),
+		abuseLog:     ratelog.New(ratelog.Config{Logger: c.Logger, Now: c.Clock}),
+		graves:       newGraveyard(),
+		errLimit:     c.ErrorLimiter,
 	}
 	s.relayIP = [2]netip.Addr{c.RelayIPv4, c.RelayIPv6}
 	s.publicIP = s.relayIP
@@ -140,6 +150,10 @@ func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
 	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind,
 		stun.MethodConnect, stun.MethodConnectionBind:
 	default:
+		if !s.errLimit.Allow(req.From.Addr()) {
+			s.abuse.errorsLimited.Add(1)
+			return nil
+		}
 		b := stun.AppendHeader(out, stun.Type{Method: m.Type.Method, Class: stun.ClassError}, m.TransactionID)
 		b = stun.AppendErrorCode(b, stun.CodeBadRequest, "Unsupported method")
 		return stun.AppendFingerprint(s.appendSoftware(b))
@@ -153,10 +167,35 @@ func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
 	}
 	// RFC 8656, Section 5 and RFC 8489, Section 9.2.4: authenticate
 	// first; 401 and 438 carry the realm and a fresh nonce.
-	res, ch := s.auth.Authenticate(context.Background(), m, req.From, wall)
+	client := turnauth.Client{Addr: req.From, Transport: authTransport(r.key.transport)}
+	res, ch := s.auth.Authenticate(context.Background(), m, client, wall)
+	if ch != nil && ch.Why == turnauth.StaleNonce {
+		if ctl, ok := s.controlClient(r); ok {
+			if res2, ch2 := s.auth.Authenticate(context.Background(), m, ctl, wall); ch2 == nil {
+				res, ch = res2, nil
+			}
+		}
+	}
+	if ch == nil && s.graves.refuses(r.key, res.NonceIssued.UnixMicro()) {
+		// The nonce predates the deletion of an allocation on this
+		// 5-tuple: what it signed may be a replay aimed at a later one.
+		s.abuse.nonceReplays.Add(1)
+		ch = turnauth.StaleNonceChallenge("nonce issued before an allocation on this 5-tuple was deleted")
+	}
 	if ch != nil {
+		s.authFailed(m, req, ch)
+		if !s.errLimit.Allow(req.From.Addr()) {
+			s.abuse.errorsLimited.Add(1)
+			return nil
+		}
 		b := stun.AppendHeader(out, stun.Type{Method: m.Type.Method, Class: stun.ClassError}, m.TransactionID)
-		b = s.auth.AppendChallenge(b, ch, req.From, wall)
+		b = s.auth.AppendChallenge(b, ch, client, wall)
+		if !m.Has(stun.AttrFingerprint) {
+			// RFC 8489, Section 7.3.1 leaves FINGERPRINT to the
+			// usage; a client that sends none needs none, and the
+			// answer to a spoofed request stays short.
+			return s.appendSoftware(b)
+		}
 		return stun.AppendFingerprint(s.appendSoftware(b))
 	}
 	r.auth = res
@@ -177,6 +216,32 @@ func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
 		return s.channelBind(out, r)
 	}
 	return s.serveTCPRelay(out, r)
+}
+
+// controlClient returns, for a ConnectionBind, the client transport
+// address of the control connection of its allocation: RFC 6062 (Section
+// 4.4) sends ConnectionBind on a new data connection, and clients sign it
+// with the control connection's nonce. That nonce is accepted from the
+// same IP address only.
+func (s *Server) controlClient(r *request) (turnauth.Client, bool) {
+	if r.m.Type.Method != stun.MethodConnectionBind || r.key.transport == transportUDP {
+		return turnauth.Client{}, false
+	}
+	v, ok := r.m.Get(stun.AttrConnectionID)
+	if !ok {
+		return turnauth.Client{}, false
+	}
+	cid, err := turn.ParseConnectionID(v)
+	if err != nil {
+		return turnauth.Client{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pc := s.peerConns[cid]
+	if pc == nil || pc.a.key.client.Addr() != r.key.client.Addr() {
+		return turnauth.Client{}, false
+	}
+	return turnauth.Client{Addr: pc.a.key.client, Transport: authTransport(pc.a.key.transport)}, true
 }
 
 // knownAttr reports the comprehension-required attributes the server
@@ -248,6 +313,9 @@ func (s *Server) Close() error {
 		close(s.done)
 		res := s.reservations
 		s.reservations = make(map[[8]byte]*reservation)
+		for _, r := range res {
+			r.unreserveLocked(s)
+		}
 		s.mu.Unlock()
 		s.allocs.each(func(a *allocation) { s.remove(a, "server closed") })
 		for _, r := range res {
@@ -304,6 +372,7 @@ func (s *Server) sweep() {
 		if r.expires <= now {
 			due = append(due, r)
 			delete(s.reservations, tok)
+			r.unreserveLocked(s)
 		}
 	}
 	s.mu.Unlock()
@@ -338,12 +407,10 @@ func (s *Server) remove(a *allocation, why string) {
 	if a.stream {
 		a.conn.KeepOpen(false)
 	}
+	s.graves.bury(a.key, s.cfg.Clock().UnixMicro())
 	s.mu.Lock()
 	s.count--
-	a.user.allocs--
-	if a.user.allocs == 0 {
-		delete(s.users, a.user.name)
-	}
+	s.releaseUserLocked(a.user)
 	s.gone.add(a)
 	s.mu.Unlock()
 	if info {

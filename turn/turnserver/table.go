@@ -3,6 +3,8 @@ package turnserver
 import (
 	"net/netip"
 	"sync"
+
+	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 )
 
 // Client transports, the protocol part of a 5-tuple.
@@ -20,6 +22,18 @@ func transportOf(network string) uint8 {
 		return transportTLS
 	}
 	return transportUDP
+}
+
+// authTransport names a client transport for turnauth, which binds nonces
+// to it.
+func authTransport(t uint8) turnauth.Transport {
+	switch t {
+	case transportTCP:
+		return turnauth.TCP
+	case transportTLS:
+		return turnauth.TLS
+	}
+	return turnauth.UDP
 }
 
 // fiveTuple identifies an allocation: the client's address, the server

@@ -97,14 +97,14 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodeBadRequest, "Malformed LIFETIME")
 	}
 	lifetime := s.cfg.lifetime(d, present)
-	u, code := s.admit(quotaKey(r.auth))
+	u, code, why := s.admit(quotaKey(r.auth))
 	if code != 0 {
-		return s.fail(out, r, code, "")
+		return s.refuse(out, r, why, code)
 	}
 	ln, err := s.openTCPRelay(family)
 	if err != nil {
 		s.unadmit(u)
-		return s.fail(out, r, stun.CodeInsufficientCapacity, "No relay port available")
+		return s.refuse(out, r, refusePorts, stun.CodeInsufficientCapacity)
 	}
 	local := addrPortOf(ln.Addr())
 	tr := &tcpRelay{ln: ln, family: family, local: local, public: local}
@@ -262,7 +262,7 @@ func (s *Server) connect(out []byte, r *request) []byte {
 		return s.fail(out, r, stun.CodePeerAddressFamilyMismatch, "")
 	}
 	if code := s.judge(peer); code != 0 {
-		return s.fail(out, r, code, "")
+		return s.refuse(out, r, refusePolicy, code)
 	}
 	s.mu.Lock()
 	if s.closed {
