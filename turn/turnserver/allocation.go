@@ -49,16 +49,22 @@ const indexMin = 8
 
 var emptyPeers = &peerTable{}
 
-// index builds the indexes of a table about to be published.
-func (t *peerTable) index() {
+// index builds the indexes of a table about to be published, a copy of
+// old: an index whose entries did not move (a refresh changes expiry
+// times only) is shared with old instead of rebuilt.
+func (t *peerTable) index(old *peerTable) {
 	t.permIdx, t.numIdx, t.peerIdx = nil, nil, nil
-	if len(t.perms) > indexMin {
+	if old.permIdx != nil && slices.EqualFunc(t.perms, old.perms, func(a, b permission) bool { return a.ip == b.ip }) {
+		t.permIdx = old.permIdx
+	} else if len(t.perms) > indexMin {
 		t.permIdx = make(map[netip.Addr]struct{}, len(t.perms))
 		for _, p := range t.perms {
 			t.permIdx[p.ip] = struct{}{}
 		}
 	}
-	if len(t.chans) > indexMin {
+	if old.numIdx != nil && slices.EqualFunc(t.chans, old.chans, func(a, b channel) bool { return a.num == b.num && a.peer == b.peer }) {
+		t.numIdx, t.peerIdx = old.numIdx, old.peerIdx
+	} else if len(t.chans) > indexMin {
 		t.numIdx = make(map[uint16]int32, len(t.chans))
 		t.peerIdx = make(map[netip.AddrPort]int32, len(t.chans))
 		for i, c := range t.chans {
@@ -232,7 +238,7 @@ func (a *allocation) permit(ips []netip.Addr, until int64, limit int) permitResu
 	for _, ip := range ips {
 		t.addPermission(ip, until)
 	}
-	t.index()
+	t.index(old)
 	a.peers.Store(t)
 	return permitOK
 }
@@ -290,7 +296,7 @@ func (a *allocation) bind(num uint16, peer netip.AddrPort, chanUntil, permUntil 
 		t.chans = append(t.chans, channel{num: num, peer: peer, expires: chanUntil})
 	}
 	t.addPermission(peer.Addr(), permUntil)
-	t.index()
+	t.index(old)
 	a.peers.Store(t)
 	return bindOK
 }
@@ -316,7 +322,7 @@ func (a *allocation) expirePeers(now int64) {
 			t.chans = append(t.chans, c)
 		}
 	}
-	t.index()
+	t.index(old)
 	a.peers.Store(t)
 }
 
