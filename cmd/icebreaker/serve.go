@@ -288,8 +288,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		servers = append(servers, srv)
 		endpoints = append(endpoints, srv.Addrs()...)
 	}
-	if tr != nil {
-		tr.setOwn(endpoints)
+	// Every listener of the daemon goes into own: the relay must never
+	// reach one of them.
+	var own ownListeners
+	for _, ep := range endpoints {
+		own.add(ep.Addr)
 	}
 	var ms *metricsServer
 	if ap := cfg.Metrics.Addr(); ap.IsValid() {
@@ -299,6 +302,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		}
 		ms = newMetricsServer(ln, func() []metrics.Metric { return serveMetrics(servers, tr) }, logger)
 		defer ms.stop() // before the servers' deferred Close: last in, first out
+		own.add(ln.Addr().(*net.TCPAddr).AddrPort())
+	}
+	if tr != nil {
+		tr.setOwn(own)
 	}
 
 	rfc5780 := cfg.STUN.AlternateIP != ""

@@ -164,5 +164,17 @@ func statsMetrics(st stunserver.Stats, ts *turnserver.Stats) []metrics.Metric {
 			labelled{"to_peer", ts.SendErrors}, labelled{"to_client", ts.ClientSendErrors}),
 		counter("icebreaker_turn_read_errors_total", "Failed relay socket reads.", ts.ReadErrors),
 		counter("icebreaker_turn_gso_fallbacks_total", "Relay and listening sockets that fell back from UDP GSO to sendmmsg because the kernel refused it.", ts.GSODisabled),
+		counters("icebreaker_turn_auth_failures_total", "TURN requests that failed authentication, by reason (the first challenge of an exchange is not counted).", "reason",
+			labelled{"bad_request", ts.AuthBadRequest}, labelled{"wrong_realm", ts.AuthWrongRealm},
+			labelled{"unknown_user", ts.AuthUnknownUser}, labelled{"bad_integrity", ts.AuthBadIntegrity},
+			labelled{"stale_nonce", ts.AuthStaleNonce}, labelled{"expired_rest", ts.AuthExpiredREST},
+			labelled{"lookup_error", ts.AuthLookupErrors}, labelled{"nonce_replay", ts.NonceReplays}),
+		counters("icebreaker_turn_refused_total", "TURN requests refused by the peer policy (403) or a quota (486, 508), by which.", "quota",
+			labelled{"policy", ts.RefusedPolicy}, labelled{"allocations_per_user", ts.RefusedAllocationsPerUser},
+			labelled{"total_allocations", ts.RefusedTotalAllocations}, labelled{"relay_ports", ts.RefusedRelayPorts},
+			labelled{"permissions_per_allocation", ts.RefusedPermissions}, labelled{"connects_per_allocation", ts.RefusedConnects},
+			labelled{"connects_per_user", ts.RefusedUserConnects}, labelled{"tcp_connections_per_allocation", ts.RefusedTCPConnections},
+			labelled{"descriptors", ts.RefusedDescriptors}),
+		counter("icebreaker_turn_error_answers_rate_limited_total", "Error answers to unauthenticated requests not sent because the source address exceeded turn.quotas.error_rate_per_ip.", ts.ErrorsRateLimited),
 	)
 }

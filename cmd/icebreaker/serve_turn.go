@@ -8,13 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/userstore"
-	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 	"github.com/icebreaker-net/icebreaker/turn/turnserver"
@@ -70,9 +71,19 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 	}
 	lo, hi := cfg.TURN.PortRange()
 	perAlloc, perUser := cfg.TURN.Quotas.Bandwidth()
-	perUserAllocs := cfg.TURN.Quotas.AllocationsPerUser
-	if perUserAllocs == 0 {
-		perUserAllocs = -1 // unlimited in turnserver's terms
+	q := cfg.TURN.Quotas
+	unlimited := func(n int) int {
+		if n == 0 {
+			return -1 // unlimited in turnserver's terms
+		}
+		return n
+	}
+	var errLimit *iplimit.Limiter
+	if q.ErrorRatePerIP > 0 {
+		if errLimit, err = iplimit.New(iplimit.Config{Rate: float64(q.ErrorRatePerIP), Burst: 2 * q.ErrorRatePerIP}); err != nil {
+			t.Close()
+			return nil, err
+		}
 	}
 	ext4, ext6 := cfg.TURN.ExternalAddrs()
 	t.server, err = turnserver.New(turnserver.Config{
@@ -87,13 +98,15 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		MaxLifetime:     cfg.TURN.Lifetime.Max,
 		LooseChannels:   cfg.TURN.LooseChannels,
 		Quotas: turnserver.Quotas{
-			AllocationsPerUser:     perUserAllocs,
-			TotalAllocations:       cfg.TURN.Quotas.TotalAllocations,
-			BandwidthPerAllocation: perAlloc,
-			BandwidthPerUser:       perUser,
+			AllocationsPerUser:       unlimited(q.AllocationsPerUser),
+			TotalAllocations:         q.TotalAllocations,
+			BandwidthPerAllocation:   perAlloc,
+			BandwidthPerUser:         perUser,
+			PermissionsPerAllocation: unlimited(q.PermissionsPerAllocation),
 		},
-		Software: cfg.STUN.Software,
-		Logger:   logger,
+		Software:     cfg.STUN.Software,
+		ErrorLimiter: errLimit,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Close()
@@ -234,17 +247,33 @@ func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
 	return append(chain, t.store), nil
 }
 
-// setOwn tells the policy the addresses the server listens on, so that no
-// client relays to them. Relayed addresses are deliberately not "own": two
+// setOwn tells the policy the server's own listener addresses, so that
+// no client relays to them: each address as it listens, and each of their
+// ports on the turn.external_ip addresses, which reach those listeners
+// through the 1:1 NAT. Relayed addresses are deliberately not "own": two
 // clients of one server must be able to relay to each other, which ICE
 // needs when both peers sit behind symmetric NATs (see turn/turnserver).
-func (t *turnRelay) setOwn(eps []stunserver.Endpoint) {
-	own := make([]netip.AddrPort, 0, len(eps))
-	for _, ep := range eps {
-		own = append(own, ep.Addr)
+func (t *turnRelay) setOwn(listeners ownListeners) {
+	own := slices.Clone(listeners)
+	ext4, ext6 := t.cfg.ExternalAddrs()
+	for _, l := range listeners {
+		for _, e := range []netip.Addr{ext4, ext6} {
+			if e.IsValid() {
+				own = append(own, netip.AddrPortFrom(e, l.Port()))
+			}
+		}
 	}
 	t.policy.SetOwn(own)
 }
+
+// ownListeners are the transport addresses the daemon listens on: STUN
+// and TURN over UDP, TCP and TLS, the metrics endpoint, and any service
+// added beside them. serve collects them in one place and hands them to
+// the TURN policy (turnRelay.setOwn); a new listener must be added there.
+type ownListeners []netip.AddrPort
+
+// add adds listening addresses.
+func (o *ownListeners) add(addrs ...netip.AddrPort) { *o = append(*o, addrs...) }
 
 // announce prints the TURN realm, the relay addresses, the users and how
 // to add one.

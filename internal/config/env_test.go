@@ -47,6 +47,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 		"turn.loose_channels": "true", "turn.policy.allow_peers": "127.0.0.0/8", "turn.policy.deny_peers": "",
 		"turn.quotas.allocations_per_user": "3", "turn.quotas.total_allocations": "100",
 		"turn.quotas.bandwidth_per_allocation": "1MB/s", "turn.quotas.bandwidth_per_user": "2MB/s",
+		"turn.quotas.permissions_per_allocation": "64", "turn.quotas.error_rate_per_ip": "20",
 		"metrics.listen": "127.0.0.1:9641", "log.level": "debug", "log.format": "json",
 	}
 	var environ []string
@@ -86,7 +87,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 			Lifetime:      Lifetime{10 * time.Minute, time.Hour},
 			LooseChannels: true,
 			Policy:        Policy{AllowPeers: []string{"127.0.0.0/8"}},
-			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s"},
+			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s", 64, 20},
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9641"},
 		Log:     Log{"debug", "json"},

@@ -60,10 +60,15 @@ type Policy struct {
 
 // Quotas are the TURN limits. Zero or "" means unlimited.
 type Quotas struct {
-	AllocationsPerUser     int    `yaml:"allocations_per_user"`
-	TotalAllocations       int    `yaml:"total_allocations"`
-	BandwidthPerAllocation string `yaml:"bandwidth_per_allocation"` // e.g. "1MB/s", "10Mbit/s"
-	BandwidthPerUser       string `yaml:"bandwidth_per_user"`
+	AllocationsPerUser       int    `yaml:"allocations_per_user"`
+	TotalAllocations         int    `yaml:"total_allocations"`
+	BandwidthPerAllocation   string `yaml:"bandwidth_per_allocation"` // e.g. "1MB/s", "10Mbit/s"
+	BandwidthPerUser         string `yaml:"bandwidth_per_user"`
+	PermissionsPerAllocation int    `yaml:"permissions_per_allocation"`
+	// ErrorRatePerIP is how many error answers to unauthenticated
+	// requests one source address gets per second (a burst of twice
+	// that); 0 means unlimited.
+	ErrorRatePerIP int `yaml:"error_rate_per_ip"`
 }
 
 // NoUserDB is the UserDB value that turns the user store off.

@@ -267,11 +267,22 @@ func (t TURN) validate() *Error {
 	if _, err := ParseBandwidth(q.BandwidthPerUser); err != nil {
 		return keyErr("turn.quotas.bandwidth_per_user", "%v", err)
 	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"turn.quotas.permissions_per_allocation", q.PermissionsPerAllocation}, {"turn.quotas.error_rate_per_ip", q.ErrorRatePerIP}} {
+		if v.n < 0 {
+			return keyErr(v.key, "%d is negative (0 means unlimited)", v.n)
+		}
+	}
 	return nil
 }
 
 // minNonceSecret is the shortest turn.nonce_secret, as turnauth requires.
 const minNonceSecret = 16
+
+// maxNonceTTL is the longest turn.nonce_ttl, turnauth.MaxNonceTTL.
+const maxNonceTTL = 65535 * time.Second
 
 func (t TURN) validateAuth() *Error {
 	switch {
@@ -314,6 +325,9 @@ func (t TURN) validateAuth() *Error {
 	}
 	if t.NonceTTL < time.Second {
 		return keyErr("turn.nonce_ttl", "%v is shorter than one second", t.NonceTTL)
+	}
+	if t.NonceTTL > maxNonceTTL {
+		return keyErr("turn.nonce_ttl", "%v is longer than %v, the most a nonce can carry", t.NonceTTL, maxNonceTTL)
 	}
 	return nil
 }
