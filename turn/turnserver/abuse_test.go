@@ -1,7 +1,7 @@
 package turnserver
 
 import (
-		"log/slog"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
