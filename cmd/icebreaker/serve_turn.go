@@ -98,11 +98,15 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		MaxLifetime:     cfg.TURN.Lifetime.Max,
 		LooseChannels:   cfg.TURN.LooseChannels,
 		Quotas: turnserver.Quotas{
-			AllocationsPerUser:       unlimited(q.AllocationsPerUser),
-			TotalAllocations:         q.TotalAllocations,
-			BandwidthPerAllocation:   perAlloc,
-			BandwidthPerUser:         perUser,
-			PermissionsPerAllocation: unlimited(q.PermissionsPerAllocation),
+			AllocationsPerUser:          unlimited(q.AllocationsPerUser),
+			TotalAllocations:            q.TotalAllocations,
+			BandwidthPerAllocation:      perAlloc,
+			BandwidthPerUser:            perUser,
+			PermissionsPerAllocation:    unlimited(q.PermissionsPerAllocation),
+			ConnectsPerAllocation:       unlimited(q.ConnectsPerAllocation),
+			ConnectsPerUser:             unlimited(q.ConnectsPerUser),
+			TCPConnectionsPerAllocation: unlimited(q.TCPConnectionsPerAllocation),
+			Descriptors:                 descriptorBudget(cfg),
 		},
 		Software:     cfg.STUN.Software,
 		ErrorLimiter: errLimit,
@@ -113,6 +117,25 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		return nil, err
 	}
 	return t, nil
+}
+
+// descriptorBudget is turn.quotas.descriptors, or when 0 the open-file
+// limit less what the listeners may hold: tcp.max_conns for each TCP and
+// TLS address, and DefaultDescriptorReserve for the listening sockets and
+// the rest of the process; at least half the limit.
+func descriptorBudget(cfg config.Config) int {
+	if n := cfg.TURN.Quotas.Descriptors; n > 0 {
+		return n
+	}
+	streams := len(cfg.TLSAddrs())
+	if cfg.TCP.Enabled {
+		streams += len(cfg.ListenAddrs())
+	}
+	b := turnserver.DescriptorBudget(turnserver.DefaultDescriptorReserve + streams*cfg.TCP.MaxConns)
+	if b == 0 {
+		return -1 // no limit known: no budget
+	}
+	return b
 }
 
 // resolveRelay sets the relay and public addresses: turn.relay_ip (or the

@@ -48,6 +48,8 @@ func TestEnvSetsEveryKey(t *testing.T) {
 		"turn.quotas.allocations_per_user": "3", "turn.quotas.total_allocations": "100",
 		"turn.quotas.bandwidth_per_allocation": "1MB/s", "turn.quotas.bandwidth_per_user": "2MB/s",
 		"turn.quotas.permissions_per_allocation": "64", "turn.quotas.error_rate_per_ip": "20",
+		"turn.quotas.connects_per_allocation": "2", "turn.quotas.connects_per_user": "5",
+		"turn.quotas.tcp_connections_per_allocation": "7", "turn.quotas.descriptors": "900",
 		"metrics.listen": "127.0.0.1:9641", "log.level": "debug", "log.format": "json",
 	}
 	var environ []string
@@ -87,7 +89,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 			Lifetime:      Lifetime{10 * time.Minute, time.Hour},
 			LooseChannels: true,
 			Policy:        Policy{AllowPeers: []string{"127.0.0.0/8"}},
-			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s", 64, 20},
+			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s", 64, 20, 2, 5, 7, 900},
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9641"},
 		Log:     Log{"debug", "json"},

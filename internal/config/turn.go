@@ -69,6 +69,12 @@ type Quotas struct {
 	// requests one source address gets per second (a burst of twice
 	// that); 0 means unlimited.
 	ErrorRatePerIP int `yaml:"error_rate_per_ip"`
+	// RFC 6062 bounds and the descriptor budget (0 = derived from the
+	// open-file limit).
+	ConnectsPerAllocation       int `yaml:"connects_per_allocation"`
+	ConnectsPerUser             int `yaml:"connects_per_user"`
+	TCPConnectionsPerAllocation int `yaml:"tcp_connections_per_allocation"`
+	Descriptors                 int `yaml:"descriptors"`
 }
 
 // NoUserDB is the UserDB value that turns the user store off.

@@ -270,7 +270,9 @@ func (t TURN) validate() *Error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"turn.quotas.permissions_per_allocation", q.PermissionsPerAllocation}, {"turn.quotas.error_rate_per_ip", q.ErrorRatePerIP}} {
+	}{{"turn.quotas.permissions_per_allocation", q.PermissionsPerAllocation}, {"turn.quotas.error_rate_per_ip", q.ErrorRatePerIP},
+		{"turn.quotas.connects_per_allocation", q.ConnectsPerAllocation}, {"turn.quotas.connects_per_user", q.ConnectsPerUser},
+		{"turn.quotas.tcp_connections_per_allocation", q.TCPConnectionsPerAllocation}, {"turn.quotas.descriptors", q.Descriptors}} {
 		if v.n < 0 {
 			return keyErr(v.key, "%d is negative (0 means unlimited)", v.n)
 		}

@@ -142,6 +142,9 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		conn, nx, err := s.openRelay(family, even, reserve, df)
 		if err != nil {
 			s.unadmit(u)
+			if errors.Is(err, errNoDescriptors) {
+				return s.refuse(out, r, refuseDescriptors, stun.CodeInsufficientCapacity)
+			}
 			return s.refuse(out, r, refusePorts, stun.CodeInsufficientCapacity)
 		}
 		relays[familyIndex(family)] = s.newRelay(a, family, conn)
@@ -163,6 +166,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		if a.token, a.hasToken, full = s.reserve(family, next, r.now, u); !a.hasToken {
 			next.Close()
 			s.ports[familyIndex(family)].release(addrPortOf(next.LocalAddr()).Port())
+			s.fds.release(1)
 			if full {
 				for _, rl := range relays {
 					if rl != nil {

@@ -167,6 +167,10 @@ type allocation struct {
 	mu   sync.Mutex
 	gone bool // deleted
 
+	// RFC 6062 peer connections of a TCP allocation, guarded by Server.mu:
+	// all of them, and those still dialling.
+	tcpConns, connecting int
+
 	toPeer, toClient flow
 }
 

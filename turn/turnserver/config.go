@@ -28,6 +28,11 @@ const (
 	// (eturnal's 10 is not) and keeps CreatePermission and the janitor's
 	// work per allocation bounded.
 	DefaultPermissionsPerAllocation = 128
+	// RFC 6062 bounds: Connects still dialling per allocation and per
+	// user, and peer connections per TCP allocation.
+	DefaultConnectsPerAllocation       = 8
+	DefaultConnectsPerUser             = 32
+	DefaultTCPConnectionsPerAllocation = 64
 	// ReservationLifetime is how long a port reserved by EVEN-PORT with
 	// the R bit is held for its RESERVATION-TOKEN (RFC 8656, Section 7.2:
 	// at least 30 seconds).
@@ -76,6 +81,27 @@ type Quotas struct {
 	// would pass it gets 508 and installs nothing. 0 means
 	// DefaultPermissionsPerAllocation; negative means unlimited.
 	PermissionsPerAllocation int
+	// ConnectsPerAllocation bounds the RFC 6062 Connects of one
+	// allocation still dialling their peer (each holds a socket for up to
+	// 30 s); more get 508. 0 means DefaultConnectsPerAllocation; negative
+	// means unlimited.
+	ConnectsPerAllocation int
+	// ConnectsPerUser bounds the Connects still dialling of all of one
+	// user's allocations; more get 486. 0 means DefaultConnectsPerUser;
+	// negative means unlimited.
+	ConnectsPerUser int
+	// TCPConnectionsPerAllocation bounds the peer connections of one TCP
+	// allocation, dialled or accepted, waiting or spliced; a Connect past
+	// it gets 508, an incoming peer is closed at once. 0 means
+	// DefaultTCPConnectionsPerAllocation; negative means unlimited.
+	TCPConnectionsPerAllocation int
+	// Descriptors is the budget of descriptors the server holds: relay
+	// sockets, reserved ports, TCP relay listeners, peer and spliced
+	// client data connections. What would pass it is refused with 508, so
+	// that the listeners keep descriptors to accept clients with. 0 means
+	// DescriptorBudget(DefaultDescriptorReserve), from the process's
+	// open-file limit; negative means unlimited.
+	Descriptors int
 }
 
 // Config configures a Server. The zero value of a field means its
@@ -229,8 +255,18 @@ func (c Config) withDefaults() Config {
 	if c.Quotas.AllocationsPerUser == 0 {
 		c.Quotas.AllocationsPerUser = DefaultAllocationsPerUser
 	}
-	if c.Quotas.PermissionsPerAllocation == 0 {
-		c.Quotas.PermissionsPerAllocation = DefaultPermissionsPerAllocation
+	q := &c.Quotas
+	for _, v := range []struct {
+		p   *int
+		def int
+	}{{&q.PermissionsPerAllocation, DefaultPermissionsPerAllocation}, {&q.ConnectsPerAllocation, DefaultConnectsPerAllocation},
+		{&q.ConnectsPerUser, DefaultConnectsPerUser}, {&q.TCPConnectionsPerAllocation, DefaultTCPConnectionsPerAllocation}} {
+		if *v.p == 0 {
+			*v.p = v.def
+		}
+	}
+	if q.Descriptors == 0 {
+		q.Descriptors = DescriptorBudget(DefaultDescriptorReserve)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -61,10 +61,14 @@ func quotaKey(r turnauth.Result) string {
 }
 
 // user is the quota state of one user: how many allocations it holds
-// (guarded by Server.mu) and its bandwidth bucket. Allocations of the
+// (guarded by Server.mu), its Connects in progress and its bandwidth
+// bucket. Allocations of the
 // user share it; it lives while any of them does.
 type user struct {
 	name   string
 	allocs int
-	bucket *bucket
+	// connecting counts the user's RFC 6062 Connects still dialling
+	// (guarded by Server.mu).
+	connecting int
+	bucket     *bucket
 }

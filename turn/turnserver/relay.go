@@ -35,6 +35,7 @@ func (r *relay) close() {
 	r.conn.Close()
 	s := r.a.s
 	s.ports[familyIndex(r.family)].release(r.local.Port())
+	s.fds.release(1)
 }
 
 // send relays data to peer, counting the outcome in f. A failed send (no
@@ -91,12 +92,27 @@ func (p *portPool) held() int {
 // programs.
 const maxBindAttempts = 64
 
-var errNoPort = errors.New("turnserver: no relay port available")
+var (
+	errNoPort        = errors.New("turnserver: no relay port available")
+	errNoDescriptors = errors.New("turnserver: descriptor budget spent")
+)
 
 // openRelay binds a relay socket of family f from the port range: an
 // even port when even is set, and with reserve also the next port, whose
 // socket it returns as next. RFC 8656, Section 7.2.
 func (s *Server) openRelay(f turn.Family, even, reserve, dontFragment bool) (conn, next *net.UDPConn, err error) {
+	fds := int64(1)
+	if reserve {
+		fds = 2
+	}
+	if !s.fds.take(fds) {
+		return nil, nil, errNoDescriptors
+	}
+	defer func() {
+		if err != nil {
+			s.fds.release(fds)
+		}
+	}()
 	pool := s.ports[familyIndex(f)]
 	ip := s.relayIP[familyIndex(f)]
 	err = pool.each(func(port uint16) bool {
@@ -244,6 +260,7 @@ func (r *reservation) release(s *Server) {
 	port := addrPortOf(r.conn.LocalAddr()).Port()
 	r.conn.Close()
 	s.ports[familyIndex(r.family)].release(port)
+	s.fds.release(1)
 }
 
 // addrPortOf converts a socket address from the standard library,

@@ -64,6 +64,7 @@ type Server struct {
 	abuseLog *ratelog.Logger // refusals and failures, rate-limited per source
 	graves   *graveyard      // last deletion per 5-tuple, against replayed nonces
 	errLimit *iplimit.Limiter
+	fds      fdBudget // descriptors held, against Quotas.Descriptors
 
 	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
 	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
@@ -94,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		abuseLog:     ratelog.New(ratelog.Config{Logger: c.Logger, Now: c.Clock}),
 		graves:       newGraveyard(),
 		errLimit:     c.ErrorLimiter,
+		fds:          fdBudget{max: int64(c.Quotas.Descriptors)},
 	}
 	s.relayIP = [2]netip.Addr{c.RelayIPv4, c.RelayIPv6}
 	s.publicIP = s.relayIP

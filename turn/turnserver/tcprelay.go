@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -58,6 +59,7 @@ type peerConn struct {
 	client  net.Conn // the client data connection, once bound
 	expires int64    // pending or binding: when ConnectionBind is too late
 	cancel  context.CancelFunc
+	fds     int64 // descriptors it holds in the budget
 }
 
 // closeLocked ends the connection and forgets it. s.mu must be held.
@@ -65,6 +67,12 @@ func (pc *peerConn) closeLocked(s *Server) {
 	if pc.state == pcClosed {
 		return
 	}
+	if pc.state == pcConnecting {
+		pc.a.connecting--
+		pc.a.user.connecting--
+	}
+	pc.a.tcpConns--
+	s.fds.release(pc.fds)
 	pc.state = pcClosed
 	delete(s.peerConns, pc.id)
 	if pc.cancel != nil {
@@ -104,6 +112,9 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 	ln, err := s.openTCPRelay(family)
 	if err != nil {
 		s.unadmit(u)
+		if errors.Is(err, errNoDescriptors) {
+			return s.refuse(out, r, refuseDescriptors, stun.CodeInsufficientCapacity)
+		}
 		return s.refuse(out, r, refusePorts, stun.CodeInsufficientCapacity)
 	}
 	local := addrPortOf(ln.Addr())
@@ -146,6 +157,9 @@ func (s *Server) openTCPRelay(f turn.Family) (*net.TCPListener, error) {
 	if ip.Is4() {
 		network = "tcp4"
 	}
+	if !s.fds.take(1) {
+		return nil, errNoDescriptors
+	}
 	var ln net.Listener
 	err := pool.each(func(port uint16) bool {
 		var lc net.ListenConfig
@@ -157,6 +171,7 @@ func (s *Server) openTCPRelay(f turn.Family) (*net.TCPListener, error) {
 		return e == nil
 	})
 	if err != nil {
+		s.fds.release(1)
 		return nil, err
 	}
 	return ln.(*net.TCPListener), nil
@@ -165,6 +180,7 @@ func (s *Server) openTCPRelay(f turn.Family) (*net.TCPListener, error) {
 func (s *Server) closeTCPListener(tr *tcpRelay) {
 	tr.ln.Close()
 	s.ports[familyIndex(tr.family)].release(tr.local.Port())
+	s.fds.release(1)
 }
 
 func randUint32() uint32 {
@@ -215,8 +231,16 @@ func (s *Server) acceptPeers(a *allocation) {
 			c.Close()
 			continue
 		}
+		if why, ok := s.admitPeerConnLocked(a, false); !ok {
+			s.mu.Unlock()
+			c.Close()
+			s.abuse.refused[why].Add(1)
+			s.abuseLog.Log(a.key.client.Addr(), why.String(), "turn peer connection refused",
+				slog.String("user", a.username), slog.String("client", a.key.client.String()), slog.String("peer", peer.String()))
+			continue
+		}
 		pc := &peerConn{id: s.newConnIDLocked(), a: a, peer: peer, state: pcPending, conn: c,
-			expires: s.mono() + int64(connectionBindWait)}
+			expires: s.mono() + int64(connectionBindWait), fds: 1}
 		s.peerConns[pc.id] = pc
 		s.mu.Unlock()
 		// RFC 6062, Section 5.3: ConnectionAttempt with XOR-PEER-ADDRESS
@@ -230,6 +254,29 @@ func (s *Server) acceptPeers(a *allocation) {
 			a.toClient.sendErrors.Add(1)
 		}
 	}
+}
+
+// admitPeerConnLocked counts a new peer connection of a, a Connect when
+// dialling, against the RFC 6062 quotas and the descriptor budget, or
+// says which refuses it. s.mu must be held.
+func (s *Server) admitPeerConnLocked(a *allocation, dialling bool) (refusal, bool) {
+	q := s.cfg.Quotas
+	switch {
+	case dialling && q.ConnectsPerAllocation > 0 && a.connecting >= q.ConnectsPerAllocation:
+		return refuseConnects, false
+	case dialling && q.ConnectsPerUser > 0 && a.user.connecting >= q.ConnectsPerUser:
+		return refuseUserConnects, false
+	case q.TCPConnectionsPerAllocation > 0 && a.tcpConns >= q.TCPConnectionsPerAllocation:
+		return refuseTCPConnections, false
+	case !s.fds.take(1):
+		return refuseDescriptors, false
+	}
+	a.tcpConns++
+	if dialling {
+		a.connecting++
+		a.user.connecting++
+	}
+	return 0, true
 }
 
 // serveTCPRelay answers Connect and ConnectionBind.
@@ -275,8 +322,16 @@ func (s *Server) connect(out []byte, r *request) []byte {
 			return s.fail(out, r, stun.CodeConnectionAlreadyExists, "")
 		}
 	}
+	if why, ok := s.admitPeerConnLocked(a, true); !ok {
+		s.mu.Unlock()
+		code := stun.CodeInsufficientCapacity
+		if why == refuseUserConnects {
+			code = stun.CodeAllocationQuotaReached
+		}
+		return s.refuse(out, r, why, code)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-	pc := &peerConn{id: s.newConnIDLocked(), a: a, peer: peer, state: pcConnecting, cancel: cancel}
+	pc := &peerConn{id: s.newConnIDLocked(), a: a, peer: peer, state: pcConnecting, cancel: cancel, fds: 1}
 	s.peerConns[pc.id] = pc
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -301,6 +356,8 @@ func (s *Server) dial(ctx context.Context, pc *peerConn, auth turnauth.Result, i
 	s.mu.Lock()
 	ok := err == nil && pc.state == pcConnecting
 	if ok {
+		a.connecting--
+		a.user.connecting--
 		pc.conn, pc.state, pc.cancel = c, pcPending, nil
 		pc.expires = s.mono() + int64(connectionBindWait)
 	} else {
@@ -376,6 +433,8 @@ func (s *Server) splice(pc *peerConn, client net.Conn, rest []byte) {
 		return
 	}
 	pc.client, pc.state = client, pcBound
+	s.fds.force(1) // the client data connection is the server's now
+	pc.fds++
 	s.wg.Add(2)
 	s.mu.Unlock()
 	a := pc.a
