@@ -137,7 +137,7 @@ func Default() Config {
 			NonceTTL:   10 * time.Minute,
 			RelayPorts: "49152-65535",
 			Lifetime:   Lifetime{Default: 600 * time.Second, Max: 3600 * time.Second},
-			Quotas:     Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128, ErrorRatePerIP: 50,
+			Quotas: Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128, ErrorRatePerIP: 50,
 				ConnectsPerAllocation: 8, ConnectsPerUser: 32, TCPConnectionsPerAllocation: 64},
 		},
 		Log: Log{Level: "info", Format: "text"},

@@ -16,4 +16,3 @@ func DescriptorBudget(reserve int) int {
 	}
 	return max(int(lim.Cur)-reserve, int(lim.Cur)/2)
 }
-
