@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
 	"github.com/icebreaker-net/icebreaker/turn/turnauth"
@@ -27,6 +28,13 @@ type Config struct {
 	Users      map[string]string // name to password; required
 	AllowPeers []netip.Prefix    // exceptions to the peer policy's denials
 	UDPSockets int               // 0: one per CPU
+	// Quotas replaces the benchmark's (unlimited allocations per user,
+	// the defaults otherwise) when not nil: the attack client's tests
+	// run against the daemon's limits.
+	Quotas *turnserver.Quotas
+	// ErrorRate bounds error answers to unauthenticated requests per
+	// second and source address (burst twice that); 0 means none.
+	ErrorRate int
 }
 
 // Server is a running server. Close stops it and waits for its goroutines;
@@ -58,6 +66,14 @@ func Start(cfg Config) (*Server, error) {
 	}
 	relay := cfg.Listen.Addr().Unmap()
 	tcfg := turnserver.Config{Auth: auth, Policy: pol, Quotas: turnserver.Quotas{AllocationsPerUser: -1}}
+	if cfg.Quotas != nil {
+		tcfg.Quotas = *cfg.Quotas
+	}
+	if cfg.ErrorRate > 0 {
+		if tcfg.ErrorLimiter, err = iplimit.New(iplimit.Config{Rate: float64(cfg.ErrorRate), Burst: 2 * cfg.ErrorRate}); err != nil {
+			return nil, fmt.Errorf("ibserver: %w", err)
+		}
+	}
 	if relay.Is4() {
 		tcfg.RelayIPv4 = relay
 	} else {

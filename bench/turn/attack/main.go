@@ -1,0 +1,192 @@
+// Command attack runs the attacks of project issue 13 against a TURN
+// server on loopback and reports what each got, and, given the server's
+// PID, what it cost the server (CPU, RSS, descriptors) and another
+// client (relay round trip) before and during. bench/attack.sh runs it at
+// full size against `icebreaker serve`; its tests run it small against an
+// in-process server.
+//
+// Every address it sends to is on loopback: the server, the relayed
+// addresses, and the peers it names (127.2.0.0/16 for permissions, which
+// send nothing).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
+	"github.com/icebreaker-net/icebreaker/stun"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "attack:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	server            string
+	user, victim      string
+	attacks           string
+	pid               int
+	permRequests, per int
+	junkRate          int
+	junkFor           time.Duration
+	pings             int
+	reserveLoops      int
+	reflectN          int
+}
+
+func run(args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("attack", flag.ContinueOnError)
+	fs.StringVar(&o.server, "server", "127.0.0.1:3478", "server `IP:PORT` (loopback only)")
+	fs.StringVar(&o.user, "user", "", "attacker credentials `NAME:PASSWORD`")
+	fs.StringVar(&o.victim, "victim", "", "another user's credentials `NAME:PASSWORD`, for the latency and the bystander")
+	fs.StringVar(&o.attacks, "attacks", "permissions,replay,reservations,reflect", "comma-separated attacks to run")
+	fs.IntVar(&o.pid, "pid", 0, "server `PID`, to report its CPU, RSS and descriptors")
+	fs.IntVar(&o.permRequests, "perm-requests", 334, "CreatePermission requests")
+	fs.IntVar(&o.per, "perm-peers", 300, "peers per CreatePermission")
+	fs.IntVar(&o.junkRate, "junk-rate", 10000, "junk datagrams per second to the relay")
+	fs.DurationVar(&o.junkFor, "junk-for", 5*time.Second, "how long the junk flood lasts")
+	fs.IntVar(&o.pings, "pings", 500, "victim round trips per measurement")
+	fs.IntVar(&o.reserveLoops, "reserve-loops", 300, "Allocate EVEN-PORT R=1 + Refresh 0 loops")
+	fs.IntVar(&o.reflectN, "reflect-flood", 1000, "bare requests in the reflection flood")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	server, err := netip.ParseAddrPort(o.server)
+	if err != nil || !server.Addr().IsLoopback() {
+		return fmt.Errorf("-server %q: a loopback IP:PORT is required", o.server)
+	}
+	creds, err := turnload.ParseCreds(o.user)
+	if err != nil {
+		return err
+	}
+	t := target{server: server, creds: creds}
+	var vt *target
+	if o.victim != "" {
+		vc, err := turnload.ParseCreds(o.victim)
+		if err != nil {
+			return fmt.Errorf("-victim: %w", err)
+		}
+		vt = &target{server: server, creds: vc}
+	}
+	for _, a := range strings.Split(o.attacks, ",") {
+		var err error
+		switch a {
+		case "permissions":
+			err = runPermissions(out, t, vt, o)
+		case "replay":
+			err = runReplay(out, t)
+		case "reservations":
+			err = runReservations(out, t, vt, o)
+		case "reflect":
+			err = runReflect(out, t, o)
+		default:
+			err = fmt.Errorf("unknown attack %q", a)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func runPermissions(out io.Writer, t target, vt *target, o options) error {
+	var v *victim
+	if vt != nil {
+		var err error
+		if v, err = newVictim(*vt); err != nil {
+			return err
+		}
+		defer v.close()
+	}
+	start := time.Now()
+	got, c, relayed, err := permissionFlood(t, o.permRequests, o.per)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	fmt.Fprintf(out, "permissions: %d CreatePermission x %d peers in %v:%v\n", o.permRequests, o.per, time.Since(start).Round(time.Millisecond), got)
+	before := sample(o.pid, 0)
+	if v != nil {
+		p50, p99, lost := v.measure(o.pings, 0)
+		fmt.Fprintf(out, "permissions: victim before: p50 %v p99 %v lost %d\n", p50, p99, lost)
+	}
+	stop := make(chan struct{})
+	done := make(chan int, 1)
+	go func() { n, _ := junk(relayed, o.junkRate, o.junkRate*int(o.junkFor/time.Second+1), stop); done <- n }()
+	if v != nil {
+		p50, p99, lost := v.measure(o.pings, o.junkFor)
+		fmt.Fprintf(out, "permissions: victim during %d junk/s: p50 %v p99 %v lost %d\n", o.junkRate, p50, p99, lost)
+	} else {
+		time.Sleep(o.junkFor)
+	}
+	close(stop)
+	sent := <-done
+	after := sample(o.pid, time.Since(before.at))
+	fmt.Fprintf(out, "permissions: junk sent %d; server %s\n", sent, after.delta(before))
+	return nil
+}
+
+func runReplay(out io.Writer, t target) error {
+	cross, zero, survived, err := replay(t)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "replay: Allocate from another port: %s; Refresh 0 after re-Allocate: %s, allocation survived: %v\n",
+		codeName(cross), codeName(zero), survived)
+	return nil
+}
+
+func runReservations(out io.Writer, t target, vt *target, o options) error {
+	got, err := reservationLoop(t, o.reserveLoops)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "reservations: %d x (Allocate EVEN-PORT R=1, Refresh 0):%v; server %s\n", o.reserveLoops, got, sample(o.pid, 0))
+	if vt != nil {
+		c, err := vt.dial()
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		_, code, err := c.do(stun.MethodAllocate, turnload.AppendAllocate)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "reservations: another user's Allocate: %s\n", codeName(code))
+	}
+	return nil
+}
+
+func runReflect(out io.Writer, t target, o options) error {
+	rs, err := reflect(t)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		fmt.Fprintf(out, "reflect: %-16v %d-byte request, %3d-byte answer: %.1fx\n", r.method, r.req, r.out, float64(r.out)/float64(r.req))
+	}
+	n, bytes, err := reflectFlood(t, o.reflectN)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "reflect: flood of %d bare Allocates from one address: %d answered, %d bytes back for %d sent (%.2fx)\n",
+		o.reflectN, n, bytes, 20*o.reflectN, float64(bytes)/float64(20*o.reflectN))
+	return nil
+}
+
+func codeName(code int) string {
+	if code == 0 {
+		return "success"
+	}
+	return fmt.Sprint(code)
+}
