@@ -30,7 +30,7 @@ type Stats struct {
 	AuthWrongRealm   uint64 // a REALM other than the server's
 	AuthUnknownUser  uint64 // no such user
 	AuthBadIntegrity uint64 // wrong password, key or REST secret
-	AuthStaleNonce   uint64 // expired nonce, or one issued to another client transport address
+	AuthStaleNonce   uint64 // expired nonce, one issued to another client transport address, or a NonceReplays one
 	AuthExpiredREST  uint64 // Allocate with REST credentials past their expiry
 	AuthLookupErrors uint64 // the user store failed (500)
 	NonceReplays     uint64 // 438: a nonce older than the last deletion of an allocation on the request's 5-tuple

@@ -41,6 +41,8 @@ type options struct {
 	pings             int
 	reserveLoops      int
 	reflectN          int
+	churnClients      int
+	churnFor          time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -58,6 +60,8 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.pings, "pings", 500, "victim round trips per measurement")
 	fs.IntVar(&o.reserveLoops, "reserve-loops", 300, "Allocate EVEN-PORT R=1 + Refresh 0 loops")
 	fs.IntVar(&o.reflectN, "reflect-flood", 1000, "bare requests in the reflection flood")
+	fs.IntVar(&o.churnClients, "churn-clients", 10000, "allocations of the churn soak (attack \"churn\")")
+	fs.DurationVar(&o.churnFor, "churn-for", time.Minute, "how long the churn soak lasts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,6 +93,8 @@ func run(args []string, out io.Writer) error {
 			err = runReservations(out, t, vt, o)
 		case "reflect":
 			err = runReflect(out, t, o)
+		case "churn":
+			err = runChurn(out, t, o)
 		default:
 			err = fmt.Errorf("unknown attack %q", a)
 		}
@@ -189,4 +195,18 @@ func codeName(code int) string {
 		return "success"
 	}
 	return fmt.Sprint(code)
+}
+
+func runChurn(out io.Writer, t target, o options) error {
+	before := sample(o.pid, 0)
+	res, err := churn(t, o.churnClients, o.churnFor)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the server's janitor and pollers settle
+	after := sample(o.pid, 0)
+	fmt.Fprintf(out, "churn: %d clients for %v: %d allocation cycles (Allocate, CreatePermission, ChannelBind, Refresh 0), %d failed\n",
+		o.churnClients, o.churnFor, res.cycles.Load(), res.failed.Load())
+	fmt.Fprintf(out, "churn: server before %s, threads %d; after %s, threads %d\n", before, before.threads, after, after.threads)
+	return nil
 }

@@ -57,7 +57,22 @@ func TestAttacks(t *testing.T) {
 	} else if n, _ := strconv.Atoi(m[1]); n > 150 {
 		t.Errorf("%d of 300 answered with a limit of 50/s, burst 100", n)
 	}
+	// A short churn: allocations made and deleted with a permission and a
+	// channel each, and none left behind.
+	held := srv.Stats().Allocations
+	out.Reset()
+	if err := run([]string{"-server", srv.Addr().String(), "-user", "alice:a", "-attacks", "churn",
+		"-churn-clients", "8", "-churn-for", "300ms"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	if !regexp.MustCompile(`[1-9]\d* allocation cycles .* 0 failed`).MatchString(out.String()) {
+		t.Errorf("churn failed")
+	}
 	st := srv.Stats()
+	if st.Allocations != held {
+		t.Errorf("%d allocations after the churn, %d before", st.Allocations, held)
+	}
 	if st.RefusedPermissions != 3 || st.NonceReplays == 0 || st.RefusedAllocationsPerUser == 0 || st.ErrorsRateLimited == 0 {
 		t.Errorf("stats %+v", st)
 	}

@@ -15,6 +15,7 @@ type procSample struct {
 	cpu      float64 // user+system seconds
 	rssKB    int
 	fds      int
+	threads  int
 	interval time.Duration
 }
 
@@ -38,6 +39,9 @@ func sample(pid int, interval time.Duration) procSample {
 		for line := range bytes.Lines(b) {
 			if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
 				s.rssKB, _ = strconv.Atoi(string(bytes.Fields(v)[0]))
+			}
+			if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
+				s.threads, _ = strconv.Atoi(string(bytes.Fields(v)[0]))
 			}
 		}
 	}
