@@ -93,8 +93,11 @@ func (c counts) String() string {
 	s := ""
 	for _, k := range keys {
 		name := fmt.Sprint(k)
-		if k == 0 {
+		switch k {
+		case 0:
 			name = "ok"
+		case -16:
+			name = "then_ok_16_more"
 		}
 		s += fmt.Sprintf(" %s=%d", name, c[k])
 	}
@@ -135,6 +138,21 @@ func permissionFlood(t target, requests, per int) (counts, *client, netip.AddrPo
 			return got, nil, netip.AddrPort{}, err
 		}
 		got[code]++
+	}
+	// Then as many permissions as the server grants, 16 at a time: the
+	// junk flood meets the fullest table the server allows.
+	for i := range requests {
+		peers = peers[:16]
+		for j := range peers {
+			peers[j] = floodPeer(65536/2 + i*16 + j)
+		}
+		_, code, err := c.do(stun.MethodCreatePermission, func(b []byte, id stun.TransactionID, a *turnload.Auth) []byte {
+			return turnload.AppendCreatePermissions(b, id, peers, a)
+		})
+		if err != nil || code != 0 {
+			break
+		}
+		got[-16]++ // granted fill requests
 	}
 	return got, c, r.Relayed, nil
 }

@@ -43,6 +43,7 @@ type options struct {
 	reflectN          int
 	churnClients      int
 	churnFor          time.Duration
+	reflectPause      time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -60,6 +61,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.pings, "pings", 500, "victim round trips per measurement")
 	fs.IntVar(&o.reserveLoops, "reserve-loops", 300, "Allocate EVEN-PORT R=1 + Refresh 0 loops")
 	fs.IntVar(&o.reflectN, "reflect-flood", 1000, "bare requests in the reflection flood")
+	fs.DurationVar(&o.reflectPause, "reflect-pause", 3*time.Second, "quiet time before the reflection, for the error-answer limit of the source address to refill")
 	fs.IntVar(&o.churnClients, "churn-clients", 10000, "allocations of the churn soak (attack \"churn\")")
 	fs.DurationVar(&o.churnFor, "churn-for", time.Minute, "how long the churn soak lasts")
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +122,8 @@ func runPermissions(out io.Writer, t target, vt *target, o options) error {
 		return err
 	}
 	defer c.close()
-	fmt.Fprintf(out, "permissions: %d CreatePermission x %d peers in %v:%v\n", o.permRequests, o.per, time.Since(start).Round(time.Millisecond), got)
+	fmt.Fprintf(out, "permissions: %d CreatePermission x %d peers, then 16 at a time until refused, in %v:%v; server %s\n",
+		o.permRequests, o.per, time.Since(start).Round(time.Millisecond), got, sample(o.pid, 0))
 	before := sample(o.pid, 0)
 	if v != nil {
 		p50, p99, lost := v.measure(o.pings, 0)
@@ -174,6 +177,7 @@ func runReservations(out io.Writer, t target, vt *target, o options) error {
 }
 
 func runReflect(out io.Writer, t target, o options) error {
+	time.Sleep(o.reflectPause)
 	rs, err := reflect(t)
 	if err != nil {
 		return err

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The attacks of project issue 13 at full size against `icebreaker serve` on
+# loopback, with the server's CPU, RSS and descriptors and another client's
+# relay round trip before and during. See bench/turn/attack.
+#
+#   bash bench/attack.sh                  # this tree
+#   BEFORE=main bash bench/attack.sh      # also the tree of git ref main, first
+#
+# Environment overrides:
+#   ATTACKS="permissions,replay,reservations,reflect"
+#   CHURN=1            also run the churn soak (10,000 allocations, 60 s) on a
+#                      server without a per-user quota
+#   CHURN_CLIENTS=10000 CHURN_FOR=60s
+#   ICEBREAKER=path    use this binary instead of building one
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+ATTACKS=${ATTACKS:-"permissions,replay,reservations,reflect"}
+CHURN=${CHURN:-0}
+CHURN_CLIENTS=${CHURN_CLIENTS:-10000}
+CHURN_FOR=${CHURN_FOR:-60s}
+GO=${GO:-go}
+
+LOG_PREFIX=attack TMP_NAME=icebreaker-attack
+# shellcheck source=lib.sh
+source "$repo/bench/lib.sh"
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+log "building the attack client"
+"$GO" build -o "$tmp/attack" ./bench/turn/attack
+
+build() { # build DIR OUT
+	(cd "$1" && "$GO" build -o "$2" ./cmd/icebreaker)
+}
+
+# serve BINARY [ENV...]: start icebreaker serve on a free loopback port.
+serve() {
+	local bin=$1
+	shift
+	port=$(free_port)
+	env ICEBREAKER_DATA_DIR="$tmp" "$@" "$bin" serve --listen 127.0.0.1 --port "$port" \
+		--user mallory:m --user alice:a --user-db none --allow-peer 127.0.0.0/8 --log-level warn \
+		>"$tmp/serve.out" 2>"$tmp/serve.err" &
+	srv_pid=$!
+	for _ in $(seq 50); do
+		grep -q "listening" "$tmp/serve.out" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "server did not start:"; cat "$tmp/serve.err" >&2
+	return 1
+}
+
+attack_one() { # NAME BINARY
+	local name=$1 bin=$2
+	echo "== $name"
+	serve "$bin"
+	"$tmp/attack" -server "127.0.0.1:$port" -user mallory:m -victim alice:a -pid "$srv_pid" -attacks "$ATTACKS"
+	stop_server
+	if [[ "$CHURN" == 1 ]]; then
+		serve "$bin" ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0
+		"$tmp/attack" -server "127.0.0.1:$port" -user alice:a -pid "$srv_pid" -attacks churn \
+			-churn-clients "$CHURN_CLIENTS" -churn-for "$CHURN_FOR"
+		stop_server
+	fi
+}
+
+if [[ -n "${BEFORE:-}" ]]; then
+	mkdir -p "$tmp/before"
+	git archive "$BEFORE" | tar -x -C "$tmp/before"
+	log "building icebreaker at $BEFORE"
+	build "$tmp/before" "$tmp/icebreaker-before"
+	attack_one "before ($BEFORE)" "$tmp/icebreaker-before"
+fi
+bin=${ICEBREAKER:-}
+if [[ -z "$bin" ]]; then
+	log "building icebreaker"
+	build "$repo" "$tmp/icebreaker"
+	bin=$tmp/icebreaker
+fi
+attack_one "after (this tree)" "$bin"
