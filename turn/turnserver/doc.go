@@ -26,6 +26,29 @@
 //     indication, 420 for unknown comprehension-required attributes.
 //   - Allocations keyed by the 5-tuple; a TCP or TLS allocation ends with
 //     its connection (Section 3.1).
+//   - Abuse bounds (Section 21 leaves them to the server): permissions per
+//     allocation (Quotas.PermissionsPerAllocation, 508, all or none);
+//     EVEN-PORT reservations counted against the user's allocations until
+//     redeemed or expired; RFC 6062 Connects in progress per allocation
+//     (508) and per user (486) and peer connections per TCP allocation; a
+//     descriptor budget over every socket the server holds (508); error
+//     answers to unauthenticated requests limited per source address
+//     (Config.ErrorLimiter), the first 401 without reason phrase, and
+//     without FINGERPRINT when the request had none. Refusals and
+//     authentication failures are counted in Stats and logged at info at
+//     most once per source and reason per interval (internal/ratelog).
+//   - Nonces bound to the client's transport address (turnauth), and
+//     refused (438) when issued before the last deletion of an allocation
+//     on the request's 5-tuple: a replayed Refresh with LIFETIME 0 cannot
+//     delete the client's next allocation there. It costs nothing per
+//     request but a hash and an atomic load, no state per client (a fixed
+//     table of 16384 deletion times indexed by a keyed hash of the
+//     5-tuple, where a collision can only refuse), and one extra 438 to a
+//     client that allocates again on the same 5-tuple within the nonce
+//     lifetime. Remembering transaction IDs instead would cost memory per
+//     request for the nonce lifetime and a cached answer each. A
+//     ConnectionBind (on a new connection) may carry the nonce of its
+//     allocation's control connection, from the same IP address.
 //   - RFC 6062: Allocate with REQUESTED-TRANSPORT TCP over TCP or TLS
 //     (400 over UDP, and with DONT-FRAGMENT, EVEN-PORT, RESERVATION-TOKEN),
 //     Connect (answered when the connection to the peer succeeds, 447 when
@@ -58,6 +81,9 @@
 //     needs when both peers use TURN. Only the listener addresses (given to
 //     the PeerPolicy by whoever wires the server) are.
 //   - Quotas count REST credentials ("expiry:user") against the user part.
+//   - REST credentials are checked for expiry at Allocate only (turnauth):
+//     an allocation made while they were valid lives by its lifetime and
+//     refreshes, as with coturn and browsers.
 //   - Bandwidth quotas apply to UDP relaying, not to RFC 6062 data
 //     connections, whose bytes are counted only.
 //
@@ -66,8 +92,10 @@
 // The relaying paths allocate nothing and take only read locks in the
 // common case: allocations are found in a 64-way sharded table under a
 // read lock, an allocation's permissions and channels are an immutable
-// snapshot behind an atomic pointer, and counters are per allocation and
-// direction. Peer datagrams are read into a slot of a poller's arena with room in
+// snapshot behind an atomic pointer (scanned below 9 entries, looked up in
+// map indexes above, so the check costs about the same at the caps), and
+// counters are per allocation and direction. Peer datagrams are read into
+// a slot of a poller's arena with room in
 // front, and the Data indication or ChannelData header is written in
 // place. On Linux relay sockets have no goroutine of their own: one
 // internal/udpio Poller per CPU owns an epoll instance with its share of
