@@ -7,7 +7,7 @@
 #   BEFORE=main bash bench/attack.sh      # also the tree of git ref main, first
 #
 # Environment overrides:
-#   ATTACKS="permissions,replay,reservations,reflect"
+#   ATTACKS="permissions,replay,reservations,reflect"   ("" for none)
 #   CHURN=1            also run the churn soak (10,000 allocations, 60 s) on a
 #                      server without a per-user quota
 #   CHURN_CLIENTS=10000 CHURN_FOR=60s
@@ -17,7 +17,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-ATTACKS=${ATTACKS:-"permissions,replay,reservations,reflect"}
+ATTACKS=${ATTACKS-"permissions,replay,reservations,reflect"}
 CHURN=${CHURN:-0}
 CHURN_CLIENTS=${CHURN_CLIENTS:-10000}
 CHURN_FOR=${CHURN_FOR:-60s}
@@ -56,9 +56,11 @@ serve() {
 attack_one() { # NAME BINARY
 	local name=$1 bin=$2
 	echo "== $name"
-	serve "$bin"
-	"$tmp/attack" -server "127.0.0.1:$port" -user mallory:m -victim alice:a -pid "$srv_pid" -attacks "$ATTACKS"
-	stop_server
+	if [[ -n "$ATTACKS" ]]; then
+		serve "$bin"
+		"$tmp/attack" -server "127.0.0.1:$port" -user mallory:m -victim alice:a -pid "$srv_pid" -attacks "$ATTACKS"
+		stop_server
+	fi
 	if [[ "$CHURN" == 1 ]]; then
 		serve "$bin" ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0
 		"$tmp/attack" -server "127.0.0.1:$port" -user alice:a -pid "$srv_pid" -attacks churn \

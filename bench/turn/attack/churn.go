@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,62 +13,65 @@ import (
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
-// churnResult is what a churn soak did.
-type churnResult struct {
-	cycles, failed atomic.Int64
+// churnWorkers is how many requests the churn soak has in flight.
+const churnWorkers = 64
+
+// churnRound is one round of the soak: every client allocated (with a
+// permission and a channel), then every allocation deleted.
+type churnRound struct {
+	made, deleted, failed int64
+	peak, trough          procSample // after the allocating, after the deleting
 }
 
-// churn runs clients 5-tuples, each in a loop until d has passed:
-// Allocate, CreatePermission, ChannelBind, Refresh 0. With 10,000 clients
-// that is 10,000 allocations created and deleted over and over, with a
-// permission and a channel each: what a soak of the server's lifecycle
-// paths (tables, timers, relay sockets, pollers) needs to show flat
-// memory and goroutines at the end. The peers are loopback addresses
-// (127.3.x.y), which permissions and channel bindings send nothing to.
-func churn(t target, clients int, d time.Duration) (*churnResult, error) {
-	res := &churnResult{}
-	end := time.Now().Add(d)
-	var wg sync.WaitGroup
-	errc := make(chan error, 1)
+// churn soaks the server's lifecycle paths: clients 5-tuples, each from
+// its own loopback address (127.4.x.y, so that no per-address limit
+// applies to the crowd), allocate with a permission and a channel each,
+// then all delete, in rounds until d has passed. The server's RSS,
+// descriptors and threads after each round's deletions should stay flat.
+// The peers are loopback addresses (127.3.x.y), to which permissions and
+// channel bindings send nothing.
+func churn(t target, clients int, d time.Duration, pid int) ([]churnRound, error) {
+	cs := make([]*client, 0, clients)
+	defer func() {
+		for _, c := range cs {
+			c.close()
+		}
+	}()
 	for i := range clients {
-		c, err := t.dial()
+		c, err := t.dialFrom(netip.AddrFrom4([4]byte{127, 4, byte(i >> 8), byte(i)}))
 		if err != nil {
-			wg.Wait()
-			return res, fmt.Errorf("client %d: %w", i, err)
+			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
-		peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, byte(i >> 8), byte(i)}), 9)
-		wg.Go(func() {
-			defer c.close()
-			for time.Now().Before(end) {
-				if err := cycle(c, peer); err != nil {
-					res.failed.Add(1)
-					select {
-					case errc <- err:
-					default:
-					}
-					continue
-				}
-				res.cycles.Add(1)
-			}
+		cs = append(cs, c)
+	}
+	var rounds []churnRound
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		var r churnRound
+		r.made, r.failed = each(cs, func(i int, c *client) error {
+			peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, byte(i >> 8), byte(i)}), 9)
+			return steps(c, allocSteps(peer)...)
 		})
+		r.peak = sample(pid, 0)
+		var failed int64
+		r.deleted, failed = each(cs, func(_ int, c *client) error {
+			return steps(c, step{stun.MethodRefresh, turnload.AppendDelete})
+		})
+		r.failed += failed
+		runtime.GC() // the attacker's garbage is not the server's
+		r.trough = sample(pid, 0)
+		rounds = append(rounds, r)
 	}
-	wg.Wait()
-	if res.cycles.Load() == 0 {
-		select {
-		case err := <-errc:
-			return res, err
-		default:
-		}
-	}
-	return res, nil
+	return rounds, nil
 }
 
-// cycle is one allocation's life.
-func cycle(c *client, peer netip.AddrPort) error {
-	steps := []struct {
-		method stun.Method
-		build  turnload.BuildFunc
-	}{
+type step struct {
+	method stun.Method
+	build  turnload.BuildFunc
+}
+
+func allocSteps(peer netip.AddrPort) []step {
+	return []step{
 		{stun.MethodAllocate, turnload.AppendAllocate},
 		{stun.MethodCreatePermission, func(b []byte, id stun.TransactionID, a *turnload.Auth) []byte {
 			return turnload.AppendCreatePermission(b, id, peer, a)
@@ -74,12 +79,52 @@ func cycle(c *client, peer netip.AddrPort) error {
 		{stun.MethodChannelBind, func(b []byte, id stun.TransactionID, a *turnload.Auth) []byte {
 			return turnload.AppendChannelBind(b, id, 0x4000, peer, a)
 		}},
-		{stun.MethodRefresh, turnload.AppendDelete},
 	}
-	for _, s := range steps {
+}
+
+// steps runs requests in order until one fails.
+func steps(c *client, ss ...step) error {
+	for _, s := range ss {
 		if _, code, err := c.do(s.method, s.build); err != nil || code != 0 {
 			return fmt.Errorf("%v: code %d: %v", s.method, code, err)
 		}
 	}
 	return nil
+}
+
+// each runs f for every client on churnWorkers goroutines and counts the
+// successes and failures.
+func each(cs []*client, f func(int, *client) error) (ok, failed int64) {
+	var next, okN, failN atomic.Int64
+	var wg sync.WaitGroup
+	for range churnWorkers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(cs) {
+					return
+				}
+				if f(i, cs[i]) != nil {
+					failN.Add(1)
+				} else {
+					okN.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return okN.Load(), failN.Load()
+}
+
+// dialFrom is dial with the client's source address: a loopback address
+// of the server's family.
+func (t target) dialFrom(local netip.Addr) (*client, error) {
+	if !t.server.Addr().IsLoopback() || !local.IsLoopback() {
+		return nil, fmt.Errorf("refusing %v -> %v: loopback only", local, t.server)
+	}
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(t.server))
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: c, kr: turnload.Keyring{Creds: t.creds}}, nil
 }

@@ -203,14 +203,18 @@ func codeName(code int) string {
 
 func runChurn(out io.Writer, t target, o options) error {
 	before := sample(o.pid, 0)
-	res, err := churn(t, o.churnClients, o.churnFor)
+	rounds, err := churn(t, o.churnClients, o.churnFor, o.pid)
 	if err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second) // let the server's janitor and pollers settle
-	after := sample(o.pid, 0)
-	fmt.Fprintf(out, "churn: %d clients for %v: %d allocation cycles (Allocate, CreatePermission, ChannelBind, Refresh 0), %d failed\n",
-		o.churnClients, o.churnFor, res.cycles.Load(), res.failed.Load())
-	fmt.Fprintf(out, "churn: server before %s, threads %d; after %s, threads %d\n", before, before.threads, after, after.threads)
+	fmt.Fprintf(out, "churn: %d clients, %d rounds in %v (allocate with a permission and a channel each, then delete all); server before: %s, threads %d\n",
+		o.churnClients, len(rounds), o.churnFor, before, before.threads)
+	for i, r := range rounds {
+		if i > 1 && i < len(rounds)-2 {
+			continue // the first rounds and the last ones say it
+		}
+		fmt.Fprintf(out, "churn: round %d: %d made, %d deleted, %d failed; at the peak %s; after deleting %s, threads %d\n",
+			i+1, r.made, r.deleted, r.failed, r.peak, r.trough, r.trough.threads)
+	}
 	return nil
 }
