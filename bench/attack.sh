@@ -7,20 +7,25 @@
 #   BEFORE=main bash bench/attack.sh      # also the tree of git ref main, first
 #
 # Environment overrides:
-#   ATTACKS="permissions,replay,reservations,reflect"   ("" for none)
+#   ATTACKS="permissions,replay,reservations,reflect,connect"   ("" for none)
 #   CHURN=1            also run the churn soak (10,000 allocations, 60 s) on a
 #                      server without a per-user quota
 #   CHURN_CLIENTS=10000 CHURN_FOR=60s
+#   CONNECT_ALLOCS=10 CONNECT_PEERS=200   the Connect flood (2,000 Connects to
+#                      peers that never answer; each peer is a loopback listener
+#                      with a full accept queue)
 #   ICEBREAKER=path    use this binary instead of building one
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-ATTACKS=${ATTACKS-"permissions,replay,reservations,reflect"}
+ATTACKS=${ATTACKS-"permissions,replay,reservations,reflect,connect"}
 CHURN=${CHURN:-0}
 CHURN_CLIENTS=${CHURN_CLIENTS:-10000}
 CHURN_FOR=${CHURN_FOR:-60s}
+CONNECT_ALLOCS=${CONNECT_ALLOCS:-10}
+CONNECT_PEERS=${CONNECT_PEERS:-200}
 GO=${GO:-go}
 
 LOG_PREFIX=attack TMP_NAME=icebreaker-attack
@@ -42,7 +47,7 @@ serve() {
 	shift
 	port=$(free_port)
 	env ICEBREAKER_DATA_DIR="$tmp" "$@" "$bin" serve --listen 127.0.0.1 --port "$port" \
-		--user mallory:m --user alice:a --user-db none --allow-peer 127.0.0.0/8 --log-level warn \
+		--user mallory:m --user alice:a --user trudy:t --user-db none --allow-peer 127.0.0.0/8 --log-level warn \
 		>"$tmp/serve.out" 2>"$tmp/serve.err" &
 	srv_pid=$!
 	for _ in $(seq 50); do
@@ -58,7 +63,13 @@ attack_one() { # NAME BINARY
 	echo "== $name"
 	if [[ -n "$ATTACKS" ]]; then
 		serve "$bin"
-		"$tmp/attack" -server "127.0.0.1:$port" -user mallory:m -victim alice:a -pid "$srv_pid" -attacks "$ATTACKS"
+		"$tmp/attack" -server "127.0.0.1:$port" -user mallory:m -victim alice:a -pid "$srv_pid" -attacks "${ATTACKS/connect/}"
+		stop_server
+		if [[ "$ATTACKS" == *connect* ]]; then # on a fresh server: mallory's quota is spent
+			serve "$bin"
+			"$tmp/attack" -server "127.0.0.1:$port" -user trudy:t -pid "$srv_pid" -attacks connect \
+				-connect-allocations "$CONNECT_ALLOCS" -connect-peers "$CONNECT_PEERS"
+		fi
 		stop_server
 	fi
 	if [[ "$CHURN" == 1 ]]; then

@@ -18,8 +18,9 @@ import (
 // (a legitimate user misbehaving, as in every attack of issue 13 but the
 // reflection).
 type target struct {
-	server netip.AddrPort // loopback only
-	creds  turnload.Creds
+	server    netip.AddrPort // loopback only
+	tcpServer netip.AddrPort // the server's TCP address, for RFC 6062
+	creds     turnload.Creds
 }
 
 // client is one 5-tuple towards the server.

@@ -31,7 +31,7 @@ func main() {
 }
 
 type options struct {
-	server            string
+	server, tcpServer string
 	user, victim      string
 	attacks           string
 	pid               int
@@ -44,12 +44,15 @@ type options struct {
 	churnClients      int
 	churnFor          time.Duration
 	reflectPause      time.Duration
+	connectAllocs     int
+	connectPeers      int
 }
 
 func run(args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("attack", flag.ContinueOnError)
 	fs.StringVar(&o.server, "server", "127.0.0.1:3478", "server `IP:PORT` (loopback only)")
+	fs.StringVar(&o.tcpServer, "tcp-server", "", "server TCP `IP:PORT`; default: -server")
 	fs.StringVar(&o.user, "user", "", "attacker credentials `NAME:PASSWORD`")
 	fs.StringVar(&o.victim, "victim", "", "another user's credentials `NAME:PASSWORD`, for the latency and the bystander")
 	fs.StringVar(&o.attacks, "attacks", "permissions,replay,reservations,reflect", "comma-separated attacks to run")
@@ -62,6 +65,8 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.reserveLoops, "reserve-loops", 300, "Allocate EVEN-PORT R=1 + Refresh 0 loops")
 	fs.IntVar(&o.reflectN, "reflect-flood", 1000, "bare requests in the reflection flood")
 	fs.DurationVar(&o.reflectPause, "reflect-pause", 3*time.Second, "quiet time before the reflection, for the error-answer limit of the source address to refill")
+	fs.IntVar(&o.connectAllocs, "connect-allocations", 20, "TCP allocations of the Connect flood")
+	fs.IntVar(&o.connectPeers, "connect-peers", 50, "Connects per allocation, to peers that never answer")
 	fs.IntVar(&o.churnClients, "churn-clients", 10000, "allocations of the churn soak (attack \"churn\")")
 	fs.DurationVar(&o.churnFor, "churn-for", time.Minute, "how long the churn soak lasts")
 	if err := fs.Parse(args); err != nil {
@@ -75,18 +80,25 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t := target{server: server, creds: creds}
+	tcpServer := server
+	if o.tcpServer != "" {
+		if tcpServer, err = netip.ParseAddrPort(o.tcpServer); err != nil || !tcpServer.Addr().IsLoopback() {
+			return fmt.Errorf("-tcp-server %q: a loopback IP:PORT is required", o.tcpServer)
+		}
+	}
+	t := target{server: server, tcpServer: tcpServer, creds: creds}
 	var vt *target
 	if o.victim != "" {
 		vc, err := turnload.ParseCreds(o.victim)
 		if err != nil {
 			return fmt.Errorf("-victim: %w", err)
 		}
-		vt = &target{server: server, creds: vc}
+		vt = &target{server: server, tcpServer: tcpServer, creds: vc}
 	}
 	for _, a := range strings.Split(o.attacks, ",") {
 		var err error
 		switch a {
+		case "":
 		case "permissions":
 			err = runPermissions(out, t, vt, o)
 		case "replay":
@@ -97,6 +109,8 @@ func run(args []string, out io.Writer) error {
 			err = runReflect(out, t, o)
 		case "churn":
 			err = runChurn(out, t, o)
+		case "connect":
+			err = runConnect(out, t, o)
 		default:
 			err = fmt.Errorf("unknown attack %q", a)
 		}
@@ -216,5 +230,25 @@ func runChurn(out io.Writer, t target, o options) error {
 		fmt.Fprintf(out, "churn: round %d: %d made, %d deleted, %d failed; at the peak %s; after deleting %s, threads %d\n",
 			i+1, r.made, r.deleted, r.failed, r.peak, r.trough, r.trough.threads)
 	}
+	return nil
+}
+
+func runConnect(out io.Writer, t target, o options) error {
+	var peers []netip.AddrPort
+	for range o.connectPeers {
+		h, err := newBlackHole()
+		if err != nil {
+			return err
+		}
+		defer h.close()
+		peers = append(peers, h.addr)
+	}
+	before := sample(o.pid, 0)
+	got, sent, fresh, err := connectFlood(t, o.connectAllocs, peers)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "connect: %d TCP allocations x %d Connects to peers that never answer: %d sent, answered within 1 s:%v (negative: Allocate refused); server before %s, during %s; a fresh TCP client answered: %v\n",
+		o.connectAllocs, o.connectPeers, sent, got, before, sample(o.pid, 0), fresh)
 	return nil
 }

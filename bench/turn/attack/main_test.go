@@ -18,11 +18,13 @@ import (
 func TestAttacks(t *testing.T) {
 	srv, err := ibserver.Start(ibserver.Config{
 		Listen:     netip.MustParseAddrPort("127.0.0.1:0"),
-		Users:      map[string]string{"mallory": "m", "alice": "a"},
+		Users:      map[string]string{"mallory": "m", "alice": "a", "trudy": "t"},
 		AllowPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		UDPSockets: 1,
-		Quotas:     &turnserver.Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128},
-		ErrorRate:  50,
+		Quotas: &turnserver.Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128,
+			ConnectsPerAllocation: 4, ConnectsPerUser: 6},
+		TCP:       true,
+		ErrorRate: 50,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +76,19 @@ func TestAttacks(t *testing.T) {
 	if st.Allocations != held {
 		t.Errorf("%d allocations after the churn, %d before", st.Allocations, held)
 	}
+	// The Connect flood: 3 TCP allocations x 5 peers that never answer;
+	// 4 then 2 wait (per allocation, then per user), the rest are refused.
+	out.Reset()
+	if err := run([]string{"-server", srv.Addr().String(), "-tcp-server", srv.TCPAddr().String(), "-user", "trudy:t",
+		"-attacks", "connect", "-connect-allocations", "3", "-connect-peers", "5"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	if !strings.Contains(out.String(), "15 sent, answered within 1 s: 486=8 508=1 ") ||
+		!strings.Contains(out.String(), "a fresh TCP client answered: true") {
+		t.Errorf("Connect flood not bounded, or the listener stopped accepting")
+	}
+
 	if st.RefusedPermissions != 4 || st.NonceReplays == 0 || st.RefusedAllocationsPerUser == 0 || st.ErrorsRateLimited == 0 {
 		t.Errorf("stats %+v", st)
 	}

@@ -32,6 +32,8 @@ type Config struct {
 	// the defaults otherwise) when not nil: the attack client's tests
 	// run against the daemon's limits.
 	Quotas *turnserver.Quotas
+	// TCP serves TCP as well, on a port of its own (TCPAddr).
+	TCP bool
 	// ErrorRate bounds error answers to unauthenticated requests per
 	// second and source address (burst twice that); 0 means none.
 	ErrorRate int
@@ -83,7 +85,11 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ibserver: %w", err)
 	}
-	ss, err := stunserver.Listen(stunserver.Config{UDP: cfg.Listen, UDPSockets: cfg.UDPSockets, Handler: ts})
+	scfg := stunserver.Config{UDP: cfg.Listen, UDPSockets: cfg.UDPSockets, Handler: ts}
+	if cfg.TCP {
+		scfg.TCP = cfg.Listen
+	}
+	ss, err := stunserver.Listen(scfg)
 	if err != nil {
 		_ = ts.Close()
 		return nil, fmt.Errorf("ibserver: %w", err)
@@ -103,6 +109,16 @@ func Start(cfg Config) (*Server, error) {
 func (s *Server) Addr() netip.AddrPort {
 	for _, ep := range s.stun.Addrs() {
 		if ep.Network == "udp" {
+			return ep.Addr
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// TCPAddr returns the TCP address the server listens on, if it does.
+func (s *Server) TCPAddr() netip.AddrPort {
+	for _, ep := range s.stun.Addrs() {
+		if ep.Network == "tcp" {
 			return ep.Addr
 		}
 	}
