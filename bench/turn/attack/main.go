@@ -46,6 +46,9 @@ type options struct {
 	reflectPause      time.Duration
 	connectAllocs     int
 	connectPeers      int
+	restSecret        string
+	restLife          time.Duration
+	external, metrics string
 }
 
 func run(args []string, out io.Writer) error {
@@ -67,6 +70,10 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&o.reflectPause, "reflect-pause", 3*time.Second, "quiet time before the reflection, for the error-answer limit of the source address to refill")
 	fs.IntVar(&o.connectAllocs, "connect-allocations", 20, "TCP allocations of the Connect flood")
 	fs.IntVar(&o.connectPeers, "connect-peers", 50, "Connects per allocation, to peers that never answer")
+	fs.StringVar(&o.restSecret, "rest-secret", "", "the server's REST `SECRET` (attack \"rest\")")
+	fs.DurationVar(&o.restLife, "rest-life", 3*time.Second, "life of the REST credential that a call outlives")
+	fs.StringVar(&o.external, "external-ip", "", "the server's advertised public `IP` (attack \"own\"; permissions send nothing)")
+	fs.StringVar(&o.metrics, "metrics", "", "the server's metrics `IP:PORT` (attack \"own\")")
 	fs.IntVar(&o.churnClients, "churn-clients", 10000, "allocations of the churn soak (attack \"churn\")")
 	fs.DurationVar(&o.churnFor, "churn-for", time.Minute, "how long the churn soak lasts")
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +118,10 @@ func run(args []string, out io.Writer) error {
 			err = runChurn(out, t, o)
 		case "connect":
 			err = runConnect(out, t, o)
+		case "rest":
+			err = runREST(out, t, o)
+		case "own":
+			err = runOwn(out, t, o)
 		default:
 			err = fmt.Errorf("unknown attack %q", a)
 		}
@@ -250,5 +261,41 @@ func runConnect(out io.Writer, t target, o options) error {
 	}
 	fmt.Fprintf(out, "connect: %d TCP allocations x %d Connects to peers that never answer: %d sent, answered within 1 s:%v (negative: Allocate refused); server before %s, during %s; a fresh TCP client answered: %v\n",
 		o.connectAllocs, o.connectPeers, sent, got, before, sample(o.pid, 0), fresh)
+	return nil
+}
+
+func runREST(out io.Writer, t target, o options) error {
+	if o.restSecret == "" {
+		return fmt.Errorf("needs -rest-secret")
+	}
+	p, err := probeREST(t, o.restSecret, o.restLife)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "rest: expired REST username with a guessed secret: %s; unknown user: %s; expired with the right secret: %s\n",
+		p.strangerExpired, p.strangerUnknown, p.holderExpired)
+	fmt.Fprintf(out, "rest: allocation made with a credential valid %v, after it expired: Refresh %s, CreatePermission %s\n",
+		o.restLife, codeName(p.refreshAfter), codeName(p.permitAfter))
+	return nil
+}
+
+func runOwn(out io.Writer, t target, o options) error {
+	ext, err := netip.ParseAddr(o.external)
+	if err != nil {
+		return fmt.Errorf("needs -external-ip: %w", err)
+	}
+	var metrics netip.AddrPort
+	if o.metrics != "" {
+		if metrics, err = netip.ParseAddrPort(o.metrics); err != nil || !metrics.Addr().IsLoopback() {
+			return fmt.Errorf("-metrics %q: a loopback IP:PORT is required", o.metrics)
+		}
+	}
+	got, err := probeOwn(t, ext, metrics)
+	if err != nil {
+		return err
+	}
+	for p, code := range got {
+		fmt.Fprintf(out, "own: CreatePermission to the server's own %v: %s\n", p, codeName(code))
+	}
 	return nil
 }

@@ -23,8 +23,9 @@ func TestAttacks(t *testing.T) {
 		UDPSockets: 1,
 		Quotas: &turnserver.Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128,
 			ConnectsPerAllocation: 4, ConnectsPerUser: 6},
-		TCP:       true,
-		ErrorRate: 50,
+		TCP:         true,
+		ErrorRate:   50,
+		RESTSecrets: []string{"s3cret"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +61,19 @@ func TestAttacks(t *testing.T) {
 	} else if n, _ := strconv.Atoi(m[1]); n > 150 {
 		t.Errorf("%d of 300 answered with a limit of 50/s, burst 100", n)
 	}
+	// REST: a stranger cannot tell an expired REST username from an
+	// unknown user; a call outlives its credential.
+	out.Reset()
+	if err := run([]string{"-server", srv.Addr().String(), "-user", "trudy:t", "-attacks", "rest",
+		"-rest-secret", "s3cret", "-rest-life", "1s"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	if !strings.Contains(out.String(), "guessed secret: 401 Unauthorized; unknown user: 401 Unauthorized; expired with the right secret: 401 Credentials Expired") ||
+		!strings.Contains(out.String(), "after it expired: Refresh success, CreatePermission success") {
+		t.Errorf("REST credentials: wrong answers")
+	}
+
 	// A short churn: allocations made and deleted with a permission and a
 	// channel each, and none left behind.
 	held := srv.Stats().Allocations

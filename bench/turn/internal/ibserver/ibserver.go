@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 
@@ -32,6 +33,10 @@ type Config struct {
 	// the defaults otherwise) when not nil: the attack client's tests
 	// run against the daemon's limits.
 	Quotas *turnserver.Quotas
+	// RESTSecrets enable TURN REST credentials.
+	RESTSecrets []string
+	// Logger receives the TURN server's records; nil is silent.
+	Logger *slog.Logger
 	// TCP serves TCP as well, on a port of its own (TCPAddr).
 	TCP bool
 	// ErrorRate bounds error answers to unauthenticated requests per
@@ -58,7 +63,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Realm == "" {
 		cfg.Realm = "bench"
 	}
-	auth, err := turnauth.New(turnauth.Config{Realm: cfg.Realm, Users: turnauth.StaticUsers(cfg.Users)})
+	auth, err := turnauth.New(turnauth.Config{Realm: cfg.Realm, Users: turnauth.StaticUsers(cfg.Users), RESTSecrets: cfg.RESTSecrets})
 	if err != nil {
 		return nil, fmt.Errorf("ibserver: %w", err)
 	}
@@ -67,7 +72,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("ibserver: %w", err)
 	}
 	relay := cfg.Listen.Addr().Unmap()
-	tcfg := turnserver.Config{Auth: auth, Policy: pol, Quotas: turnserver.Quotas{AllocationsPerUser: -1}}
+	tcfg := turnserver.Config{Auth: auth, Policy: pol, Quotas: turnserver.Quotas{AllocationsPerUser: -1}, Logger: cfg.Logger}
 	if cfg.Quotas != nil {
 		tcfg.Quotas = *cfg.Quotas
 	}
