@@ -16,9 +16,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/bench/turn/internal/ibserver"
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
@@ -49,6 +51,7 @@ type options struct {
 	restSecret        string
 	restLife          time.Duration
 	external, metrics string
+	inproc            bool
 }
 
 func run(args []string, out io.Writer) error {
@@ -74,18 +77,45 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&o.restLife, "rest-life", 3*time.Second, "life of the REST credential that a call outlives")
 	fs.StringVar(&o.external, "external-ip", "", "the server's advertised public `IP` (attack \"own\"; permissions send nothing)")
 	fs.StringVar(&o.metrics, "metrics", "", "the server's metrics `IP:PORT` (attack \"own\")")
+	fs.BoolVar(&o.inproc, "inproc", false, "attack a server started in this process (the -user's only, no quota per user) instead of -server, and report its goroutines")
 	fs.IntVar(&o.churnClients, "churn-clients", 10000, "allocations of the churn soak (attack \"churn\")")
 	fs.DurationVar(&o.churnFor, "churn-for", time.Minute, "how long the churn soak lasts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	server, err := netip.ParseAddrPort(o.server)
-	if err != nil || !server.Addr().IsLoopback() {
-		return fmt.Errorf("-server %q: a loopback IP:PORT is required", o.server)
-	}
 	creds, err := turnload.ParseCreds(o.user)
 	if err != nil {
 		return err
+	}
+	if o.inproc {
+		srv, err := ibserver.Start(ibserver.Config{
+			Listen: netip.MustParseAddrPort("127.0.0.1:0"), Users: map[string]string{creds.Username: creds.Password},
+			AllowPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		o.server, o.pid = srv.Addr().String(), os.Getpid()
+		// One allocation first starts what the server keeps for good
+		// (relay pollers, janitor): the baseline is after it.
+		warm := target{server: srv.Addr(), tcpServer: srv.Addr(), creds: creds}
+		if err := warmUp(warm); err != nil {
+			return err
+		}
+		goroutines := runtime.NumGoroutine()
+		defer func() {
+			time.Sleep(2 * time.Second) // the janitor's sweep, sockets closing
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Fprintf(out, "inproc: goroutines %d before, %d after; Go heap in use %d KB; server stats %+v\n",
+				goroutines, runtime.NumGoroutine(), ms.HeapInuse>>10, srv.Stats())
+		}()
+	}
+	server, err := netip.ParseAddrPort(o.server)
+	if err != nil || !server.Addr().IsLoopback() {
+		return fmt.Errorf("-server %q: a loopback IP:PORT is required", o.server)
 	}
 	tcpServer := server
 	if o.tcpServer != "" {
@@ -298,4 +328,14 @@ func runOwn(out io.Writer, t target, o options) error {
 		fmt.Fprintf(out, "own: CreatePermission to the server's own %v: %s\n", p, codeName(code))
 	}
 	return nil
+}
+
+// warmUp allocates and deletes once.
+func warmUp(t target) error {
+	c, err := t.dial()
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return steps(c, step{stun.MethodAllocate, turnload.AppendAllocate}, step{stun.MethodRefresh, turnload.AppendDelete})
 }
