@@ -52,14 +52,14 @@ func churn(t target, clients int, d time.Duration, pid int) ([]churnRound, error
 			peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, byte(i >> 8), byte(i)}), 9)
 			return steps(c, allocSteps(peer)...)
 		})
-		r.peak = sample(pid, 0)
+		r.peak = sample(pid)
 		var failed int64
 		r.deleted, failed = each(cs, func(_ int, c *client) error {
 			return steps(c, step{stun.MethodRefresh, turnload.AppendDelete})
 		})
 		r.failed += failed
 		runtime.GC() // the attacker's garbage is not the server's
-		r.trough = sample(pid, 0)
+		r.trough = sample(pid)
 		rounds = append(rounds, r)
 	}
 	return rounds, nil

@@ -178,8 +178,8 @@ func runPermissions(out io.Writer, t target, vt *target, o options) error {
 	}
 	defer c.close()
 	fmt.Fprintf(out, "permissions: %d CreatePermission x %d peers, then 16 at a time until refused, in %v:%v; server %s\n",
-		o.permRequests, o.per, time.Since(start).Round(time.Millisecond), got, sample(o.pid, 0))
-	before := sample(o.pid, 0)
+		o.permRequests, o.per, time.Since(start).Round(time.Millisecond), got, sample(o.pid))
+	before := sample(o.pid)
 	if v != nil {
 		p50, p99, lost := v.measure(o.pings, 0)
 		fmt.Fprintf(out, "permissions: victim before: p50 %v p99 %v lost %d\n", p50, p99, lost)
@@ -195,7 +195,7 @@ func runPermissions(out io.Writer, t target, vt *target, o options) error {
 	}
 	close(stop)
 	sent := <-done
-	after := sample(o.pid, time.Since(before.at))
+	after := sample(o.pid)
 	fmt.Fprintf(out, "permissions: junk sent %d; server %s\n", sent, after.delta(before))
 	return nil
 }
@@ -215,7 +215,7 @@ func runReservations(out io.Writer, t target, vt *target, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "reservations: %d x (Allocate EVEN-PORT R=1, Refresh 0):%v; server %s\n", o.reserveLoops, got, sample(o.pid, 0))
+	fmt.Fprintf(out, "reservations: %d x (Allocate EVEN-PORT R=1, Refresh 0):%v; server %s\n", o.reserveLoops, got, sample(o.pid))
 	if vt != nil {
 		c, err := vt.dial()
 		if err != nil {
@@ -257,7 +257,7 @@ func codeName(code int) string {
 }
 
 func runChurn(out io.Writer, t target, o options) error {
-	before := sample(o.pid, 0)
+	before := sample(o.pid)
 	rounds, err := churn(t, o.churnClients, o.churnFor, o.pid)
 	if err != nil {
 		return err
@@ -284,13 +284,13 @@ func runConnect(out io.Writer, t target, o options) error {
 		defer h.close()
 		peers = append(peers, h.addr)
 	}
-	before := sample(o.pid, 0)
+	before := sample(o.pid)
 	got, sent, fresh, err := connectFlood(t, o.connectAllocs, peers)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "connect: %d TCP allocations x %d Connects to peers that never answer: %d sent, answered within 1 s:%v (negative: Allocate refused); server before %s, during %s; a fresh TCP client answered: %v\n",
-		o.connectAllocs, o.connectPeers, sent, got, before, sample(o.pid, 0), fresh)
+		o.connectAllocs, o.connectPeers, sent, got, before, sample(o.pid), fresh)
 	return nil
 }
 

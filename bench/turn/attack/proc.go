@@ -10,19 +10,18 @@ import (
 
 // procSample is what /proc says about the server at one moment.
 type procSample struct {
-	at       time.Time
-	pid      int
-	cpu      float64 // user+system seconds
-	rssKB    int
-	fds      int
-	threads  int
-	interval time.Duration
+	at      time.Time
+	pid     int
+	cpu     float64 // user+system seconds
+	rssKB   int
+	fds     int
+	threads int
 }
 
 // sample reads the server's CPU time, RSS and open descriptors; with pid
 // 0 it is empty.
-func sample(pid int, interval time.Duration) procSample {
-	s := procSample{at: time.Now(), pid: pid, interval: interval}
+func sample(pid int) procSample {
+	s := procSample{at: time.Now(), pid: pid}
 	if pid <= 0 {
 		return s
 	}
