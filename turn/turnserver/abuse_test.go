@@ -11,7 +11,6 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
-	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 )
 
 // The attacks of project issue 13, each as it was reproduced, scaled down
@@ -246,15 +245,8 @@ func TestReservationQuota(t *testing.T) {
 // ChannelBind still work and data still flows (browsers and coturn check
 // the expiry at Allocate only), while a new Allocate gets 401.
 func TestRESTCallOutlivesCredential(t *testing.T) {
-	var e *env
-	e = newEnv(t, func(c *Config) {
-		auth, err := turnauth.New(turnauth.Config{Realm: realm, RESTSecrets: []string{"s3cret"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Auth = auth
-	})
-	user, pass := turn.RESTCredentials("s3cret", "carol", e.clock.Now().Add(300*time.Second))
+	e := restEnv(t, nil)
+	user, pass := turn.RESTCredentials(restSecret, "carol", e.clock.Now().Add(300*time.Second))
 	c := dialClient(t, "udp", e.udp, "alice")
 	c.user, c.pass = user, pass
 	relayed := c.allocate(lifetime(time.Hour))

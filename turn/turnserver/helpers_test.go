@@ -130,6 +130,25 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	return e
 }
 
+// restSecret signs the REST credentials of restEnv.
+const restSecret = "s3cret"
+
+// restEnv is newEnv with an Authenticator that takes TURN REST
+// credentials signed with restSecret only.
+func restEnv(t testing.TB, mod func(*Config)) *env {
+	t.Helper()
+	return newEnv(t, func(c *Config) {
+		auth, err := turnauth.New(turnauth.Config{Realm: realm, RESTSecrets: []string{restSecret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Auth = auth
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
 // checkGoroutines waits, boundedly, for the goroutine count to fall back
 // to before.
 func checkGoroutines(t testing.TB, before int) {

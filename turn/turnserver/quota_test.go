@@ -9,7 +9,6 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
-	"github.com/icebreaker-net/icebreaker/turn/turnauth"
 )
 
 // TestQuotas shows each allocation limit biting: per user (486), for the
@@ -254,18 +253,10 @@ func TestOwnAddressDenied(t *testing.T) {
 // TestRESTQuota: TURN REST credentials count against the user part of
 // "expiry:user", so fresh credentials do not escape the per-user quota.
 func TestRESTQuota(t *testing.T) {
-	var e *env
-	e = newEnv(t, func(c *Config) {
-		auth, err := turnauth.New(turnauth.Config{Realm: realm, RESTSecrets: []string{"s3cret"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Auth = auth
-		c.Quotas.AllocationsPerUser = 1
-	})
+	e := restEnv(t, func(c *Config) { c.Quotas.AllocationsPerUser = 1 })
 	rest := func(expiry time.Time) *client {
 		c := dialClient(t, "udp", e.udp, "alice")
-		c.user, c.pass = turn.RESTCredentials("s3cret", "carol", expiry)
+		c.user, c.pass = turn.RESTCredentials(restSecret, "carol", expiry)
 		return c
 	}
 	now := e.clock.Now()
