@@ -263,7 +263,7 @@ func (v *victim) measure(n int, d time.Duration) (p50, p99 time.Duration, lost i
 				lost++
 				break
 			}
-			if turn.IsChannelData(buf[:k]) {
+			if turn.IsChannelData(buf[:k], false) {
 				rtts = append(rtts, time.Since(start))
 				break
 			}
