@@ -21,6 +21,7 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
+	"github.com/icebreaker-net/icebreaker/wormhole/mailbox"
 )
 
 // serveEnviron returns the environment `icebreaker serve` reads its
@@ -62,6 +63,10 @@ var serveFlags = map[string]string{
 	"log-level":      "log.level",
 	"log-format":     "log.format",
 	"metrics":        "metrics.listen",
+	"rendezvous":     "rendezvous.listen",
+	"transit-relay":  "rendezvous.transit_listen",
+	"rendezvous-db":  "rendezvous.db",
+	"motd":           "rendezvous.motd",
 }
 
 // serveOptions holds the values of the flags of `icebreaker serve`.
@@ -73,6 +78,7 @@ type serveOptions struct {
 	port, tlsPort, altPort, udpSockets              int
 	tlsCert, tlsKey, altIP, software, realm, userDB string
 	relayPorts, logLevel, logFormat, metrics        string
+	rendezvous, transit, rendezvousDB, motd         string
 }
 
 func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
@@ -113,6 +119,10 @@ func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", def.Log.Level, "debug, info, warn or error (log.level)")
 	fs.StringVar(&o.logFormat, "log-format", def.Log.Format, "text or json (log.format)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`IP:PORT`/metrics; off by default (metrics.listen)")
+	fs.StringVar(&o.rendezvous, "rendezvous", def.Rendezvous.Listen, "magic-wormhole mailbox `ADDR` (ws://ADDR/v1), IP or IP:PORT, or off (rendezvous.listen)")
+	fs.StringVar(&o.transit, "transit-relay", def.Rendezvous.TransitListen, "magic-wormhole transit relay `ADDR`, or off (rendezvous.transit_listen)")
+	fs.StringVar(&o.rendezvousDB, "rendezvous-db", "", "mailbox database `FILE`, \"none\" for memory only (rendezvous.db)")
+	fs.StringVar(&o.motd, "motd", "", "rendezvous message of the day `TEXT` (rendezvous.motd)")
 	return fs
 }
 
@@ -206,6 +216,8 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 		{"realm", &t.Realm, o.realm}, {"user-db", &t.UserDB, o.userDB}, {"relay-ports", &t.RelayPorts, o.relayPorts},
 		{"log-level", &cfg.Log.Level, o.logLevel}, {"log-format", &cfg.Log.Format, o.logFormat},
 		{"metrics", &cfg.Metrics.Listen, o.metrics},
+		{"rendezvous", &cfg.Rendezvous.Listen, o.rendezvous}, {"transit-relay", &cfg.Rendezvous.TransitListen, o.transit},
+		{"rendezvous-db", &cfg.Rendezvous.DB, o.rendezvousDB}, {"motd", &cfg.Rendezvous.MOTD, o.motd},
 	} {
 		if set[f.name] {
 			*f.dst = f.v
@@ -294,13 +306,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	for _, ep := range endpoints {
 		own.add(ep.Addr)
 	}
+	rv, err := newRendezvous(cfg, endpoints, logger)
+	if err != nil {
+		return err
+	}
+	if rv != nil {
+		defer rv.close()
+		for _, ep := range rv.endpoints {
+			own.add(ep.Addr)
+		}
+	}
 	var ms *metricsServer
 	if ap := cfg.Metrics.Addr(); ap.IsValid() {
 		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(ap))
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", listenError(err, "choose another address with --metrics"))
 		}
-		ms = newMetricsServer(ln, func() []metrics.Metric { return serveMetrics(servers, tr) }, logger)
+		ms = newMetricsServer(ln, func() []metrics.Metric { return serveMetrics(servers, tr, rv) }, logger)
 		defer ms.stop() // before the servers' deferred Close: last in, first out
 		own.add(ln.Addr().(*net.TCPAddr).AddrPort())
 	}
@@ -319,6 +341,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 			ep.Role = "" // every endpoint is primary: say nothing
 		}
 		fmt.Fprintln(stdout, "  "+endpointLine(ep, ifaddrs))
+	}
+	if rv != nil {
+		for _, ep := range rv.endpoints {
+			if ep.Network == "transit" {
+				fmt.Fprintln(stdout, "  transit relay "+strings.TrimSpace(strings.TrimPrefix(endpointLine(ep, ifaddrs), "transit")))
+				continue
+			}
+			line := strings.TrimSpace(strings.TrimPrefix(endpointLine(ep, ifaddrs), ep.Network))
+			fmt.Fprintln(stdout, "  rendezvous "+strings.Replace(line, ep.Addr.String(), ep.Network+"://"+ep.Addr.String()+mailbox.Path, 1))
+		}
 	}
 	if ms != nil {
 		fmt.Fprintf(stdout, "  metrics http://%s/metrics\n", ms.ln.Addr())
@@ -340,6 +372,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 			}
 		})
 	}
+	var rvErr error // read after wg.Wait
+	if rv != nil {
+		wg.Go(func() {
+			if rvErr = rv.run(ctx); rvErr != nil {
+				cancel()
+			}
+		})
+	}
 	if ms != nil {
 		ms.start()
 	}
@@ -350,12 +390,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	for _, s := range servers {
 		s.Close()
 	}
+	if rv != nil {
+		if err := rv.close(); err != nil {
+			return err
+		}
+	}
 	if tr != nil {
 		if err := tr.Close(); err != nil {
 			return err
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, rvErr)...); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "icebreaker serve: stopped")

@@ -12,6 +12,8 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/turnserver"
+	"github.com/icebreaker-net/icebreaker/wormhole/mailbox"
+	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
 // The Prometheus endpoint of `icebreaker serve` (metrics.listen,
@@ -85,7 +87,7 @@ func (m *metricsServer) stop() {
 // serveMetrics gathers the metrics of a scrape: the counters of the STUN
 // listeners, summed, and those of the TURN server when TURN is on (tr is
 // not nil). It is safe for concurrent use; nothing here runs per packet.
-func serveMetrics(servers []*stunserver.Server, tr *turnRelay) []metrics.Metric {
+func serveMetrics(servers []*stunserver.Server, tr *turnRelay, rv *rendezvous) []metrics.Metric {
 	var st stunserver.Stats
 	for _, s := range servers {
 		st.Add(s.Stats())
@@ -95,7 +97,66 @@ func serveMetrics(servers []*stunserver.Server, tr *turnRelay) []metrics.Metric 
 		t := tr.server.Stats()
 		ts = &t
 	}
-	return statsMetrics(st, ts)
+	ms := statsMetrics(st, ts)
+	if rv != nil {
+		var rs *transitrelay.Stats
+		if rv.relay != nil {
+			r := rv.relay.Stats()
+			rs = &r
+		}
+		ms = append(ms, rendezvousMetrics(rv.mailbox.Stats(), rs)...)
+	}
+	return ms
+}
+
+// rendezvousMetrics turns the mailbox server's counters, and the transit
+// relay's unless rs is nil, into metrics.
+func rendezvousMetrics(m mailbox.Stats, rs *transitrelay.Stats) []metrics.Metric {
+	gauge := func(name, help string, v int) metrics.Metric {
+		return metrics.Metric{Name: name, Help: help, Kind: metrics.Gauge, Samples: []metrics.Sample{{Value: float64(v)}}}
+	}
+	counter := func(name, help string, v uint64) metrics.Metric {
+		return metrics.Metric{Name: name, Help: help, Kind: metrics.Counter, Samples: []metrics.Sample{{Value: float64(v)}}}
+	}
+	counters := func(name, help, label string, vs ...labelled) metrics.Metric {
+		mt := metrics.Metric{Name: name, Help: help, Kind: metrics.Counter}
+		for _, v := range vs {
+			mt.Samples = append(mt.Samples, metrics.Sample{Labels: []metrics.Label{{Name: label, Value: v.value}}, Value: float64(v.v)})
+		}
+		return mt
+	}
+	ms := []metrics.Metric{
+		gauge("icebreaker_rendezvous_connections", "Mailbox WebSocket connections open now.", m.Connections),
+		counter("icebreaker_rendezvous_connections_accepted_total", "Mailbox connections accepted.", m.Accepted),
+		counter("icebreaker_rendezvous_connections_refused_total", "Mailbox connections turned away (per-address limit, disabled).", m.Refused),
+		counter("icebreaker_rendezvous_commands_total", "Mailbox client messages handled.", m.Commands),
+		counter("icebreaker_rendezvous_errors_total", "Error messages sent to mailbox clients.", m.Errors),
+		counters("icebreaker_rendezvous_refused_total", "Mailbox requests refused by a limit, by limit.", "limit",
+			labelled{"rate", m.RateLimited}, labelled{"message_size", m.TooLarge}, labelled{"binary_frame", m.Binary},
+			labelled{"mailbox_full", m.MailboxFull}, labelled{"mailboxes", m.MailboxesRefused}, labelled{"crowded", m.Crowded},
+			labelled{"slow_client", m.SlowClients}),
+		gauge("icebreaker_rendezvous_nameplates", "Nameplates claimed now.", m.Nameplates),
+		gauge("icebreaker_rendezvous_mailboxes", "Mailboxes open now.", m.Mailboxes),
+		gauge("icebreaker_rendezvous_messages", "Messages stored now.", m.Messages),
+		counter("icebreaker_rendezvous_completed_total", "Mailboxes two sides used and closed.", m.Rendezvous),
+		counter("icebreaker_rendezvous_pruned_total", "Abandoned mailboxes and nameplates deleted.", m.Pruned),
+		counters("icebreaker_rendezvous_closes_total", "Mailbox closes by mood; scary is a wrong code.", "mood",
+			labelled{"happy", m.Happy}, labelled{"lonely", m.Lonely}, labelled{"scary", m.Scary}, labelled{"errory", m.Errory}, labelled{"other", m.OtherMood}),
+		counter("icebreaker_rendezvous_db_errors_total", "Failed writes to the rendezvous database.", m.DBErrors),
+	}
+	if rs == nil {
+		return ms
+	}
+	return append(ms,
+		counter("icebreaker_transit_connections_total", "Transit relay connections accepted.", rs.Accepted),
+		counters("icebreaker_transit_refused_total", "Transit relay connections closed early, by reason.", "reason",
+			labelled{"per_address", rs.Refused}, labelled{"bad_handshake", rs.BadHandshake}, labelled{"lonely", rs.Lonely}),
+		counter("icebreaker_transit_pairs_total", "Transit relay pairs made.", rs.Paired),
+		counter("icebreaker_transit_over_budget_total", "Transit relay pairs cut at their byte or time budget.", rs.OverBudget),
+		counter("icebreaker_transit_bytes_total", "Bytes relayed by the transit relay, both directions.", rs.Bytes),
+		gauge("icebreaker_transit_waiting", "Transit relay connections waiting for their partner now.", rs.Waiting),
+		gauge("icebreaker_transit_pairs", "Transit relay pairs relaying now.", rs.Pairs),
+	)
 }
 
 // labelled is one sample of a metric with one label.

@@ -16,7 +16,8 @@
 //
 // Sections group keys by what they configure: the listeners (listen, udp,
 // tcp, tls), the STUN Binding service (stun), the TURN relay (turn), the
-// Prometheus metrics endpoint (metrics) and the log (log).
+// magic-wormhole rendezvous (rendezvous), the Prometheus metrics endpoint
+// (metrics) and the log (log).
 package config
 
 import (
@@ -56,14 +57,15 @@ type Config struct {
 	// Listen lists the addresses served over UDP and TCP, each "IP:PORT"
 	// or "IP" (port 3478). "0.0.0.0" is every IPv4 address; "::" every
 	// IPv6 and IPv4 address.
-	Listen  []string `yaml:"listen"`
-	UDP     UDP      `yaml:"udp"`
-	TCP     TCP      `yaml:"tcp"`
-	TLS     TLS      `yaml:"tls"`
-	STUN    STUN     `yaml:"stun"`
-	TURN    TURN     `yaml:"turn"`
-	Metrics Metrics  `yaml:"metrics"`
-	Log     Log      `yaml:"log"`
+	Listen     []string   `yaml:"listen"`
+	UDP        UDP        `yaml:"udp"`
+	TCP        TCP        `yaml:"tcp"`
+	TLS        TLS        `yaml:"tls"`
+	STUN       STUN       `yaml:"stun"`
+	TURN       TURN       `yaml:"turn"`
+	Rendezvous Rendezvous `yaml:"rendezvous"`
+	Metrics    Metrics    `yaml:"metrics"`
+	Log        Log        `yaml:"log"`
 }
 
 // UDP configures the UDP listeners.
@@ -140,7 +142,8 @@ func Default() Config {
 			Quotas: Quotas{AllocationsPerUser: 10, PermissionsPerAllocation: 128, ErrorRatePerIP: 50,
 				ConnectsPerAllocation: 8, ConnectsPerUser: 32, TCPConnectionsPerAllocation: 64},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Rendezvous: defaultRendezvous(),
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
 

@@ -51,6 +51,15 @@ func TestEnvSetsEveryKey(t *testing.T) {
 		"turn.quotas.connects_per_allocation": "2", "turn.quotas.connects_per_user": "5",
 		"turn.quotas.tcp_connections_per_allocation": "7", "turn.quotas.descriptors": "900",
 		"metrics.listen": "127.0.0.1:9641", "log.level": "debug", "log.format": "json",
+		"rendezvous.listen": "127.0.0.1:4100", "rendezvous.tls_listen": "off", "rendezvous.transit_listen": "127.0.0.1",
+		"rendezvous.db": "none", "rendezvous.motd": "hi", "rendezvous.public_host": "rdv.example.org",
+		"rendezvous.client_ip_header": "X-Forwarded-For", "rendezvous.ice_servers.enabled": "false",
+		"rendezvous.ice_servers.token": "tok", "rendezvous.ice_servers.ttl": "10m",
+		"rendezvous.limits.message_size": "1000", "rendezvous.limits.messages_per_mailbox": "10",
+		"rendezvous.limits.mailbox_bytes": "2000", "rendezvous.limits.mailboxes": "3", "rendezvous.limits.mailboxes_per_ip": "4",
+		"rendezvous.limits.conns_per_ip": "5", "rendezvous.limits.rate": "6", "rendezvous.limits.burst": "7",
+		"rendezvous.limits.prune_after": "1m", "rendezvous.transit.max_wait": "1m", "rendezvous.transit.bytes_per_pair": "8",
+		"rendezvous.transit.max_duration": "1h", "rendezvous.transit.conns_per_ip": "9",
 	}
 	var environ []string
 	for _, key := range EnvKeys() {
@@ -91,6 +100,11 @@ func TestEnvSetsEveryKey(t *testing.T) {
 			Policy:        Policy{AllowPeers: []string{"127.0.0.0/8"}},
 			Quotas:        Quotas{3, 100, "1MB/s", "2MB/s", 64, 20, 2, 5, 7, 900},
 		},
+		Rendezvous: Rendezvous{Listen: "127.0.0.1:4100", TLSListen: "off", TransitListen: "127.0.0.1", DB: "none",
+			MOTD: "hi", PublicHost: "rdv.example.org", ClientIPHeader: "X-Forwarded-For",
+			ICEServers: ICEServers{false, "tok", 10 * time.Minute},
+			Limits:     RendezvousLimits{1000, 10, 2000, 3, 4, 5, 6, 7, time.Minute},
+			Transit:    TransitLimits{time.Minute, 8, time.Hour, 9}},
 		Metrics: Metrics{Listen: "127.0.0.1:9641"},
 		Log:     Log{"debug", "json"},
 	}

@@ -1,0 +1,74 @@
+// Package iceservers mints what an ICE client needs to use this server:
+// its STUN and TURN URIs (RFC 7064, RFC 7065) and ephemeral TURN
+// credentials in the TURN REST API scheme (draft-uberti-behave-turn-rest-00,
+// turn.RESTCredentials), in the shape of WebRTC's RTCIceServer. It is the
+// one place that mints them: the rendezvous' icebreaker-ice-servers
+// command calls it, and so can any other front end of `icebreaker serve`.
+package iceservers
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/turn"
+)
+
+// Server is one entry of the list, as WebRTC's RTCIceServer.
+type Server struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Config says what this server offers. Its zero value offers nothing.
+type Config struct {
+	STUNPort   uint16 // UDP port of STUN and TURN; 0 = none
+	TURNPort   uint16 // TCP (and UDP) port of TURN; 0 = no TURN
+	TLSPort    uint16 // TLS port of TURN (turns:); 0 = none
+	Secret     string // the REST secret that signs; "" = no TURN entry
+	TTL        time.Duration
+	PublicHost string // the host to put in the URIs; "" = the caller's
+	Token      string // when set, Mint requires it
+}
+
+// ErrToken is returned for a missing or wrong token.
+var ErrToken = errors.New("missing or wrong token")
+
+// Mint returns the ICE servers for a client that reached this server by
+// host (used unless PublicHost is set), with credentials for user that
+// expire TTL after now. token is what the client presented.
+func (c Config) Mint(host, token, user string, now time.Time) ([]Server, error) {
+	if c.Token != "" && subtle.ConstantTimeCompare([]byte(c.Token), []byte(token)) != 1 {
+		return nil, ErrToken
+	}
+	if c.PublicHost != "" {
+		host = c.PublicHost
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ \t\r\n") {
+		return nil, errors.New("no usable host name")
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Is6() {
+		host = "[" + a.String() + "]"
+	}
+	var out []Server
+	if c.STUNPort != 0 {
+		out = append(out, Server{URLs: []string{"stun:" + host + ":" + strconv.Itoa(int(c.STUNPort))}})
+	}
+	if c.Secret != "" && (c.TURNPort != 0 || c.TLSPort != 0) {
+		username, password := turn.RESTCredentials(c.Secret, user, now.Add(c.TTL))
+		s := Server{Username: username, Credential: password}
+		if c.TURNPort != 0 {
+			p := strconv.Itoa(int(c.TURNPort))
+			s.URLs = append(s.URLs, "turn:"+host+":"+p+"?transport=udp", "turn:"+host+":"+p+"?transport=tcp")
+		}
+		if c.TLSPort != 0 {
+			s.URLs = append(s.URLs, "turns:"+host+":"+strconv.Itoa(int(c.TLSPort))+"?transport=tcp")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
