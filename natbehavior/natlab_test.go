@@ -187,7 +187,7 @@ func testLabLifetime(t *testing.T) {
 // until it listens on the alternate address.
 func startOurServer(ctx context.Context, t *testing.T, lab *natlab.Lab, bin string) {
 	t.Helper()
-	p := lab.Start(ctx, "wan", bin, "serve", "--listen", natlab.ServerIP1, "--alt-ip", natlab.ServerIP2,
+	p := lab.Start(ctx, "wan", bin, "serve", "--rendezvous", "off", "--listen", natlab.ServerIP1, "--alt-ip", natlab.ServerIP2,
 		"--port", strconv.Itoa(ourPort))
 	if err := p.WaitForOutput(ctx, natlab.ServerIP2+":"+strconv.Itoa(ourPort+1)); err != nil {
 		t.Fatal(err)

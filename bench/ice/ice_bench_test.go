@@ -216,7 +216,7 @@ func startServer(t *testing.T, ctx context.Context, lab *natlab.Lab, cfg *benchC
 		// Every attempt leaves allocations behind until they expire or
 		// the agent deletes them; no per-user quota may refuse the next.
 		t.Setenv("ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER", "0")
-		srv = lab.Start(ctx, "wan", cfg.icebreaker, "serve", "--listen", natlab.ServerIP1, "--port", "3478",
+		srv = lab.Start(ctx, "wan", cfg.icebreaker, "serve", "--rendezvous", "off", "--listen", natlab.ServerIP1, "--port", "3478",
 			"--user-db", "none", "--user", turnUser+":"+turnPass, "--realm", turnRealm,
 			// The lab's "public" addresses are TEST-NET-3, which the
 			// default policy refuses as a relay peer.

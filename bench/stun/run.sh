@@ -66,7 +66,7 @@ start_server() {
 	icebreaker)
 		local socks=()
 		[[ $mode == pinned ]] && socks=(--udp-sockets 1)
-		"${pin[@]}" "$tmp/icebreaker" serve --listen 127.0.0.1 --port "$port" "${socks[@]}" >"$out" 2>&1 &
+		"${pin[@]}" "$tmp/icebreaker" serve --rendezvous off --listen 127.0.0.1 --port "$port" "${socks[@]}" >"$out" 2>&1 &
 		;;
 	coturn)
 		local threads=()

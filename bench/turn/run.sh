@@ -119,7 +119,7 @@ start_server() {
 		;;
 	icebreaker)
 		ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0 \
-			taskset -c 0 "$tmp/icebreaker" serve --listen 127.0.0.1 --port "$port" --udp-sockets 1 \
+			taskset -c 0 "$tmp/icebreaker" serve --rendezvous off --listen 127.0.0.1 --port "$port" --udp-sockets 1 \
 			--relay-ip 127.0.0.1 --relay-ports 49152-65535 \
 			--user "$user:$pass" --realm "$realm" --user-db none \
 			--allow-peer 127.0.0.0/8 --log-level warn >>"$out" 2>&1 &

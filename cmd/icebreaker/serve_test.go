@@ -67,6 +67,18 @@ type serveRun struct {
 
 const serveTimeout = 10 * time.Second
 
+// serveArgs returns the command line of `icebreaker serve args...`, with
+// the rendezvous off unless args configure it: its default ports 4000 and
+// 4001 are fixed, and tests run in parallel.
+func serveArgs(args []string) []string {
+	for _, a := range args {
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "rendezvous") || strings.HasPrefix(a, "--config") {
+			return append([]string{"serve"}, args...)
+		}
+	}
+	return append([]string{"serve", "--rendezvous", "off"}, args...)
+}
+
 // startServe runs `icebreaker serve args...` until the test stops it (or
 // until cleanup, which also checks that serve left no goroutine behind).
 func startServe(t *testing.T, args ...string) *serveRun {
@@ -78,7 +90,7 @@ func startServe(t *testing.T, args ...string) *serveRun {
 		var code int
 		// The check runs on this goroutine, the one that runs serve;
 		// the cleanup reports on the test's.
-		r.leaked = leaksOf(func() { code = run(ctx, append([]string{"serve"}, args...), r.out, r.errb) })
+		r.leaked = leaksOf(func() { code = run(ctx, serveArgs(args), r.out, r.errb) })
 		r.done <- code
 	}()
 	t.Cleanup(func() {
@@ -161,7 +173,7 @@ func runServeOnce(t *testing.T, args ...string) (int, string, string) {
 	defer cancel()
 	var code int
 	checkNoLeak(t, fmt.Sprintf("serve %q", args), func() {
-		code = run(ctx, append([]string{"serve"}, args...), &out, &errb)
+		code = run(ctx, serveArgs(args), &out, &errb)
 	})
 	if ctx.Err() != nil {
 		t.Fatalf("serve %v ran until the timeout; stdout:\n%s", args, out.String())
@@ -489,7 +501,7 @@ func TestReachable(t *testing.T) {
 // SIGTERM, as a service manager would.
 func TestServeSignal(t *testing.T) {
 	if os.Getenv("IB_TEST_SERVE_CHILD") == "1" {
-		os.Args = []string{"icebreaker", "serve", "--listen", "127.0.0.1", "--port", "0", "--user", "alice:secret"}
+		os.Args = []string{"icebreaker", "serve", "--listen", "127.0.0.1", "--port", "0", "--user", "alice:secret", "--rendezvous", "off"}
 		main() // exits
 	}
 	if runtime.GOOS == "windows" {

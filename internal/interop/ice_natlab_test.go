@@ -285,7 +285,7 @@ func newICELab(t *testing.T, ctx context.Context, bin string, a, b natlab.Mode) 
 func newICELabOpts(t *testing.T, ctx context.Context, bin string, opts natlab.Options) *iceLab {
 	t.Helper()
 	lab := natlab.New(t, opts)
-	srv := lab.Start(ctx, "wan", bin, "serve", "--listen", natlab.ServerIP1, "--port", "3478",
+	srv := lab.Start(ctx, "wan", bin, "serve", "--rendezvous", "off", "--listen", natlab.ServerIP1, "--port", "3478",
 		"--user-db", "none", "--user", turnUser+":"+turnPass, "--allow-peer", "203.0.113.0/24")
 	if err := srv.WaitForOutput(ctx, natlab.ServerIP1+":3478"); err != nil {
 		t.Fatal(err)

@@ -92,7 +92,9 @@ func parseListening(out string) (udp, tcp netip.AddrPort, ok bool) {
 // icebreaker), so that building does not eat into ctx.
 func startServe(t *testing.T, ctx context.Context, prefix []string, args ...string) *server {
 	t.Helper()
-	argv := append(append(append([]string(nil), prefix...), icebreaker(t), "serve"), args...)
+	// The rendezvous' fixed default ports would clash between parallel
+	// tests; a test that wants it passes its own --rendezvous after these.
+	argv := append(append(append([]string(nil), prefix...), icebreaker(t), "serve", "--rendezvous", "off"), args...)
 	p := testutil.Start(t, testutil.Command(ctx, argv[0], argv[1:]...))
 	if err := p.WaitFor(ctx, "its listening addresses", func(out string) bool {
 		_, _, ok := parseListening(out)

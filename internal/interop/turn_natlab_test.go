@@ -38,7 +38,7 @@ func TestTurnRelayThroughNATs(t *testing.T) {
 
 	server := natlab.ServerIP1 + ":3478"
 	strict := natlab.ServerIP2 + ":3478"
-	common := []string{"serve", "--port", "3478", "--user-db", "none", "--user", turnUser + ":" + turnPass}
+	common := []string{"serve", "--rendezvous", "off", "--port", "3478", "--user-db", "none", "--user", turnUser + ":" + turnPass}
 	srv := lab.Start(ctx, "wan", bin, append(common, "--listen", natlab.ServerIP1, "--allow-peer", "203.0.113.0/24")...)
 	def := lab.Start(ctx, "wan", bin, append(common, "--listen", natlab.ServerIP2)...)
 	for _, p := range []struct {

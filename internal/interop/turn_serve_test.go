@@ -56,7 +56,7 @@ func parseEndpoints(out string) []endpoint {
 // built already (see icebreaker).
 func startTURNServe(t *testing.T, ctx context.Context, listen []string, extra ...string) *turnServe {
 	t.Helper()
-	args := []string{"serve", "--port", "0", "--user-db", "none",
+	args := []string{"serve", "--rendezvous", "off", "--port", "0", "--user-db", "none",
 		"--user", turnUser + ":" + turnPass, "--rest-secret", turnRESTSecret}
 	for _, l := range listen {
 		args = append(args, "--listen", l)

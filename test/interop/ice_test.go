@@ -324,7 +324,7 @@ func TestICEPionNATLab(t *testing.T) {
 			t.Parallel()
 			lab := natlab.New(t, natlab.Options{A: tc.mode, B: tc.mode})
 			ctx := testContext(t)
-			srv := lab.Start(ctx, "wan", binary, "serve", "--listen", natlab.ServerIP1, "--port", "3478",
+			srv := lab.Start(ctx, "wan", binary, "serve", "--listen", natlab.ServerIP1, "--port", "3478", "--rendezvous", "off",
 				"--user-db", "none", "--user", turnUser+":"+turnPass, "--allow-peer", "203.0.113.0/24")
 			if err := srv.WaitForOutput(ctx, server); err != nil {
 				t.Fatal(err)

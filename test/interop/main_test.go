@@ -94,7 +94,7 @@ func startServe(t *testing.T, ctx context.Context, extra ...string) *server {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	args := append([]string{"serve", "--listen", "127.0.0.1", "--port", "0", "--user-db", "none",
+	args := append([]string{"serve", "--listen", "127.0.0.1", "--port", "0", "--user-db", "none", "--rendezvous", "off",
 		"--user", turnUser + ":" + turnPass, "--rest-secret", restSecret, "--realm", turnRealm}, extra...)
 	cmd := testutil.Command(ctx, binary, args...)
 	for _, kv := range os.Environ() {
