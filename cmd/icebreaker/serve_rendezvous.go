@@ -158,16 +158,13 @@ func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint) mailbox.Comman
 	mint := iceservers.Config{Secret: cfg.TURN.RESTSecrets[0], TTL: ic.TTL, PublicHost: cfg.Rendezvous.PublicHost, Token: ic.Token}
 	for _, ep := range eps {
 		switch {
-		case ep.Network == "udp" && mint.STUNPort == 0:
-			mint.STUNPort = ep.Addr.Port()
-		case ep.Network == "tcp" && mint.TURNPort == 0:
-			mint.TURNPort = ep.Addr.Port()
+		case ep.Network == "udp" && mint.UDPPort == 0:
+			mint.UDPPort = ep.Addr.Port()
+		case ep.Network == "tcp" && mint.TCPPort == 0:
+			mint.TCPPort = ep.Addr.Port()
 		case ep.Network == "tls" && mint.TLSPort == 0:
 			mint.TLSPort = ep.Addr.Port()
 		}
-	}
-	if mint.STUNPort == 0 {
-		mint.STUNPort = mint.TURNPort
 	}
 	return func(_ context.Context, r mailbox.Request) (any, error) {
 		user := ""

@@ -26,8 +26,8 @@ type Server struct {
 
 // Config says what this server offers. Its zero value offers nothing.
 type Config struct {
-	STUNPort   uint16 // UDP port of STUN and TURN; 0 = none
-	TURNPort   uint16 // TCP (and UDP) port of TURN; 0 = no TURN
+	UDPPort    uint16 // UDP port of STUN and TURN; 0 = none
+	TCPPort    uint16 // TCP port of TURN; 0 = none
 	TLSPort    uint16 // TLS port of TURN (turns:); 0 = none
 	Secret     string // the REST secret that signs; "" = no TURN entry
 	TTL        time.Duration
@@ -55,15 +55,18 @@ func (c Config) Mint(host, token, user string, now time.Time) ([]Server, error) 
 		host = "[" + a.String() + "]"
 	}
 	var out []Server
-	if c.STUNPort != 0 {
-		out = append(out, Server{URLs: []string{"stun:" + host + ":" + strconv.Itoa(int(c.STUNPort))}})
+	port := func(p uint16) string { return strconv.Itoa(int(p)) }
+	if c.UDPPort != 0 {
+		out = append(out, Server{URLs: []string{"stun:" + host + ":" + port(c.UDPPort)}})
 	}
-	if c.Secret != "" && (c.TURNPort != 0 || c.TLSPort != 0) {
+	if c.Secret != "" && (c.UDPPort != 0 || c.TCPPort != 0 || c.TLSPort != 0) {
 		username, password := turn.RESTCredentials(c.Secret, user, now.Add(c.TTL))
 		s := Server{Username: username, Credential: password}
-		if c.TURNPort != 0 {
-			p := strconv.Itoa(int(c.TURNPort))
-			s.URLs = append(s.URLs, "turn:"+host+":"+p+"?transport=udp", "turn:"+host+":"+p+"?transport=tcp")
+		if c.UDPPort != 0 {
+			s.URLs = append(s.URLs, "turn:"+host+":"+port(c.UDPPort)+"?transport=udp")
+		}
+		if c.TCPPort != 0 {
+			s.URLs = append(s.URLs, "turn:"+host+":"+port(c.TCPPort)+"?transport=tcp")
 		}
 		if c.TLSPort != 0 {
 			s.URLs = append(s.URLs, "turns:"+host+":"+strconv.Itoa(int(c.TLSPort))+"?transport=tcp")

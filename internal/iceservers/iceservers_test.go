@@ -11,7 +11,7 @@ import (
 
 func TestMint(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	c := Config{STUNPort: 3478, TURNPort: 3478, TLSPort: 5349, Secret: "s3cret", TTL: 300 * time.Second}
+	c := Config{UDPPort: 3478, TCPPort: 3478, TLSPort: 5349, Secret: "s3cret", TTL: 300 * time.Second}
 	got, err := c.Mint("rdv.example.org", "", "side1", now)
 	if err != nil {
 		t.Fatal(err)
@@ -35,12 +35,12 @@ func TestMint(t *testing.T) {
 		want        []Server
 		err         bool
 	}{
-		"ipv6 host":     {c: Config{STUNPort: 3478}, host: "::1", want: []Server{{URLs: []string{"stun:[::1]:3478"}}}},
-		"public host":   {c: Config{STUNPort: 3478, PublicHost: "stun.example.net"}, host: "10.0.0.1", want: []Server{{URLs: []string{"stun:stun.example.net:3478"}}}},
-		"no secret":     {c: Config{STUNPort: 3478, TURNPort: 3478}, host: "h", want: []Server{{URLs: []string{"stun:h:3478"}}}},
-		"wrong token":   {c: Config{STUNPort: 3478, Token: "t"}, host: "h", token: "x", err: true},
-		"right token":   {c: Config{STUNPort: 3478, Token: "t"}, host: "h", token: "t", want: []Server{{URLs: []string{"stun:h:3478"}}}},
-		"injected host": {c: Config{STUNPort: 3478}, host: "evil/x?y", err: true},
+		"ipv6 host":     {c: Config{UDPPort: 3478}, host: "::1", want: []Server{{URLs: []string{"stun:[::1]:3478"}}}},
+		"public host":   {c: Config{UDPPort: 3478, PublicHost: "stun.example.net"}, host: "10.0.0.1", want: []Server{{URLs: []string{"stun:stun.example.net:3478"}}}},
+		"no secret":     {c: Config{UDPPort: 3478}, host: "h", want: []Server{{URLs: []string{"stun:h:3478"}}}},
+		"wrong token":   {c: Config{UDPPort: 3478, Token: "t"}, host: "h", token: "x", err: true},
+		"right token":   {c: Config{UDPPort: 3478, Token: "t"}, host: "h", token: "t", want: []Server{{URLs: []string{"stun:h:3478"}}}},
+		"injected host": {c: Config{UDPPort: 3478}, host: "evil/x?y", err: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := tc.c.Mint(tc.host, tc.token, "", now)

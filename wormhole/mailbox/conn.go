@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -130,6 +131,9 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if err != nil {
 			c.sendError(err.Error(), raw)
 			continue
+		}
+		if s.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+			s.cfg.Logger.Debug("rendezvous command", "type", req.Type, "client", client.String(), "side", c.side)
 		}
 		c.send(encode("ack", ackMsg{ID: req.ID}, s.cfg.Now()))
 		if err := c.handle(ctx, &req, raw); err != nil {

@@ -20,12 +20,18 @@ import (
 // ends, and returns it with its ws:// URL.
 func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
+	return startServerAt(t, cfg, "127.0.0.1:0")
+}
+
+// startServerAt is startServer on addr.
+func startServerAt(t testing.TB, cfg Config, addr string) (*Server, string) {
+	t.Helper()
 	before := runtime.NumGoroutine()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
