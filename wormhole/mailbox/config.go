@@ -25,7 +25,7 @@ const (
 	DefaultWriteTimeout    = 10 * time.Second
 	maxPendingWrites       = 50000 // journal records before commands wait for the writer
 	frameLimitFactor       = 4     // frames beyond this many MaxMessageSize close the connection
-	queueSlack             = 1 << 20
+	queueSlack             = 64 << 10
 	pruneEveryDivisor      = 10
 	minPruneEvery          = time.Second
 	mailboxIDBytes         = 8

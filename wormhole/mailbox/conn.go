@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -25,6 +27,7 @@ type conn struct {
 	host   string
 	tls    bool
 	q      outQueue
+	slow   atomic.Bool // counted as a slow client already
 
 	// Owned by the read loop.
 	appID                                string // "" until bind
@@ -47,6 +50,13 @@ func (c *conn) forget(mb *mailbox) {
 // queue overflows is disconnected.
 func (c *conn) send(b []byte) {
 	if !c.q.push(b) {
+		c.markSlow()
+	}
+}
+
+// markSlow counts c as a client that does not read, once.
+func (c *conn) markSlow() {
+	if c.slow.CompareAndSwap(false, true) {
 		c.s.stats.slow.Add(1)
 	}
 }
@@ -69,7 +79,10 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 		host = h
 	}
 	c := &conn{s: s, client: client, host: host, tls: r.TLS != nil}
-	c.q.init(s.cfg.MaxMailboxBytes + s.cfg.MaxMessages*256 + queueSlack)
+	// Room for a whole mailbox delivered at open (bodies, and the JSON
+	// around each: side and phase are at most maxField bytes each), and a
+	// few answers more.
+	c.q.init(s.cfg.MaxMailboxBytes + s.cfg.MaxMessages*4*maxField + 2*s.cfg.MaxMessageSize + queueSlack)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -167,12 +180,14 @@ func (c *conn) writeLoop(ctx context.Context, ws *websocket.Conn, cancel context
 	for {
 		frames, err := c.q.take(ctx)
 		for _, f := range frames {
+			start := time.Now()
 			wctx, wcancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
 			werr := ws.Write(wctx, websocket.MessageText, f)
+			stuck := time.Since(start) >= c.s.cfg.WriteTimeout
 			wcancel()
 			if werr != nil {
-				if errors.Is(werr, context.DeadlineExceeded) {
-					c.s.stats.slow.Add(1)
+				if stuck {
+					c.markSlow()
 				}
 				return
 			}
@@ -182,7 +197,8 @@ func (c *conn) writeLoop(ctx context.Context, ws *websocket.Conn, cancel context
 			ws.Close(websocket.StatusNormalClosure, "")
 			return
 		case errors.Is(err, errQueueOverflow):
-			ws.Close(websocket.StatusPolicyViolation, "too many unread messages")
+			// No close handshake: the client does not read.
+			ws.CloseNow()
 			return
 		case err != nil:
 			return

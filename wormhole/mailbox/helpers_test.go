@@ -152,3 +152,28 @@ func contains(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// dialRaw dials without reading the welcome.
+func dialRaw(t testing.TB, url string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.SetReadLimit(1 << 24)
+	t.Cleanup(func() { ws.CloseNow() })
+	return &client{t: t, ws: ws}
+}
+
+func (s *Server) hasListenersLocked() bool {
+	for _, a := range s.apps {
+		for _, mb := range a.mailboxes {
+			if len(mb.listeners) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

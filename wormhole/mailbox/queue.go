@@ -29,15 +29,18 @@ func (q *outQueue) init(maxBytes int) {
 	q.wake = make(chan struct{}, 1)
 }
 
-// push queues b and reports whether it fit.
+// push queues b; it returns false when b overflowed the queue, once: the
+// queue drops everything then and ends.
 func (q *outQueue) push(b []byte) bool {
 	q.mu.Lock()
-	ok := !q.overflow && q.bytes+len(b) <= q.max
-	if ok {
+	ok := true
+	switch {
+	case q.overflow:
+	case q.bytes+len(b) <= q.max:
 		q.frames = append(q.frames, b)
 		q.bytes += len(b)
-	} else {
-		q.overflow = true
+	default:
+		q.overflow, ok = true, false
 		q.frames, q.bytes = nil, 0
 	}
 	q.mu.Unlock()

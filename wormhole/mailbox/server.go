@@ -162,8 +162,9 @@ func (s *Server) pruneLoop(ctx context.Context) {
 }
 
 // Prune deletes the mailboxes that have had no listener for PruneAfter,
-// with their nameplates, and returns how many mailboxes and nameplates it
-// deleted. Serve calls it periodically.
+// with their nameplates, and the nameplates whose mailbox is gone, and
+// returns how many mailboxes and such nameplates it deleted. Serve calls
+// it periodically.
 func (s *Server) Prune() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,7 +263,7 @@ type Stats struct {
 	Messages         int    // stored now
 	Closed           uint64 // mailboxes deleted after every side closed
 	Rendezvous       uint64 // of those, the ones two sides used
-	Pruned           uint64 // mailboxes and nameplates deleted for being abandoned
+	Pruned           uint64 // abandoned mailboxes (with their nameplates) and orphan nameplates deleted
 	// Close moods, one per side that closes: happy, lonely, scary (a
 	// wrong code: the PAKE failed), errory, and anything else.
 	Happy, Lonely, Scary, Errory, OtherMood uint64
