@@ -253,7 +253,12 @@ func readHandshake(c net.Conn) (token, side string, err error) {
 		}
 		line = append(line, b[0])
 	}
-	rest, ok := strings.CutPrefix(string(line), "please relay ")
+	return parseHandshake(string(line))
+}
+
+// parseHandshake parses a handshake line without its newline.
+func parseHandshake(line string) (token, side string, err error) {
+	rest, ok := strings.CutPrefix(line, "please relay ")
 	if !ok {
 		return "", "", errors.New("no 'please relay'")
 	}
