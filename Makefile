@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps fuzz bench bench-turn bench-ice clean
+.PHONY: build run test test-deps fuzz bench bench-turn bench-ice bench-rendezvous clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/icebreaker
@@ -35,6 +35,10 @@ bench-turn:
 # ICE time to connected through the NAT lab, icebreaker against pion (root).
 bench-ice:
 	bash bench/ice/run.sh
+
+# Rendezvous (magic-wormhole mailbox) server against the reference Python server.
+bench-rendezvous:
+	bash bench/rendezvous/run.sh
 
 clean:
 	rm -rf bin

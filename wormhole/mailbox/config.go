@@ -23,8 +23,9 @@ const (
 	DefaultPruneAfter      = 11 * time.Minute
 	DefaultFlushInterval   = 10 * time.Millisecond
 	DefaultWriteTimeout    = 10 * time.Second
-	maxPendingWrites       = 50000 // journal records before commands wait for the writer
-	frameLimitFactor       = 4     // frames beyond this many MaxMessageSize close the connection
+	maxPendingWrites       = 50000   // journal records before commands wait for the writer
+	frameLimitFactor       = 4       // frames beyond this many MaxMessageSize close the connection
+	keepReadBuffer         = 4 << 10 // a connection's read buffer beyond this is dropped after use
 	queueSlack             = 64 << 10
 	pruneEveryDivisor      = 10
 	minPruneEvery          = time.Second

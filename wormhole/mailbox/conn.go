@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,10 +86,10 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	c.q.init(s.cfg.MaxMailboxBytes + s.cfg.MaxMessages*4*maxField + 2*s.cfg.MaxMessageSize + queueSlack)
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var writer sync.WaitGroup
+	defer writer.Wait() // after cancel: deferred calls run last first
+	defer cancel()
 	writer.Go(func() { c.writeLoop(ctx, ws, cancel) })
-	defer writer.Wait()
 
 	refuse := s.cfg.Disabled
 	if refuse == "" {
@@ -103,6 +104,7 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 		s.stats.refused.Add(1)
 		c.send(encode("welcome", welcomeMsg{Welcome: welcome{Error: refuse}}, now))
 		c.q.finish() // the writer sends the welcome, then closes
+		writer.Wait()
 		return
 	}
 	s.stats.accepted.Add(1)
@@ -111,25 +113,31 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	c.send(encode("welcome", welcomeMsg{Welcome: welcome{MOTD: s.cfg.MOTD}}, now))
 	defer c.detach()
 
-	buf := make([]byte, s.cfg.MaxMessageSize+1)
+	// The read buffer grows with the messages and is dropped after a big
+	// one, so that an idle connection holds little.
+	var buf bytes.Buffer
 	for {
+		if buf.Cap() > keepReadBuffer {
+			buf = bytes.Buffer{}
+		}
+		buf.Reset()
 		typ, rd, err := ws.Reader(ctx)
 		if err != nil {
 			return // closed, or a frame beyond the read limit
 		}
-		n, err := io.ReadFull(rd, buf)
-		switch {
-		case err == nil: // more than MaxMessageSize
+		n, err := buf.ReadFrom(io.LimitReader(rd, int64(s.cfg.MaxMessageSize)+1))
+		if err != nil {
+			return
+		}
+		if n > int64(s.cfg.MaxMessageSize) {
 			if _, err := io.Copy(io.Discard, rd); err != nil {
 				return
 			}
 			s.stats.tooLarge.Add(1)
 			c.sendError(fmt.Sprintf("message too large: at most %d bytes", s.cfg.MaxMessageSize), nil)
 			continue
-		case !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
-			return
 		}
-		raw := buf[:n]
+		raw := buf.Bytes()
 		if typ != websocket.MessageText {
 			s.stats.binary.Add(1)
 			c.sendError("binary frame: send JSON in text frames", nil)
@@ -194,7 +202,8 @@ func (c *conn) writeLoop(ctx context.Context, ws *websocket.Conn, cancel context
 		}
 		switch {
 		case errors.Is(err, errQueueFinished):
-			ws.Close(websocket.StatusNormalClosure, "")
+			// The welcome said why; no close handshake to wait for.
+			ws.CloseNow()
 			return
 		case errors.Is(err, errQueueOverflow):
 			// No close handshake: the client does not read.
