@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 // dialFrom dials as client address ip, through the trusted header.
@@ -247,6 +248,8 @@ func TestIdleConnections(t *testing.T) {
 		t.Skip("opens 1,000 connections")
 	}
 	s, url := startServer(t, Config{ConnsPerIP: 2000})
+	c := bound(t, url, "x") // the server runs, with one connection
+	base := runtime.NumGoroutine()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -255,7 +258,7 @@ func TestIdleConnections(t *testing.T) {
 	for range n {
 		conns = append(conns, dial(t, url).ws)
 	}
-	waitFor(t, "every connection", func() bool { return s.Stats().Connections == n })
+	waitFor(t, "every connection", func() bool { return s.Stats().Connections == n+1 })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := (int64(after.HeapInuse) - int64(before.HeapInuse)) / n
@@ -263,11 +266,14 @@ func TestIdleConnections(t *testing.T) {
 	if per > 256<<10 {
 		t.Errorf("%d bytes per idle connection", per)
 	}
-	c := bound(t, url, "x")
 	c.send(map[string]any{"type": "allocate"})
 	c.next("allocated")
 	for _, ws := range conns {
 		ws.CloseNow()
 	}
 	waitFor(t, "the connections to close", func() bool { return s.Stats().Connections == 1 })
+	// A closed connection leaves nothing behind while the server runs on.
+	if err := testutil.SettleGoroutines(base, 5*time.Second); err != nil {
+		t.Error(err)
+	}
 }
