@@ -325,6 +325,12 @@ var parseErrors = []errorCase{
 	{"metrics on the TLS port", "tls:\n  cert: c\n  key: k\nmetrics:\n  listen: 0.0.0.0:5349\n", "metrics.listen", 5, "takes the TLS port 0.0.0.0:5349"},
 	{"metrics on a TLS listener", "tls:\n  cert: c\n  key: k\n  listen: [\"[::]:443\"]\nmetrics:\n  listen: 127.0.0.1:443\n", "metrics.listen", 6, "takes the TCP port of tls.listen[0] [::]:443"},
 	{"metrics type", "metrics:\n  listen: [127.0.0.1:9641]\n", "metrics.listen", 2, "expected a string"},
+	{"rendezvous not an address", "rendezvous:\n  listen: localhost\n", "rendezvous.listen", 2, `"localhost" is not an IP address or IP:PORT, or "off"`},
+	{"transit multicast", "rendezvous:\n  transit_listen: 239.0.0.1:4001\n", "rendezvous.transit_listen", 2, "multicast"},
+	{"rendezvous limit zero", "rendezvous:\n  limits:\n    conns_per_ip: 0\n", "rendezvous.limits.conns_per_ip", 3, "0 must be at least 1"},
+	{"rendezvous message size", "rendezvous:\n  limits:\n    message_size: 999999999\n", "rendezvous.limits.message_size", 3, "above 16 MiB"},
+	{"rendezvous prune", "rendezvous:\n  limits:\n    prune_after: 1ms\n", "rendezvous.limits.prune_after", 3, "shorter than one second"},
+	{"rendezvous public host", "rendezvous:\n  public_host: \"a/b\"\n", "rendezvous.public_host", 2, "is not a host name"},
 	{"metrics unknown key", "metrics:\n  port: 9641\n", "metrics.port", 2, "the keys in metrics are listen"},
 
 	// Log.
