@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,10 +148,13 @@ func TestRendezvousRestart(t *testing.T) {
 }
 
 // TestRendezvousICEServers asks serve for ICE servers as a bound client
-// and allocates on its TURN server with the credentials it handed out.
+// and allocates on its TURN server with the credentials it handed out;
+// with loopback peers allowed, the relay still refuses the rendezvous'
+// own ports.
 func TestRendezvousICEServers(t *testing.T) {
 	ctx := testContext(t)
-	r := startRendezvousServe(t, ctx, "none", testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t))
+	rdvPort := testutil.FreePort(t)
+	r := startRendezvousServe(t, ctx, "none", rdvPort, testutil.FreePort(t), testutil.FreePort(t), "--allow-peer", "127.0.0.1/32")
 	ws, _, err := websocket.Dial(ctx, r.url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -204,5 +208,24 @@ func TestRendezvousICEServers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TURN Allocate with the handed-out credentials: %v", err)
 	}
-	relay.Close()
+	defer relay.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if _, err := relay.WriteTo([]byte("to the rendezvous port"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: rdvPort}); err != nil {
+		t.Logf("write to the rendezvous port: %v", err) // refused at once or dropped: both fine
+	}
+	if _, err := relay.WriteTo([]byte("to the peer"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	if n, _, err := peer.ReadFrom(buf); err != nil || string(buf[:n]) != "to the peer" {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+	if n := r.metric(t, `icebreaker_turn_dropped_packets_total{reason="policy"}`); n != 1 {
+		t.Errorf("%v packets dropped by the policy, want the one to the rendezvous port", n)
+	}
 }
