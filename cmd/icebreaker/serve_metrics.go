@@ -113,17 +113,7 @@ func serveMetrics(servers []*stunserver.Server, tr *turnRelay, rv *rendezvous) [
 // relay's unless rs is nil, into metrics.
 func rendezvousMetrics(m mailbox.Stats, rs *transitrelay.Stats) []metrics.Metric {
 	gauge := func(name, help string, v int) metrics.Metric {
-		return metrics.Metric{Name: name, Help: help, Kind: metrics.Gauge, Samples: []metrics.Sample{{Value: float64(v)}}}
-	}
-	counter := func(name, help string, v uint64) metrics.Metric {
-		return metrics.Metric{Name: name, Help: help, Kind: metrics.Counter, Samples: []metrics.Sample{{Value: float64(v)}}}
-	}
-	counters := func(name, help, label string, vs ...labelled) metrics.Metric {
-		mt := metrics.Metric{Name: name, Help: help, Kind: metrics.Counter}
-		for _, v := range vs {
-			mt.Samples = append(mt.Samples, metrics.Sample{Labels: []metrics.Label{{Name: label, Value: v.value}}, Value: float64(v.v)})
-		}
-		return mt
+		return one(name, help, metrics.Gauge, float64(v))
 	}
 	ms := []metrics.Metric{
 		gauge("icebreaker_rendezvous_connections", "Mailbox WebSocket connections open now.", m.Connections),
@@ -165,22 +155,28 @@ type labelled struct {
 	v     uint64
 }
 
+// one is a metric with one unlabelled sample.
+func one(name, help string, kind metrics.Kind, v float64) metrics.Metric {
+	return metrics.Metric{Name: name, Help: help, Kind: kind, Samples: []metrics.Sample{{Value: v}}}
+}
+
+// counter is a counter with one unlabelled sample.
+func counter(name, help string, v uint64) metrics.Metric {
+	return one(name, help, metrics.Counter, float64(v))
+}
+
+// counters is a counter with one sample per value of label.
+func counters(name, help, label string, vs ...labelled) metrics.Metric {
+	m := metrics.Metric{Name: name, Help: help, Kind: metrics.Counter}
+	for _, v := range vs {
+		m.Samples = append(m.Samples, metrics.Sample{Labels: []metrics.Label{{Name: label, Value: v.value}}, Value: float64(v.v)})
+	}
+	return m
+}
+
 // statsMetrics turns the counters into metrics: every field of st, and of
 // ts unless it is nil (TURN is off), and the build information.
 func statsMetrics(st stunserver.Stats, ts *turnserver.Stats) []metrics.Metric {
-	one := func(name, help string, kind metrics.Kind, v float64) metrics.Metric {
-		return metrics.Metric{Name: name, Help: help, Kind: kind, Samples: []metrics.Sample{{Value: v}}}
-	}
-	counter := func(name, help string, v uint64) metrics.Metric {
-		return one(name, help, metrics.Counter, float64(v))
-	}
-	counters := func(name, help, label string, vs ...labelled) metrics.Metric {
-		m := metrics.Metric{Name: name, Help: help, Kind: metrics.Counter}
-		for _, v := range vs {
-			m.Samples = append(m.Samples, metrics.Sample{Labels: []metrics.Label{{Name: label, Value: v.value}}, Value: float64(v.v)})
-		}
-		return m
-	}
 	ms := []metrics.Metric{
 		{Name: "icebreaker_build_info", Help: "The running icebreaker's version, in the label; always 1.", Kind: metrics.Gauge,
 			Samples: []metrics.Sample{{Labels: []metrics.Label{{Name: "version", Value: version}}, Value: 1}}},

@@ -111,26 +111,9 @@ func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("userstore: empty database path")
 	}
-	abs, err := filepath.Abs(path)
+	db, err := OpenSQLite(path)
 	if err != nil {
 		return nil, fmt.Errorf("userstore: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("userstore: %w", err)
-	}
-	// Create the file ourselves so that it gets 0600; SQLite gives its
-	// -wal and -shm files the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("userstore: %w", err)
-	}
-	f.Close()
-	dsn := "file:" + escapePath(abs) +
-		fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("userstore: open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
 	if err := s.init(); err != nil {
@@ -138,6 +121,35 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("userstore: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// OpenSQLite opens the SQLite database at path the way the daemon's stores
+// use it (the user store, the rendezvous): creating it with mode 0600 and
+// its directory with 0700, in WAL mode with synchronous=NORMAL, a busy
+// timeout, and transactions that take the write lock when they begin.
+func OpenSQLite(path string) (*sql.DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	// Create the file ourselves so that it gets 0600; SQLite gives its
+	// -wal and -shm files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	dsn := "file:" + escapePath(abs) +
+		fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // escapePath makes path safe inside a file: URI: '?' and '#' would start

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,15 +57,7 @@ type client struct {
 
 func dial(t testing.TB, url string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	ws.SetReadLimit(1 << 24)
-	t.Cleanup(func() { ws.CloseNow() })
-	c := &client{t: t, ws: ws}
+	c := dialRaw(t, url)
 	if w := c.next("welcome"); w["welcome"] == nil {
 		t.Fatalf("welcome without a welcome: %v", w)
 	}
@@ -142,15 +133,6 @@ func wormholeCmd(ctx context.Context, t testing.TB, bin, url string, args ...str
 	cmd := testutil.Command(ctx, bin, append([]string{"--relay-url", url}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
 	return cmd
-}
-
-func contains(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // dialRaw dials without reading the welcome.

@@ -7,19 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"github.com/icebreaker-net/icebreaker/internal/userstore"
 )
 
 // The database: memory is the truth, the database a write-behind copy.
 // Every change is a record in the journal; one writer goroutine commits
 // the pending records every FlushInterval in a single transaction (WAL,
-// synchronous=NORMAL), so a burst of rendezvous costs one fsync-free
+// synchronous=NORMAL, opened as the user store opens its own), so a burst of rendezvous costs one fsync-free
 // commit, not one per message. A graceful stop writes everything; a crash
 // loses at most the last FlushInterval.
 
@@ -62,22 +59,9 @@ CREATE TABLE IF NOT EXISTS messages (app TEXT NOT NULL, mailbox TEXT NOT NULL, s
 
 // openJournal opens (creating) the database at path.
 func openJournal(path string) (*journal, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("mailbox: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := userstore.OpenSQLite(path)
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
-	}
-	f.Close()
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("mailbox: %w", err)
-	}
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(abs)
-	db, err := sql.Open("sqlite", "file:"+esc+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("mailbox: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
