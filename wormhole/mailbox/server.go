@@ -92,8 +92,14 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	defer cancel()
 
 	var bg sync.WaitGroup
-	bg.Go(func() { s.flushLoop(ctx) })
-	bg.Go(func() { s.pruneLoop(ctx) })
+	bg.Go(func() {
+		every(ctx, s.cfg.FlushInterval, func() {
+			if err := s.j.flush(); err != nil {
+				s.cfg.Logger.Error("rendezvous database write failed", "err", err)
+			}
+		})
+	})
+	bg.Go(func() { every(ctx, max(s.cfg.PruneAfter/pruneEveryDivisor, minPruneEvery), func() { s.Prune() }) })
 
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveWS)
@@ -130,33 +136,17 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	return err
 }
 
-// flushLoop writes the journal every FlushInterval until ctx is done.
-func (s *Server) flushLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.FlushInterval)
+// every calls f every d until ctx is done: Serve writes the journal every
+// FlushInterval and prunes every PruneAfter/10 (at most once a second).
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.j.flush(); err != nil {
-				s.cfg.Logger.Error("rendezvous database write failed", "err", err)
-			}
-		}
-	}
-}
-
-// pruneLoop deletes abandoned mailboxes every PruneAfter/10 (at least
-// every second... at most) until ctx is done.
-func (s *Server) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(max(s.cfg.PruneAfter/pruneEveryDivisor, minPruneEvery))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Prune()
+			f()
 		}
 	}
 }
