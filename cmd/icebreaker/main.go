@@ -25,7 +25,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the STUN and TURN server (UDP/TCP 3478, TLS 5349)", runServe},
+		{"serve", "run the STUN and TURN server (UDP/TCP 3478, TLS 5349) and the rendezvous (TCP 4000, 4001)", runServe},
 		{"stun", "ask a STUN server for this host's public address", runStun},
 		{"nat", "find out what kind of NAT this host is behind (RFC 5780)", runNat},
 		{"user", "manage TURN users in the embedded user store", runUser},

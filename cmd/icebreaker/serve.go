@@ -86,7 +86,8 @@ func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker serve [flags]")
-		fmt.Fprintln(stderr, "\nRuns the STUN and TURN server. Without --config it uses the built-in")
+		fmt.Fprintln(stderr, "\nRuns the STUN and TURN server, and the magic-wormhole rendezvous (mailbox")
+		fmt.Fprintln(stderr, "ws://HOST:4000/v1, transit relay tcp:HOST:4001). Without --config it uses the built-in")
 		fmt.Fprintln(stderr, "configuration (--default-config prints it, with every key documented).")
 		fmt.Fprintln(stderr, "ICEBREAKER_* environment variables override the file (ICEBREAKER_TURN_REALM")
 		fmt.Fprintln(stderr, "sets turn.realm), and flags override both; a flag given for a list replaces it.")
