@@ -128,6 +128,7 @@ func rendezvousMetrics(m mailbox.Stats, rs *transitrelay.Stats) []metrics.Metric
 		gauge("icebreaker_rendezvous_nameplates", "Nameplates claimed now.", m.Nameplates),
 		gauge("icebreaker_rendezvous_mailboxes", "Mailboxes open now.", m.Mailboxes),
 		gauge("icebreaker_rendezvous_messages", "Messages stored now.", m.Messages),
+		counter("icebreaker_rendezvous_closed_total", "Mailboxes deleted after every side that opened them closed.", m.Closed),
 		counter("icebreaker_rendezvous_completed_total", "Mailboxes two sides used and closed.", m.Rendezvous),
 		counter("icebreaker_rendezvous_pruned_total", "Abandoned mailboxes and nameplates deleted.", m.Pruned),
 		counters("icebreaker_rendezvous_closes_total", "Mailbox closes by mood; scary is a wrong code.", "mood",

@@ -18,6 +18,8 @@ import (
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/turnserver"
+	"github.com/icebreaker-net/icebreaker/wormhole/mailbox"
+	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
 var metricsLine = regexp.MustCompile(`(?m)^  metrics http://(\S+)/metrics$`)
@@ -301,6 +303,55 @@ func TestStatsMetricsComplete(t *testing.T) {
 	for _, m := range statsMetrics(st, nil) {
 		if strings.HasPrefix(m.Name, "icebreaker_turn_") {
 			t.Errorf("%s without a TURN server", m.Name)
+		}
+	}
+}
+
+// Every counter and gauge of the rendezvous' Stats is exported, each once
+// (the limiter's own view, Limiter, repeats what the counters say).
+func TestRendezvousMetricsComplete(t *testing.T) {
+	var ms mailbox.Stats
+	var rs transitrelay.Stats
+	next := 1000
+	want := map[float64]string{}
+	for _, v := range []reflect.Value{reflect.ValueOf(&ms).Elem(), reflect.ValueOf(&rs).Elem()} {
+		for i := range v.NumField() {
+			f := v.Field(i)
+			switch f.Kind() {
+			case reflect.Int:
+				f.SetInt(int64(next))
+			case reflect.Uint64:
+				f.SetUint(uint64(next))
+			case reflect.Struct:
+				continue
+			default:
+				t.Fatalf("%s.%s is a %v: teach this test and rendezvousMetrics about it", v.Type(), v.Type().Field(i).Name, f.Kind())
+			}
+			want[float64(next)] = v.Type().String() + "." + v.Type().Field(i).Name
+			next++
+		}
+	}
+	out := rendezvousMetrics(ms, &rs)
+	if _, err := metrics.Append(nil, out); err != nil {
+		t.Fatal(err)
+	}
+	found := map[float64]int{}
+	for _, m := range out {
+		for _, s := range m.Samples {
+			if _, ok := want[s.Value]; !ok {
+				t.Errorf("%s %v = %v, which is no field", m.Name, s.Labels, s.Value)
+			}
+			found[s.Value]++
+		}
+	}
+	for v, field := range want {
+		if found[v] != 1 {
+			t.Errorf("%s is in %d samples, want 1", field, found[v])
+		}
+	}
+	for _, m := range rendezvousMetrics(ms, nil) {
+		if strings.HasPrefix(m.Name, "icebreaker_transit_") {
+			t.Errorf("%s without a transit relay", m.Name)
 		}
 	}
 }

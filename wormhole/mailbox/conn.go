@@ -144,6 +144,7 @@ func (s *Server) runConn(ctx context.Context, w http.ResponseWriter, r *http.Req
 			continue
 		}
 		if !s.connLimit.Allow(client) {
+			s.stats.rateLimited.Add(1)
 			c.sendError("rate limit: too many messages from your address, slow down", raw)
 			continue
 		}

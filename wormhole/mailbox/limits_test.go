@@ -138,7 +138,7 @@ func TestRateLimit(t *testing.T) {
 			continue
 		}
 	}
-	if pongs < 3 || limited == 0 || s.Stats().Limiter.RateRefused == 0 {
+	if st := s.Stats(); pongs < 3 || limited == 0 || st.RateLimited != uint64(limited) || st.Limiter.RateRefused == 0 {
 		t.Errorf("%d pongs, %d refused; want the burst of 3 answered and the rest refused", pongs, limited)
 	}
 }

@@ -258,7 +258,9 @@ type Stats struct {
 	// wrong code: the PAKE failed), errory, and anything else.
 	Happy, Lonely, Scary, Errory, OtherMood uint64
 	DBErrors                                uint64 // database transactions that failed
-	Limiter                                 iplimit.Stats
+	// Limiter is the per-address limiter's own view (its refusals are
+	// counted above too).
+	Limiter iplimit.Stats
 }
 
 // Stats returns the server's counters.
