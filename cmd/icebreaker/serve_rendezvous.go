@@ -56,7 +56,7 @@ func newRendezvous(cfg config.Config, eps []stunserver.Endpoint, logger *slog.Lo
 	}
 	l := r.Limits
 	mcfg := mailbox.Config{
-		DBPath: db, MOTD: r.MOTD, ClientIPHeader: r.ClientIPHeader,
+		DBPath: db, MOTD: r.MOTD, Disabled: r.Disabled, ClientIPHeader: r.ClientIPHeader,
 		MaxMessageSize: l.MessageSize, MaxMessages: l.MessagesPerMailbox, MaxMailboxBytes: l.MailboxBytes,
 		MaxMailboxes: l.Mailboxes, MailboxesPerIP: l.MailboxesPerIP, ConnsPerIP: l.ConnsPerIP,
 		Rate: float64(l.Rate), Burst: l.Burst, PruneAfter: l.PruneAfter,

@@ -100,3 +100,30 @@ func TestServeRendezvousNoICEServers(t *testing.T) {
 		t.Errorf("no transit relay line:\n%s", r.out)
 	}
 }
+
+// TestServeRendezvousDisabled: rendezvous.disabled (here from the
+// environment) is the error in every welcome.
+func TestServeRendezvousDisabled(t *testing.T) {
+	t.Setenv("ICEBREAKER_RENDEZVOUS_DISABLED", "this server has moved")
+	r := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user-db", "none",
+		"--rendezvous", "127.0.0.1:0", "--transit-relay", "off", "--rendezvous-db", "none")
+	m := r.waitFor(t, rendezvousLine)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+m[2]+"/v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		Type    string
+		Welcome map[string]string
+	}
+	if err := json.Unmarshal(b, &w); err != nil || w.Type != "welcome" || w.Welcome["error"] != "this server has moved" {
+		t.Fatalf("welcome %s (%v)", b, err)
+	}
+}

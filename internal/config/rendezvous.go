@@ -34,6 +34,10 @@ type Rendezvous struct {
 	// the default user store, "none" = memory only).
 	DB   string `yaml:"db"`
 	MOTD string `yaml:"motd"`
+	// Disabled, when set, is the error every client's welcome carries
+	// (e.g. "moved to ws://new.example.org:4000/v1"); the mailbox then
+	// serves nothing.
+	Disabled string `yaml:"disabled"`
 	// PublicHost is the host put in the ICE server URIs; "" uses the
 	// host the client connected to.
 	PublicHost string `yaml:"public_host"`
