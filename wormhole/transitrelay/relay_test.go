@@ -128,6 +128,17 @@ func TestRelayLimits(t *testing.T) {
 		}
 		waitStats(t, r, func(st Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
 	})
+	t.Run("time budget", func(t *testing.T) {
+		r, addr := startRelay(t, Config{MaxDuration: 300 * time.Millisecond})
+		_, ar := side(t, addr, "please relay "+token+" for side 01\n")
+		_, br := side(t, addr, "please relay "+token+" for side 02\n")
+		expectLine(t, ar, "ok\n")
+		expectLine(t, br, "ok\n")
+		if _, err := ar.ReadByte(); err == nil { // the pair ends at its deadline
+			t.Error("read a byte nobody sent")
+		}
+		waitStats(t, r, func(st Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
+	})
 	t.Run("connections per address", func(t *testing.T) {
 		r, addr := startRelay(t, Config{ConnsPerIP: 2})
 		side(t, addr, "please relay "+token+" for side 01\n")
