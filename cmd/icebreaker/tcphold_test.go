@@ -66,7 +66,7 @@ func startHold(t *testing.T, bin string, env ...string) *holdServer {
 	dir := t.TempDir()
 	certFile, keyFile := testutil.SelfSignedCert(t, "localhost").WriteFiles(t, dir)
 	metricsPort := testutil.FreePort(t)
-	args := []string{"serve", "--listen", "127.0.0.1", "--port", "0", "--tls-port", "0",
+	args := []string{"serve", "--rendezvous", "off", "--listen", "127.0.0.1", "--port", "0", "--tls-port", "0",
 		"--tls-cert", certFile, "--tls-key", keyFile, "--user-db", "none", "--user", holdUser + ":" + holdPass,
 		"--realm", holdRealm, "--allow-peer", "127.0.0.0/8", "--metrics", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--log-level", "error"}

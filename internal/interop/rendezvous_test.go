@@ -24,6 +24,7 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/turn"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
+	"github.com/icebreaker-net/icebreaker/wormhole"
 )
 
 // The rendezvous of `icebreaker serve` (the built binary) with the real
@@ -71,7 +72,7 @@ func (r *rendezvousServe) metric(t *testing.T, name string) float64 {
 	return v
 }
 
-func wormhole(ctx context.Context, t *testing.T, bin string, r *rendezvousServe, args ...string) *exec.Cmd {
+func wormholeCLI(ctx context.Context, t *testing.T, bin string, r *rendezvousServe, args ...string) *exec.Cmd {
 	cmd := testutil.Command(ctx, bin, append([]string{"--relay-url", r.url, "--transit-helper", r.transit}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
 	return cmd
@@ -90,9 +91,9 @@ func TestRendezvousFileThroughTransitRelay(t *testing.T) {
 	}
 	const code = "21-file-relay"
 	// --no-listen on both sides: on loopback a direct hint would win.
-	sender := testutil.Start(t, wormhole(ctx, t, bin, r, "send", "--no-listen", "--code", code, src))
+	sender := testutil.Start(t, wormholeCLI(ctx, t, bin, r, "send", "--no-listen", "--code", code, src))
 	dst := filepath.Join(dir, "received.bin")
-	out, err := wormhole(ctx, t, bin, r, "receive", "--no-listen", "--accept-file", "-o", dst, code).CombinedOutput()
+	out, err := wormholeCLI(ctx, t, bin, r, "receive", "--no-listen", "--accept-file", "-o", dst, code).CombinedOutput()
 	if err != nil {
 		t.Fatalf("receive: %v\n%s\nsender:\n%s", err, out, sender.Output())
 	}
@@ -125,7 +126,7 @@ func TestRendezvousRestart(t *testing.T) {
 	port, transitPort, metricsPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	r := startRendezvousServe(t, ctx, db, port, transitPort, metricsPort)
 	const code, text = "8-restart-survivor", "a message that outlived its server"
-	sender := testutil.Start(t, wormhole(ctx, t, bin, r, "send", "--code", code, "--text", text))
+	sender := testutil.Start(t, wormholeCLI(ctx, t, bin, r, "send", "--code", code, "--text", text))
 	if err := r.proc.WaitForOutput(ctx, `msg="rendezvous command" type=add`); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestRendezvousRestart(t *testing.T) {
 	if !regexp.MustCompile(`rendezvous state loaded.*mailboxes=1 messages=1`).MatchString(r2.proc.Output()) {
 		t.Fatalf("the restarted server did not load the mailbox:\n%s", r2.proc.Output())
 	}
-	out, err := wormhole(ctx, t, bin, r2, "receive", code).CombinedOutput()
+	out, err := wormholeCLI(ctx, t, bin, r2, "receive", code).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), text) {
 		t.Fatalf("receive after restart: %v\n%s", err, out)
 	}
@@ -227,5 +228,17 @@ func TestRendezvousICEServers(t *testing.T) {
 	}
 	if n := r.metric(t, `icebreaker_turn_dropped_packets_total{reason="policy"}`); n != 1 {
 		t.Errorf("%v packets dropped by the policy, want the one to the rendezvous port", n)
+	}
+
+	// The client half of the command (package wormhole) reads the same
+	// answer.
+	w, err := wormhole.Allocate(ctx, wormhole.Config{URL: r.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	servers, ttl, err := w.ICEServers(ctx, "")
+	if err != nil || len(servers) != 2 || ttl != 300*time.Second || servers[0].URLs[0] != stunURL || servers[1].Credential == "" {
+		t.Errorf("wormhole.ICEServers: %+v, %v, %v", servers, ttl, err)
 	}
 }
