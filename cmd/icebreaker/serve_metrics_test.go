@@ -256,14 +256,15 @@ func TestServeMetricsErrors(t *testing.T) {
 	}
 }
 
-// Every field of both Stats structs is exported, each once: fill each
-// field with its own value and find each value in exactly one sample.
-func TestStatsMetricsComplete(t *testing.T) {
-	var st stunserver.Stats
-	var ts turnserver.Stats
+// fillStats sets every integer field of the structs (pointers) to a value
+// of its own and returns the field of each value; nested structs are
+// skipped when skipStructs, else an error.
+func fillStats(t *testing.T, skipStructs bool, structs ...any) map[float64]string {
+	t.Helper()
 	next := 1000
 	want := map[float64]string{}
-	for _, v := range []reflect.Value{reflect.ValueOf(&st).Elem(), reflect.ValueOf(&ts).Elem()} {
+	for _, p := range structs {
+		v := reflect.ValueOf(p).Elem()
 		for i := range v.NumField() {
 			f := v.Field(i)
 			switch f.Kind() {
@@ -271,14 +272,25 @@ func TestStatsMetricsComplete(t *testing.T) {
 				f.SetInt(int64(next))
 			case reflect.Uint64:
 				f.SetUint(uint64(next))
+			case reflect.Struct:
+				if skipStructs {
+					continue
+				}
+				fallthrough
 			default:
-				t.Fatalf("%s.%s is a %v: teach this test and statsMetrics about it", v.Type(), v.Type().Field(i).Name, f.Kind())
+				t.Fatalf("%s.%s is a %v: teach this test and the metrics about it", v.Type(), v.Type().Field(i).Name, f.Kind())
 			}
 			want[float64(next)] = v.Type().String() + "." + v.Type().Field(i).Name
 			next++
 		}
 	}
-	ms := statsMetrics(st, &ts)
+	return want
+}
+
+// checkEachOnce checks that ms encode and that every value of want is in
+// exactly one sample, and no other value is.
+func checkEachOnce(t *testing.T, ms []metrics.Metric, want map[float64]string) {
+	t.Helper()
 	if _, err := metrics.Append(nil, ms); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +311,15 @@ func TestStatsMetricsComplete(t *testing.T) {
 			t.Errorf("%s is in %d samples, want 1", field, found[v])
 		}
 	}
+}
 
+// Every field of both Stats structs is exported, each once: fill each
+// field with its own value and find each value in exactly one sample.
+func TestStatsMetricsComplete(t *testing.T) {
+	var st stunserver.Stats
+	var ts turnserver.Stats
+	want := fillStats(t, false, &st, &ts)
+	checkEachOnce(t, statsMetrics(st, &ts), want)
 	for _, m := range statsMetrics(st, nil) {
 		if strings.HasPrefix(m.Name, "icebreaker_turn_") {
 			t.Errorf("%s without a TURN server", m.Name)
@@ -312,43 +332,8 @@ func TestStatsMetricsComplete(t *testing.T) {
 func TestRendezvousMetricsComplete(t *testing.T) {
 	var ms mailbox.Stats
 	var rs transitrelay.Stats
-	next := 1000
-	want := map[float64]string{}
-	for _, v := range []reflect.Value{reflect.ValueOf(&ms).Elem(), reflect.ValueOf(&rs).Elem()} {
-		for i := range v.NumField() {
-			f := v.Field(i)
-			switch f.Kind() {
-			case reflect.Int:
-				f.SetInt(int64(next))
-			case reflect.Uint64:
-				f.SetUint(uint64(next))
-			case reflect.Struct:
-				continue
-			default:
-				t.Fatalf("%s.%s is a %v: teach this test and rendezvousMetrics about it", v.Type(), v.Type().Field(i).Name, f.Kind())
-			}
-			want[float64(next)] = v.Type().String() + "." + v.Type().Field(i).Name
-			next++
-		}
-	}
-	out := rendezvousMetrics(ms, &rs)
-	if _, err := metrics.Append(nil, out); err != nil {
-		t.Fatal(err)
-	}
-	found := map[float64]int{}
-	for _, m := range out {
-		for _, s := range m.Samples {
-			if _, ok := want[s.Value]; !ok {
-				t.Errorf("%s %v = %v, which is no field", m.Name, s.Labels, s.Value)
-			}
-			found[s.Value]++
-		}
-	}
-	for v, field := range want {
-		if found[v] != 1 {
-			t.Errorf("%s is in %d samples, want 1", field, found[v])
-		}
-	}
+	want := fillStats(t, true, &ms, &rs)
+	checkEachOnce(t, rendezvousMetrics(ms, &rs), want)
 	for _, m := range rendezvousMetrics(ms, nil) {
 		if strings.HasPrefix(m.Name, "icebreaker_transit_") {
 			t.Errorf("%s without a transit relay", m.Name)
