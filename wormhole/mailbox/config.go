@@ -70,9 +70,9 @@ type Config struct {
 	MaxMailboxes    int // mailboxes on the whole server; default 100000
 	MailboxesPerIP  int // live mailboxes one client address created; default 32
 	ConnsPerIP      int // WebSocket connections per client address; default 64
-	Rate            float64
 	// Rate is the commands per second one address may send on average
 	// (default 50), Burst how many at once (default 200).
+	Rate  float64
 	Burst int
 	// IPv6Prefix is the prefix length IPv6 clients are counted by; 0
 	// means /64.
