@@ -4,8 +4,13 @@ BIN := bin/icebreaker
 
 .PHONY: build run test test-deps fuzz bench bench-turn bench-ice bench-rendezvous clean
 
+# VERSION comes from git describe; outside a git checkout it is empty and the
+# binary reports its Go build information instead (internal/version).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := -X github.com/icebreaker-net/icebreaker/internal/version.Stamp=$(VERSION)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/icebreaker
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/icebreaker
 
 # Build and start the server with the embedded default configuration.
 run: build

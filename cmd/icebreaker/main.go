@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	buildversion "github.com/icebreaker-net/icebreaker/internal/version"
 )
 
 // command is one subcommand: run parses args and does the work, writing
@@ -37,8 +39,11 @@ func commands() []command {
 	}
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the running build's version, shared by `icebreaker version`,
+// the SOFTWARE attribute and icebreaker_build_info. `make build` stamps it
+// from git describe into internal/version.Stamp; without a stamp it comes
+// from the binary's build information (see package internal/version).
+var version = buildversion.String()
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
 	fmt.Fprintf(stdout, "icebreaker %s\n", version)
