@@ -87,13 +87,7 @@ func TestStringInTestBinary(t *testing.T) {
 // import internal/version) and checks that the version is the commit, and
 // the commit plus -dirty once the tree is modified.
 func TestBuildInfoFallback(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a program; skipped with -short")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool on PATH: %v", err)
-	}
+	goBin := requireGo(t)
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
 		t.Skipf("no git on PATH: %v", err)
@@ -160,13 +154,7 @@ func TestBuildInfoFallback(t *testing.T) {
 // TestLinkerStamp builds a tiny program importing this package with the same
 // -X flag the Makefile uses and checks that the stamp is what it prints.
 func TestLinkerStamp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a program; skipped with -short")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool on PATH: %v", err)
-	}
+	goBin := requireGo(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "stamped")
 	const want = "v7.8.9-3-gdeadbee-dirty"
@@ -183,4 +171,18 @@ func TestLinkerStamp(t *testing.T) {
 	if s := strings.TrimSpace(string(got)); s != want {
 		t.Errorf("stamped binary prints %q, want %q", s, want)
 	}
+}
+
+// requireGo returns the go tool's path, skipping the test under -short or
+// when there is none: these tests build programs.
+func requireGo(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a program; skipped with -short")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool on PATH: %v", err)
+	}
+	return goBin
 }
