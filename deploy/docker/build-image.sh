@@ -17,6 +17,7 @@ tag=${1:-icebreaker:${version:-dev}}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$here/Dockerfile" "$ctx/Dockerfile"
+mkdir "$ctx/data" # becomes /var/lib/icebreaker, owned by 65534
 (cd "$root" && CGO_ENABLED=0 go build -trimpath \
 	-ldflags "-s -w -X github.com/icebreaker-net/icebreaker/internal/version.Stamp=$version" \
 	-o "$ctx/icebreaker" ./cmd/icebreaker)

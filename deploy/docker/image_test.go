@@ -26,8 +26,8 @@ var reflexiveLine = regexp.MustCompile(`UDP reflexive addr: (\S+)`)
 // TestImageServesSTUN builds the FROM scratch image with build-image.sh (a
 // static binary, no registry), runs it with host networking on a free
 // loopback port, and checks that coturn's turnutils_stunclient gets a
-// Binding answer, that the container runs as uid 65534, and that
-// `icebreaker version` and icebreaker_build_info agree.
+// Binding answer, that the container runs as uid 65534 and can write its
+// user store, and that `icebreaker version` and icebreaker_build_info agree.
 //
 // It needs rootful podman, which scripts/install-test-deps.sh does not
 // install, so without it the test skips (also under CI=true).
@@ -89,6 +89,15 @@ func TestImageServesSTUN(t *testing.T) {
 		t.Fatal("`icebreaker version` in the image printed no version")
 	}
 
+	// The user store's directory must be writable by uid 65534 (a fresh
+	// anonymous volume takes the image directory's owner).
+	add := testutil.Command(ctx, podman, append(append(append(append([]string{}, global...), "run", "--rm", "-i"), runFlags...),
+		image, "user", "add", "--password-stdin", "alice")...)
+	add.Stdin = strings.NewReader("a long enough secret\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Errorf("user add in the image: %v\n%s", err, out)
+	}
+
 	port := testutil.FreePort(t)
 	metricsPort := testutil.FreePort(t)
 	name := unique + "-serve"
@@ -102,7 +111,7 @@ func TestImageServesSTUN(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = testutil.Command(ctx, podman, append(global, "rm", "-f", "--time", "2", name)...).Run()
+		_ = testutil.Command(ctx, podman, append(global, "rm", "-f", "--volumes", "--time", "2", name)...).Run()
 	})
 	if err := srv.WaitForOutput(ctx, "STUN and TURN listening"); err != nil {
 		t.Fatalf("container did not start: %v\n%s", err, srv.Output())
