@@ -119,7 +119,7 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		stream:   r.key.transport != transportUDP,
 		user:     u,
 		username: r.auth.Username,
-		bucket:   newBucket(s.cfg.Quotas.BandwidthPerAllocation),
+		bucket:   newBucket(s.bandwidthPerAllocation()),
 		txID:     m.TransactionID,
 		created:  r.now,
 	}

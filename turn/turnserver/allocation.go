@@ -171,6 +171,8 @@ type allocation struct {
 	// all of them, and those still dialling.
 	tcpConns, connecting int
 
+	revoked atomic.Bool // its user is gone: end it at its next failed Refresh (reload.go)
+
 	toPeer, toClient flow
 }
 

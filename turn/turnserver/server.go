@@ -36,8 +36,8 @@ const sweepInterval = time.Second
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	auth   Authenticator
-	policy PeerPolicy
+	auth   *authSwitch   // SetAuth swaps it (reload.go)
+	policy *policySwitch // SetPolicy swaps it
 	epoch  time.Time
 
 	allocs   *table
@@ -69,6 +69,8 @@ type Server struct {
 	droppedNoAllocation, droppedMalformed, readErrors atomic.Uint64
 	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
 
+	draining atomic.Pointer[drainState] // set by Drain (reload.go)
+
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -84,8 +86,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:          c,
 		log:          c.Logger,
-		auth:         c.Auth,
-		policy:       c.Policy,
+		auth:         newAuthSwitch(c.Auth),
+		policy:       newPolicySwitch(c.Policy),
 		epoch:        c.Clock(),
 		allocs:       newTable(),
 		users:        make(map[string]*user),
@@ -185,6 +187,9 @@ func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
 		ch = turnauth.StaleNonceChallenge("nonce issued before an allocation on this 5-tuple was deleted")
 	}
 	if ch != nil {
+		if m.Type.Method == stun.MethodRefresh {
+			s.endRevoked(r.key)
+		}
 		s.authFailed(m, req, ch)
 		if !s.errLimit.Allow(req.From.Addr()) {
 			s.abuse.errorsLimited.Add(1)
@@ -209,6 +214,9 @@ func (s *Server) ServeSTUN(out []byte, req *stunserver.Request) []byte {
 	}
 	switch m.Type.Method {
 	case stun.MethodAllocate:
+		if b := s.drainAllocate(out, r); b != nil {
+			return b
+		}
 		return s.allocate(out, r)
 	case stun.MethodRefresh:
 		return s.refresh(out, r)

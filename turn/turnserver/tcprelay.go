@@ -129,7 +129,7 @@ func (s *Server) allocateTCP(out []byte, r *request) []byte {
 		stream:   true,
 		user:     u,
 		username: r.auth.Username,
-		bucket:   newBucket(s.cfg.Quotas.BandwidthPerAllocation),
+		bucket:   newBucket(s.bandwidthPerAllocation()),
 		txID:     m.TransactionID,
 		created:  r.now,
 		tcp:      tr,
