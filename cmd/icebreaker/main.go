@@ -35,6 +35,10 @@ func commands() []command {
 		{"ice", "connect two machines with ICE (offer/answer by copy and paste)", runICE},
 		{"send", "send a text message through a magic-wormhole code", runSend},
 		{"receive", "receive a text message sent with a magic-wormhole code", runReceive},
+		{"status", "show a running server's listeners, allocations and rates", runStatus},
+		{"sessions", "list a running server's TURN allocations, or kill some", runSessions},
+		{"reload", "make a running server read its configuration again (SIGHUP)", runReload},
+		{"drain", "make a running server refuse new allocations and stop when they end", runDrain},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -63,7 +67,12 @@ func usage(w io.Writer) {
 var errUsage = errors.New("usage error")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// serve handles SIGTERM (drain) and SIGHUP (reload) itself.
+		sigs = sigs[:1]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

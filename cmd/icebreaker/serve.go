@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
@@ -40,33 +41,36 @@ func (l *listFlag) Set(s string) error {
 // serveFlags maps each flag of `icebreaker serve` that overrides a
 // configuration key to that key, so a bad value is reported by flag name.
 var serveFlags = map[string]string{
-	"listen":         "listen",
-	"port":           "listen",
-	"tls-port":       "tls.listen",
-	"tls-cert":       "tls.cert",
-	"tls-key":        "tls.key",
-	"udp-sockets":    "udp.sockets",
-	"alt-ip":         "stun.alternate_ip",
-	"alt-port":       "stun.alternate_port",
-	"software":       "stun.software",
-	"no-turn":        "turn.enabled",
-	"realm":          "turn.realm",
-	"user":           "turn.users",
-	"user-db":        "turn.user_db",
-	"rest-secret":    "turn.rest_secrets",
-	"relay-ip":       "turn.relay_ip",
-	"external-ip":    "turn.external_ip",
-	"relay-ports":    "turn.relay_ports",
-	"loose-channels": "turn.loose_channels",
-	"allow-peer":     "turn.policy.allow_peers",
-	"deny-peer":      "turn.policy.deny_peers",
-	"log-level":      "log.level",
-	"log-format":     "log.format",
-	"metrics":        "metrics.listen",
-	"rendezvous":     "rendezvous.listen",
-	"transit-relay":  "rendezvous.transit_listen",
-	"rendezvous-db":  "rendezvous.db",
-	"motd":           "rendezvous.motd",
+	"listen":           "listen",
+	"port":             "listen",
+	"tls-port":         "tls.listen",
+	"tls-cert":         "tls.cert",
+	"tls-key":          "tls.key",
+	"udp-sockets":      "udp.sockets",
+	"alt-ip":           "stun.alternate_ip",
+	"alt-port":         "stun.alternate_port",
+	"software":         "stun.software",
+	"no-turn":          "turn.enabled",
+	"realm":            "turn.realm",
+	"user":             "turn.users",
+	"user-db":          "turn.user_db",
+	"rest-secret":      "turn.rest_secrets",
+	"relay-ip":         "turn.relay_ip",
+	"external-ip":      "turn.external_ip",
+	"relay-ports":      "turn.relay_ports",
+	"loose-channels":   "turn.loose_channels",
+	"allow-peer":       "turn.policy.allow_peers",
+	"deny-peer":        "turn.policy.deny_peers",
+	"log-level":        "log.level",
+	"log-format":       "log.format",
+	"metrics":          "metrics.listen",
+	"rendezvous":       "rendezvous.listen",
+	"transit-relay":    "rendezvous.transit_listen",
+	"rendezvous-db":    "rendezvous.db",
+	"motd":             "rendezvous.motd",
+	"admin":            "admin.listen",
+	"drain-timeout":    "drain.timeout",
+	"alternate-server": "drain.alternate_server",
 }
 
 // serveOptions holds the values of the flags of `icebreaker serve`.
@@ -79,6 +83,8 @@ type serveOptions struct {
 	tlsCert, tlsKey, altIP, software, realm, userDB string
 	relayPorts, logLevel, logFormat, metrics        string
 	rendezvous, transit, rendezvousDB, motd         string
+	admin, alternate                                string
+	drainTimeout                                    time.Duration
 }
 
 func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
@@ -124,6 +130,9 @@ func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.transit, "transit-relay", def.Rendezvous.TransitListen, "magic-wormhole transit relay `ADDR`, or off (rendezvous.transit_listen)")
 	fs.StringVar(&o.rendezvousDB, "rendezvous-db", "", "mailbox database `FILE`, \"none\" for memory only (rendezvous.db)")
 	fs.StringVar(&o.motd, "motd", "", "rendezvous message of the day `TEXT` (rendezvous.motd)")
+	fs.StringVar(&o.admin, "admin", "", "admin endpoint: socket `PATH`, loopback IP:PORT or none (admin.listen; default admin.sock beside the user store)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 0, "on SIGTERM, refuse new allocations and wait up to `D` for the existing ones (drain.timeout; 0 stops at once)")
+	fs.StringVar(&o.alternate, "alternate-server", "", "while draining, send new allocations to `IP:PORT` with 300 Try Alternate (drain.alternate_server)")
 	return fs
 }
 
@@ -143,14 +152,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	cfg, src, err := config.Read(o.file, serveEnviron())
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	load := func() (config.Config, []string, error) { return o.load(set) }
+	cfg, unknownEnv, err := load()
 	if err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	logger := newLogger(cfg.Log, level, stderr)
+	for _, w := range unknownEnv {
+		logger.Warn(w)
+	}
+	return serve(ctx, cfg, &reloader{
+		load:   func() (config.Config, error) { c, _, err := load(); return c, err },
+		level:  level,
+		logger: logger,
+	}, stdout)
+}
+
+// load reads the configuration: the file, the environment and the flags
+// that were set, validated. It also returns the warnings about unknown
+// ICEBREAKER_* variables.
+func (o *serveOptions) load(set map[string]bool) (config.Config, []string, error) {
+	cfg, src, err := config.Read(o.file, serveEnviron())
+	if err != nil {
+		return cfg, nil, err
+	}
 	if err := o.apply(&cfg, set); err != nil {
-		return err
+		return cfg, nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		if e, ok := errors.AsType[*config.Error](err); ok {
@@ -161,17 +192,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 					if strings.Contains(strings.TrimPrefix(e.Key, key), ".") {
 						msg = e.Key + ": " + msg
 					}
-					return fmt.Errorf("%w: --%s: %s", errUsage, name, msg)
+					return cfg, nil, fmt.Errorf("%w: --%s: %s", errUsage, name, msg)
 				}
 			}
 		}
-		return src.Blame(err)
+		return cfg, nil, src.Blame(err)
 	}
-	logger := newLogger(cfg.Log, stderr)
-	for _, w := range src.UnknownEnv {
-		logger.Warn(w)
-	}
-	return serve(ctx, cfg, logger, stdout)
+	return cfg, src.UnknownEnv, nil
 }
 
 // apply writes the flags that were set into cfg.
@@ -219,6 +246,7 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 		{"metrics", &cfg.Metrics.Listen, o.metrics},
 		{"rendezvous", &cfg.Rendezvous.Listen, o.rendezvous}, {"transit-relay", &cfg.Rendezvous.TransitListen, o.transit},
 		{"rendezvous-db", &cfg.Rendezvous.DB, o.rendezvousDB}, {"motd", &cfg.Rendezvous.MOTD, o.motd},
+		{"admin", &cfg.Admin.Listen, o.admin}, {"alternate-server", &cfg.Drain.AlternateServer, o.alternate},
 	} {
 		if set[f.name] {
 			*f.dst = f.v
@@ -226,6 +254,9 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 	}
 	if set["alt-port"] {
 		cfg.STUN.AlternatePort = o.altPort
+	}
+	if set["drain-timeout"] {
+		cfg.Drain.Timeout = o.drainTimeout
 	}
 	if set["udp-sockets"] {
 		cfg.UDP.Sockets = o.udpSockets
@@ -269,8 +300,12 @@ func withPort(addrs []string, def uint16, port int) []string {
 	return out
 }
 
-// serve runs the daemon described by a validated cfg until ctx is done.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer) error {
+// serve runs the daemon described by a validated cfg until ctx is done,
+// a SIGTERM stops it, or a drain ends; rl (with its load, level and logger
+// set) reloads it on SIGHUP.
+func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Writer) error {
+	logger := rl.logger
+	rl.cur = cfg
 	ifaddrs := interfaceAddrs(logger)
 	var tr *turnRelay
 	var handler stunserver.Handler
@@ -282,7 +317,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		defer tr.Close()
 		handler = tr.server
 	}
-	scfgs, err := stunConfigs(cfg, handler, logger)
+	rl.tr = tr
+	if cfg.TLS.Enabled() {
+		var err error
+		if rl.certs, err = newCertLoader(cfg.TLS.Cert, cfg.TLS.Key, logger); err != nil {
+			return err
+		}
+	}
+	scfgs, err := stunConfigs(cfg, handler, rl.certs, logger)
 	if err != nil {
 		return err
 	}
@@ -330,6 +372,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	if tr != nil {
 		tr.setOwn(own)
 	}
+	d := newDaemon(logger, servers, endpoints, tr, rl)
+	if ms != nil {
+		addHealth(ms.mux, d)
+	}
+	adminLn, err := listenAdmin(cfg.Admin)
+	if err != nil {
+		if cfg.Admin.Listen != "" {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		logger.Warn("no admin endpoint (status, sessions, reload and drain need it; set admin.listen)", "err", err)
+	}
 
 	rfc5780 := cfg.STUN.AlternateIP != ""
 	if tr != nil {
@@ -355,6 +408,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	}
 	if ms != nil {
 		fmt.Fprintf(stdout, "  metrics http://%s/metrics\n", ms.ln.Addr())
+	}
+	if adminLn != nil {
+		fmt.Fprintf(stdout, "  admin %s (icebreaker status, sessions, reload, drain)\n", adminLn.Addr())
 	}
 	if tr != nil {
 		tr.announce(ctx, stdout)
@@ -384,7 +440,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	if ms != nil {
 		ms.start()
 	}
+	var admin *adminServer
+	if adminLn != nil {
+		admin = startAdmin(adminLn, adminHandler(d, ctx), logger)
+	}
+	wg.Go(func() { d.run(ctx, cancel) })
 	wg.Wait()
+	if admin != nil {
+		admin.stop()
+	}
 	if ms != nil {
 		ms.stop()
 	}
@@ -420,8 +484,10 @@ func listenError(err error, hint string) error {
 		strings.TrimRight(opErr.Net, "46"), opErr.Addr, hint)
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+// newLogger returns the daemon's logger in the configured format, at the
+// level of level (which a reload changes).
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -429,10 +495,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // stunConfigs turns the validated configuration into one server per
-// listen address (UDP and TCP) and one per TLS address, loading the TLS
-// certificate if one is configured. Every server hands non-Binding
+// listen address (UDP and TCP) and one per TLS address when certs (the
+// TLS certificate) is not nil. Every server hands non-Binding
 // messages to handler (nil: TURN is off).
-func stunConfigs(cfg config.Config, handler stunserver.Handler, logger *slog.Logger) ([]stunserver.Config, error) {
+func stunConfigs(cfg config.Config, handler stunserver.Handler, certs *certLoader, logger *slog.Logger) ([]stunserver.Config, error) {
 	// One per-IP limiter for every TCP and TLS listener: a client address
 	// holds tcp.conns_per_ip on all of them together. Without either
 	// limit there is none (nil limits nothing).
@@ -470,12 +536,8 @@ func stunConfigs(cfg config.Config, handler stunserver.Handler, logger *slog.Log
 			out = append(out, sc)
 		}
 	}
-	if cfg.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
-		if err != nil {
-			return nil, fmt.Errorf("TLS certificate (tls.cert, tls.key): %w", err)
-		}
-		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if certs != nil {
+		tc := &tls.Config{GetCertificate: certs.getCertificate, MinVersion: tls.VersionTLS12}
 		for _, ap := range cfg.TLSAddrs() {
 			sc := base
 			sc.TLS, sc.TLSConfig = ap, tc

@@ -24,6 +24,7 @@ import (
 // goroutine, and stop shuts it down and waits for that goroutine.
 type metricsServer struct {
 	ln     *net.TCPListener
+	mux    *http.ServeMux // /metrics; serve adds /healthz and /readyz
 	srv    *http.Server
 	logger *slog.Logger
 	done   chan struct{} // closed when the Serve goroutine returns; nil before start
@@ -43,7 +44,7 @@ const (
 func newMetricsServer(ln *net.TCPListener, collect func() []metrics.Metric, logger *slog.Logger) *metricsServer {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(collect))
-	return &metricsServer{ln: ln, logger: logger, srv: &http.Server{
+	return &metricsServer{ln: ln, mux: mux, logger: logger, srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: metricsHeaderTimeout,
 		ReadTimeout:       metricsReadTimeout,

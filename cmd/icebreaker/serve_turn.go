@@ -34,6 +34,13 @@ type turnRelay struct {
 	relay, public [2]netip.Addr // by family: IPv4, IPv6; public is what clients see
 	derived       bool          // relay derived from the listeners, not configured
 
+	// What a reload (reload.go) rebuilds the authenticator and the
+	// policy from; mu serialises reloads.
+	mu          sync.Mutex
+	ifaddrs     []netip.Addr
+	own         []netip.AddrPort
+	nonceSecret []byte
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -41,45 +48,28 @@ type turnRelay struct {
 // newTURNRelay builds the TURN server for a validated configuration. The
 // caller must Close it, after the STUN servers that use it.
 func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) (*turnRelay, error) {
-	t := &turnRelay{cfg: cfg.TURN}
+	t := &turnRelay{cfg: cfg.TURN, ifaddrs: ifaddrs}
 	if err := t.resolveRelay(cfg, ifaddrs); err != nil {
 		return nil, err
 	}
-	users, err := t.openUsers(logger)
-	if err != nil {
+	if err := t.initNonceSecret(); err != nil {
 		return nil, err
 	}
-	var nonceSecret []byte
-	if cfg.TURN.NonceSecret != "" {
-		nonceSecret = []byte(cfg.TURN.NonceSecret)
+	if err := t.openUsers(logger); err != nil {
+		return nil, err
 	}
-	auth, err := turnauth.New(turnauth.Config{
-		Realm:       cfg.TURN.Realm,
-		Users:       users,
-		RESTSecrets: cfg.TURN.RESTSecrets,
-		NonceSecret: nonceSecret,
-		NonceTTL:    cfg.TURN.NonceTTL,
-	})
+	auth, err := t.newAuth(cfg.TURN)
 	if err != nil {
 		t.Close()
 		return nil, err
 	}
-	pcfg := policy.Config{Allow: cfg.TURN.Policy.AllowPrefixes(), Deny: cfg.TURN.Policy.DenyPrefixes(), LocalAddrs: ifaddrs}
-	if t.policy, err = policy.New(pcfg); err != nil {
+	if t.policy, err = t.newPolicy(cfg.TURN); err != nil {
 		t.Close()
 		return nil, err
 	}
 	lo, hi := cfg.TURN.PortRange()
-	perAlloc, perUser := cfg.TURN.Quotas.Bandwidth()
-	q := cfg.TURN.Quotas
-	unlimited := func(n int) int {
-		if n == 0 {
-			return -1 // unlimited in turnserver's terms
-		}
-		return n
-	}
 	var errLimit *iplimit.Limiter
-	if q.ErrorRatePerIP > 0 {
+	if q := cfg.TURN.Quotas; q.ErrorRatePerIP > 0 {
 		if errLimit, err = iplimit.New(iplimit.Config{Rate: float64(q.ErrorRatePerIP), Burst: 2 * q.ErrorRatePerIP}); err != nil {
 			t.Close()
 			return nil, err
@@ -97,20 +87,10 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		DefaultLifetime: cfg.TURN.Lifetime.Default,
 		MaxLifetime:     cfg.TURN.Lifetime.Max,
 		LooseChannels:   cfg.TURN.LooseChannels,
-		Quotas: turnserver.Quotas{
-			AllocationsPerUser:          unlimited(q.AllocationsPerUser),
-			TotalAllocations:            q.TotalAllocations,
-			BandwidthPerAllocation:      perAlloc,
-			BandwidthPerUser:            perUser,
-			PermissionsPerAllocation:    unlimited(q.PermissionsPerAllocation),
-			ConnectsPerAllocation:       unlimited(q.ConnectsPerAllocation),
-			ConnectsPerUser:             unlimited(q.ConnectsPerUser),
-			TCPConnectionsPerAllocation: unlimited(q.TCPConnectionsPerAllocation),
-			Descriptors:                 descriptorBudget(cfg),
-		},
-		Software:     cfg.STUN.Software,
-		ErrorLimiter: errLimit,
-		Logger:       logger,
+		Quotas:          turnQuotas(cfg),
+		Software:        cfg.STUN.Software,
+		ErrorLimiter:    errLimit,
+		Logger:          logger,
 	})
 	if err != nil {
 		t.Close()
@@ -242,32 +222,41 @@ func hostAddr(v4 bool, ifaddrs []netip.Addr) netip.Addr {
 	return loopback
 }
 
-// openUsers builds the key lookup: the static users, then the user store.
-// An existing store is opened now, so that a broken one fails the start; a
-// missing one is opened once `icebreaker user add` creates it.
-func (t *turnRelay) openUsers(logger *slog.Logger) (turnauth.KeyLookup, error) {
-	var chain turnauth.Chain
-	if len(t.cfg.Users) > 0 {
-		chain = append(chain, turnauth.StaticUsers(t.cfg.StaticUsers()))
-	}
+// openUsers opens the user store, if there is one. An existing store is
+// opened now, so that a broken one fails the start; a missing one is
+// opened once `icebreaker user add` creates it.
+func (t *turnRelay) openUsers(logger *slog.Logger) error {
 	path := t.cfg.UserDB
 	switch {
 	case path == config.NoUserDB:
 		t.noStore = "turn.user_db is " + config.NoUserDB
-		return chain, nil
+		return nil
 	case path == "":
 		var err error
 		if path, err = userstore.DefaultPath(); err != nil {
 			t.noStore = err.Error()
 			logger.Warn("no user store", "err", err)
-			return chain, nil
+			return nil
 		}
 	}
 	var err error
 	if t.store, err = userstore.OpenLazy(path, lazyCheckInterval, logger); err != nil {
-		return nil, fmt.Errorf("user store (turn.user_db): %w", err)
+		return fmt.Errorf("user store (turn.user_db): %w", err)
 	}
-	return append(chain, t.store), nil
+	return nil
+}
+
+// users builds the key lookup: the static users of tc, then the user
+// store.
+func (t *turnRelay) users(tc config.TURN) turnauth.Chain {
+	var chain turnauth.Chain
+	if len(tc.Users) > 0 {
+		chain = append(chain, turnauth.StaticUsers(tc.StaticUsers()))
+	}
+	if t.store != nil {
+		chain = append(chain, t.store)
+	}
+	return chain
 }
 
 // setOwn tells the policy the server's own listener addresses, so that
@@ -286,6 +275,9 @@ func (t *turnRelay) setOwn(listeners ownListeners) {
 			}
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.own = own
 	t.policy.SetOwn(own)
 }
 

@@ -66,6 +66,8 @@ type Config struct {
 	Rendezvous Rendezvous `yaml:"rendezvous"`
 	Metrics    Metrics    `yaml:"metrics"`
 	Log        Log        `yaml:"log"`
+	Admin      Admin      `yaml:"admin"`
+	Drain      Drain      `yaml:"drain"`
 }
 
 // UDP configures the UDP listeners.

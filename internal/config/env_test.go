@@ -60,6 +60,7 @@ func TestEnvSetsEveryKey(t *testing.T) {
 		"rendezvous.limits.conns_per_ip": "5", "rendezvous.limits.rate": "6", "rendezvous.limits.burst": "7",
 		"rendezvous.limits.prune_after": "1m", "rendezvous.transit.max_wait": "1m", "rendezvous.transit.bytes_per_pair": "8",
 		"rendezvous.transit.max_duration": "1h", "rendezvous.transit.conns_per_ip": "9",
+		"admin.listen": "127.0.0.1:9642", "drain.timeout": "2m", "drain.alternate_server": "192.0.2.1:3478",
 	}
 	var environ []string
 	for _, key := range EnvKeys() {
@@ -107,6 +108,8 @@ func TestEnvSetsEveryKey(t *testing.T) {
 			Transit:    TransitLimits{time.Minute, 8, time.Hour, 9}},
 		Metrics: Metrics{Listen: "127.0.0.1:9641"},
 		Log:     Log{"debug", "json"},
+		Admin:   Admin{Listen: "127.0.0.1:9642"},
+		Drain:   Drain{2 * time.Minute, "192.0.2.1:3478"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

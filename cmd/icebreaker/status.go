@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/turn/turnserver"
+)
+
+// The commands that talk to a running server's admin endpoint: status,
+// sessions [kill], reload and drain.
+
+// adminFlags adds --admin (and --json where wanted) to fs.
+func adminFlags(fs *flag.FlagSet, jsonOut *bool) *string {
+	addr := fs.String("admin", "", "admin endpoint of the server: socket `PATH` or loopback IP:PORT (admin.listen; default admin.sock beside the default user store)")
+	if jsonOut != nil {
+		fs.BoolVar(jsonOut, "json", false, "print JSON")
+	}
+	return addr
+}
+
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	var jsonOut bool
+	addr := adminFlags(fs, &jsonOut)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: icebreaker status [--admin PATH|IP:PORT] [--json]")
+		fmt.Fprintln(fs.Output(), "\nShows a running server's uptime, listeners, allocations and relayed rates.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := newAdminClient(*addr)
+	if err != nil {
+		return err
+	}
+	var st statusReport
+	if err := c.do(ctx, "GET", "/status", &st); err != nil {
+		return err
+	}
+	if jsonOut {
+		return json.NewEncoder(stdout).Encode(st)
+	}
+	state := "ready"
+	if st.Draining {
+		state = "draining (stops in at most " + st.DrainLeft + ")"
+	}
+	fmt.Fprintf(stdout, "icebreaker %s, up %s, %s\n", st.Version, st.Uptime, state)
+	fmt.Fprintln(stdout, "listeners:")
+	for _, l := range st.Listeners {
+		fmt.Fprintln(stdout, "  "+l)
+	}
+	if t := st.TURN; t != nil {
+		fmt.Fprintf(stdout, "TURN: %d allocation(s), %d permission(s), %d channel(s)\n", t.Allocations, t.Permissions, t.Channels)
+		fmt.Fprintf(stdout, "  to peers:   %s (%s/s)\n", byteCount(float64(t.ToPeerBytes)), byteCount(st.ToPeerRate))
+		fmt.Fprintf(stdout, "  to clients: %s (%s/s)\n", byteCount(float64(t.ToClientBytes)), byteCount(st.ToClientRate))
+		if d := t.DroppedPolicy + t.DroppedQuota + t.DroppedNoPermission; d > 0 {
+			fmt.Fprintf(stdout, "  dropped: %d by policy, %d over quota, %d without permission\n", t.DroppedPolicy, t.DroppedQuota, t.DroppedNoPermission)
+		}
+	} else {
+		fmt.Fprintln(stdout, "TURN: off")
+	}
+	return nil
+}
+
+// byteCount formats n bytes with a decimal unit.
+func byteCount(n float64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	i := 0
+	for n >= 1000 && i < len(units)-1 {
+		n /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f %s", n, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", n, units[i])
+}
+
+func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "kill" {
+		return runSessionsKill(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("sessions", stderr)
+	var jsonOut bool
+	addr := adminFlags(fs, &jsonOut)
+	user := fs.String("user", "", "only the sessions of `USER`")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: icebreaker sessions [--user USER] [--admin PATH|IP:PORT] [--json]")
+		fmt.Fprintln(fs.Output(), "       icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]")
+		fmt.Fprintln(fs.Output(), "\nLists a running server's TURN allocations: user, client, relayed address,")
+		fmt.Fprintln(fs.Output(), "age, peers and bytes each way; kill ends one (by ID) or all of a user's.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := newAdminClient(*addr)
+	if err != nil {
+		return err
+	}
+	var ss []turnserver.Session
+	if err := c.do(ctx, "GET", "/sessions?user="+url.QueryEscape(*user), &ss); err != nil {
+		return err
+	}
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		for _, s := range ss {
+			if err := enc.Encode(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(ss) == 0 {
+		fmt.Fprintln(stdout, "no sessions")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSER\tCLIENT\tRELAYED\tAGE\tPEERS\tTO PEERS\tTO CLIENT")
+	for _, s := range ss {
+		peers := len(s.Permissions)
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.User, s.Transport, s.Client,
+			strings.Join(s.Relayed, ","), s.Age.Round(time.Second), peers,
+			byteCount(float64(s.ToPeerBytes)), byteCount(float64(s.ToClientBytes)))
+	}
+	return tw.Flush()
+}
+
+func runSessionsKill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sessions kill", stderr)
+	addr := adminFlags(fs, nil)
+	user := fs.String("user", "", "kill every session of `USER`")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]")
+		fmt.Fprintln(fs.Output(), "\nEnds allocations at once, with their usage records (reason \"killed\").")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	q := url.Values{}
+	switch {
+	case fs.NArg() == 1 && *user == "":
+		q.Set("id", fs.Arg(0))
+	case fs.NArg() == 0 && *user != "":
+		q.Set("user", *user)
+	default:
+		return fmt.Errorf("%w: give one session ID or --user USER", errUsage)
+	}
+	c, err := newAdminClient(*addr)
+	if err != nil {
+		return err
+	}
+	var res struct{ Killed int }
+	if err := c.do(ctx, "POST", "/sessions/kill?"+q.Encode(), &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "killed %d session(s)\n", res.Killed)
+	return nil
+}
+
+func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reload", stderr)
+	addr := adminFlags(fs, nil)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: icebreaker reload [--admin PATH|IP:PORT]")
+		fmt.Fprintln(fs.Output(), "\nMakes a running server read its configuration again, as SIGHUP does. Users,")
+		fmt.Fprintln(fs.Output(), "REST secrets, the relay policy, quotas, the log level and the TLS certificate")
+		fmt.Fprintln(fs.Output(), "take effect; allocations and listeners stay. An invalid file is refused.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := newAdminClient(*addr)
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, "POST", "/reload", nil); err != nil {
+		return fmt.Errorf("reload refused, the server runs on with its old configuration: %w", err)
+	}
+	fmt.Fprintln(stdout, "configuration reloaded (the server's log says what changed)")
+	return nil
+}
+
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("drain", stderr)
+	addr := adminFlags(fs, nil)
+	timeout := fs.Duration("timeout", 0, "stop after this long even if allocations remain (default drain.timeout, or 10m when it is 0)")
+	wait := fs.Bool("wait", true, "wait until the server has stopped")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: icebreaker drain [--timeout D] [--wait=false] [--admin PATH|IP:PORT]")
+		fmt.Fprintln(fs.Output(), "\nMakes a running server refuse new allocations (300 to drain.alternate_server")
+		fmt.Fprintln(fs.Output(), "when set) and stop once its allocations have ended or the timeout passed.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := newAdminClient(*addr)
+	if err != nil {
+		return err
+	}
+	path := "/drain"
+	if *timeout > 0 {
+		path += "?timeout=" + url.QueryEscape(timeout.String())
+	}
+	var res struct {
+		Allocations int
+		Timeout     string
+	}
+	if err := c.do(ctx, "POST", path, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "draining: %d allocation(s), stopping within %s\n", res.Allocations, res.Timeout)
+	if !*wait {
+		return nil
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := res.Allocations
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		var st statusReport
+		if err := c.do(ctx, "GET", "/status", &st); err != nil {
+			fmt.Fprintln(stdout, "stopped")
+			return nil
+		}
+		if st.TURN != nil && st.TURN.Allocations != last {
+			last = st.TURN.Allocations
+			fmt.Fprintf(stdout, "  %d allocation(s) left\n", last)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Admin configures the admin endpoint: plain HTTP for `icebreaker status`,
+// `sessions`, `reload` and `drain`, with /healthz and /readyz.
+type Admin struct {
+	// Listen is a Unix socket path (created with mode 0600) or a loopback
+	// "IP:PORT"; "" means admin.sock in the directory of the default
+	// user store; "none" turns the endpoint off.
+	Listen string `yaml:"listen"`
+}
+
+// NoAdmin is the Admin.Listen value that turns the endpoint off.
+const NoAdmin = "none"
+
+// Drain configures how the server stops: on SIGTERM (or `icebreaker
+// drain`) it refuses new allocations and waits for the existing ones.
+type Drain struct {
+	// Timeout is how long SIGTERM waits for allocations to end; 0 stops
+	// at once. `icebreaker drain` waits this long too, or 10 minutes
+	// when it is 0.
+	Timeout time.Duration `yaml:"timeout"`
+	// AlternateServer is the "IP:PORT" that new Allocates are sent to
+	// (300 Try Alternate) while draining; "" refuses them with 508.
+	AlternateServer string `yaml:"alternate_server"`
+}
+
+// AdminAddr returns the loopback address of the admin endpoint, or the
+// zero AddrPort when it is a Unix socket (or off); call after Validate.
+func (a Admin) AdminAddr() netip.AddrPort {
+	ap, err := netip.ParseAddrPort(a.Listen)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}
+
+// AlternateAddr returns the parsed AlternateServer, or the zero AddrPort;
+// call after Validate.
+func (d Drain) AlternateAddr() netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(d.AlternateServer)
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func (c Config) validateOps() *Error {
+	s := c.Admin.Listen
+	switch {
+	case s == "" || s == NoAdmin:
+	case strings.ContainsAny(s, "/") || filepath.Ext(s) == ".sock":
+		if len(s) > 100 {
+			return keyErr("admin.listen", "socket path %q is too long for a Unix socket (at most 100 bytes)", s)
+		}
+	default:
+		ap, err := netip.ParseAddrPort(s)
+		switch {
+		case err != nil:
+			return keyErr("admin.listen", "%q is neither a socket path (with a /) nor IP:PORT", s)
+		case !ap.Addr().IsLoopback():
+			return keyErr("admin.listen", "%v is not a loopback address: the endpoint has no authentication, so it listens on loopback or a Unix socket only", ap.Addr())
+		case ap.Port() == 0:
+			return keyErr("admin.listen", "port 0 would change at every start: choose a fixed port")
+		}
+	}
+	if c.Drain.Timeout < 0 {
+		return keyErr("drain.timeout", "%v is negative", c.Drain.Timeout)
+	}
+	if a := c.Drain.AlternateServer; a != "" {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || ap.Port() == 0 || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() {
+			return keyErr("drain.alternate_server", "%q is not a unicast IP:PORT", a)
+		}
+	}
+	return nil
+}
+
+// ReloadChanges lists the keys whose change between c and next a reload
+// cannot apply, because they belong to sockets or state made at start:
+// they need a restart. The rest (users, REST secrets, the policy, quotas,
+// the log level, the TLS certificate files) a reload applies.
+func (c Config) ReloadChanges(next Config) []string {
+	var keys []string
+	same := func(key string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			keys = append(keys, key)
+		}
+	}
+	same("listen", c.Listen, next.Listen)
+	same("udp", c.UDP, next.UDP)
+	same("tcp", c.TCP, next.TCP)
+	same("tls.listen", c.TLSAddrs(), next.TLSAddrs())
+	same("stun", c.STUN, next.STUN)
+	same("turn.enabled", c.TURN.Enabled, next.TURN.Enabled)
+	same("turn.realm", c.TURN.Realm, next.TURN.Realm)
+	same("turn.user_db", c.TURN.UserDB, next.TURN.UserDB)
+	same("turn.nonce_secret", c.TURN.NonceSecret, next.TURN.NonceSecret)
+	same("turn.nonce_ttl", c.TURN.NonceTTL, next.TURN.NonceTTL)
+	same("turn.relay_ip", c.TURN.RelayIP, next.TURN.RelayIP)
+	same("turn.external_ip", c.TURN.ExternalIP, next.TURN.ExternalIP)
+	same("turn.relay_ports", c.TURN.RelayPorts, next.TURN.RelayPorts)
+	same("turn.lifetime", c.TURN.Lifetime, next.TURN.Lifetime)
+	same("turn.loose_channels", c.TURN.LooseChannels, next.TURN.LooseChannels)
+	same("metrics.listen", c.Metrics.Listen, next.Metrics.Listen)
+	same("log.format", c.Log.Format, next.Log.Format)
+	same("admin.listen", c.Admin.Listen, next.Admin.Listen)
+	return keys
+}
