@@ -107,7 +107,11 @@ func (d *daemon) startDrain(timeout time.Duration) (allocations int) {
 	case d.wake <- struct{}{}:
 	default:
 	}
-	d.logger.Info("draining: new allocations are refused, existing ones go on", "allocations", allocations, "timeout", timeout, "alternate_server", alt.String())
+	to := "none (508)"
+	if alt.IsValid() {
+		to = alt.String()
+	}
+	d.logger.Info("draining: new allocations are refused, existing ones go on", "allocations", allocations, "timeout", timeout, "alternate_server", to)
 	return allocations
 }
 
