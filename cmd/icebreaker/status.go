@@ -157,14 +157,15 @@ func runSessionsKill(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(fs.Output(), "\nEnds allocations at once, with their usage records (reason \"killed\").")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
 	q := url.Values{}
 	switch {
-	case fs.NArg() == 1 && *user == "":
-		q.Set("id", fs.Arg(0))
-	case fs.NArg() == 0 && *user != "":
+	case len(pos) == 1 && *user == "":
+		q.Set("id", pos[0])
+	case len(pos) == 0 && *user != "":
 		q.Set("user", *user)
 	default:
 		return fmt.Errorf("%w: give one session ID or --user USER", errUsage)
