@@ -335,10 +335,10 @@ func checkRelayData(ctx context.Context, o *turnCheckOptions, cfg turnclient.Con
 		target = b.Relayed()[0]
 		// Permissions both ways: B must accept A's datagrams.
 		if err := b.CreatePermission(c, a.Relayed()[0].Addr()); err != nil {
-			return "", fmt.Errorf("permission for the first relay on the second: %w", explainTurnError(err, a.Server()))
+			return "", fmt.Errorf("permission for the first relay on the second: %w", withForbiddenHint(explainTurnError(err, a.Server()), false))
 		}
 		if err := a.CreatePermission(c, target.Addr()); err != nil {
-			return "", fmt.Errorf("permission for the second relay on the first: %w", explainTurnError(err, a.Server()))
+			return "", fmt.Errorf("permission for the second relay on the first: %w", withForbiddenHint(explainTurnError(err, a.Server()), false))
 		}
 		// The second relay echoes.
 		done := make(chan struct{})
@@ -365,7 +365,7 @@ func checkRelayData(ctx context.Context, o *turnCheckOptions, cfg turnclient.Con
 		msg := fmt.Appendf(nil, "icebreaker turn check %d", i)
 		sent := time.Now()
 		if _, err := a.WriteTo(msg, to); err != nil {
-			return "", explainTurnError(err, a.Server())
+			return "", withForbiddenHint(explainTurnError(err, a.Server()), o.peer != "")
 		}
 		a.SetReadDeadline(time.Now().Add(time.Second))
 		for {
@@ -502,35 +502,99 @@ func turnServerOf(cfg turnclient.Config) netip.AddrPort {
 
 // probePolicy asks for permissions (only; no data is sent) to addresses a
 // TURN server should refuse to relay to, and warns about each it allows.
+// A permission for the server's own address is harmless as long as the
+// server drops what the relay sends to its own ports (permissions are per
+// IP, not port: RFC 8656, Section 9), so there it sends one Binding
+// request to the server's own port through the relay and warns only if
+// the answer comes back.
 func probePolicy(ctx context.Context, o *turnCheckOptions, a *turnclient.Relay, server netip.AddrPort, rep *checkReport) (string, error) {
-	targets := []struct {
-		ip   string
+	type target struct {
+		ip   netip.Addr
 		what string
-	}{
-		{"127.0.0.1", "loopback"},
-		{"::ffff:127.0.0.1", "IPv4-mapped loopback"},
-		{"10.0.0.1", "private network"},
-		{"169.254.169.254", "link-local cloud metadata service"},
-		{server.Addr().String(), "the server's own address"},
+		own  bool
+	}
+	targets := []target{
+		{netip.MustParseAddr("127.0.0.1"), "loopback", false},
+		{netip.MustParseAddr("::ffff:127.0.0.1"), "IPv4-mapped loopback", false},
+		{netip.MustParseAddr("10.0.0.1"), "private network", false},
+		{netip.MustParseAddr("169.254.169.254"), "link-local cloud metadata service", false},
+	}
+	own := false
+	for i := range targets {
+		if targets[i].ip == server.Addr() {
+			targets[i].what += ", the server's own address"
+			targets[i].own, own = true, true
+		}
+	}
+	if !own {
+		targets = append(targets, target{server.Addr(), "the server's own address", true})
 	}
 	var allowed, refused []string
 	for _, t := range targets {
 		c, cancel := context.WithTimeout(ctx, o.stun.timeout)
-		err := a.CreatePermission(c, netip.MustParseAddr(t.ip))
+		err := a.CreatePermission(c, t.ip)
 		cancel()
-		if err == nil {
-			allowed = append(allowed, t.ip)
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("relaying to %s (%s) is ALLOWED: an SSRF risk", t.ip, t.what))
+		if err != nil {
+			se, ok := errors.AsType[*stun.Error](err)
+			if !ok {
+				return "", explainTurnError(err, server)
+			}
+			refused = append(refused, fmt.Sprintf("%s (%d)", t.ip, se.Code))
 			continue
 		}
-		se, ok := errors.AsType[*stun.Error](err)
-		if !ok {
-			return "", explainTurnError(err, server)
+		if t.own && o.stun.transport == "udp" && !relaysToItself(ctx, a, server) {
+			if !t.ip.IsLoopback() && !t.ip.IsPrivate() {
+				refused = append(refused, fmt.Sprintf("%s (permitted, but datagrams to port %d dropped)", t.ip, server.Port()))
+				continue
+			}
+			// A loopback or private address is still a risk for other
+			// services on that host.
+			allowed = append(allowed, t.ip.String())
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("relaying to %s (%s) is ALLOWED (only the server's own port %d is dropped): an SSRF risk for other services there", t.ip, t.what, server.Port()))
+			continue
 		}
-		refused = append(refused, fmt.Sprintf("%s (%d)", t.ip, se.Code))
+		allowed = append(allowed, t.ip.String())
+		what := t.what
+		if t.own && o.stun.transport == "udp" {
+			what += "; a Binding request sent to its port through the relay was answered"
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("relaying to %s (%s) is ALLOWED: an SSRF risk", t.ip, what))
 	}
 	return fmt.Sprintf("%d of %d refused (%s); allowed: %s", len(refused), len(targets),
 		strings.Join(refused, ", "), orNone(allowed)), nil
+}
+
+// relaysToItself sends a STUN Binding request through relay a to the
+// server's own address and reports whether the answer came back (the
+// server relays to its own listener), waiting at most a second.
+func relaysToItself(ctx context.Context, a *turnclient.Relay, server netip.AddrPort) bool {
+	req, id := bindingProbe()
+	if _, err := a.WriteTo(req, net.UDPAddrFromAddrPort(server)); err != nil {
+		return false
+	}
+	deadline := time.Now().Add(time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	a.SetReadDeadline(deadline)
+	defer a.SetReadDeadline(time.Time{})
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := a.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		var m stun.Message
+		if m.Parse(buf[:n]) == nil && m.TransactionID == id {
+			return true
+		}
+	}
+}
+
+// bindingProbe returns a Binding request and its transaction ID.
+func bindingProbe() ([]byte, stun.TransactionID) {
+	id := stun.NewTransactionID()
+	return stun.AppendFingerprint(stun.AppendHeader(nil, stun.BindingRequest, id)), id
 }
 
 func orNone(s []string) string {
@@ -538,6 +602,35 @@ func orNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// errForbiddenPeer is the explanation of a 403 to a permission.
+var errForbiddenPeer = errors.New("the server forbids relaying to this peer")
+
+// forbiddenHint says how to get past a 403 when the peer was the
+// server's own relayed address (no --peer) or the given --peer.
+func forbiddenHint(peerGiven bool) string {
+	if peerGiven {
+		return "the server's relay policy denies that peer; on an icebreaker server allow its range with --allow-peer CIDR (turn.policy.allow_peers)"
+	}
+	return "the server's relay policy denies its own relayed address (by default loopback and private ranges are denied); " +
+		"on an icebreaker server allow that range with --allow-peer CIDR (turn.policy.allow_peers), or give --peer IP:PORT of a UDP echo server the relay may reach"
+}
+
+// withForbiddenHint adds forbiddenHint to an explained 403.
+func withForbiddenHint(err error, peerGiven bool) error {
+	if errors.Is(err, errForbiddenPeer) {
+		return fmt.Errorf("%w: %s", err, forbiddenHint(peerGiven))
+	}
+	return err
+}
+
+// plural returns "1 attempt", "2 attempts".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // explainTurnError says in plain words what went wrong.
@@ -552,8 +645,8 @@ func explainTurnError(err error, server netip.AddrPort) error {
 	case errors.Is(err, stunclient.ErrNoCredentials):
 		return errors.New("the server requires credentials (401): give --user and --pass, or --secret")
 	case errors.As(err, &te):
-		return fmt.Errorf("no reply from %s after %s (%d attempts): the server is down, the port is wrong, or a firewall drops the traffic",
-			te.Server, stunclient.FormatDuration(te.Waited), te.Attempts)
+		return fmt.Errorf("no reply from %s after %s (%s): the server is down, the port is wrong, or a firewall drops the traffic",
+			te.Server, stunclient.FormatDuration(te.Waited), plural(te.Attempts, "attempt"))
 	case errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &he):
 		return fmt.Errorf("the server's TLS certificate was not accepted (%v); use --ca FILE, or --insecure to skip the check", err)
 	case errors.As(err, &ae):
@@ -564,9 +657,9 @@ func explainTurnError(err error, server netip.AddrPort) error {
 		return errors.New("the server is out of capacity (508)")
 	case errors.Is(err, turnclient.ErrForbidden):
 		if isSTUN && se.Reason != "" {
-			return fmt.Errorf("the server forbids relaying to this peer (403 %s)", se.Reason)
+			return fmt.Errorf("%w (403 %s)", errForbiddenPeer, se.Reason)
 		}
-		return errors.New("the server forbids relaying to this peer (403)")
+		return fmt.Errorf("%w (403)", errForbiddenPeer)
 	case isSTUN && se.Code == stun.CodeUnauthorized:
 		return errors.New("the server rejected the credentials (401)")
 	case isSTUN && se.Code == stun.CodeStaleNonce:

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
@@ -74,6 +75,7 @@ type turnLoadOptions struct {
 	duration    time.Duration
 	mode        string         // "channel" or "send"
 	peer        netip.AddrPort // an echo peer; zero: the allocations send to each other
+	maxLoss     float64        // percent of datagrams that may be lost before the run fails
 	json        bool
 }
 
@@ -102,6 +104,7 @@ flags:
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, fmt.Sprintf("how long to send (at most %s)", loadMaxDuration))
 	fs.StringVar(&o.mode, "mode", "channel", "channel: ChannelData after a ChannelBind; send: Send indications only")
 	peer := fs.String("peer", "", "UDP echo server `IP:PORT` to send to, instead of pairing the allocations")
+	fs.Float64Var(&o.maxLoss, "max-loss", 1, "fail (exit 1) when more than this `PERCENT` of the datagrams is lost")
 	fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -125,6 +128,8 @@ flags:
 		return nil, usage("--duration must be above 0 and at most %s", loadMaxDuration)
 	case o.mode != "channel" && o.mode != "send":
 		return nil, usage("--mode must be channel or send, not %q", o.mode)
+	case !(o.maxLoss >= 0) || o.maxLoss > 100:
+		return nil, usage("--max-loss must be a percentage, 0-100")
 	}
 	if err := o.client.validate(pos[0]); err != nil {
 		return nil, err
@@ -157,6 +162,7 @@ type loadRun struct {
 	phase          atomic.Int32 // loadPhase*, for the progress line
 	allocated      atomic.Int64
 	allocFailed    atomic.Int64
+	definitive     atomic.Bool // an error that every request would get: the run stops
 	sent, received atomic.Uint64
 	foreign        atomic.Uint64 // datagrams that are not this run's
 	reordered      atomic.Uint64 // datagrams older than one already received from the same sender
@@ -235,8 +241,26 @@ func runTurnLoad(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("no datagram could be sent")
 	case rep.Received == 0:
 		return errors.New("no datagram came back through the relay: the server or a firewall drops relayed traffic")
+	case rep.AllocFailed > 0:
+		first := ""
+		if len(rep.Errors) > 0 {
+			first = " (" + rep.Errors[0].Error + ")"
+		}
+		return fmt.Errorf("%d of %d allocations failed%s", rep.AllocFailed, rep.Requested, first)
+	case rep.LossPercent > o.maxLoss:
+		return fmt.Errorf("%.2f%% of the datagrams were lost, more than --max-loss %g%%", rep.LossPercent, o.maxLoss)
 	}
 	return nil
+}
+
+// definitiveLoadError reports whether err will be the answer to every
+// other request of the run too (wrong credentials, a peer the policy
+// forbids), so that the run stops at once instead of waiting out the
+// timeout of each.
+func definitiveLoadError(err error) bool {
+	se, isSTUN := errors.AsType[*stun.Error](err)
+	return errors.Is(err, turnclient.ErrForbidden) || errors.Is(err, stunclient.ErrNoCredentials) ||
+		(isSTUN && se.Code == stun.CodeUnauthorized)
 }
 
 // run allocates, sets up permissions (and channels), sends for the
@@ -273,8 +297,14 @@ func (l *loadRun) run(ctx context.Context) error {
 	case !l.o.peer.IsValid() && len(l.relays) < 2:
 		return errors.New("pairing the allocations needs two of them, and only one succeeded")
 	}
+	if l.definitive.Load() {
+		return fmt.Errorf("stopped at the first allocation the server refused: %s", l.errs.list()[0].Error)
+	}
 	l.phase.Store(loadPhaseSetup)
 	l.permit(ctx)
+	if l.definitive.Load() {
+		return fmt.Errorf("stopped at the first permission the server refused: %s", l.errs.list()[0].Error)
+	}
 	if l.o.mode == "channel" {
 		l.bindChannels(ctx)
 	}
@@ -331,14 +361,20 @@ func forEach(ctx context.Context, n, k int, f func(i int)) {
 func (l *loadRun) allocate(ctx context.Context) {
 	slots := make([]*turnclient.Relay, l.o.allocations)
 	start := time.Now()
-	forEach(ctx, len(slots), l.o.concurrency, func(i int) {
-		c, cancel := context.WithTimeout(ctx, l.o.client.stun.timeout)
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	forEach(stopCtx, len(slots), l.o.concurrency, func(i int) {
+		c, cancel := context.WithTimeout(stopCtx, l.o.client.stun.timeout)
 		r, err := turnclient.Allocate(c, l.cfg)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && (stopCtx.Err() == nil || definitiveLoadError(err)) {
 				l.allocFailed.Add(1)
 				l.errs.add("allocate", explainLoadError(err, l.server))
+			}
+			if definitiveLoadError(err) {
+				l.definitive.Store(true)
+				stop()
 			}
 			return
 		}
@@ -387,12 +423,18 @@ func (l *loadRun) permit(ctx context.Context) {
 		add(i, to.Addr())
 		add(j, r.Relayed()[0].Addr())
 	}
-	forEach(ctx, len(perms), l.o.concurrency, func(k int) {
-		c, cancel := context.WithTimeout(ctx, l.o.client.stun.timeout)
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	forEach(stopCtx, len(perms), l.o.concurrency, func(k int) {
+		c, cancel := context.WithTimeout(stopCtx, l.o.client.stun.timeout)
 		err := l.relays[perms[k].relay].CreatePermission(c, perms[k].ip)
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			l.errs.add("permission", explainLoadError(err, l.server))
+		if err != nil && ctx.Err() == nil && (stopCtx.Err() == nil || definitiveLoadError(err)) {
+			l.errs.add("permission", withForbiddenHint(explainLoadError(err, l.server), l.o.peer.IsValid()))
+		}
+		if err != nil && definitiveLoadError(err) {
+			l.definitive.Store(true)
+			stop()
 		}
 	})
 }

@@ -160,8 +160,8 @@ func TestTurnCheckCoturn(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		if !strings.Contains(out, "WARN  relaying to 127.0.0.1 (loopback) is ALLOWED") {
-			t.Errorf("loopback (allowed by --allow-loopback-peers) not reported as allowed")
+		if !strings.Contains(out, "WARN  relaying to 127.0.0.1 (loopback, the server's own address; a Binding request sent to its port through the relay was answered) is ALLOWED") {
+			t.Errorf("loopback (allowed by --allow-loopback-peers), and coturn's relaying to its own port, not reported as allowed")
 		}
 		for _, name := range []string{"resolve", "reach", "authenticate", "allocate", "relay", "tcp-relay", "policy"} {
 			if !strings.Contains(out, "PASS  "+name) {
