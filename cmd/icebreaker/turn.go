@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,7 +170,7 @@ func runTurnCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	rep := &checkReport{Server: fmt.Sprintf("%s:%d (%s)", o.stun.host, o.stun.port, o.stun.transport)}
+	rep := &checkReport{Server: fmt.Sprintf("%s (%s)", net.JoinHostPort(o.stun.host, strconv.Itoa(int(o.stun.port))), o.stun.transport)}
 	checkTurn(ctx, o, rep)
 	rep.OK = true
 	for _, s := range rep.Steps {

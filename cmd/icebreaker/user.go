@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/userstore"
+	"golang.org/x/term"
 )
 
 // defaultUserRealm is the realm `icebreaker user` files users under when
@@ -105,6 +106,10 @@ func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword boo
 		if err := userstore.CheckUsername(username); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
+		if name == "add" && strings.ContainsAny(username, " \t:") {
+			// A colon would read as a TURN REST username (EXPIRY:USER).
+			return fmt.Errorf("%w: username %q has a space or a colon; TURN REST credentials use the colon", errUsage, username)
+		}
 	}
 	if name != "list" && *realm == "" {
 		return fmt.Errorf("%w: --realm is empty", errUsage)
@@ -180,7 +185,10 @@ func readPassword(flagValue string, fromStdin bool) (string, error) {
 	case flagValue != "":
 		return flagValue, nil
 	case !fromStdin:
-		return "", fmt.Errorf("%w: give the password with --password-stdin (or --password)", errUsage)
+		if f, ok := userStdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return promptPassword(f)
+		}
+		return "", fmt.Errorf("%w: give the password with --password-stdin (or --password), or run on a terminal to be asked", errUsage)
 	}
 	line, err := bufio.NewReader(userStdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -191,6 +199,32 @@ func readPassword(flagValue string, fromStdin bool) (string, error) {
 		return "", errors.New("empty password on standard input")
 	}
 	return line, nil
+}
+
+// promptPassword asks for the password twice on the terminal f, without
+// echo, and returns it if both match.
+func promptPassword(f *os.File) (string, error) {
+	read := func(prompt string) (string, error) {
+		fmt.Fprint(f, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(f)
+		return string(b), err
+	}
+	pw, err := read("Password: ")
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if pw == "" {
+		return "", errors.New("empty password")
+	}
+	again, err := read("Password again: ")
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if again != pw {
+		return "", errors.New("the passwords differ")
+	}
+	return pw, nil
 }
 
 func listUsers(ctx context.Context, s *userstore.Store, realm string, stdout, stderr io.Writer) error {
