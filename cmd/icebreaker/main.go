@@ -88,19 +88,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return 0
+	case "-version", "--version":
+		args[0] = "version"
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		diag := stderr
+		if asksHelp(args[1:]) {
+			diag = stdout // the help asked for is output, not a diagnostic
+		}
+		err := c.run(ctx, args[1:], stdout, diag)
 		switch {
 		case err == nil:
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "icebreaker %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "icebreaker %s: %v; see 'icebreaker %s -h'\n", c.name, err, c.name)
 			return 2
 		case ctx.Err() != nil:
 			// Ctrl-C or SIGTERM: say so, not "context canceled", and
@@ -128,13 +134,35 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, turning a flag error into errUsage.
+// parseFlags parses args, turning a flag error into errUsage. The usage
+// text is printed for -h only: a bad flag is one line, which run prints.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// asksHelp reports whether args ask for help (-h, -help, --help, before
+// any "--").
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

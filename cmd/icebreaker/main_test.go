@@ -28,3 +28,35 @@ func TestInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpAndUsageErrors: every command prints its help on stdout with
+// exit 0 for -h; a bad flag is one line on stderr naming the flag and
+// where the help is, exit 2; --version prints the version.
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, c := range commands() {
+		args := []string{c.name, "-h"}
+		if c.name == "turn" || c.name == "ice" {
+			args = []string{c.name, map[string]string{"turn": "check", "ice": "offer"}[c.name], "-h"}
+		}
+		var out, errb bytes.Buffer
+		code := run(t.Context(), args, &out, &errb)
+		if c.name == "version" {
+			continue // takes no flags
+		}
+		if code != 0 || !strings.Contains(out.String(), "usage") || errb.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 0 and the help on stdout", args, code, out.String(), errb.String())
+		}
+		out.Reset()
+		errb.Reset()
+		args[len(args)-1] = "--no-such-flag"
+		code = run(t.Context(), args, &out, &errb)
+		msg := errb.String()
+		if code != 2 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "no-such-flag") || !strings.Contains(msg, "see 'icebreaker "+c.name+" -h'") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming the flag and the help", args, code, msg)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "icebreaker ") {
+		t.Errorf("--version: exit %d, %q", code, out.String())
+	}
+}

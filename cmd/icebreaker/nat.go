@@ -66,7 +66,6 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	switch {
 	case len(pos) != 1:
-		fs.Usage()
 		return fmt.Errorf("%w: want one SERVER[:PORT], got %d arguments", errUsage, len(pos))
 	case *only4 && *only6:
 		return fmt.Errorf("%w: -4 and -6 exclude each other", errUsage)

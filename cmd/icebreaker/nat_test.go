@@ -87,8 +87,8 @@ func TestNatUsage(t *testing.T) {
 			t.Errorf("nat %q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.msg)
 		}
 	}
-	if code, stdout, _ := runNatCmd(t, "-h"); code != 0 || stdout != "" {
-		t.Errorf("nat -h: exit %d", code)
+	if code, stdout, stderr := runNatCmd(t, "-h"); code != 0 || !strings.Contains(stdout, "usage: icebreaker nat") || stderr != "" {
+		t.Errorf("nat -h: exit %d, stdout %q, stderr %q; want 0 and the help on stdout", code, stdout, stderr)
 	}
 }
 

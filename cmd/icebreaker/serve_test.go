@@ -426,9 +426,9 @@ func TestServePortInUse(t *testing.T) {
 }
 
 func TestServeHelpAndDefaultConfig(t *testing.T) {
-	code, _, stderr := runServeOnce(t, "-h")
-	if code != 0 || !strings.Contains(stderr, "--default-config") || !strings.Contains(stderr, "-alt-ip") {
-		t.Errorf("-h: status %d, stderr:\n%s", code, stderr)
+	code, help, _ := runServeOnce(t, "-h")
+	if code != 0 || !strings.Contains(help, "--default-config") || !strings.Contains(help, "-alt-ip") {
+		t.Errorf("-h: status %d, stdout:\n%s", code, help)
 	}
 	code, out, _ := runServeOnce(t, "--default-config")
 	if code != 0 || out != config.DefaultYAML() {

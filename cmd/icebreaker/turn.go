@@ -25,11 +25,11 @@ import (
 
 // runTurn dispatches `icebreaker turn SUBCOMMAND`.
 func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: icebreaker turn check|load [flags] turn:HOST[:PORT]?transport=udp|tcp | turns:HOST[:PORT]")
-		if len(args) == 0 {
-			return fmt.Errorf("%w: no subcommand", errUsage)
-		}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no subcommand (want check or load)", errUsage)
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, "usage: icebreaker turn check|load [flags] turn:HOST[:PORT]?transport=udp|tcp | turns:HOST[:PORT]")
 		return nil
 	}
 	switch args[0] {

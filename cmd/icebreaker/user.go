@@ -50,8 +50,7 @@ func userUsage(w io.Writer) {
 // runUser dispatches `icebreaker user add|del|list|passwd`.
 func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		userUsage(stderr)
-		return fmt.Errorf("%w: missing user command", errUsage)
+		return fmt.Errorf("%w: missing user command (add, del, list or passwd)", errUsage)
 	}
 	name := args[0]
 	switch name {
@@ -66,8 +65,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return runUserCommand(ctx, name, c.args, c.password, args[1:], stdout, stderr)
 		}
 	}
-	userUsage(stderr)
-	return fmt.Errorf("%w: unknown user command %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown user command %q (want add, del, list or passwd)", errUsage, args[0])
 }
 
 func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword bool, args []string, stdout, stderr io.Writer) error {
@@ -99,7 +97,6 @@ func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword boo
 	case argsDoc == "" && len(pos) > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	case argsDoc != "" && len(pos) != 1:
-		fs.Usage()
 		return fmt.Errorf("%w: want one USERNAME, got %d arguments", errUsage, len(pos))
 	case argsDoc != "":
 		username = pos[0]
