@@ -105,8 +105,8 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	fs.Var(&o.stun, "stun", "STUN server `HOST[:PORT]` for server-reflexive candidates (repeatable)")
 	fs.Var(&o.turn, "turn", "TURN server `URI` turn:HOST[:PORT] for relayed candidates (repeatable)")
 	fs.StringVar(&o.turnUser, "turn-user", "", "TURN long-term credentials: user name")
-	fs.StringVar(&o.turnPass, "turn-pass", "", "TURN long-term credentials: password")
-	fs.StringVar(&o.turnSecret, "turn-secret", "", "TURN REST API shared secret (instead of --turn-user/--turn-pass)")
+	passFlag := addSecretFlag(fs, "turn-pass", envTURNPassword, "TURN long-term credentials: password")
+	secretFlag := addSecretFlag(fs, "turn-secret", envTURNSecret, "TURN REST API shared secret (instead of --turn-user/--turn-pass)")
 	fs.Var(&o.ips, "ip", "gather host candidates only on this `IP or PREFIX` (repeatable)")
 	fs.BoolVar(&o.noHost, "no-host", false, "do not offer host candidates")
 	fs.BoolVar(&o.noSrflx, "no-srflx", false, "do not offer server-reflexive candidates")
@@ -126,6 +126,12 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	}
 	usage := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+	}
+	if o.turnPass, err = passFlag.resolve(o.turnUser != ""); err != nil {
+		return nil, err
+	}
+	if o.turnSecret, err = secretFlag.resolve(o.turnUser == "" && len(o.turn) > 0); err != nil {
+		return nil, err
 	}
 	switch {
 	case len(pos) > 0:

@@ -83,7 +83,7 @@ type serveOptions struct {
 	tlsCert, tlsKey, altIP, software, realm, userDB string
 	relayPorts, logLevel, logFormat, metrics        string
 	rendezvous, transit, rendezvousDB, motd         string
-	admin, alternate                                string
+	admin, alternate, userFile, secretFile          string
 	drainTimeout                                    time.Duration
 }
 
@@ -114,9 +114,11 @@ func serveFlagSet(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.software, "software", "", "SOFTWARE attribute `TEXT`, empty for none (stun.software)")
 	fs.BoolVar(&o.noTURN, "no-turn", false, "serve STUN only (turn.enabled: false)")
 	fs.StringVar(&o.realm, "realm", def.TURN.Realm, "TURN `REALM` (turn.realm)")
-	fs.Var(&o.users, "user", "static TURN user `NAME:PASSWORD`; repeatable (turn.users)")
+	fs.Var(&o.users, "user", "static TURN user `NAME:PASSWORD`; repeatable (turn.users; visible in the process list: prefer --user-file or $ICEBREAKER_TURN_USERS)")
 	fs.StringVar(&o.userDB, "user-db", "", "user store `FILE`, \"none\" for no store (turn.user_db)")
-	fs.Var(&o.secrets, "rest-secret", "TURN REST API `SECRET`; repeatable, the first signs (turn.rest_secrets)")
+	fs.Var(&o.secrets, "rest-secret", "TURN REST API `SECRET`; repeatable, the first signs (turn.rest_secrets; visible in the process list: prefer --rest-secret-file or $ICEBREAKER_TURN_REST_SECRETS)")
+	fs.StringVar(&o.secretFile, "rest-secret-file", "", "TURN REST API secrets from `FILE`, one per line, the first signs; read again on reload (turn.rest_secrets)")
+	fs.StringVar(&o.userFile, "user-file", "", "static TURN users from `FILE`, one NAME:PASSWORD per line; read again on reload (turn.users)")
 	fs.Var(&o.relayIPs, "relay-ip", "relay bind `IP`, one per family; repeatable (turn.relay_ip)")
 	fs.Var(&o.externalIPs, "external-ip", "public `IP` or PUBLIC/PRIVATE behind a 1:1 NAT; repeatable (turn.external_ip)")
 	fs.StringVar(&o.relayPorts, "relay-ports", def.TURN.RelayPorts, "relay port `RANGE` MIN-MAX (turn.relay_ports)")
@@ -267,9 +269,31 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 	if set["loose-channels"] {
 		t.LooseChannels = o.loose
 	}
-	if set["user"] {
+	users, setUsers := o.users, set["user"]
+	if set["user-file"] {
+		if set["user"] {
+			return fmt.Errorf("%w: --user and --user-file exclude each other", errUsage)
+		}
+		lines, err := readListFile(o.userFile)
+		if err != nil {
+			return fmt.Errorf("--user-file: %w", err)
+		}
+		users, setUsers = lines, true
+	}
+	secrets, setSecrets := o.secrets, set["rest-secret"]
+	if set["rest-secret-file"] {
+		if set["rest-secret"] {
+			return fmt.Errorf("%w: --rest-secret and --rest-secret-file exclude each other", errUsage)
+		}
+		lines, err := readListFile(o.secretFile)
+		if err != nil {
+			return fmt.Errorf("--rest-secret-file: %w", err)
+		}
+		secrets, setSecrets = lines, true
+	}
+	if setUsers {
 		t.Users = nil
-		for _, u := range o.users {
+		for _, u := range users {
 			name, pw, ok := strings.Cut(u, ":")
 			if !ok {
 				return fmt.Errorf("%w: --user: %q is not NAME:PASSWORD", errUsage, u)
@@ -277,7 +301,9 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 			t.Users = append(t.Users, config.User{Username: name, Password: pw})
 		}
 	}
-	list("rest-secret", &t.RESTSecrets, o.secrets)
+	if setSecrets {
+		t.RESTSecrets = slices.Clone(secrets)
+	}
 	list("relay-ip", &t.RelayIP, o.relayIPs)
 	list("external-ip", &t.ExternalIP, o.externalIPs)
 	list("allow-peer", &t.Policy.AllowPeers, o.allowPeers)

@@ -47,14 +47,16 @@ type turnClientOptions struct {
 	stun       stunOptions // transport, host, port, timeout, TLS flags
 	user, pass string
 	secret     string
+	passFlag   *secretFlag
+	secretFlag *secretFlag
 }
 
 // addFlags adds the shared client flags to fs; timeoutUsage says what
 // --timeout limits.
 func (c *turnClientOptions) addFlags(fs *flag.FlagSet, timeoutUsage string) {
 	fs.StringVar(&c.user, "user", "", "long-term credentials: user name")
-	fs.StringVar(&c.pass, "pass", "", "long-term credentials: password")
-	fs.StringVar(&c.secret, "secret", "", "TURN REST API shared secret (instead of --user/--pass)")
+	c.passFlag = addSecretFlag(fs, "pass", envTURNPassword, "long-term credentials: password")
+	c.secretFlag = addSecretFlag(fs, "secret", envTURNSecret, "TURN REST API shared secret (instead of --user/--pass)")
 	fs.DurationVar(&c.stun.timeout, "timeout", 10*time.Second, timeoutUsage)
 	fs.BoolVar(&c.stun.insecure, "insecure", false, "turns: do not verify the server's certificate")
 	fs.StringVar(&c.stun.caFile, "ca", "", "turns: also trust the PEM certificates in `FILE`")
@@ -63,6 +65,13 @@ func (c *turnClientOptions) addFlags(fs *flag.FlagSet, timeoutUsage string) {
 // validate checks the shared client flags and parses uri, a turn: or
 // turns: URI, into c.stun.
 func (c *turnClientOptions) validate(uri string) error {
+	var err error
+	if c.pass, err = c.passFlag.resolve(c.user != ""); err != nil {
+		return err
+	}
+	if c.secret, err = c.secretFlag.resolve(c.user == ""); err != nil {
+		return err
+	}
 	switch {
 	case c.secret != "" && (c.user != "" || c.pass != ""):
 		return fmt.Errorf("%w: --secret excludes --user/--pass", errUsage)

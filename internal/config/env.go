@@ -14,6 +14,9 @@ const EnvPrefix = "ICEBREAKER_"
 // are read elsewhere, so Read does not call them unknown.
 var otherEnv = map[string]bool{
 	"ICEBREAKER_DATA_DIR": true, // internal/userstore: the default user store's directory
+	// The client commands' secrets (turn check, turn load, ice).
+	"ICEBREAKER_TURN_PASSWORD": true,
+	"ICEBREAKER_TURN_SECRET":   true,
 }
 
 // EnvName returns the environment variable that sets key: EnvPrefix and the
