@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
@@ -168,4 +170,42 @@ func (r *reloader) reload(ctx context.Context) error {
 	}
 	r.logger.Info("configuration reloaded", "log_level", next.Log.Level)
 	return nil
+}
+
+// bannerWarn returns how the startup banner reports a problem: a
+// "warning:" line among the banner's, or with log.format json a Warn
+// record, so that a JSON log pipeline sees it.
+func bannerWarn(c config.Log, logger *slog.Logger, w io.Writer) func(string) {
+	if c.Format == "json" {
+		return func(msg string) { logger.Warn(msg) }
+	}
+	return func(msg string) {
+		head, rest, ok := strings.Cut(msg, ": ")
+		if !ok {
+			fmt.Fprintln(w, "warning: "+msg)
+			return
+		}
+		fmt.Fprintf(w, "%s: warning: %s\n", head, rest)
+	}
+}
+
+// warnRelayDenied warns when the policy denies relaying to the server's
+// own advertised relay addresses: then two clients that both relay
+// through this server (ICE with two symmetric NATs) cannot reach each
+// other, and says which setting fixes it.
+func (t *turnRelay) warnRelayDenied(warn func(string)) {
+	lo, _ := t.cfg.PortRange()
+	for f, pub := range t.public {
+		if !pub.IsValid() {
+			continue
+		}
+		if err := t.policy.Check(netip.AddrPortFrom(pub, lo)); err == nil {
+			continue
+		}
+		fix := fmt.Sprintf("allow it with turn.policy.allow_peers: [%q] (--allow-peer %s)", netip.PrefixFrom(pub, pub.BitLen()), netip.PrefixFrom(pub, pub.BitLen()))
+		if t.public[f] == t.relay[f] && (pub.IsPrivate() || pub.IsLoopback()) {
+			fix = "set turn.external_ip (--external-ip) to the public address clients reach, or " + fix
+		}
+		warn(fmt.Sprintf("TURN: the relay address %v is in a range the relay policy denies, so two clients relayed by this server cannot reach each other; %s", pub, fix))
+	}
 }

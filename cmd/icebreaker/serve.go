@@ -439,7 +439,7 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 		fmt.Fprintf(stdout, "  admin %s (icebreaker status, sessions, reload, drain)\n", adminLn.Addr())
 	}
 	if tr != nil {
-		tr.announce(ctx, stdout)
+		tr.announce(ctx, stdout, bannerWarn(cfg.Log, logger, stdout))
 	}
 
 	// Serve logs its start and stop (with counters) and returns once ctx

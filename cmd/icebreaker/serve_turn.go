@@ -291,8 +291,8 @@ type ownListeners []netip.AddrPort
 func (o *ownListeners) add(addrs ...netip.AddrPort) { *o = append(*o, addrs...) }
 
 // announce prints the TURN realm, the relay addresses, the users and how
-// to add one.
-func (t *turnRelay) announce(ctx context.Context, w io.Writer) {
+// to add one; warn reports what looks wrong.
+func (t *turnRelay) announce(ctx context.Context, w io.Writer, warn func(string)) {
 	c := t.cfg
 	lo, hi := c.PortRange()
 	var relays []string
@@ -310,14 +310,15 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer) {
 	if t.derived {
 		fmt.Fprintln(w, "TURN: relay address chosen from this host's addresses; set turn.relay_ip (--relay-ip) to choose another")
 		if t.relay[0].IsLoopback() {
-			fmt.Fprintln(w, "TURN: warning: the relay address is loopback, so the relay can reach no peer on another host")
+			warn("TURN: the relay address is loopback, so the relay can reach no peer on another host")
 		}
 	}
 	for f, r := range t.relay {
 		if r.IsPrivate() && t.public[f] == r {
-			fmt.Fprintf(w, "TURN: %v is a private address: behind a 1:1 NAT, set turn.external_ip (--external-ip) to the public one\n", r)
+			warn(fmt.Sprintf("TURN: %v is a private address: behind a 1:1 NAT, set turn.external_ip (--external-ip) to the public one", r))
 		}
 	}
+	t.warnRelayDenied(warn)
 	static, stored := len(c.Users), 0
 	storeState := "user store: none (" + t.noStore + ")"
 	if t.store != nil {
