@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -119,6 +120,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 130
 		}
 		fmt.Fprintf(stderr, "icebreaker %s: %v\n", c.name, err)
+		if asksJSON(args[1:]) {
+			// A --json run ends with an object that carries the error,
+			// so that a reader of stdout alone sees the failure.
+			b, _ := json.Marshal(map[string]string{"error": err.Error()})
+			fmt.Fprintf(stdout, "%s\n", b)
+		}
 		return 1
 	}
 	fmt.Fprintf(stderr, "icebreaker: unknown command %q\n\n", args[0])
@@ -151,6 +158,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// asksJSON reports whether args ask for JSON output (--json, before any
+// "--").
+func asksJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-json", "--json", "-json=true", "--json=true":
+			return true
+		}
+	}
+	return false
 }
 
 // asksHelp reports whether args ask for help (-h, -help, --help, before

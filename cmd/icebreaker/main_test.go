@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -58,5 +59,34 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(t.Context(), []string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "icebreaker ") {
 		t.Errorf("--version: exit %d, %q", code, out.String())
+	}
+}
+
+// TestJSONFailureObject: a --json run that fails ends with a JSON object
+// carrying the error, on one line, for stun, nat and turn check.
+func TestJSONFailureObject(t *testing.T) {
+	port := testutil.FreePort(t) // nothing answers there
+	server := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, args := range [][]string{
+		{"stun", "--json", "--timeout", "300ms", server},
+		{"nat", "--json", "--timeout", "300ms", server},
+		{"turn", "check", "--json", "--timeout", "300ms", "--user", "u", "--pass", "p", "turn:" + server},
+	} {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), args, &out, &errb)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var last map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || code != 1 {
+			t.Errorf("%v: exit %d, last line %q (%v)", args, code, lines[len(lines)-1], err)
+			continue
+		}
+		if e, _ := last["error"].(string); e == "" {
+			t.Errorf("%v: last object %v has no error", args, last)
+		}
+		for _, l := range lines {
+			if !json.Valid([]byte(l)) {
+				t.Errorf("%v: line %q is not a JSON object", args, l)
+			}
+		}
 	}
 }

@@ -148,7 +148,10 @@ func TestNatReport(t *testing.T) {
 			r.MappedAddress != r.LocalAddress || r.Mapping != natbehavior.EndpointIndependent || len(r.NotRun) != 4 {
 			t.Errorf("report %+v", r)
 		}
-		for _, key := range []string{`"nat_present": false`, `"hairpinning": null`, `"filtering": "unknown"`, `"not_run": [`} {
+		if strings.Count(stdout, "\n") != 1 {
+			t.Errorf("JSON is not one object on one line:\n%s", stdout)
+		}
+		for _, key := range []string{`"nat_present":false`, `"hairpinning":null`, `"filtering":"unknown"`, `"not_run":[`} {
 			if !strings.Contains(stdout, key) {
 				t.Errorf("JSON lacks %s:\n%s", key, stdout)
 			}

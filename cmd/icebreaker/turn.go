@@ -187,7 +187,6 @@ func runTurnCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}

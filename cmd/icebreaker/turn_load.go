@@ -225,7 +225,6 @@ func runTurnLoad(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rep := l.report(ctx.Err() != nil)
 	if o.json {
 		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
