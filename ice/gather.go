@@ -31,6 +31,8 @@ type GatherConfig struct {
 	InterfaceFilter func(net.Interface) bool
 	// IPFilter, if set, admits only the addresses it returns true for.
 	IPFilter func(netip.Addr) bool
+	// PortRange confines the ports of host sockets; zero means any.
+	PortRange PortRange
 
 	// STUNServers are asked for server-reflexive candidates: each host
 	// socket sends a Binding request to each server of its family, on the
@@ -83,6 +85,9 @@ func (c *GatherConfig) Validate() error {
 		return fmt.Errorf("ice: GatherConfig.TURNTimeout %v is negative", c.TURNTimeout)
 	case c.RelayOnly && len(c.TURNServers) == 0:
 		return errors.New("ice: GatherConfig: RelayOnly needs TURNServers")
+	}
+	if err := c.PortRange.validate(); err != nil {
+		return err
 	}
 	for i := range c.TURNServers {
 		if err := c.TURNServers[i].Validate(); err != nil {
@@ -390,7 +395,7 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	if ip.Is4() {
 		network = "udp4"
 	}
-	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	conn, err := listenHost(network, ip, a.cfg.Gather.PortRange)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ type iceOptions struct {
 	timeout    time.Duration
 	json       bool
 	verbose    bool
+	ports      ice.PortRange
 }
 
 func iceUsage(w io.Writer) {
@@ -114,6 +116,7 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	fs.DurationVar(&o.pmTimeout, "portmap-timeout", portmap.DefaultTimeout, "how long gathering waits for the router's port mapping")
 	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
 	fs.BoolVar(&o.loopback, "loopback", false, "include loopback addresses (to try it on one machine)")
+	portRange := fs.String("port-range", "", "bind host candidates to a UDP port in `MIN-MAX` (a firewall that opens only those)")
 	fs.BoolVar(&o.v4, "4", false, "IPv4 only")
 	fs.BoolVar(&o.v6, "6", false, "IPv6 only")
 	fs.IntVar(&o.count, "count", 5, "pings to exchange over the selected pair")
@@ -126,6 +129,11 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	}
 	usage := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+	}
+	if *portRange != "" {
+		if o.ports, err = parseICEPortRange(*portRange); err != nil {
+			return nil, usage("--port-range: %v", err)
+		}
 	}
 	if o.turnPass, err = passFlag.resolve(o.turnUser != ""); err != nil {
 		return nil, err
@@ -185,6 +193,7 @@ func (o *iceOptions) gatherConfig(ctx context.Context) (ice.GatherConfig, error)
 		IncludeLoopback: o.loopback,
 		DisableIPv4:     o.v6,
 		DisableIPv6:     o.v4,
+		PortRange:       o.ports,
 	}
 	if len(o.ips) > 0 {
 		var prefixes []netip.Prefix
@@ -401,4 +410,15 @@ func runICESession(ctx context.Context, o *iceOptions, stdin io.Reader, stdout, 
 		}
 		return nil
 	})
+}
+
+// parseICEPortRange parses MIN-MAX, two ports with MIN <= MAX.
+func parseICEPortRange(s string) (ice.PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || err1 != nil || err2 != nil || a == 0 || a > b {
+		return ice.PortRange{}, fmt.Errorf("%q is not MIN-MAX with 1 <= MIN <= MAX <= 65535", s)
+	}
+	return ice.PortRange{Min: uint16(a), Max: uint16(b)}, nil
 }

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/icecli"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
 // testStdins maps a command's stdout to the reader its peer token comes
@@ -165,6 +168,28 @@ func TestICEPairJSON(t *testing.T) {
 	}
 }
 
+// TestICEPortRange: --port-range puts both sides' host candidates, and
+// so the selected pair, in the range.
+func TestICEPortRange(t *testing.T) {
+	p := testutil.FreePort(t)
+	if p > 65000 {
+		t.Skipf("free port %d is too near the top for a range above it", p)
+	}
+	rng := fmt.Sprintf("%d-%d", p, p+40)
+	args := append([]string{"--count", "1", "--json", "--port-range", rng}, loopbackArgs...)
+	offer, answer := runICEPair(t, args, args)
+	for _, r := range []iceResult{offer, answer} {
+		var sum icecli.Summary
+		if err := json.Unmarshal([]byte(r.rest), &sum); err != nil {
+			t.Fatalf("summary %q: %v", r.rest, err)
+		}
+		ap, err := netip.ParseAddrPort(sum.Local.Addr)
+		if err != nil || ap.Port() < uint16(p) || ap.Port() > uint16(p+40) {
+			t.Errorf("%s selected local %v, want a port in %s", sum.Role, sum.Local.Addr, rng)
+		}
+	}
+}
+
 func TestICEPairText(t *testing.T) {
 	args := append([]string{"--count", "3"}, loopbackArgs...)
 	offer, answer := runICEPair(t, args, args)
@@ -274,6 +299,7 @@ func TestICEUsage(t *testing.T) {
 		{[]string{"offer", "--stun", "host:0"}, 2, "--stun: bad port"},
 		{[]string{"offer", "--turn", "http://x", "--turn-secret", "s"}, 2, "--turn: bad TURN URI"},
 		{[]string{"offer", "--relay-only"}, 2, "--relay-only needs --turn"},
+		{[]string{"offer", "--port-range", "5000-4000"}, 2, "--port-range:"},
 		{[]string{"offer", "--no-host"}, 2, "--no-host leaves nothing to offer"},
 		{[]string{"offer", "--turn-user", "u", "--turn-pass", "p"}, 2, "TURN credentials without --turn"},
 		{[]string{"offer", "--turn", "turn:127.0.0.1"}, 2, "--turn needs --turn-user and --turn-pass, or --turn-secret"},
