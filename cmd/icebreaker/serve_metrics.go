@@ -43,7 +43,7 @@ const (
 
 func newMetricsServer(ln *net.TCPListener, collect func() []metrics.Metric, logger *slog.Logger) *metricsServer {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(collect))
+	mux.Handle("/metrics", metricsHandler(collect, runtimeRegistry()))
 	return &metricsServer{ln: ln, mux: mux, logger: logger, srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: metricsHeaderTimeout,
