@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,21 @@ func TestUserAddPrompt(t *testing.T) {
 				t.Fatalf("reading the terminal: %v (so far %q)", err, shown.String())
 			}
 			shown.Write(buf[:n])
+		}
+		// The prompt is printed just before echo goes off: type once
+		// the terminal says it is off (bounded wait).
+		for i := 0; ; i++ {
+			tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tio.Lflag&unix.ECHO == 0 {
+				break
+			}
+			if i == 1000 {
+				t.Fatal("echo never went off")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 		if _, err := ctl.WriteString("s3cret\n"); err != nil {
 			t.Fatal(err)
