@@ -81,7 +81,7 @@ func listenAdmin(c config.Admin) (net.Listener, error) {
 }
 
 // adminHandler serves the admin API of d.
-func adminHandler(d *daemon, ctx context.Context) http.Handler {
+func adminHandler(ctx context.Context, d *daemon) http.Handler {
 	mux := http.NewServeMux()
 	addHealth(mux, d)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {

@@ -142,16 +142,15 @@ func (r *reloader) reload(ctx context.Context) error {
 	}
 	restart := r.cur.ReloadChanges(next)
 	if next.TURN.Enabled && r.tr != nil {
-		var turnArgs []any
 		qc := r.cur // the quotas of next on the listeners that run
 		qc.TURN.Quotas = next.TURN.Quotas
-		turnArgs, err = r.tr.reload(ctx, next.TURN, turnQuotas(qc))
+		turnArgs, err := r.tr.reload(ctx, next.TURN, turnQuotas(qc))
 		if err != nil {
 			err = fmt.Errorf("turn: %w", err)
 			r.logger.Error("reload refused: the running configuration stays", "err", err)
 			return err
 		}
-		defer func() { r.logger.Info("reload: TURN users, REST secrets, policy and quotas applied", turnArgs...) }()
+		r.logger.Info("reload: TURN users, REST secrets, policy and quotas applied", turnArgs...)
 	}
 	if r.certs != nil && next.TLS.Enabled() {
 		if err := r.certs.setFiles(next.TLS.Cert, next.TLS.Key); err != nil {

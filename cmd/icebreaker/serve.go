@@ -269,27 +269,13 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 	if set["loose-channels"] {
 		t.LooseChannels = o.loose
 	}
-	users, setUsers := o.users, set["user"]
-	if set["user-file"] {
-		if set["user"] {
-			return fmt.Errorf("%w: --user and --user-file exclude each other", errUsage)
-		}
-		lines, err := readListFile(o.userFile)
-		if err != nil {
-			return fmt.Errorf("--user-file: %w", err)
-		}
-		users, setUsers = lines, true
+	users, setUsers, err := listOrFile("user", o.users, set, o.userFile)
+	if err != nil {
+		return err
 	}
-	secrets, setSecrets := o.secrets, set["rest-secret"]
-	if set["rest-secret-file"] {
-		if set["rest-secret"] {
-			return fmt.Errorf("%w: --rest-secret and --rest-secret-file exclude each other", errUsage)
-		}
-		lines, err := readListFile(o.secretFile)
-		if err != nil {
-			return fmt.Errorf("--rest-secret-file: %w", err)
-		}
-		secrets, setSecrets = lines, true
+	secrets, setSecrets, err := listOrFile("rest-secret", o.secrets, set, o.secretFile)
+	if err != nil {
+		return err
 	}
 	if setUsers {
 		t.Users = nil
@@ -309,6 +295,22 @@ func (o *serveOptions) apply(cfg *config.Config, set map[string]bool) error {
 	list("allow-peer", &t.Policy.AllowPeers, o.allowPeers)
 	list("deny-peer", &t.Policy.DenyPeers, o.denyPeers)
 	return nil
+}
+
+// listOrFile returns the list of the repeatable flag --name, or the lines
+// of the file of --name-file, and whether either was given.
+func listOrFile(name string, list listFlag, set map[string]bool, file string) ([]string, bool, error) {
+	if !set[name+"-file"] {
+		return list, set[name], nil
+	}
+	if set[name] {
+		return nil, false, fmt.Errorf("%w: --%s and --%s-file exclude each other", errUsage, name, name)
+	}
+	lines, err := readListFile(file)
+	if err != nil {
+		return nil, false, fmt.Errorf("--%s-file: %w", name, err)
+	}
+	return lines, true, nil
 }
 
 // withPort returns addrs (IP or IP:PORT) with every port set to port; an
@@ -468,7 +470,7 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 	}
 	var admin *adminServer
 	if adminLn != nil {
-		admin = startAdmin(adminLn, adminHandler(d, ctx), logger)
+		admin = startAdmin(adminLn, adminHandler(ctx, d), logger)
 	}
 	wg.Go(func() { d.run(ctx, cancel) })
 	wg.Wait()

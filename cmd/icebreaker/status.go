@@ -17,38 +17,42 @@ import (
 // The commands that talk to a running server's admin endpoint: status,
 // sessions [kill], reload and drain.
 
-// adminFlags adds --admin (and --json where wanted) to fs.
-func adminFlags(fs *flag.FlagSet, jsonOut *bool) *string {
+// adminSetup parses the command line of an admin command: --admin, the
+// flags that define adds, and positional arguments (at most maxArgs). It
+// returns the client of the endpoint and the arguments. usage is the
+// help text before the flags.
+func adminSetup(name string, args []string, stderr io.Writer, usage string, maxArgs int, define func(*flag.FlagSet)) (*adminClient, []string, error) {
+	fs := newFlagSet(name, stderr)
 	addr := fs.String("admin", "", "admin endpoint of the server: socket `PATH` or loopback IP:PORT (admin.listen; default admin.sock beside the default user store)")
-	if jsonOut != nil {
-		fs.BoolVar(jsonOut, "json", false, "print JSON")
+	if define != nil {
+		define(fs)
 	}
-	return addr
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) > maxArgs {
+		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[maxArgs])
+	}
+	c, err := newAdminClient(*addr)
+	return c, pos, err
 }
 
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return nil
+func jsonFlag(v *bool) func(*flag.FlagSet) {
+	return func(fs *flag.FlagSet) { fs.BoolVar(v, "json", false, "print JSON, one object per line") }
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", stderr)
 	var jsonOut bool
-	addr := adminFlags(fs, &jsonOut)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: icebreaker status [--admin PATH|IP:PORT] [--json]")
-		fmt.Fprintln(fs.Output(), "\nShows a running server's uptime, listeners, allocations and relayed rates.")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	c, err := newAdminClient(*addr)
+	c, _, err := adminSetup("status", args, stderr, `usage: icebreaker status [--admin PATH|IP:PORT] [--json]
+
+Shows a running server's uptime, listeners, allocations and relayed rates.
+
+`, 0, jsonFlag(&jsonOut))
 	if err != nil {
 		return err
 	}
@@ -99,29 +103,23 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(args) > 0 && args[0] == "kill" {
 		return runSessionsKill(ctx, args[1:], stdout, stderr)
 	}
-	fs := newFlagSet("sessions", stderr)
 	var jsonOut bool
-	addr := adminFlags(fs, &jsonOut)
-	user := fs.String("user", "", "only the sessions of `USER`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: icebreaker sessions [--user USER] [--admin PATH|IP:PORT] [--json]")
-		fmt.Fprintln(fs.Output(), "       icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]")
-		fmt.Fprintln(fs.Output(), "\nLists a running server's TURN allocations: user, client, relayed address,")
-		fmt.Fprintln(fs.Output(), "age, peers and bytes each way; kill ends one (by ID) or all of a user's.")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	c, err := newAdminClient(*addr)
+	var user string
+	c, _, err := adminSetup("sessions", args, stderr, `usage: icebreaker sessions [--user USER] [--admin PATH|IP:PORT] [--json]
+       icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]
+
+Lists a running server's TURN allocations: user, client, relayed address,
+age, peers and bytes each way; kill ends one (by ID) or all of a user's.
+
+`, 0, func(fs *flag.FlagSet) {
+		jsonFlag(&jsonOut)(fs)
+		fs.StringVar(&user, "user", "", "only the sessions of `USER`")
+	})
 	if err != nil {
 		return err
 	}
 	var ss []turnserver.Session
-	if err := c.do(ctx, "GET", "/sessions?user="+url.QueryEscape(*user), &ss); err != nil {
+	if err := c.do(ctx, "GET", "/sessions?user="+url.QueryEscape(user), &ss); err != nil {
 		return err
 	}
 	if jsonOut {
@@ -149,30 +147,23 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func runSessionsKill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sessions kill", stderr)
-	addr := adminFlags(fs, nil)
-	user := fs.String("user", "", "kill every session of `USER`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]")
-		fmt.Fprintln(fs.Output(), "\nEnds allocations at once, with their usage records (reason \"killed\").")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args)
+	var user string
+	c, pos, err := adminSetup("sessions kill", args, stderr, `usage: icebreaker sessions kill ID|--user USER [--admin PATH|IP:PORT]
+
+Ends allocations at once, with their usage records (reason "killed").
+
+`, 1, func(fs *flag.FlagSet) { fs.StringVar(&user, "user", "", "kill every session of `USER`") })
 	if err != nil {
 		return err
 	}
 	q := url.Values{}
 	switch {
-	case len(pos) == 1 && *user == "":
+	case len(pos) == 1 && user == "":
 		q.Set("id", pos[0])
-	case len(pos) == 0 && *user != "":
-		q.Set("user", *user)
+	case len(pos) == 0 && user != "":
+		q.Set("user", user)
 	default:
 		return fmt.Errorf("%w: give one session ID or --user USER", errUsage)
-	}
-	c, err := newAdminClient(*addr)
-	if err != nil {
-		return err
 	}
 	var res struct{ Killed int }
 	if err := c.do(ctx, "POST", "/sessions/kill?"+q.Encode(), &res); err != nil {
@@ -183,22 +174,13 @@ func runSessionsKill(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("reload", stderr)
-	addr := adminFlags(fs, nil)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: icebreaker reload [--admin PATH|IP:PORT]")
-		fmt.Fprintln(fs.Output(), "\nMakes a running server read its configuration again, as SIGHUP does. Users,")
-		fmt.Fprintln(fs.Output(), "REST secrets, the relay policy, quotas, the log level and the TLS certificate")
-		fmt.Fprintln(fs.Output(), "take effect; allocations and listeners stay. An invalid file is refused.")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	c, err := newAdminClient(*addr)
+	c, _, err := adminSetup("reload", args, stderr, `usage: icebreaker reload [--admin PATH|IP:PORT]
+
+Makes a running server read its configuration again, as SIGHUP does. Users,
+REST secrets, the relay policy, quotas, the log level and the TLS certificate
+take effect; allocations and listeners stay. An invalid file is refused.
+
+`, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -210,28 +192,22 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("drain", stderr)
-	addr := adminFlags(fs, nil)
-	timeout := fs.Duration("timeout", 0, "stop after this long even if allocations remain (default drain.timeout, or 10m when it is 0)")
-	wait := fs.Bool("wait", true, "wait until the server has stopped")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: icebreaker drain [--timeout D] [--wait=false] [--admin PATH|IP:PORT]")
-		fmt.Fprintln(fs.Output(), "\nMakes a running server refuse new allocations (300 to drain.alternate_server")
-		fmt.Fprintln(fs.Output(), "when set) and stop once its allocations have ended or the timeout passed.")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	c, err := newAdminClient(*addr)
+	var timeout time.Duration
+	wait := true
+	c, _, err := adminSetup("drain", args, stderr, `usage: icebreaker drain [--timeout D] [--wait=false] [--admin PATH|IP:PORT]
+
+Makes a running server refuse new allocations (300 to drain.alternate_server
+when set) and stop once its allocations have ended or the timeout passed.
+
+`, 0, func(fs *flag.FlagSet) {
+		fs.DurationVar(&timeout, "timeout", 0, "stop after this long even if allocations remain (default drain.timeout, or 10m when it is 0)")
+		fs.BoolVar(&wait, "wait", true, "wait until the server has stopped")
+	})
 	if err != nil {
 		return err
 	}
 	path := "/drain"
-	if *timeout > 0 {
+	if timeout > 0 {
 		path += "?timeout=" + url.QueryEscape(timeout.String())
 	}
 	var res struct {
@@ -242,7 +218,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "draining: %d allocation(s), stopping within %s\n", res.Allocations, res.Timeout)
-	if !*wait {
+	if !wait {
 		return nil
 	}
 	t := time.NewTicker(time.Second)

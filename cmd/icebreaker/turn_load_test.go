@@ -117,6 +117,13 @@ func TestTurnLoadCoturn(t *testing.T) {
 // is called with the number of datagrams echoed so far.
 func startEchoPeer(t *testing.T, onEcho func(n int)) netip.AddrPort {
 	t.Helper()
+	return startEchoPeerEvery(t, 1, onEcho)
+}
+
+// startEchoPeerEvery is startEchoPeer echoing only every k-th datagram
+// (the first, the k+1-th, ...), as a lossy path would.
+func startEchoPeerEvery(t *testing.T, k int, onEcho func(n int)) netip.AddrPort {
+	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -125,15 +132,19 @@ func startEchoPeer(t *testing.T, onEcho func(n int)) netip.AddrPort {
 	go func() {
 		defer close(done)
 		buf := make([]byte, 2048)
-		for n := 1; ; n++ {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
+		for n, i := 1, 0; ; i++ {
+			m, from, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
-			c.WriteToUDPAddrPort(buf[:k], from)
+			if i%k != 0 {
+				continue
+			}
+			c.WriteToUDPAddrPort(buf[:m], from)
 			if onEcho != nil {
 				onEcho(n)
 			}
+			n++
 		}
 	}()
 	t.Cleanup(func() { c.Close(); <-done })

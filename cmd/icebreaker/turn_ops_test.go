@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +34,7 @@ func TestTurnLoadFails(t *testing.T) {
 		}
 	})
 	t.Run("loss", func(t *testing.T) {
-		peer := startLossyEcho(t)
+		peer := startEchoPeerEvery(t, 2, nil)
 		args := []string{"load", quotaURI, "--user", "u", "--pass", "p", "--allocations", "1", "--peer", peer.String(),
 			"--mode", "send", "--rate", "200", "--duration", "500ms"}
 		code, _, errb := runTurnCmd(t, args...)
@@ -51,32 +50,6 @@ func TestTurnLoadFails(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, errb)
 		}
 	})
-}
-
-// startLossyEcho starts a UDP echo server on loopback that echoes every
-// second datagram only.
-func startLossyEcho(t *testing.T) *net.UDPAddr {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for n := 0; ; n++ {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if n%2 == 0 {
-				c.WriteToUDPAddrPort(buf[:k], from)
-			}
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return c.LocalAddr().(*net.UDPAddr)
 }
 
 // TestTurnCheckHints: against a default server the relay step's 403 says

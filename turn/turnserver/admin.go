@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
@@ -23,8 +24,8 @@ type Session struct {
 	// Relayed lists the advertised relayed addresses ("tcp ADDR" for an
 	// RFC 6062 allocation).
 	Relayed []string      `json:"relayed"`
-	Age     time.Duration `json:"age"`
-	Expires time.Duration `json:"expires"` // time left until it expires
+	Age     time.Duration `json:"age_ns"`
+	Expires time.Duration `json:"expires_ns"` // time left until it expires
 	// Permissions are the peer IPs with a permission; Channels the peers
 	// bound to a channel.
 	Permissions []netip.Addr     `json:"permissions"`
@@ -50,7 +51,7 @@ func (s *Server) Sessions(user string) []Session {
 		out = append(out, a.session(now))
 	})
 	slices.SortFunc(out, func(x, y Session) int {
-		if c := -int(x.Age - y.Age); c != 0 {
+		if c := cmp.Compare(y.Age, x.Age); c != 0 {
 			return c
 		}
 		return strings.Compare(x.ID, y.ID)
