@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 		"turn:\n  quotas:\n    bandwidth_per_allocation: 10Mbit/s\n",
 		"turn:\n  relay_ports: 50000-40000\n",
 		"log:\n  level: loud\n",
+		"admin: {listen: /run/ib/admin.sock}\ndrain: {timeout: 5m, alternate_server: \"192.0.2.1:3478\"}\n",
+		"admin: {listen: \"[::1]:9642\"}\ndrain: {timeout: -1s}\n",
 		"unknown_key: 1\n",
 		"turn: [1, 2]\n",
 		"&a [*a]\n",
