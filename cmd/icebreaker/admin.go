@@ -38,9 +38,10 @@ func defaultAdminPath() (string, error) {
 }
 
 // listenAdmin opens the admin endpoint of the validated admin.listen: ""
-// for the default socket, a socket path, or a loopback IP:PORT. It returns
-// nil, nil when the endpoint is off. A stale socket file (no server
-// answers on it) is replaced; a live one is an error.
+// for the default socket (whose directory must exist), a socket path, or
+// a loopback IP:PORT. It returns nil, nil when the endpoint is off. A
+// stale socket file (no server answers on it) is replaced; a live one is
+// an error.
 func listenAdmin(c config.Admin) (net.Listener, error) {
 	if c.Listen == config.NoAdmin {
 		return nil, nil
@@ -58,8 +59,10 @@ func listenAdmin(c config.Admin) (net.Listener, error) {
 		if path, err = defaultAdminPath(); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
+		// Like the user store, the server creates no directory of its
+		// own accord: `icebreaker user add` (or the package) makes it.
+		if _, err := os.Stat(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("no directory for the default admin socket %s (icebreaker user add creates it): %w", path, err)
 		}
 	}
 	if _, err := os.Stat(path); err == nil {
