@@ -280,8 +280,11 @@ func TestServeDrain(t *testing.T) {
 	}
 	defer relay.Close()
 	s.signal(t, syscall.SIGTERM)
-	s.waitCount(t, ctx, "draining", 1)
-	if _, err := opsAllocate(ctx, s.udp, "p"); !errors.Is(err, turnclient.ErrInsufficientCapacity) {
+	s.waitCount(t, ctx, "new allocations are refused", 1)
+	if r, err := opsAllocate(ctx, s.udp, "p"); !errors.Is(err, turnclient.ErrInsufficientCapacity) {
+		if r != nil {
+			r.Close()
+		}
 		t.Errorf("Allocate while draining: %v, want 508", err)
 	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
