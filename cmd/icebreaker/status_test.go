@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +80,33 @@ func TestAdminSessions(t *testing.T) {
 	}
 	if code, _, errb = runAdmin(t, "status", "--admin", sock); code != 1 || !strings.Contains(errb, "no server answers") {
 		t.Errorf("status with no server: exit %d %s", code, errb)
+	}
+}
+
+// TestAdminDrain: `icebreaker drain` makes the server refuse new
+// allocations, fail /readyz through the status, and stop with exit 0 once
+// the last allocation is deleted.
+func TestAdminDrain(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	r := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user-db", "none", "--user", "u:p", "--admin", sock)
+	cfg := turnclient.Config{Server: r.endpoint(t, "udp").String(), Username: "u", Password: "p"}
+	rl, err := turnclient.Allocate(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errb := runAdmin(t, "drain", "--timeout", "30s", "--wait=false", "--admin", sock)
+	if code != 0 || !strings.Contains(out, "draining: 1 allocation(s)") {
+		t.Fatalf("drain: exit %d %s%s", code, out, errb)
+	}
+	if code, out, _ := runAdmin(t, "status", "--admin", sock); code != 0 || !strings.Contains(out, "draining") {
+		t.Errorf("status while draining: exit %d\n%s", code, out)
+	}
+	if _, err := turnclient.Allocate(t.Context(), cfg); !errors.Is(err, turnclient.ErrInsufficientCapacity) {
+		t.Errorf("Allocate while draining: %v, want 508", err)
+	}
+	rl.Close()
+	r.wait(t)
+	if r.code != 0 || !strings.Contains(r.errb.String(), "turn allocation ended") || !strings.Contains(r.out.String(), "stopped") {
+		t.Errorf("after the drain: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.errb)
 	}
 }
