@@ -59,6 +59,16 @@
 //     ConnectionBind window, and data connections spliced byte for byte
 //     until either side closes or the allocation goes.
 //
+// Operations (reload.go, admin.go): a running Server's authenticator,
+// peer policy and quotas can be swapped without touching an allocation
+// (SetAuth, SetPolicy, which also removes the permissions and channels
+// the new policy denies, as Section 21.1 allows, and SetQuotas); the
+// allocations of users that are gone end at their next Refresh
+// (RevokeUsers); Sessions lists the allocations and KillSession and
+// KillUser end them; Drain refuses new allocations with 300 and
+// ALTERNATE-SERVER (RFC 8489, Section 14.15) or 508 while the existing
+// ones go on.
+//
 // Deviations, each for a reason:
 //
 //   - Expiry runs once a second (a janitor goroutine), so allocations,
