@@ -65,7 +65,10 @@ func listenAdmin(c config.Admin) (net.Listener, error) {
 			return nil, fmt.Errorf("no directory for the default admin socket %s (icebreaker user add creates it): %w", path, err)
 		}
 	}
-	if _, err := os.Stat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin socket %s: a file that is not a socket is in the way", path)
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("admin socket %s: another server answers on it (set admin.listen, or stop that server)", path)
