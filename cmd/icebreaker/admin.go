@@ -130,11 +130,12 @@ func adminHandler(ctx context.Context, d *daemon) http.Handler {
 	}))
 	mux.HandleFunc("POST /reload", adminPost(func(w http.ResponseWriter, _ *http.Request) {
 		d.logger.Info("admin: reloading the configuration")
-		if err := d.reload(ctx); err != nil {
+		restart, err := d.reload(ctx)
+		if err != nil {
 			writeError(w, http.StatusUnprocessableEntity, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]bool{"reloaded": true})
+		writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "restart_needed": restart})
 	}))
 	mux.HandleFunc("POST /drain", adminPost(func(w http.ResponseWriter, r *http.Request) {
 		timeout, _ := d.drainConfig()

@@ -132,15 +132,15 @@ type reloader struct {
 
 // reload reads and applies the configuration. An invalid one is refused
 // whole, with the error naming the file, line and key, and the running
-// configuration stays. Keys that need a restart keep their running value,
-// and the log says which.
-func (r *reloader) reload(ctx context.Context) error {
+// configuration stays. Keys that need a restart keep their running value;
+// it returns them, and the log says which.
+func (r *reloader) reload(ctx context.Context) (restart []string, err error) {
 	next, err := r.load()
 	if err != nil {
 		r.logger.Error("reload refused: the running configuration stays", "err", err)
-		return err
+		return nil, err
 	}
-	restart := r.cur.ReloadChanges(next)
+	restart = r.cur.ReloadChanges(next)
 	if next.TURN.Enabled && r.tr != nil {
 		qc := r.cur // the quotas of next on the listeners that run
 		qc.TURN.Quotas = next.TURN.Quotas
@@ -148,7 +148,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		if err != nil {
 			err = fmt.Errorf("turn: %w", err)
 			r.logger.Error("reload refused: the running configuration stays", "err", err)
-			return err
+			return nil, err
 		}
 		r.logger.Info("reload: TURN users, REST secrets, policy and quotas applied", turnArgs...)
 	}
@@ -168,7 +168,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		r.logger.Warn("reload: these keys changed but need a restart; their running values stay", "keys", strings.Join(restart, ", "))
 	}
 	r.logger.Info("configuration reloaded", "log_level", next.Log.Level)
-	return nil
+	return restart, nil
 }
 
 // bannerWarn returns how the startup banner reports a problem: a

@@ -38,7 +38,7 @@ func TestReloadQuotasLevelAndRestartKeys(t *testing.T) {
 	}
 
 	write("listen: [\"127.0.0.2:0\"]\nturn: {quotas: {allocations_per_user: 2}}\nlog: {level: debug}\n")
-	if code, out, errb := runAdmin(t, "reload", "--admin", sock); code != 0 {
+	if code, out, errb := runAdmin(t, "reload", "--admin", sock); code != 0 || !strings.Contains(out, "need a restart, and keep their running values: listen") {
 		t.Fatalf("reload: exit %d %s%s", code, out, errb)
 	}
 	b, err := turnclient.Allocate(t.Context(), cfg)

@@ -73,7 +73,7 @@ func (d *daemon) sample() rateSample {
 }
 
 // reload re-reads the configuration; see reloader.reload.
-func (d *daemon) reload(ctx context.Context) error {
+func (d *daemon) reload(ctx context.Context) ([]string, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	return d.rl.reload(ctx)

@@ -184,10 +184,16 @@ take effect; allocations and listeners stay. An invalid file is refused.
 	if err != nil {
 		return err
 	}
-	if err := c.do(ctx, "POST", "/reload", nil); err != nil {
+	var res struct {
+		Restart []string `json:"restart_needed"`
+	}
+	if err := c.do(ctx, "POST", "/reload", &res); err != nil {
 		return fmt.Errorf("reload refused, the server runs on with its old configuration: %w", err)
 	}
 	fmt.Fprintln(stdout, "configuration reloaded (the server's log says what changed)")
+	if len(res.Restart) > 0 {
+		fmt.Fprintf(stdout, "these keys changed but need a restart, and keep their running values: %s\n", strings.Join(res.Restart, ", "))
+	}
 	return nil
 }
 
