@@ -336,3 +336,46 @@ func TestServeDrain(t *testing.T) {
 		}
 	}
 }
+
+// TestServeSIGTERMStops: without a drain timeout SIGTERM stops the server
+// at once and cleanly, exit 0, with the usage record of the allocation it
+// ended; during a drain, SIGINT does the same.
+func TestServeSIGTERMStops(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		sigs  []syscall.Signal
+		drain bool
+	}{
+		{"sigterm", nil, []syscall.Signal{syscall.SIGTERM}, false},
+		{"sigint during a drain", []string{"--drain-timeout", "1m"}, []syscall.Signal{syscall.SIGTERM, syscall.SIGINT}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			s := startOpsServe(t, ctx, opsConfig("p", ""), tc.args...)
+			relay, err := opsAllocate(ctx, s.udp, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			for _, sig := range tc.sigs {
+				s.signal(t, sig)
+				if sig == syscall.SIGTERM && tc.drain {
+					s.waitCount(t, ctx, "new allocations are refused", 1)
+				}
+			}
+			select {
+			case <-s.proc.Done():
+			case <-ctx.Done():
+				t.Fatalf("serve did not stop:\n%s", s.proc.Output())
+			}
+			if err := s.proc.Wait(); err != nil {
+				t.Errorf("exit %v, want 0", err)
+			}
+			out := s.proc.Output()
+			if !strings.Contains(out, `msg="turn allocation ended"`) || !strings.Contains(out, `reason="server closed"`) || !strings.Contains(out, "icebreaker serve: stopped") {
+				t.Errorf("no usage record or stopped line:\n%s", out)
+			}
+		})
+	}
+}
