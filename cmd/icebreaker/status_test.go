@@ -110,3 +110,31 @@ func TestAdminDrain(t *testing.T) {
 		t.Errorf("after the drain: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.errb)
 	}
 }
+
+// TestDrainAlternateServer: while a server drains with
+// --alternate-server, a TURN client that asks it for an allocation gets
+// 300 Try Alternate and ends up allocated on the alternate server.
+func TestDrainAlternateServer(t *testing.T) {
+	other := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user-db", "none", "--user", "u:p")
+	alt := other.endpoint(t, "udp")
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	r := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--user-db", "none", "--user", "u:p", "--admin", sock,
+		"--alternate-server", alt.String())
+	udp := r.endpoint(t, "udp")
+	keep, err := turnclient.Allocate(t.Context(), turnclient.Config{Server: udp.String(), Username: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close() // holds the draining server open
+	if code, out, errb := runAdmin(t, "drain", "--wait=false", "--admin", sock); code != 0 {
+		t.Fatalf("drain: exit %d %s%s", code, out, errb)
+	}
+	rl, err := turnclient.Allocate(t.Context(), turnclient.Config{Server: udp.String(), Username: "u", Password: "p"})
+	if err != nil {
+		t.Fatalf("Allocate while draining with an alternate: %v", err)
+	}
+	defer rl.Close()
+	if got := rl.Server(); got != alt {
+		t.Errorf("allocated on %v, want the alternate %v", got, alt)
+	}
+}
