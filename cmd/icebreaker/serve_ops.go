@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
-	"github.com/icebreaker-net/icebreaker/turn/turnserver"
 )
 
 // The operations side of a running `icebreaker serve`: SIGHUP reloads the
@@ -191,14 +190,14 @@ func (d *daemon) rates() (toPeer, toClient float64) {
 // statusReport is what `icebreaker status` shows; the admin endpoint
 // sends it as JSON.
 type statusReport struct {
-	Version   string            `json:"version"`
-	Started   time.Time         `json:"started"`
-	Uptime    string            `json:"uptime"`
-	Ready     bool              `json:"ready"`
-	Draining  bool              `json:"draining"`
-	DrainLeft string            `json:"drain_left,omitempty"` // time left until a drain stops the server
-	Listeners []string          `json:"listeners"`
-	TURN      *turnserver.Stats `json:"turn,omitempty"`
+	Version   string      `json:"version"`
+	Started   time.Time   `json:"started"`
+	Uptime    string      `json:"uptime"`
+	Ready     bool        `json:"ready"`
+	Draining  bool        `json:"draining"`
+	DrainLeft string      `json:"drain_left,omitempty"` // time left until a drain stops the server
+	Listeners []string    `json:"listeners"`
+	TURN      *statusTURN `json:"turn,omitempty"`
 	// Relayed bytes per second over the last few seconds.
 	ToPeerRate   float64 `json:"to_peer_bytes_per_second"`
 	ToClientRate float64 `json:"to_client_bytes_per_second"`
@@ -221,8 +220,28 @@ func (d *daemon) status() statusReport {
 	}
 	if d.tr != nil {
 		st := d.tr.server.Stats()
-		r.TURN = &st
+		r.TURN = &statusTURN{
+			Allocations: st.Allocations, Permissions: st.Permissions, Channels: st.Channels,
+			ToPeerPackets: st.ToPeerPackets, ToPeerBytes: st.ToPeerBytes,
+			ToClientPackets: st.ToClientPackets, ToClientBytes: st.ToClientBytes,
+			DroppedPolicy: st.DroppedPolicy, DroppedQuota: st.DroppedQuota, DroppedNoPermission: st.DroppedNoPermission,
+		}
 		r.ToPeerRate, r.ToClientRate = d.rates()
 	}
 	return r
+}
+
+// statusTURN is the TURN part of the status: the gauges and the relayed
+// totals (the metrics endpoint has every counter).
+type statusTURN struct {
+	Allocations         int    `json:"allocations"`
+	Permissions         int    `json:"permissions"`
+	Channels            int    `json:"channels"`
+	ToPeerPackets       uint64 `json:"to_peer_packets"`
+	ToPeerBytes         uint64 `json:"to_peer_bytes"`
+	ToClientPackets     uint64 `json:"to_client_packets"`
+	ToClientBytes       uint64 `json:"to_client_bytes"`
+	DroppedPolicy       uint64 `json:"dropped_policy"`
+	DroppedQuota        uint64 `json:"dropped_quota"`
+	DroppedNoPermission uint64 `json:"dropped_no_permission"`
 }

@@ -112,7 +112,7 @@ func (s *opsServe) status(t *testing.T, ctx context.Context) map[string]any {
 
 func allocations(st map[string]any) float64 {
 	turn, _ := st["turn"].(map[string]any)
-	n, _ := turn["Allocations"].(float64)
+	n, _ := turn["allocations"].(float64)
 	return n
 }
 
