@@ -1,9 +1,9 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -82,32 +82,47 @@ func (c Config) validateOps() *Error {
 
 // ReloadChanges lists the keys whose change between c and next a reload
 // cannot apply, because they belong to sockets or state made at start:
-// they need a restart. The rest (users, REST secrets, the policy, quotas,
-// the log level, the TLS certificate files) a reload applies.
+// they need a restart. A reload applies the users, the REST secrets, the
+// policy, the quotas, the log level, the TLS certificate files and the
+// drain settings; every other key is compared, section by section (and
+// field by field inside a section), so a key added later is reported too.
 func (c Config) ReloadChanges(next Config) []string {
+	blank := func(x Config) Config {
+		x.TURN.Users, x.TURN.RESTSecrets = nil, nil
+		x.TURN.Policy, x.TURN.Quotas = Policy{}, Quotas{}
+		x.Log.Level = ""
+		x.TLS.Cert, x.TLS.Key = "", ""
+		x.Drain = Drain{}
+		return x
+	}
+	a, b := reflect.ValueOf(blank(c)), reflect.ValueOf(blank(next))
 	var keys []string
-	same := func(key string, a, b any) {
-		if fmt.Sprint(a) != fmt.Sprint(b) {
-			keys = append(keys, key)
+	t := a.Type()
+	for i := range t.NumField() {
+		name := yamlName(t.Field(i))
+		fa, fb := a.Field(i), b.Field(i)
+		if reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+			continue
+		}
+		if fa.Kind() != reflect.Struct {
+			keys = append(keys, name)
+			continue
+		}
+		for j := range fa.NumField() {
+			if !reflect.DeepEqual(fa.Field(j).Interface(), fb.Field(j).Interface()) {
+				keys = append(keys, name+"."+yamlName(fa.Type().Field(j)))
+			}
 		}
 	}
-	same("listen", c.Listen, next.Listen)
-	same("udp", c.UDP, next.UDP)
-	same("tcp", c.TCP, next.TCP)
-	same("tls.listen", c.TLSAddrs(), next.TLSAddrs())
-	same("stun", c.STUN, next.STUN)
-	same("turn.enabled", c.TURN.Enabled, next.TURN.Enabled)
-	same("turn.realm", c.TURN.Realm, next.TURN.Realm)
-	same("turn.user_db", c.TURN.UserDB, next.TURN.UserDB)
-	same("turn.nonce_secret", c.TURN.NonceSecret, next.TURN.NonceSecret)
-	same("turn.nonce_ttl", c.TURN.NonceTTL, next.TURN.NonceTTL)
-	same("turn.relay_ip", c.TURN.RelayIP, next.TURN.RelayIP)
-	same("turn.external_ip", c.TURN.ExternalIP, next.TURN.ExternalIP)
-	same("turn.relay_ports", c.TURN.RelayPorts, next.TURN.RelayPorts)
-	same("turn.lifetime", c.TURN.Lifetime, next.TURN.Lifetime)
-	same("turn.loose_channels", c.TURN.LooseChannels, next.TURN.LooseChannels)
-	same("metrics.listen", c.Metrics.Listen, next.Metrics.Listen)
-	same("log.format", c.Log.Format, next.Log.Format)
-	same("admin.listen", c.Admin.Listen, next.Admin.Listen)
+	// TLS on or off changes the listeners too.
+	if c.TLS.Enabled() != next.TLS.Enabled() {
+		keys = append(keys, "tls.cert")
+	}
 	return keys
+}
+
+// yamlName is the key of a struct field.
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
 }

@@ -46,12 +46,20 @@ func TestReloadChanges(t *testing.T) {
 	b.TURN.Policy.AllowPeers = []string{"10.0.0.0/8"}
 	b.Log.Level = "debug"
 	b.Drain.Timeout = time.Minute
+	a.TLS.Cert, a.TLS.Key = "old.pem", "old.key"
+	b.TLS.Cert, b.TLS.Key = "new.pem", "new.key"
 	if got := a.ReloadChanges(b); len(got) != 0 {
 		t.Errorf("reloadable changes reported as needing a restart: %v", got)
 	}
 	b.Listen = []string{"127.0.0.1:3478"}
 	b.TURN.Realm = "other"
-	if got := a.ReloadChanges(b); !slices.Equal(got, []string{"listen", "turn.realm"}) {
-		t.Errorf("ReloadChanges = %v, want [listen turn.realm]", got)
+	b.TCP.IdleTimeout = time.Hour
+	if got := a.ReloadChanges(b); !slices.Equal(got, []string{"listen", "tcp.idle_timeout", "turn.realm"}) {
+		t.Errorf("ReloadChanges = %v, want [listen tcp.idle_timeout turn.realm]", got)
+	}
+	b = Default()
+	b.TLS.Cert, b.TLS.Key = "new.pem", "new.key"
+	if got := Default().ReloadChanges(b); !slices.Equal(got, []string{"tls.cert"}) {
+		t.Errorf("turning TLS on: ReloadChanges = %v, want [tls.cert]", got)
 	}
 }
