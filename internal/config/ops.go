@@ -83,13 +83,14 @@ func (c Config) validateOps() *Error {
 // ReloadChanges lists the keys whose change between c and next a reload
 // cannot apply, because they belong to sockets or state made at start:
 // they need a restart. A reload applies the users, the REST secrets, the
-// policy, the quotas, the log level, the TLS certificate files and the
-// drain settings; every other key is compared, section by section (and
+// policy, the quotas (but turn.quotas.error_rate_per_ip), the log level,
+// the TLS certificate files and the drain settings; every other key is compared, section by section (and
 // field by field inside a section), so a key added later is reported too.
 func (c Config) ReloadChanges(next Config) []string {
 	blank := func(x Config) Config {
 		x.TURN.Users, x.TURN.RESTSecrets = nil, nil
-		x.TURN.Policy, x.TURN.Quotas = Policy{}, Quotas{}
+		// error_rate_per_ip sizes a limiter made at start.
+		x.TURN.Policy, x.TURN.Quotas = Policy{}, Quotas{ErrorRatePerIP: x.TURN.Quotas.ErrorRatePerIP}
 		x.Log.Level = ""
 		x.TLS.Cert, x.TLS.Key = "", ""
 		x.Drain = Drain{}

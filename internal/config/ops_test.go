@@ -54,8 +54,9 @@ func TestReloadChanges(t *testing.T) {
 	b.Listen = []string{"127.0.0.1:3478"}
 	b.TURN.Realm = "other"
 	b.TCP.IdleTimeout = time.Hour
-	if got := a.ReloadChanges(b); !slices.Equal(got, []string{"listen", "tcp.idle_timeout", "turn.realm"}) {
-		t.Errorf("ReloadChanges = %v, want [listen tcp.idle_timeout turn.realm]", got)
+	b.TURN.Quotas.ErrorRatePerIP = 7
+	if got := a.ReloadChanges(b); !slices.Equal(got, []string{"listen", "tcp.idle_timeout", "turn.realm", "turn.quotas"}) {
+		t.Errorf("ReloadChanges = %v, want [listen tcp.idle_timeout turn.realm turn.quotas]", got)
 	}
 	b = Default()
 	b.TLS.Cert, b.TLS.Key = "new.pem", "new.key"

@@ -227,7 +227,7 @@ func (s *Server) admit(username string) (*user, int, refusal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.users[username]
-	q := s.cfg.Quotas
+	q := *s.quota()
 	if u != nil && q.AllocationsPerUser > 0 && u.allocs >= q.AllocationsPerUser {
 		return nil, stun.CodeAllocationQuotaReached, refuseUserAllocations
 	}

@@ -22,7 +22,7 @@ func (s *Server) createPermission(out []byte, r *request) []byte {
 	}
 	var buf [8]netip.Addr
 	ips := buf[:0]
-	limit := s.cfg.Quotas.PermissionsPerAllocation
+	limit := s.quota().PermissionsPerAllocation
 	for _, at := range r.m.Attrs {
 		if at.Type != stun.AttrXORPeerAddress {
 			continue
@@ -51,7 +51,7 @@ func (s *Server) createPermission(out []byte, r *request) []byte {
 	if len(ips) == 0 {
 		return s.fail(out, r, stun.CodeBadRequest, "XOR-PEER-ADDRESS missing")
 	}
-	switch a.permit(ips, r.now+int64(s.cfg.PermissionLifetime), s.cfg.Quotas.PermissionsPerAllocation) {
+	switch a.permit(ips, r.now+int64(s.cfg.PermissionLifetime), s.quota().PermissionsPerAllocation) {
 	case permitDeleted:
 		return s.fail(out, r, stun.CodeAllocationMismatch, "")
 	case permitFull:
@@ -105,7 +105,7 @@ func (s *Server) channelBind(out []byte, r *request) []byte {
 	if code := s.judge(peer); code != 0 {
 		return s.refuse(out, r, refusePolicy, code)
 	}
-	switch a.bind(num, peer, r.now+int64(s.cfg.ChannelLifetime), r.now+int64(s.cfg.PermissionLifetime), s.cfg.Quotas.PermissionsPerAllocation) {
+	switch a.bind(num, peer, r.now+int64(s.cfg.ChannelLifetime), r.now+int64(s.cfg.PermissionLifetime), s.quota().PermissionsPerAllocation) {
 	case bindFull:
 		return s.refuse(out, r, refusePermissions, stun.CodeInsufficientCapacity)
 	case bindChannelTaken:

@@ -212,7 +212,7 @@ func (s *Server) reserve(f turn.Family, next *net.UDPConn, now int64, u *user) (
 	if s.closed {
 		return tok, false, false
 	}
-	if q := s.cfg.Quotas.AllocationsPerUser; q > 0 && u.allocs >= q {
+	if q := s.quota().AllocationsPerUser; q > 0 && u.allocs >= q {
 		return tok, false, true
 	}
 	u.allocs++

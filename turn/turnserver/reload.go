@@ -97,34 +97,31 @@ func (a *allocation) prunePeers(p PeerPolicy) int {
 }
 
 // SetQuotas applies new quotas. The allocation counts apply to the next
-// Allocate (allocations over a lowered limit are kept); the bandwidth
-// limits apply to allocations and users created from now on, existing
-// ones keep the rate they started with. Zero fields mean the documented
-// defaults, as in Config.
+// Allocate (allocations over a lowered limit are kept), the permission
+// and connection limits to the next request; the bandwidth limits apply
+// to allocations and users created from now on, existing ones keep the
+// rate they started with. Zero fields mean the documented defaults, as in
+// Config. An invalid set is refused and the old one stays.
 func (s *Server) SetQuotas(q Quotas) error {
 	c := s.cfg
 	c.Quotas = q
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if q.AllocationsPerUser == 0 {
-		q.AllocationsPerUser = DefaultAllocationsPerUser
-	}
-	s.mu.Lock()
-	s.cfg.Quotas = q
-	s.mu.Unlock()
+	c = c.withDefaults()
+	s.quotas.Store(&c.Quotas)
 	return nil
 }
 
 // Quotas returns the quotas in force, with defaults applied.
-func (s *Server) Quotas() Quotas {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg.Quotas
-}
+func (s *Server) Quotas() Quotas { return *s.quota() }
+
+// quota returns the quotas in force; the Quotas it points to never
+// change (SetQuotas stores a new one).
+func (s *Server) quota() *Quotas { return s.quotas.Load() }
 
 // bandwidthPerAllocation is the per-allocation rate for a new allocation.
-func (s *Server) bandwidthPerAllocation() int64 { return s.Quotas().BandwidthPerAllocation }
+func (s *Server) bandwidthPerAllocation() int64 { return s.quota().BandwidthPerAllocation }
 
 // RevokeUsers marks the allocations whose username keep rejects: the next
 // Refresh of such an allocation that fails authentication (the user is

@@ -70,6 +70,7 @@ type Server struct {
 	gsoDisabled                                       atomic.Uint64 // sockets the kernel refused UDP GSO on
 
 	draining atomic.Pointer[drainState] // set by Drain (reload.go)
+	quotas   atomic.Pointer[Quotas]     // cfg.Quotas, then SetQuotas's (reload.go)
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -107,6 +108,8 @@ func New(cfg Config) (*Server, error) {
 	if c.ExternalIPv6.IsValid() {
 		s.publicIP[1] = c.ExternalIPv6
 	}
+	quotas := c.Quotas
+	s.quotas.Store(&quotas)
 	for i := range s.ports {
 		s.ports[i] = &portPool{min: c.PortRange.Min, max: c.PortRange.Max}
 	}

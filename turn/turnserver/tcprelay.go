@@ -260,7 +260,7 @@ func (s *Server) acceptPeers(a *allocation) {
 // dialling, against the RFC 6062 quotas and the descriptor budget, or
 // says which refuses it. s.mu must be held.
 func (s *Server) admitPeerConnLocked(a *allocation, dialling bool) (refusal, bool) {
-	q := s.cfg.Quotas
+	q := *s.quota()
 	switch {
 	case dialling && q.ConnectsPerAllocation > 0 && a.connecting >= q.ConnectsPerAllocation:
 		return refuseConnects, false
