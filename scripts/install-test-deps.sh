@@ -8,6 +8,7 @@
 #   magic-wormhole-transit-relay, python3-spake2   the rendezvous peers
 #   miniupnpd-nftables, natpmpc, miniupnpc   the port-mapping daemon and its clients
 #   postgresql          a throwaway cluster for the shared user store (initdb)
+#   podman, runc        builds and runs the FROM scratch image (deploy/docker)
 # Needs root; without root it says what is missing and leaves the tests to
 # skip (or fail, under CI=true).
 set -euo pipefail
@@ -29,6 +30,8 @@ declare -A need=(
   [miniupnpd]=miniupnpd-nftables
   [natpmpc]=natpmpc
   [upnpc]=miniupnpc
+  [podman]=podman
+  [runc]=runc
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -29,8 +29,8 @@ var reflexiveLine = regexp.MustCompile(`UDP reflexive addr: (\S+)`)
 // Binding answer, that the container runs as uid 65534 and can write its
 // user store, and that `icebreaker version` and icebreaker_build_info agree.
 //
-// It needs rootful podman, which scripts/install-test-deps.sh does not
-// install, so without it the test skips (also under CI=true).
+// It needs rootful podman (and runc), which scripts/install-test-deps.sh
+// installs; without them, or without root, the test skips and says why.
 func TestImageServesSTUN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a container image; skipped with -short")
