@@ -228,6 +228,10 @@ type Agent struct {
 	lastWrite atomic.Int64                 // by the Conn: UnixNano of its latest Write
 	counters  agentCounters
 	state     stateNotifier
+
+	// dropRx, set by tests only, drops the packets a socket (a relay's,
+	// or a host socket) receives from an address: a path cut mid-stream.
+	dropRx atomic.Pointer[func(relayed bool, from netip.AddrPort) bool]
 }
 
 // agentChans are the Agent's queues and handoffs, made by NewAgent.
@@ -510,6 +514,9 @@ func (a *Agent) readLoop(s *sock) {
 			continue
 		}
 		p := rxPacket{s: s, from: netx.Unmap(from), at: time.Now()}
+		if drop := a.dropRx.Load(); drop != nil && (*drop)(s.relay != nil, p.from) {
+			continue
+		}
 		q := a.ch.dataIn
 		if stun.Classify(buf[:n]) == stun.KindSTUN {
 			// The loop may hold a check or keep it for a restart.

@@ -149,6 +149,7 @@ type Checker struct {
 	remoteDone bool // no more remote candidates will come
 	nprflx     int  // peer-reflexive remote candidates learned
 	consent    consent
+	bk         backup // the relayed pair kept while a direct one is selected
 	scratch    stun.Message
 }
 
@@ -347,8 +348,8 @@ func (c *Checker) pickCheck() (queued, bool) {
 			return q, true
 		}
 	}
-	if c.nom.selected != nil && !isRelayed(c.nom.selected) {
-		return queued{}, false // RFC 8445, Section 8.3: checks done
+	if c.nom.selected != nil && !isRelayed(c.nom.selected) && !c.needBackup() {
+		return queued{}, false // RFC 8445, Section 8.3: checks done, and a backup found
 	}
 	if p := c.cl.NextOrdinary(); p != nil {
 		c.dequeue(p)
@@ -499,7 +500,7 @@ func (c *Checker) hasCheckWork() bool {
 	if len(c.triggered) > 0 {
 		return true
 	}
-	if c.nom.selected != nil && !isRelayed(c.nom.selected) {
+	if c.nom.selected != nil && !isRelayed(c.nom.selected) && !c.needBackup() {
 		return false
 	}
 	for _, p := range c.cl.pairs {

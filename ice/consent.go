@@ -30,6 +30,17 @@ func (c *Checker) consentCheck() (Outgoing, bool) {
 	if p == nil {
 		return Outgoing{}, false
 	}
+	o, id := c.consentRequest(p)
+	if len(c.consent.ids) == maxConsentTx {
+		c.consent.ids = slices.Delete(c.consent.ids, 0, 1)
+	}
+	c.consent.ids = append(c.consent.ids, id)
+	return o, true
+}
+
+// consentRequest builds a consent check on p and returns it with its
+// transaction ID.
+func (c *Checker) consentRequest(p *Pair) (Outgoing, stun.TransactionID) {
 	req := checkRequest{
 		id:          stun.NewTransactionID(),
 		username:    c.cfg.RemoteUfrag + ":" + c.cfg.LocalUfrag,
@@ -38,16 +49,12 @@ func (c *Checker) consentCheck() (Outgoing, bool) {
 		tieBreaker:  c.tieBreaker,
 		key:         c.remoteKey,
 	}
-	if len(c.consent.ids) == maxConsentTx {
-		c.consent.ids = slices.Delete(c.consent.ids, 0, 1)
-	}
-	c.consent.ids = append(c.consent.ids, req.id)
-	return Outgoing{From: p.Local.BaseAddr(), To: p.Remote.Addr, Packet: appendRequest(make([]byte, 0, 128), &req)}, true
+	return Outgoing{From: p.Local.BaseAddr(), To: p.Remote.Addr, Packet: appendRequest(make([]byte, 0, 128), &req)}, req.id
 }
 
 // consentPending reports whether id is an outstanding consent check.
 func (c *Checker) consentPending(id stun.TransactionID) bool {
-	return slices.Contains(c.consent.ids, id)
+	return slices.Contains(c.consent.ids, id) || slices.Contains(c.bk.ids, id)
 }
 
 // consentResponse handles a response that may answer a consent check: an
@@ -57,7 +64,7 @@ func (c *Checker) consentPending(id stun.TransactionID) bool {
 func (c *Checker) consentResponse(m *stun.Message, local, from netip.AddrPort, now time.Time) bool {
 	i := slices.Index(c.consent.ids, m.TransactionID)
 	if i < 0 {
-		return false
+		return c.backupResponse(m, local, from, now)
 	}
 	if m.CheckIntegrity(c.remoteKey) != nil {
 		return true // as if never received; the check stays outstanding

@@ -19,9 +19,10 @@ type session struct {
 	// the old credentials and runs consent on the old pair, and it comes
 	// back if the restart is given up or fails.
 	prev *session
-	// answered counts the consent answers of this session's Checker
-	// that the Agent has counted.
-	answered uint64
+	// answered and bkAnswered count the consent answers of this
+	// session's Checker, on the selected pair and on the backup, that
+	// the Agent has counted.
+	answered, bkAnswered uint64
 }
 
 // consentSession is the session that runs consent freshness: the current
@@ -197,8 +198,7 @@ func (d *driver) check(now time.Time) time.Time {
 	}
 	if p, ok := cur.checker.Selected(); ok && (!cur.reported || !samePath(sel, &p)) {
 		if sel == nil || !samePath(sel, &p) {
-			a.path.Store(&selectedPath{pair: p, s: a.socks.forBase(p.Local.BaseAddr())})
-			d.live.Select(now) // the pair's check just succeeded
+			d.publish(p, now) // the pair's check just succeeded
 			if sel != nil {
 				a.log.Info("ice: selected pair changed", "pair", p.String())
 			}
@@ -235,7 +235,19 @@ func (d *driver) tend(now time.Time, sel *Pair) (time.Time, bool) {
 	if w := a.lastWrite.Load(); w != 0 {
 		d.live.Sent(time.Unix(0, w))
 	}
+	if n := cs.checker.bk.answered; n != cs.bkAnswered {
+		a.counters.backupOK.Add(n - cs.bkAnswered)
+		cs.bkAnswered = n
+	}
 	due, next := d.live.Next(now)
+	if (due.Stale || due.Lost) && cs == d.cur && cs.reported && cs.checker.failover(now, a.cfg.DisconnectedAfter) {
+		p, _ := cs.checker.Selected()
+		a.log.Info("ice: selected pair disconnected, back to the relayed backup", "from", sel.String(), "to", p.String())
+		d.publish(p, now)
+		a.counters.failovers.Add(1)
+		sel = a.selectedPair()
+		due, next = d.live.Next(now)
+	}
 	if due.Keepalive {
 		a.keepalive(sel)
 	}
@@ -257,8 +269,20 @@ func (d *driver) tend(now time.Time, sel *Pair) (time.Time, bool) {
 				a.counters.consents.Add(1)
 			}
 		}
+		if o, ok := cs.checker.backupCheck(now); ok {
+			if s := a.socks.forBase(o.From); s != nil && s.post(o.Packet, o.To) {
+				a.counters.backups.Add(1)
+			}
+		}
 	}
 	return next, true
+}
+
+// publish makes p the selected path of the Conn at now, when p's consent
+// is fresh: its check has just succeeded, or it is the backup.
+func (d *driver) publish(p Pair, now time.Time) {
+	d.a.path.Store(&selectedPath{pair: p, s: d.a.socks.forBase(p.Local.BaseAddr())})
+	d.live.Select(now)
 }
 
 // handleSTUN gives a STUN packet to the Checker, or when the Checker does

@@ -21,6 +21,11 @@ type AgentStats struct {
 	// ConsentChecks counts the consent checks sent, ConsentResponses
 	// the successful answers to them. RFC 7675.
 	ConsentChecks, ConsentResponses uint64
+	// BackupChecks counts the consent checks sent on the relayed pair
+	// kept as a backup while a direct pair is selected, BackupResponses
+	// the successful answers to them, and Failovers the moves from a
+	// disconnected selected pair back to that backup.
+	BackupChecks, BackupResponses, Failovers uint64
 	// GatherFailures lists the STUN and TURN servers that yielded no
 	// candidate in the newest gathering (Gather or Regather), in the order
 	// they failed. It is a copy.
@@ -35,6 +40,9 @@ type agentCounters struct {
 	kas       atomic.Uint64 // keepalives sent
 	consents  atomic.Uint64 // consent checks sent
 	consentOK atomic.Uint64 // consent checks answered
+	backups   atomic.Uint64 // consent checks sent on the backup pair
+	backupOK  atomic.Uint64 // those answered
+	failovers atomic.Uint64 // moves to the backup pair
 }
 
 // Stats returns the Agent's counters.
@@ -46,6 +54,7 @@ func (a *Agent) Stats() AgentStats {
 	return AgentStats{
 		Dropped: c.dropped.Load(), Malformed: c.malformed.Load(), Keepalives: c.kas.Load(),
 		ConsentChecks: c.consents.Load(), ConsentResponses: c.consentOK.Load(),
+		BackupChecks: c.backups.Load(), BackupResponses: c.backupOK.Load(), Failovers: c.failovers.Load(),
 		GatherFailures: fails,
 	}
 }
