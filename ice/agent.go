@@ -121,6 +121,14 @@ type AgentConfig struct {
 	// after Close returned.
 	OnStateChange func(ConnectionState)
 
+	// OnSelectedPairChange, when set, is called with each new selected
+	// pair (a copy): the first one, the upgrade from a relayed pair to a
+	// direct one, the move back to the relayed backup when the direct
+	// pair went disconnected, and the pair an ICE restart selects. It is
+	// called like OnStateChange, on the same goroutine, in order with
+	// the state changes.
+	OnSelectedPairChange func(Pair)
+
 	// Logger receives lifecycle events (gathering, selection, close),
 	// never per-packet ones. nil is silent.
 	Logger *slog.Logger
@@ -306,6 +314,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	a.life.done = make(chan struct{})
 	a.life.lost = make(chan struct{})
 	a.state.cb = cfg.OnStateChange
+	a.state.pathCB = cfg.OnSelectedPairChange
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

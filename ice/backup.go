@@ -15,11 +15,19 @@ import (
 // selected pair, which also keeps its TURN permission and channel in use
 // (turnclient refreshes those while they are used).
 type backup struct {
-	pair *Pair                // a valid relayed pair; nil: none
-	ids  []stun.TransactionID // its outstanding consent checks
-	last time.Time            // its latest answer, or when it became the backup
-	// answered counts the answers on it.
+	pair *Pair      // a valid relayed pair; nil: none
+	txs  []backupTx // its outstanding consent checks, oldest first
+	last time.Time  // its latest answer, or when it became the backup
+	// lastSent is when the latest check that was answered went out.
+	lastSent time.Time
+	// answered counts the answers on every backup pair so far.
 	answered uint64
+}
+
+// backupTx is a consent check on the backup pair.
+type backupTx struct {
+	id stun.TransactionID
+	at time.Time // sent
 }
 
 // backupPair returns the valid relayed pair to keep as the backup: the
@@ -59,41 +67,50 @@ func (c *Checker) needBackup() bool {
 func (c *Checker) backupCheck(now time.Time) (Outgoing, bool) {
 	p := c.backupPair()
 	if p != c.bk.pair {
-		c.bk = backup{pair: p, last: now}
+		c.bk = backup{pair: p, last: now, answered: c.bk.answered}
 	}
 	if p == nil {
 		return Outgoing{}, false
 	}
 	o, id := c.consentRequest(p)
-	if len(c.bk.ids) == maxConsentTx {
-		c.bk.ids = slices.Delete(c.bk.ids, 0, 1)
+	if len(c.bk.txs) == maxConsentTx {
+		c.bk.txs = slices.Delete(c.bk.txs, 0, 1)
 	}
-	c.bk.ids = append(c.bk.ids, id)
+	c.bk.txs = append(c.bk.txs, backupTx{id: id, at: now})
 	return o, true
 }
 
 // backupResponse handles a response that may answer a consent check of
 // the backup pair, as consentResponse does for the selected pair.
 func (c *Checker) backupResponse(m *stun.Message, local, from netip.AddrPort, now time.Time) bool {
-	i := slices.Index(c.bk.ids, m.TransactionID)
+	i := c.backupTx(m.TransactionID)
 	if i < 0 {
 		return false
 	}
 	if m.CheckIntegrity(c.remoteKey) != nil {
 		return true
 	}
-	c.bk.ids = slices.Delete(c.bk.ids, i, i+1)
+	sent := c.bk.txs[i].at
+	c.bk.txs = slices.Delete(c.bk.txs, i, i+1)
 	p := c.bk.pair
 	if m.Type.Class == stun.ClassSuccess && p != nil && from == p.Remote.Addr && local == p.Local.BaseAddr() {
 		c.bk.last = maxTime(c.bk.last, now)
+		c.bk.lastSent = maxTime(c.bk.lastSent, sent)
 		c.bk.answered++
 	}
 	return true
 }
 
-// failover selects the backup pair when its consent is fresh at now (an
-// answer within fresh), for a selected pair that went disconnected. It
-// reports whether it did.
+// backupTx returns the index of the backup's consent check id, or -1.
+func (c *Checker) backupTx(id stun.TransactionID) int {
+	return slices.IndexFunc(c.bk.txs, func(t backupTx) bool { return t.id == id })
+}
+
+// failover selects the backup pair, for a selected pair that went
+// disconnected, when the backup's consent is fresh at now: answered
+// within fresh, and a check of it sent after since (the selected pair's
+// latest answer) was answered, so that the backup still works where the
+// selected pair stopped. It reports whether it did.
 //
 // RFC 8445, Section 8.1.1 read strictly lets the controlling agent change
 // the selected pair only by an ICE restart. Like the WebRTC
@@ -103,13 +120,13 @@ func (c *Checker) backupResponse(m *stun.Message, local, from netip.AddrPort, no
 // (Section 12.2), data flows as soon as either side has switched. The
 // controlling agent goes on nominating the better direct pair, so that
 // both move back to it if it answers again.
-func (c *Checker) failover(now time.Time, fresh time.Duration) bool {
+func (c *Checker) failover(now, since time.Time, fresh time.Duration) bool {
 	p := c.bk.pair
-	if p == nil || p != c.backupPair() || now.Sub(c.bk.last) >= fresh {
+	if p == nil || p != c.backupPair() || now.Sub(c.bk.last) >= fresh || !c.bk.lastSent.After(since) {
 		return false
 	}
 	c.nom.selected = p
 	c.consent = consent{last: c.bk.last, answered: c.consent.answered}
-	c.bk = backup{}
+	c.bk = backup{answered: c.bk.answered}
 	return true
 }

@@ -54,7 +54,7 @@ func (c *Checker) consentRequest(p *Pair) (Outgoing, stun.TransactionID) {
 
 // consentPending reports whether id is an outstanding consent check.
 func (c *Checker) consentPending(id stun.TransactionID) bool {
-	return slices.Contains(c.consent.ids, id) || slices.Contains(c.bk.ids, id)
+	return slices.Contains(c.consent.ids, id) || c.backupTx(id) >= 0
 }
 
 // consentResponse handles a response that may answer a consent check: an

@@ -60,6 +60,10 @@ func (l *liveness) Sent(at time.Time) { l.lastSent = maxTime(l.lastSent, at) }
 // Answered records an answer to a consent check received at at.
 func (l *liveness) Answered(at time.Time) { l.since = maxTime(l.since, at) }
 
+// Since returns the selected pair's latest consent answer, or its
+// selection.
+func (l *liveness) Since() time.Time { return l.since }
+
 // Next returns what is due at now, assuming the driver does it (a
 // keepalive or consent check due now counts as sent), and when to call
 // Next again (zero: nothing is scheduled).

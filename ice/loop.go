@@ -240,7 +240,7 @@ func (d *driver) tend(now time.Time, sel *Pair) (time.Time, bool) {
 		cs.bkAnswered = n
 	}
 	due, next := d.live.Next(now)
-	if (due.Stale || due.Lost) && cs == d.cur && cs.reported && cs.checker.failover(now, a.cfg.DisconnectedAfter) {
+	if (due.Stale || due.Lost) && cs == d.cur && cs.reported && cs.checker.failover(now, d.live.Since(), a.cfg.DisconnectedAfter) {
 		p, _ := cs.checker.Selected()
 		a.log.Info("ice: selected pair disconnected, back to the relayed backup", "from", sel.String(), "to", p.String())
 		d.publish(p, now)
@@ -283,6 +283,7 @@ func (d *driver) tend(now time.Time, sel *Pair) (time.Time, bool) {
 func (d *driver) publish(p Pair, now time.Time) {
 	d.a.path.Store(&selectedPath{pair: p, s: d.a.socks.forBase(p.Local.BaseAddr())})
 	d.live.Select(now)
+	d.a.state.selected(p)
 }
 
 // handleSTUN gives a STUN packet to the Checker, or when the Checker does

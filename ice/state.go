@@ -49,20 +49,29 @@ func (s ConnectionState) String() string {
 }
 
 // stateNotifier records the Agent's ConnectionState and hands each change,
-// in order, to the callback on a goroutine of its own, so that the Agent's
-// loop never waits for the application and the callback may call any
-// Agent method, Close included. The goroutine starts with the first change
-// and ends after it has delivered ConnectionClosed, which Close always
-// records: Close is its owner and stops it, without waiting for it (the
-// callback may be the one calling Close).
+// and each new selected pair, in order, to the callbacks on a goroutine of
+// its own, so that the Agent's loop never waits for the application and
+// the callbacks may call any Agent method, Close included. The goroutine
+// starts with the first change and ends after it has delivered
+// ConnectionClosed, which Close always records: Close is its owner and
+// stops it, without waiting for it (the callback may be the one calling
+// Close).
 type stateNotifier struct {
-	cb func(ConnectionState)
+	cb     func(ConnectionState)
+	pathCB func(Pair)
 
 	mu      sync.Mutex
 	cur     ConnectionState
-	queue   []ConnectionState
+	queue   []notice
 	running bool
 	closed  bool
+}
+
+// notice is a queued callback: a state, or a selected pair when pair is
+// set.
+type notice struct {
+	state ConnectionState
+	pair  *Pair
 }
 
 // get returns the current state.
@@ -82,17 +91,32 @@ func (n *stateNotifier) set(s ConnectionState) {
 	}
 	n.cur = s
 	n.closed = s == ConnectionClosed
-	if n.cb == nil {
+	if n.cb != nil {
+		n.queueLocked(notice{state: s})
+	}
+}
+
+// selected queues p, the new selected pair, for the path callback.
+func (n *stateNotifier) selected(p Pair) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || n.pathCB == nil {
 		return
 	}
-	n.queue = append(n.queue, s)
+	n.queueLocked(notice{pair: &p})
+}
+
+// queueLocked queues e and starts the delivering goroutine if it is not
+// running.
+func (n *stateNotifier) queueLocked(e notice) {
+	n.queue = append(n.queue, e)
 	if !n.running {
 		n.running = true
 		go n.deliver()
 	}
 }
 
-// deliver calls the callback for each queued state, in order, and ends
+// deliver calls the callbacks for each queued notice, in order, and ends
 // when the queue is empty; set starts it again for the next change.
 func (n *stateNotifier) deliver() {
 	for {
@@ -102,9 +126,13 @@ func (n *stateNotifier) deliver() {
 			n.mu.Unlock()
 			return
 		}
-		s := n.queue[0]
+		e := n.queue[0]
 		n.queue = n.queue[1:]
 		n.mu.Unlock()
-		n.cb(s)
+		if e.pair != nil {
+			n.pathCB(*e.pair)
+		} else {
+			n.cb(e.state)
+		}
 	}
 }
