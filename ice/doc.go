@@ -53,6 +53,20 @@
 //     pair) every ConsentInterval, randomized to 0.8-1.2 times it; when
 //     none is answered for ConsentTimeout, the Agent stops sending and the
 //     Conn's Read and Write return ErrConsentLost;
+//   - a relayed backup: while a direct pair is selected, the best valid
+//     relayed pair is kept (the ordinary checks go on until one succeeds,
+//     past the end of RFC 8445, Section 8.3) and gets a consent check at
+//     each consent interval too (RFC 7675 consent may run on any pair),
+//     which keeps its TURN permission and channel in use and so refreshed;
+//     the relay's allocation lives while the Agent does. When the selected
+//     pair goes stale (DisconnectedAfter) and the backup answered a check
+//     sent since the selected pair's last answer, the Agent selects the
+//     backup, stays Connected, and calls OnSelectedPairChange. RFC 8445,
+//     Section 8.1.1 read strictly changes the selected pair only by an ICE
+//     restart; like WebRTC implementations, each side here switches on its
+//     own instead (the Conn reads from any of the peer's candidates, so
+//     data flows once either has switched), and the controlling agent goes
+//     on nominating the direct pair, so both move back when it answers;
 //   - random credentials (RFC 8445, Section 5.3);
 //   - one read goroutine per socket that demultiplexes by the first byte
 //     (RFC 7983, Section 7): STUN to the Checker, or to the STUN client
