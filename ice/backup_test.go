@@ -2,10 +2,13 @@ package ice
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +288,105 @@ func TestAgentFailoverToRelay(t *testing.T) {
 			checkGoroutines(t, base)
 		})
 	}
+}
+
+// TestAgentRelayFirstThenDirect connects the same two agents with the
+// direct path cut at first: after the relay wait they select the relayed
+// pair; once the direct path works again the checks' retransmissions
+// succeed and both move to the direct pair, keeping the relayed one as
+// their backup. A ping-pong on the Conns runs
+// throughout, every message answered in order: the move loses nothing and
+// resets nothing.
+func TestAgentRelayFirstThenDirect(t *testing.T) {
+	udp, _, _, _ := turnServer(t)
+	base := runtime.NumGoroutine()
+	gA := loopbackOnly()
+	gA.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "p"}}
+	a, err := NewAgent(AgentConfig{Gather: gA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	candsA, err := a.Gather(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	candsB, err := b.Gather(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The direct path is cut: host to host packets are dropped on receipt.
+	var hostA, hostB netip.AddrPort
+	for _, c := range candsA {
+		if c.Type == TypeHost {
+			hostA = c.Addr
+		}
+	}
+	hostB = candsB[0].Addr
+	dropA := func(relayed bool, from netip.AddrPort) bool { return !relayed && from == hostB }
+	dropB := func(_ bool, from netip.AddrPort) bool { return from == hostA }
+	a.dropRx.Store(&dropA)
+	b.dropRx.Store(&dropB)
+	ua, pa := a.LocalCredentials()
+	ub, pb := b.LocalCredentials()
+	var wg sync.WaitGroup
+	var cb net.Conn
+	var errB error
+	wg.Go(func() { cb, errB = b.Accept(ctx, ua, pa, candsA) })
+	ca, err := a.Dial(ctx, ub, pb, candsB)
+	wg.Wait()
+	if err != nil || errB != nil {
+		t.Fatalf("Dial: %v, Accept: %v", err, errB)
+	}
+	if p, _ := a.SelectedPair(); !isRelayed(&p) {
+		t.Fatalf("A selected %v with the direct path cut, want the relayed pair", p.String())
+	}
+	a.dropRx.Store(nil)
+	b.dropRx.Store(nil)
+
+	buf := make([]byte, 64)
+	direct := func() bool {
+		pa, _ := a.SelectedPair()
+		pb, _ := b.SelectedPair()
+		return !isRelayed(&pa) && !isRelayed(&pb)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	after := 0 // messages exchanged once both are direct
+	for i := 0; after < 10; i++ {
+		if time.Now().After(deadline) {
+			pa, _ := a.SelectedPair()
+			pb, _ := b.SelectedPair()
+			t.Fatalf("after %d messages: A on %v, B on %v; want both direct", i, pa.String(), pb.String())
+		}
+		msg := fmt.Appendf(nil, "m%d", i)
+		for _, dir := range []struct{ from, to net.Conn }{{ca, cb}, {cb, ca}} {
+			if _, err := dir.from.Write(msg); err != nil {
+				t.Fatalf("message %d: Write: %v", i, err)
+			}
+			dir.to.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := dir.to.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("message %d: read %q, %v", i, buf[:n], err)
+			}
+		}
+		if direct() {
+			after++
+		} else {
+			time.Sleep(5 * time.Millisecond) // paces the ping-pong, bounded by the deadline
+		}
+	}
+	// The relayed pair, selected before, is now the backup.
+	waitStats(t, "backup consent answers after the upgrade", func() bool {
+		return a.Stats().BackupResponses > 0 && b.Stats().BackupResponses > 0
+	})
+	a.Close()
+	b.Close()
+	checkGoroutines(t, base)
 }
