@@ -184,7 +184,8 @@ func waitStats(t *testing.T, what string, ok func() bool) {
 // they select the direct pair and keep the relayed one as a backup, with
 // consent checks on it. The direct path is then cut mid-stream: both move
 // to the relayed pair, report it, stay connected, and the Conns go on
-// carrying data both ways. When the relayed path is cut too, there is no
+// carrying data both ways; when the direct path heals, both move back to
+// it. When the relayed path is cut too, there is no
 // fresh backup: consent is lost as without one (ErrConsentLost).
 func TestAgentFailoverToRelay(t *testing.T) {
 	udp, _, _, _ := turnServer(t)
@@ -282,6 +283,20 @@ func TestAgentFailoverToRelay(t *testing.T) {
 				if st := a.Stats(); st.BackupChecks < st.BackupResponses || st.Malformed != 0 {
 					t.Fatalf("stats A %+v", st)
 				}
+				// The direct path heals: the controlling agent's
+				// nomination of the direct pair, retransmitted, gets
+				// through, and both move back to it.
+				a.dropRx.Store(nil)
+				b.dropRx.Store(nil)
+				waitStats(t, "the move back to the direct pair", func() bool {
+					pa, _ := a.SelectedPair()
+					pb, _ := b.SelectedPair()
+					return !isRelayed(&pa) && !isRelayed(&pb)
+				})
+				exchange("back")
+				if p := nextPath(); !samePath(&p, &direct) {
+					t.Fatalf("OnSelectedPairChange %v after the heal, want %v", p.String(), direct.String())
+				}
 			}
 			a.Close()
 			b.Close()
@@ -302,11 +317,11 @@ func TestAgentRelayFirstThenDirect(t *testing.T) {
 	base := runtime.NumGoroutine()
 	gA := loopbackOnly()
 	gA.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "p"}}
-	a, err := NewAgent(AgentConfig{Gather: gA})
+	a, err := NewAgent(AgentConfig{Gather: gA, ConsentInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewAgent(AgentConfig{Gather: loopbackOnly()})
+	b, err := NewAgent(AgentConfig{Gather: loopbackOnly(), ConsentInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
