@@ -126,7 +126,7 @@ func (c *Checker) failover(now, since time.Time, fresh time.Duration) bool {
 		return false
 	}
 	c.nom.selected = p
-	c.consent = consent{last: c.bk.last, answered: c.consent.answered}
+	c.consent.last = maxTime(c.consent.last, c.bk.last) // the old pair's late answers stay known
 	c.bk = backup{answered: c.bk.answered}
 	return true
 }
