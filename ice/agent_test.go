@@ -57,6 +57,14 @@ func connectPairExtra(t testing.TB, cfgA, cfgB AgentConfig, extra []Candidate) (
 // Accept) when set: a path that changes them, as a NAT would.
 func connectPairSignal(t testing.TB, cfgA, cfgB AgentConfig, toA, toB func([]Candidate) []Candidate) (a, b *Agent, ca, cb net.Conn) {
 	t.Helper()
+	return connectPairBefore(t, cfgA, cfgB, toA, toB, nil)
+}
+
+// connectPairBefore is connectPairSignal that calls before, when set, once
+// both agents have gathered their candidates, before Dial and Accept.
+func connectPairBefore(t testing.TB, cfgA, cfgB AgentConfig, toA, toB func([]Candidate) []Candidate,
+	before func(a, b *Agent, candsA, candsB []Candidate)) (a, b *Agent, ca, cb net.Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -74,6 +82,9 @@ func connectPairSignal(t testing.TB, cfgA, cfgB AgentConfig, toA, toB func([]Can
 	candsB, err := b.Gather(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(a, b, candsA, candsB)
 	}
 	if toA != nil {
 		candsB = toA(candsB)

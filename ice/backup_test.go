@@ -2,13 +2,11 @@ package ice
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -317,49 +315,24 @@ func TestAgentRelayFirstThenDirect(t *testing.T) {
 	base := runtime.NumGoroutine()
 	gA := loopbackOnly()
 	gA.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "p"}}
-	a, err := NewAgent(AgentConfig{Gather: gA, ConsentInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewAgent(AgentConfig{Gather: loopbackOnly(), ConsentInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	candsA, err := a.Gather(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	candsB, err := b.Gather(ctx)
-	if err != nil {
-		t.Fatal(err)
+	cfg := func(g GatherConfig) AgentConfig {
+		return AgentConfig{Gather: g, ConsentInterval: 50 * time.Millisecond}
 	}
 	// The direct path is cut: host to host packets are dropped on receipt.
-	var hostA, hostB netip.AddrPort
-	for _, c := range candsA {
-		if c.Type == TypeHost {
-			hostA = c.Addr
+	cut := func(a, b *Agent, candsA, candsB []Candidate) {
+		var hostA netip.AddrPort
+		for _, c := range candsA {
+			if c.Type == TypeHost {
+				hostA = c.Addr
+			}
 		}
+		hostB := candsB[0].Addr
+		dropA := func(relayed bool, from netip.AddrPort) bool { return !relayed && from == hostB }
+		dropB := func(_ bool, from netip.AddrPort) bool { return from == hostA }
+		a.dropRx.Store(&dropA)
+		b.dropRx.Store(&dropB)
 	}
-	hostB = candsB[0].Addr
-	dropA := func(relayed bool, from netip.AddrPort) bool { return !relayed && from == hostB }
-	dropB := func(_ bool, from netip.AddrPort) bool { return from == hostA }
-	a.dropRx.Store(&dropA)
-	b.dropRx.Store(&dropB)
-	ua, pa := a.LocalCredentials()
-	ub, pb := b.LocalCredentials()
-	var wg sync.WaitGroup
-	var cb net.Conn
-	var errB error
-	wg.Go(func() { cb, errB = b.Accept(ctx, ua, pa, candsA) })
-	ca, err := a.Dial(ctx, ub, pb, candsB)
-	wg.Wait()
-	if err != nil || errB != nil {
-		t.Fatalf("Dial: %v, Accept: %v", err, errB)
-	}
+	a, b, ca, cb := connectPairBefore(t, cfg(gA), cfg(loopbackOnly()), nil, nil, cut)
 	if p, _ := a.SelectedPair(); !isRelayed(&p) {
 		t.Fatalf("A selected %v with the direct path cut, want the relayed pair", p.String())
 	}
