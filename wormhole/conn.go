@@ -199,6 +199,15 @@ func (w *Wormhole) run(ctx context.Context, conn *websocket.Conn) {
 		if ctx.Err() != nil {
 			return
 		}
+		// A server that closes because of what we sent (a message over its
+		// size limit, a policy refusal) would close again after a
+		// reconnect replays it: give up instead of looping.
+		if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || st == websocket.StatusPolicyViolation {
+			w.mu.Lock()
+			w.failLocked(&ServerError{Command: "add", Text: fmt.Sprintf("the server closed the connection (%v): %v", st, err)})
+			w.mu.Unlock()
+			return
+		}
 		w.cfg.Logger.Debug("wormhole: connection lost; reconnecting", "err", err)
 		conn = w.reconnect(ctx)
 		if conn == nil {
