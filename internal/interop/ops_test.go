@@ -47,6 +47,7 @@ turn:
   users: [{username: u, password: %q}]
   policy: {allow_peers: ["127.0.0.0/8"]}
 admin: {listen: ADMIN}
+rendezvous: {listen: "off"}
 %s`, pass, extra)
 }
 
