@@ -108,8 +108,8 @@ func runNat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		var te *stunclient.TimeoutError
 		if errors.As(err, &te) {
-			return fmt.Errorf("no response from %s in %s (%s): UDP to the server is blocked, or no STUN server runs there",
-				te.Server, stunclient.FormatDuration(te.Waited), plural(te.Attempts, "request"))
+			return fmt.Errorf("no response from %s in %s (%d %s): UDP to the server is blocked, or no STUN server runs there",
+				te.Server, stunclient.FormatDuration(te.Waited), te.Attempts, pluralWord(te.Attempts, "request"))
 		}
 		return err
 	}

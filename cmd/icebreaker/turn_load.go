@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/cmd/icebreaker/internal/turncheck"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
@@ -429,7 +430,7 @@ func (l *loadRun) permit(ctx context.Context) {
 		err := l.relays[perms[k].relay].CreatePermission(c, perms[k].ip)
 		cancel()
 		if err != nil && ctx.Err() == nil && (stopCtx.Err() == nil || definitiveLoadError(err)) {
-			l.errs.add("permission", withForbiddenHint(explainLoadError(err, l.server), l.o.peer.IsValid()))
+			l.errs.add("permission", turncheck.WithForbiddenHint(explainLoadError(err, l.server), l.o.peer.IsValid()))
 		}
 		if err != nil && definitiveLoadError(err) {
 			l.definitive.Store(true)
@@ -660,14 +661,14 @@ func percent(part, whole uint64) float64 {
 	return 100 * float64(part) / float64(whole)
 }
 
-// explainLoadError is explainTurnError without the waiting time of a
+// explainLoadError is turncheck.Explain without the waiting time of a
 // timeout, which differs from one allocation to the next, so that equal
 // failures are tallied as one.
 func explainLoadError(err error, server netip.AddrPort) error {
 	if te, ok := errors.AsType[*stunclient.TimeoutError](err); ok {
 		return fmt.Errorf("no reply from %s: the server is down or overloaded, the port is wrong, or a firewall drops the traffic", te.Server)
 	}
-	return explainTurnError(err, server)
+	return turncheck.Explain(err, server)
 }
 
 // stripOpError drops the addresses of a *net.OpError, which differ per

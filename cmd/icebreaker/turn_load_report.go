@@ -265,3 +265,6 @@ func (h *latencyHist) quantiles(qs ...float64) ([]time.Duration, uint64) {
 	}
 	return out, total
 }
+
+// ms is d in milliseconds with microsecond precision.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

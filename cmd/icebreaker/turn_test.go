@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/cmd/icebreaker/internal/turncheck"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 )
 
@@ -171,7 +172,7 @@ func TestTurnCheckCoturn(t *testing.T) {
 	})
 	t.Run("json tcp", func(t *testing.T) {
 		code, out, _ := runTurnCmd(t, "check", uri+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
-		var rep checkReport
+		var rep turncheck.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, out)
 		}
@@ -198,7 +199,7 @@ func TestTurnCheckCoturn(t *testing.T) {
 
 // checkTCPRelayStep checks that the report has a passed, not skipped,
 // tcp-relay step.
-func checkTCPRelayStep(t *testing.T, rep checkReport) {
+func checkTCPRelayStep(t *testing.T, rep turncheck.Report) {
 	t.Helper()
 	for _, s := range rep.Steps {
 		if s.Name == "tcp-relay" {
@@ -223,7 +224,7 @@ func TestTurnCheckCoturnNoTCPRelay(t *testing.T) {
 		t.Errorf("exit %d, want 0 and a skipped tcp-relay step", code)
 	}
 	code, out, _ = runTurnCmd(t, "check", uri+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
-	var rep checkReport
+	var rep turncheck.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -260,7 +261,7 @@ func TestTurnCheckOurServer(t *testing.T) {
 	}
 
 	code, out, _ = runTurnCmd(t, "check", "turn:"+tcp.String()+"?transport=tcp", "--user", "u", "--pass", "p", "--count", "3", "--json")
-	var rep checkReport
+	var rep turncheck.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -270,7 +271,7 @@ func TestTurnCheckOurServer(t *testing.T) {
 	checkTCPRelayStep(t, rep)
 
 	code, out, _ = runTurnCmd(t, "check", "turn:"+udp.String(), "--user", "u", "--pass", "p", "--count", "3", "--no-tcp", "--json")
-	rep = checkReport{}
+	rep = turncheck.Report{}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
