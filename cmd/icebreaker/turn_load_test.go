@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/cmd/icebreaker/internal/turnloadcmd"
 )
 
 func TestTurnLoadUsage(t *testing.T) {
@@ -55,13 +55,13 @@ func TestTurnLoadUsage(t *testing.T) {
 
 // runLoad runs `icebreaker turn load args... --json`, expects exit status
 // 0, and returns the summary.
-func runLoad(t *testing.T, args ...string) *loadReport {
+func runLoad(t *testing.T, args ...string) *turnloadcmd.Report {
 	t.Helper()
 	code, out, errb := runTurnCmd(t, append([]string{"load"}, append(args, "--json")...)...)
 	if code != 0 {
 		t.Fatalf("turn load %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errb)
 	}
-	rep := new(loadReport)
+	rep := new(turnloadcmd.Report)
 	if err := json.Unmarshal([]byte(out), rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -72,7 +72,7 @@ func runLoad(t *testing.T, args ...string) *loadReport {
 // checkLossless checks that a run with n allocations in mode lost nothing
 // and sent the way mode asks: ChannelData after one warm-up Send
 // indication per allocation, or Send indications only.
-func checkLossless(t *testing.T, rep *loadReport, n int, mode string) {
+func checkLossless(t *testing.T, rep *turnloadcmd.Report, n int, mode string) {
 	t.Helper()
 	if rep.Allocations != n || rep.AllocFailed != 0 || rep.ErrorCount != 0 || len(rep.Errors) != 0 || rep.Interrupted {
 		t.Errorf("allocations %d (want %d), %d failed, %d errors %+v, interrupted %v", rep.Allocations, n, rep.AllocFailed, rep.ErrorCount, rep.Errors, rep.Interrupted)
@@ -201,7 +201,7 @@ func TestTurnLoadServe(t *testing.T) {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			t.Fatalf("the run was not interrupted (echoed %d)", echoed.Load())
 		}
-		var rep loadReport
+		var rep turnloadcmd.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("exit %d, not JSON: %v\n%s\nstderr:\n%s", code, err, out, errb)
 		}
@@ -210,69 +210,4 @@ func TestTurnLoadServe(t *testing.T) {
 				code, rep.Interrupted, rep.Sent, rep.Received, rep.Allocations)
 		}
 	})
-}
-
-func TestLatencyHist(t *testing.T) {
-	// Every value falls in a bucket whose range holds it, and buckets
-	// follow each other without gaps.
-	for _, ns := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 1<<20 + 12345, 1<<41 - 1} {
-		lo, hi := histRange(histBucket(ns))
-		if ns < lo || ns > hi {
-			t.Errorf("%d ns in bucket %d = [%d, %d]", ns, histBucket(ns), lo, hi)
-		}
-	}
-	for i := 1; i < histBuckets; i++ {
-		_, prevHi := histRange(i - 1)
-		if lo, hi := histRange(i); lo != prevHi+1 || hi < lo || hi-lo > lo/histSub {
-			t.Fatalf("bucket %d = [%d, %d] after one ending at %d", i, lo, hi, prevHi)
-		}
-	}
-	if b := histBucket(math.MaxInt64); b != histBuckets-1 {
-		t.Errorf("a huge value goes to bucket %d, want the last (%d)", b, histBuckets-1)
-	}
-	if b := histBucket(-5); b != 0 {
-		t.Errorf("a negative value goes to bucket %d", b)
-	}
-
-	var h latencyHist
-	if _, n := h.quantiles(0.5); n != 0 {
-		t.Fatalf("empty histogram counts %d", n)
-	}
-	for i := 1; i <= 1000; i++ { // 1 µs to 1 ms, spread over the shards
-		h.add(&h.shards[i%len(h.shards)], time.Duration(i)*time.Microsecond)
-	}
-	q, n := h.quantiles(0.5, 0.9, 0.99, 1)
-	if n != 1000 {
-		t.Fatalf("count %d", n)
-	}
-	for i, want := range []time.Duration{500 * time.Microsecond, 900 * time.Microsecond, 990 * time.Microsecond, time.Millisecond} {
-		if d := q[i] - want; d < -want/50 || d > want/50 {
-			t.Errorf("quantile %d = %v, want %v ± 2%%", i, q[i], want)
-		}
-	}
-	if got := time.Duration(h.max.Load()); got != time.Millisecond {
-		t.Errorf("max %v", got)
-	}
-}
-
-func TestErrorTally(t *testing.T) {
-	var e errorTally
-	for i := range 30 {
-		e.add("send", fmt.Errorf("error %d", i%15))
-	}
-	e.add("send", errors.New("error 0"))
-	kinds := e.list()
-	if e.count() != 31 || len(kinds) != loadMaxErrorKinds {
-		t.Fatalf("count %d, %d kinds: %+v", e.count(), len(kinds), kinds)
-	}
-	if kinds[0].Count != 3 || kinds[0].Error != "error 0" {
-		t.Errorf("first kind %+v", kinds[0])
-	}
-	var sum uint64
-	for _, k := range kinds {
-		sum += k.Count
-	}
-	if last := kinds[len(kinds)-1]; last.Stage != "other" || last.Count != 12 || sum != 31 {
-		t.Errorf("last kind %+v, sum %d", last, sum)
-	}
 }
