@@ -1,0 +1,49 @@
+// Package peer connects two icebreaker peers that share one wormhole code:
+// it exchanges ICE credentials and trickled candidates (RFC 8445, RFC 8838)
+// as sealed messages of a magic-wormhole mailbox (package wormhole), runs
+// QUIC (RFC 9000, through github.com/quic-go/quic-go) over the ICE
+// connection, authenticates the QUIC handshake by certificate fingerprints
+// sent in the mailbox, and carries file transfers over QUIC streams.
+//
+// # Capability
+//
+// Each side says in its wormhole app_versions (client-protocol.md, the
+// "version" phase) that it can do ICE, under the key AppVersionKey. Plain
+// magic-wormhole clients ignore unknown keys. Only when both sides carry
+// the key do they exchange the messages below; otherwise the application
+// falls back to magic-wormhole's own protocols.
+//
+// # Signalling (sealed numbered mailbox phases)
+//
+//	{"ice-hello":{"ufrag":U,"pwd":P,"fingerprint":"sha-256 AB:CD:..","alpn":A}}
+//	{"ice-candidate":"candidate:..."}           one per trickled candidate (RFC 8839, Section 5.1)
+//	{"ice-candidates-done":true}                end-of-candidates (RFC 8838, Section 13)
+//	{"ice-error":"text"}                        the side gives up
+//
+// Each side sends its hello first, then its candidates as Gather finds them.
+// The messages are sealed with the SPAKE2 key, so the fingerprints are as
+// authentic as the code: the WebRTC model (RFC 8827, Section 6.5) with the
+// mailbox in the place of the signalling channel; no CA, no TOFU.
+//
+// # Roles
+//
+// The Dialer (the side that sends a file, or allocated the code) is the ICE
+// controlling agent (RFC 8445, Section 6.1.1) and the QUIC client; the
+// Acceptor is the controlled agent and the QUIC server. Both present an
+// ephemeral self-signed certificate; each checks the other's against the
+// SHA-256 fingerprint from the peer's hello. The ALPN is ALPN.
+//
+// # QUIC over ICE
+//
+// The ICE Conn (ice.Conn, a net.Conn) becomes a net.PacketConn whose peer
+// address never changes (packetConn), so a switch of the selected pair (a
+// relay to a direct pair, an ICE restart) is invisible to QUIC. QUIC shares
+// the ICE sockets with STUN: the agent's read loop sends packets whose
+// first byte is 0-3 to STUN and the rest to the Conn (RFC 7983, Section 7;
+// quic-go does not grease the fixed bit, RFC 9287, so every QUIC packet
+// starts with 0x40-0xff). quic-go sees no *net.UDPConn, so it uses neither
+// GSO nor ECN nor the DF bit, and cannot run path-MTU discovery: packets
+// are a fixed 1200 bytes (PacketSize), which with 4 bytes of TURN
+// ChannelData fits IPv6's 1280-byte minimum MTU. See quicConfig for the
+// timeouts.
+package peer
