@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,21 +105,12 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 		fs.PrintDefaults()
 	}
 	o := &iceOptions{role: role}
-	fs.Var(&o.stun, "stun", "STUN server `HOST[:PORT]` for server-reflexive candidates (repeatable)")
-	fs.Var(&o.turn, "turn", "TURN server `URI` turn:HOST[:PORT] for relayed candidates (repeatable)")
-	fs.StringVar(&o.turnUser, "turn-user", "", "TURN long-term credentials: user name")
-	passFlag := addSecretFlag(fs, "turn-pass", envTURNPassword, "TURN long-term credentials: password")
-	secretFlag := addSecretFlag(fs, "turn-secret", envTURNSecret, "TURN REST API shared secret (instead of --turn-user/--turn-pass)")
-	fs.Var(&o.ips, "ip", "gather host candidates only on this `IP or PREFIX` (repeatable)")
+	secrets := o.registerGather(fs)
 	fs.BoolVar(&o.noHost, "no-host", false, "do not offer host candidates")
 	fs.BoolVar(&o.noSrflx, "no-srflx", false, "do not offer server-reflexive candidates")
 	fs.BoolVar(&o.noPortmap, "no-portmap", false, "do not ask the router for a port mapping (PCP, NAT-PMP, UPnP IGD)")
 	fs.DurationVar(&o.pmTimeout, "portmap-timeout", portmap.DefaultTimeout, "how long gathering waits for the router's port mapping")
-	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
-	fs.BoolVar(&o.loopback, "loopback", false, "include loopback addresses (to try it on one machine)")
 	portRange := fs.String("port-range", "", "bind host candidates to a UDP port in `MIN-MAX` (a firewall that opens only those)")
-	fs.BoolVar(&o.v4, "4", false, "IPv4 only")
-	fs.BoolVar(&o.v6, "6", false, "IPv6 only")
 	fs.IntVar(&o.count, "count", 5, "pings to exchange over the selected pair")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up when no candidate pair worked after this long (from the peer's token)")
 	fs.BoolVar(&o.json, "json", false, "print a JSON summary on standard output after the token")
@@ -135,10 +127,7 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 			return nil, usage("--port-range: %v", err)
 		}
 	}
-	if o.turnPass, err = passFlag.resolve(o.turnUser != ""); err != nil {
-		return nil, err
-	}
-	if o.turnSecret, err = secretFlag.resolve(o.turnUser == "" && len(o.turn) > 0); err != nil {
+	if err := o.checkGather(secrets); err != nil {
 		return nil, err
 	}
 	switch {
@@ -150,16 +139,6 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 		return nil, usage("--timeout must be positive")
 	case o.pmTimeout <= 0:
 		return nil, usage("--portmap-timeout must be positive")
-	case o.v4 && o.v6:
-		return nil, usage("-4 and -6 exclude each other")
-	case o.turnSecret != "" && (o.turnUser != "" || o.turnPass != ""):
-		return nil, usage("--turn-secret excludes --turn-user/--turn-pass")
-	case (o.turnUser == "") != (o.turnPass == ""):
-		return nil, usage("--turn-user and --turn-pass go together")
-	case len(o.turn) == 0 && (o.turnUser != "" || o.turnSecret != ""):
-		return nil, usage("TURN credentials without --turn")
-	case len(o.turn) > 0 && o.turnUser == "" && o.turnSecret == "":
-		return nil, usage("--turn needs --turn-user and --turn-pass, or --turn-secret")
 	case o.relayOnly && len(o.turn) == 0:
 		return nil, usage("--relay-only needs --turn")
 	case o.noHost && o.noSrflx && len(o.turn) == 0:
@@ -167,23 +146,70 @@ func parseICEArgs(role string, args []string, stderr io.Writer) (*iceOptions, er
 	case o.noHost && len(o.stun) == 0 && len(o.turn) == 0:
 		return nil, usage("--no-host leaves nothing to offer without --stun or --turn")
 	}
+	return o, nil
+}
+
+// gatherSecrets are the secret flags of registerGather, resolved by
+// checkGather.
+type gatherSecrets struct{ pass, secret *secretFlag }
+
+// registerGather registers the flags that choose the candidates and the
+// STUN and TURN servers, which ice, send, receive, pipe and forward share.
+func (o *iceOptions) registerGather(fs *flag.FlagSet) gatherSecrets {
+	fs.Var(&o.stun, "stun", "STUN server `HOST[:PORT]` for server-reflexive candidates (repeatable)")
+	fs.Var(&o.turn, "turn", "TURN server `URI` turn:HOST[:PORT] for relayed candidates (repeatable)")
+	fs.StringVar(&o.turnUser, "turn-user", "", "TURN long-term credentials: user name")
+	pass := addSecretFlag(fs, "turn-pass", envTURNPassword, "TURN long-term credentials: password")
+	secret := addSecretFlag(fs, "turn-secret", envTURNSecret, "TURN REST API shared secret (instead of --turn-user/--turn-pass)")
+	fs.Var(&o.ips, "ip", "gather host candidates only on this `IP or PREFIX` (repeatable)")
+	fs.BoolVar(&o.relayOnly, "relay-only", false, "offer relayed candidates only")
+	fs.BoolVar(&o.loopback, "loopback", false, "include loopback addresses (to try it on one machine)")
+	fs.BoolVar(&o.v4, "4", false, "IPv4 only")
+	fs.BoolVar(&o.v6, "6", false, "IPv6 only")
+	return gatherSecrets{pass, secret}
+}
+
+// checkGather resolves the secrets and checks the flags of registerGather.
+func (o *iceOptions) checkGather(secrets gatherSecrets) error {
+	usage := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+	}
+	var err error
+	if o.turnPass, err = secrets.pass.resolve(o.turnUser != ""); err != nil {
+		return err
+	}
+	if o.turnSecret, err = secrets.secret.resolve(o.turnUser == "" && len(o.turn) > 0); err != nil {
+		return err
+	}
+	switch {
+	case o.v4 && o.v6:
+		return usage("-4 and -6 exclude each other")
+	case o.turnSecret != "" && (o.turnUser != "" || o.turnPass != ""):
+		return usage("--turn-secret excludes --turn-user/--turn-pass")
+	case (o.turnUser == "") != (o.turnPass == ""):
+		return usage("--turn-user and --turn-pass go together")
+	case len(o.turn) == 0 && (o.turnUser != "" || o.turnSecret != ""):
+		return usage("TURN credentials without --turn")
+	case len(o.turn) > 0 && o.turnUser == "" && o.turnSecret == "":
+		return usage("--turn needs --turn-user and --turn-pass, or --turn-secret")
+	}
 	for _, s := range o.ips {
 		if _, err := icecli.ParsePrefixOrIP(s); err != nil {
-			return nil, usage("--ip: %v", err)
+			return usage("--ip: %v", err)
 		}
 	}
 	for _, s := range o.stun {
 		if _, _, err := splitServer(s, 3478); err != nil {
-			return nil, usage("--stun: %v", err)
+			return usage("--stun: %v", err)
 		}
 	}
 	for _, s := range o.turn {
 		var so stunOptions
 		if err := parseTurnURI(s, &so); err != nil {
-			return nil, usage("--turn: %v", err)
+			return usage("--turn: %v", err)
 		}
 	}
-	return o, nil
+	return nil
 }
 
 // gatherConfig turns the options into the agent's GatherConfig, resolving

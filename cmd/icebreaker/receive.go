@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/icebreaker-net/icebreaker/peer"
 	"github.com/icebreaker-net/icebreaker/wormhole"
 )
 
@@ -20,15 +21,23 @@ var stdin io.Reader = os.Stdin
 // does not show in the process list.
 const codeEnv = "ICEBREAKER_CODE"
 
-// runReceive receives a text message through a wormhole. A file offer is
-// refused: receiving files comes later.
+// runReceive receives a text message through a wormhole, or a file from an
+// icebreaker sender over ICE and QUIC. A plain magic-wormhole file offer
+// (transit) is refused: that comes later.
 func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("receive", stderr)
 	var o wormholeOptions
 	o.register(fs)
+	var po peerOptions
+	po.register(fs)
+	var fo fileOptions
+	fs.StringVar(&fo.dir, "o", ".", "save a received file in this `DIR`")
+	fs.BoolVar(&fo.accept, "accept-file", false, "accept a file without asking")
+	fs.BoolVar(&fo.force, "force", false, "replace a file of the same name")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker receive [flags] [CODE]")
 		fmt.Fprintf(stderr, "Without CODE, the code comes from $%s or is asked for on standard input.\n", codeEnv)
+		fmt.Fprintln(stderr, "Text comes from 'icebreaker send' or 'wormhole send'; a file from 'icebreaker send' over ICE and QUIC.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -37,6 +46,12 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
+	}
+	if err := po.check(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(fo.dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: -o %s: not a directory", errUsage, fo.dir)
 	}
 	cfg, err := o.config()
 	if err != nil {
@@ -61,20 +76,44 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	w, err := wormhole.Join(ctx, cfg, code)
 	if err != nil {
-		return err
+		return failEvent(&o, stdout, err)
 	}
 	if m := w.MOTD(); m != "" {
 		fmt.Fprintln(stderr, "Server says:", m)
 	}
-	return closeWormhole(w, receiveText(ctx, w, &o, stdout))
+	err = receive(ctx, w, &o, &po, &fo, stdout, stderr)
+	return failEvent(&o, stdout, closeWormhole(w, err))
 }
 
-func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, stdout io.Writer) error {
+// receive waits for the sender's first message: an ICE hello starts a file
+// transfer from an icebreaker sender (package peer), anything else is
+// magic-wormhole's text transfer.
+func receive(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, fo *fileOptions, stdout, stderr io.Writer) error {
 	if err := o.showVerifier(ctx, w, stdout); err != nil {
 		return err
 	}
+	first, err := w.Receive(ctx)
+	if err != nil {
+		return err
+	}
+	if peer.IsHello(first) {
+		return receiveFile(ctx, w, o, po, fo, first, stdout, stderr)
+	}
+	return receiveText(ctx, w, o, stdout, first)
+}
+
+// receiveText handles magic-wormhole's text transfer, starting with the
+// message first.
+func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, stdout io.Writer, first []byte) error {
 	for {
-		m, _, err := receiveMessage(ctx, w, "sender")
+		var m textOffer
+		var err error
+		if first != nil {
+			m, err = decodeMessage(first, "sender")
+			first = nil
+		} else {
+			m, _, err = receiveMessage(ctx, w, "sender")
+		}
 		if err != nil {
 			return err
 		}
@@ -95,12 +134,12 @@ func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, 
 			if m.Offer.Directory != nil {
 				what = "a directory"
 			}
-			reason := "transfer rejected: icebreaker cannot receive files yet"
+			reason := "transfer rejected: icebreaker receives files only from icebreaker senders for now"
 			refusal, _ := json.Marshal(map[string]string{"error": reason})
 			if err := w.Send(ctx, refusal); err != nil {
 				return err
 			}
-			return fmt.Errorf("the sender offers %s; refused: icebreaker receive takes text only for now", what)
+			return fmt.Errorf("the sender offers %s through magic-wormhole's transit; refused: icebreaker receives files only from icebreaker senders for now", what)
 		}
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/peer"
 	"github.com/icebreaker-net/icebreaker/wormhole"
 )
 
@@ -29,7 +31,8 @@ func (o *wormholeOptions) register(fs *flag.FlagSet) {
 }
 
 func (o *wormholeOptions) config() (wormhole.Config, error) {
-	cfg := wormhole.Config{URL: o.rendezvous, Timeout: o.timeout, ClientVersion: version}
+	cfg := wormhole.Config{URL: o.rendezvous, Timeout: o.timeout, ClientVersion: version,
+		AppVersions: peer.AppVersions()}
 	if o.timeout <= 0 {
 		return cfg, fmt.Errorf("%w: --timeout must be positive", errUsage)
 	}
@@ -81,31 +84,43 @@ type textOffer struct {
 // receiveMessage returns the peer's next message, decoded; a message that is
 // not JSON, or an {"error": ...} from the peer (who is the peer: "sender"
 // or "receiver"), is an error.
-func receiveMessage(ctx context.Context, w *wormhole.Wormhole, peer string) (textOffer, []byte, error) {
-	var m textOffer
+func receiveMessage(ctx context.Context, w *wormhole.Wormhole, who string) (textOffer, []byte, error) {
 	b, err := w.Receive(ctx)
 	if err != nil {
-		return m, nil, err
+		return textOffer{}, nil, err
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, b, fmt.Errorf("the %s sent something that is not JSON: %w", peer, err)
-	}
-	if m.Error != nil {
-		return m, b, fmt.Errorf("the %s says: %s", peer, *m.Error)
-	}
-	return m, b, nil
+	m, err := decodeMessage(b, who)
+	return m, b, err
 }
 
-// runSend sends a text message through a wormhole: it allocates a code (or
-// uses --code), prints it, waits for the receiver and its acknowledgement.
+// decodeMessage decodes a message of the peer's, as receiveMessage does.
+func decodeMessage(b []byte, who string) (textOffer, error) {
+	var m textOffer
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("the %s sent something that is not JSON: %w", who, err)
+	}
+	if m.Error != nil {
+		return m, fmt.Errorf("the %s says: %s", who, *m.Error)
+	}
+	return m, nil
+}
+
+// runSend sends a text message or a file through a wormhole: it allocates
+// a code (or uses --code), prints it, waits for the receiver and its
+// acknowledgement. A file goes to an icebreaker receiver over ICE and QUIC
+// (package peer).
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("send", stderr)
 	var o wormholeOptions
 	o.register(fs)
+	var po peerOptions
+	po.register(fs)
 	text := fs.String("text", "", "the text `MESSAGE` to send")
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker send --text MESSAGE [--code CODE] [flags]")
+		fmt.Fprintln(stderr, "       icebreaker send FILE [--code CODE] [flags]")
+		fmt.Fprintln(stderr, "A file goes to 'icebreaker receive' over ICE and QUIC; text also to 'wormhole receive'.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -113,14 +128,26 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	switch {
-	case len(pos) > 0:
-		return fmt.Errorf("%w: sending files is not supported yet; use --text (got %q)", errUsage, pos)
-	case *text == "":
-		return fmt.Errorf("%w: --text MESSAGE is required", errUsage)
+	case len(pos) > 1:
+		return fmt.Errorf("%w: one file only (got %q)", errUsage, pos)
+	case len(pos) == 1 && *text != "":
+		return fmt.Errorf("%w: --text and a FILE exclude each other", errUsage)
+	case len(pos) == 0 && *text == "":
+		return fmt.Errorf("%w: --text MESSAGE or a FILE is required", errUsage)
+	}
+	if err := po.check(); err != nil {
+		return err
 	}
 	cfg, err := o.config()
 	if err != nil {
 		return err
+	}
+	var file *os.File
+	if len(pos) == 1 {
+		if file, err = openToSend(pos[0]); err != nil {
+			return err
+		}
+		defer file.Close()
 	}
 	var w *wormhole.Wormhole
 	if *code != "" {
@@ -132,21 +159,30 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		w, err = wormhole.Allocate(ctx, cfg)
 	}
 	if err != nil {
-		return err
+		return failEvent(&o, stdout, err)
 	}
-	err = sendText(ctx, w, &o, *text, stdout, stderr)
-	return closeWormhole(w, err)
+	if file != nil {
+		err = sendFile(ctx, w, &o, &po, file, stdout, stderr)
+	} else {
+		err = sendText(ctx, w, &o, *text, stdout, stderr)
+	}
+	return failEvent(&o, stdout, closeWormhole(w, err))
 }
 
-func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, text string, stdout, stderr io.Writer) error {
+// announce prints the server's message of the day and the code.
+func announce(w *wormhole.Wormhole, o *wormholeOptions, stdout, stderr io.Writer, hint string) {
 	if m := w.MOTD(); m != "" {
 		fmt.Fprintln(stderr, "Server says:", m)
 	}
 	o.output(stdout, map[string]any{"event": "code", "code": w.Code().String()},
 		"Wormhole code is: "+w.Code().String())
 	if !o.json {
-		fmt.Fprintln(stderr, "On the other computer, run: icebreaker receive (or wormhole receive)")
+		fmt.Fprintln(stderr, "On the other computer, run:", hint)
 	}
+}
+
+func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, text string, stdout, stderr io.Writer) error {
+	announce(w, o, stdout, stderr, "icebreaker receive (or wormhole receive)")
 	offer, _ := json.Marshal(map[string]any{"offer": map[string]string{"message": text}})
 	if err := w.Send(ctx, offer); err != nil {
 		return err
