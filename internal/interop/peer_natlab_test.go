@@ -1,0 +1,116 @@
+package interop
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/icebreaker-net/icebreaker/internal/natlab"
+	"github.com/icebreaker-net/icebreaker/internal/refpeers"
+)
+
+// `icebreaker send FILE` in lanA to `icebreaker receive` in lanB through
+// real NATs: the reference mailbox server and `icebreaker serve` (STUN and
+// TURN with a static user) in wan. The file goes over ICE and QUIC (package
+// peer) on the path the ICE matrix above predicts: direct for eim×eim, the
+// relay for random×random.
+
+// mailboxPort is the reference mailbox server's port on ServerIP1.
+const mailboxPort = "4000"
+
+// peerEvent is the --json "done" event of send and receive.
+type peerEvent struct {
+	Event      string  `json:"event"`
+	Path       string  `json:"path"`
+	LocalType  string  `json:"local_type"`
+	RemoteType string  `json:"remote_type"`
+	SHA256     string  `json:"sha256"`
+	Bytes      int64   `json:"bytes"`
+	Seconds    float64 `json:"seconds"`
+	RTTms      float64 `json:"rtt_ms"`
+	ConnectMS  float64 `json:"connect_ms"`
+}
+
+// doneEvent returns the done event of a --json output.
+func doneEvent(out string) (peerEvent, error) {
+	for _, line := range strings.Split(out, "\n") {
+		var ev peerEvent
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "done" {
+			return ev, nil
+		}
+	}
+	return peerEvent{}, fmt.Errorf("no done event")
+}
+
+func TestSendFileThroughNATs(t *testing.T) {
+	t.Parallel()
+	refpeers.RequirePythonModule(t, "wormhole_mailbox_server")
+	bin := icebreaker(t)
+	src := t.TempDir()
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	file := filepath.Join(src, "eight.bin")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	for _, c := range []struct {
+		a, b natlab.Mode
+		want iceOutcome
+	}{
+		{natlab.EIM, natlab.EIM, outDirect},
+		{natlab.Random, natlab.Random, outRelay},
+	} {
+		t.Run(fmt.Sprintf("%s×%s", c.a, c.b), func(t *testing.T) {
+			t.Parallel()
+			if got := expectedOutcome(t, c.a, c.b); got != c.want {
+				t.Fatalf("the ICE matrix says %s", got)
+			}
+			ctx := testContext(t)
+			l := newICELab(t, ctx, bin, c.a, c.b)
+			mb := l.lab.Start(ctx, "wan", "/usr/bin/python3", "-m", "twisted", "wormhole-mailbox",
+				"--channel-db="+filepath.Join(t.TempDir(), "relay.sqlite"),
+				"--port=tcp:"+mailboxPort+":interface="+natlab.ServerIP1)
+			if err := mb.WaitForOutput(ctx, "starting on "+mailboxPort); err != nil {
+				t.Fatalf("mailbox server: %v\n%s", err, mb.Output())
+			}
+			server := natlab.ServerIP1 + ":3478"
+			common := []string{"--rendezvous", "ws://" + natlab.ServerIP1 + ":" + mailboxPort + "/v1", "--json",
+				"--stun", server, "--turn", "turn:" + server, "--turn-user", turnUser, "--turn-pass", turnPass}
+			const code = "4-natlab-file"
+			dst := t.TempDir()
+			send := l.lab.Start(ctx, "lanA", bin, append([]string{"send", file, "--code", code}, common...)...)
+			recv := l.lab.Start(ctx, "lanB", bin, append([]string{"receive", "--accept-file", "-o", dst, code}, common...)...)
+			errS, errR := send.Wait(), recv.Wait()
+			dump := fmt.Sprintf("send (lanA):\n%s\nreceive (lanB):\n%s", send.Output(), recv.Output())
+			if errS != nil || errR != nil {
+				t.Fatalf("send: %v, receive: %v\n%s", errS, errR, dump)
+			}
+			got, err := os.ReadFile(filepath.Join(dst, "eight.bin"))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("received: %v, %d bytes (want %d equal ones)\n%s", err, len(got), len(data), dump)
+			}
+			for who, out := range map[string]string{"send": send.Output(), "receive": recv.Output()} {
+				ev, err := doneEvent(out)
+				if err != nil {
+					t.Fatalf("%s: %v\n%s", who, err, dump)
+				}
+				if ev.SHA256 != hex.EncodeToString(sum[:]) || ev.Bytes != int64(len(data)) {
+					t.Errorf("%s: %d bytes, sha256 %s; want %d, %x", who, ev.Bytes, ev.SHA256, len(data), sum)
+				}
+				if ev.Path != string(c.want) {
+					t.Errorf("%s: path %s (local %s, remote %s), want %s\n%s", who, ev.Path, ev.LocalType, ev.RemoteType, c.want, dump)
+				}
+				t.Logf("%s×%s %s: %s path, local %s, remote %s, connected in %.0f ms, rtt %.2f ms, %d bytes in %.2f s",
+					c.a, c.b, who, ev.Path, ev.LocalType, ev.RemoteType, ev.ConnectMS, ev.RTTms, ev.Bytes, ev.Seconds)
+			}
+		})
+	}
+}
