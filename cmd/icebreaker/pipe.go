@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/peer"
+	"github.com/icebreaker-net/icebreaker/wormhole"
+	"github.com/quic-go/quic-go"
+)
+
+// pipeStdin is what pipe sends; tests replace it.
+var pipeStdin io.Reader = os.Stdin
+
+// pipeLinger bounds how long the dialing side waits, once both directions
+// have ended, for the accepting side to close the connection.
+const pipeLinger = 10 * time.Second
+
+// runPipe connects standard input and output to the peer's, both ways,
+// over ICE and QUIC, until EOF on both sides. The side without CODE
+// allocates one (or takes --code) and dials; the side with CODE accepts.
+// Messages go to standard error: standard output is the data.
+func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("pipe", stderr)
+	var o wormholeOptions
+	o.register(fs)
+	var po peerOptions
+	po.register(fs)
+	code := fs.String("code", "", "use this `CODE` instead of allocating one (the peer runs 'icebreaker pipe CODE')")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: icebreaker pipe [flags]          allocate a code (or take --code) and wait for the peer")
+		fmt.Fprintln(stderr, "       icebreaker pipe [flags] CODE     join the peer's code")
+		fmt.Fprintln(stderr, "Standard input goes to the peer's standard output, both ways, until EOF on both sides.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) > 1:
+		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
+	case len(pos) == 1 && *code != "":
+		return fmt.Errorf("%w: --code and CODE exclude each other", errUsage)
+	case o.json:
+		return fmt.Errorf("%w: pipe has no --json: standard output is the data", errUsage)
+	}
+	if err := po.check(); err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	var w *wormhole.Wormhole
+	dialer := len(pos) == 0
+	switch {
+	case len(pos) == 1:
+		if _, err := wormhole.ParseCode(pos[0]); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		w, err = wormhole.Join(ctx, cfg, pos[0])
+	case *code != "":
+		if _, err := wormhole.ParseCode(*code); err != nil {
+			return fmt.Errorf("%w: --code: %v", errUsage, err)
+		}
+		w, err = wormhole.Join(ctx, cfg, *code)
+	default:
+		w, err = wormhole.Allocate(ctx, cfg)
+	}
+	if err != nil {
+		return err
+	}
+	if dialer {
+		announce(w, &o, stderr, stderr, "icebreaker pipe "+w.Code().String())
+	}
+	return closeWormhole(w, pipe(ctx, w, &o, &po, dialer, stdout, stderr))
+}
+
+func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, dialer bool, stdout, stderr io.Writer) error {
+	if err := o.showVerifier(ctx, w, stderr); err != nil {
+		return err
+	}
+	versions, err := w.PeerAppVersions(ctx)
+	if err != nil {
+		return err
+	}
+	if !peer.Supported(versions) {
+		return errors.New("the peer is not an icebreaker peer (a plain magic-wormhole client has no pipe)")
+	}
+	cfg, err := po.config(ctx, w, stderr)
+	if err != nil {
+		return err
+	}
+	var c *peer.Conn
+	if dialer {
+		c, err = peer.Dial(ctx, w, cfg)
+	} else {
+		c, err = peer.Accept(ctx, w, cfg, nil)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	reportPath(o, c, stderr)
+	var s *quic.Stream
+	if dialer {
+		s, err = c.OpenPipe(ctx)
+	} else {
+		var in *peer.Incoming
+		if in, err = c.ReceiveOffer(ctx); err == nil {
+			if s, err = in.AcceptPipe(); err != nil {
+				_ = in.Decline(err.Error())
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	sent, received, err := peer.Pipe(ctx, s, pipeStdin, stdout)
+	if err != nil {
+		return err
+	}
+	// Both directions have ended: every byte of the peer's has arrived
+	// here and ours there. The accepting side closes the connection; the
+	// dialing side waits for that, so that closing cannot cut off the
+	// end of what it sent.
+	if dialer {
+		select {
+		case <-c.Closed():
+		case <-time.After(pipeLinger):
+		case <-ctx.Done():
+		}
+	}
+	fmt.Fprintf(stderr, "pipe closed: %d bytes sent, %d received in %.2f s; path: %v\n",
+		sent, received, time.Since(start).Seconds(), c.Path())
+	return nil
+}
