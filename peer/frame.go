@@ -87,7 +87,7 @@ func parseMessage(b []byte) (*message, error) {
 		if o.Size < 0 {
 			return nil, fmt.Errorf("peer: offer of a negative size %d", o.Size)
 		}
-		if o.Kind != KindFile && o.Kind != KindPipe {
+		if o.Kind != KindFile && o.Kind != KindPipe && o.Kind != KindForward {
 			return nil, fmt.Errorf("peer: offer of unknown kind %.40q", o.Kind)
 		}
 	}

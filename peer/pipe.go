@@ -10,19 +10,23 @@ import (
 )
 
 // A pipe is a transfer stream (transfer.go) whose offer is
-// {"kind":"pipe"}; once accepted, it carries raw bytes both ways, each
-// direction ending with the stream's FIN.
+// {"kind":"pipe"} (standard input and output) or {"kind":"forward"} (one
+// forwarded TCP connection); once accepted, it carries raw bytes both
+// ways, each direction ending with the stream's FIN.
 
-// OpenPipe offers a pipe on a new stream and returns the stream once the
-// peer accepts it.
-func (c *Conn) OpenPipe(ctx context.Context) (*quic.Stream, error) {
+// OpenPipe offers a pipe of the kind (KindPipe or KindForward) on a new
+// stream and returns the stream once the peer accepts it.
+func (c *Conn) OpenPipe(ctx context.Context, kind string) (*quic.Stream, error) {
+	if kind != KindPipe && kind != KindForward {
+		return nil, fmt.Errorf("peer: %q is not a pipe kind", kind)
+	}
 	s, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("peer: opening a stream: %w", err)
 	}
 	stop := streamCtx(ctx, s)
 	defer stop()
-	if err := writeFrame(s, &message{Offer: &Offer{Kind: KindPipe}}); err != nil {
+	if err := writeFrame(s, &message{Offer: &Offer{Kind: kind}}); err != nil {
 		return nil, fmt.Errorf("peer: offering a pipe: %w", err)
 	}
 	m, err := readFrame(s)
@@ -37,10 +41,10 @@ func (c *Conn) OpenPipe(ctx context.Context) (*quic.Stream, error) {
 	return s, nil
 }
 
-// AcceptPipe accepts a pipe offer and returns its stream.
-func (in *Incoming) AcceptPipe() (*quic.Stream, error) {
-	if in.Offer.Kind != KindPipe {
-		return nil, fmt.Errorf("peer: the offer is a %q, not a pipe", in.Offer.Kind)
+// AcceptPipe accepts a pipe offer of the kind and returns its stream.
+func (in *Incoming) AcceptPipe(kind string) (*quic.Stream, error) {
+	if in.Offer.Kind != kind {
+		return nil, fmt.Errorf("peer: the offer is a %q, not a %q", in.Offer.Kind, kind)
 	}
 	if err := writeFrame(in.s, &message{Answer: &answer{Accept: true}}); err != nil {
 		return nil, fmt.Errorf("peer: accepting: %w", err)
@@ -49,8 +53,9 @@ func (in *Incoming) AcceptPipe() (*quic.Stream, error) {
 }
 
 // Pipe copies r to s, then closes s's sending side, and copies s to w,
-// until both directions have ended (EOF on r and the peer's FIN) or one
-// fails; ctx's end cancels the stream. It returns the bytes sent and
+// then closes w's sending side if it has one (CloseWrite, as a TCP
+// connection), until both directions have ended (EOF on r and the peer's
+// FIN) or one fails; ctx's end cancels the stream. It returns the bytes sent and
 // received. A read of r that blocks is not interrupted: Pipe then returns
 // with the error, and the goroutine reading r ends with that read.
 func Pipe(ctx context.Context, s *quic.Stream, r io.Reader, w io.Writer) (sent, received int64, err error) {
@@ -79,6 +84,9 @@ func Pipe(ctx context.Context, s *quic.Stream, r io.Reader, w io.Writer) (sent, 
 		default: // blocked reading r
 		}
 		return sent, received, fmt.Errorf("peer: pipe: receiving: %w", errIn)
+	}
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 	var res result
 	select {

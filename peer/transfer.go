@@ -27,8 +27,9 @@ import (
 
 // Kinds of offer.
 const (
-	KindFile = "file"
-	KindPipe = "pipe"
+	KindFile    = "file"
+	KindPipe    = "pipe"
+	KindForward = "forward"
 )
 
 // Offer describes what a sender offers.

@@ -37,6 +37,7 @@ func commands() []command {
 		{"send", "send a text message or a file through a magic-wormhole code", runSend},
 		{"receive", "receive a text message or a file sent with a magic-wormhole code", runReceive},
 		{"pipe", "connect standard input and output with a peer's, through a code", runPipe},
+		{"forward", "forward TCP connections to a peer, through a code", runForward},
 		{"status", "show a running server's listeners, allocations and rates", runStatus},
 		{"sessions", "list a running server's TURN allocations, or kill some", runSessions},
 		{"reload", "make a running server read its configuration again (SIGHUP)", runReload},

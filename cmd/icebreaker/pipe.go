@@ -56,22 +56,7 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var w *wormhole.Wormhole
-	dialer := len(pos) == 0
-	switch {
-	case len(pos) == 1:
-		if _, err := wormhole.ParseCode(pos[0]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		w, err = wormhole.Join(ctx, cfg, pos[0])
-	case *code != "":
-		if _, err := wormhole.ParseCode(*code); err != nil {
-			return fmt.Errorf("%w: --code: %v", errUsage, err)
-		}
-		w, err = wormhole.Join(ctx, cfg, *code)
-	default:
-		w, err = wormhole.Allocate(ctx, cfg)
-	}
+	w, dialer, err := openPeerWormhole(ctx, cfg, pos, *code)
 	if err != nil {
 		return err
 	}
@@ -81,20 +66,44 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return closeWormhole(w, pipe(ctx, w, &o, &po, dialer, stdout, stderr))
 }
 
-func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, dialer bool, stdout, stderr io.Writer) error {
+// openPeerWormhole joins the code of pos (the accepting side) or --code, or
+// allocates one; the side without CODE is the dialing one.
+func openPeerWormhole(ctx context.Context, cfg wormhole.Config, pos []string, code string) (*wormhole.Wormhole, bool, error) {
+	var w *wormhole.Wormhole
+	var err error
+	switch {
+	case len(pos) == 1:
+		if _, err := wormhole.ParseCode(pos[0]); err != nil {
+			return nil, false, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		w, err = wormhole.Join(ctx, cfg, pos[0])
+	case code != "":
+		if _, err := wormhole.ParseCode(code); err != nil {
+			return nil, false, fmt.Errorf("%w: --code: %v", errUsage, err)
+		}
+		w, err = wormhole.Join(ctx, cfg, code)
+	default:
+		w, err = wormhole.Allocate(ctx, cfg)
+	}
+	return w, len(pos) == 0, err
+}
+
+// connectPeer connects to an icebreaker peer over ICE and QUIC once both
+// sides' versions say they can, and prints the path on stderr.
+func connectPeer(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, dialer bool, stderr io.Writer) (*peer.Conn, error) {
 	if err := o.showVerifier(ctx, w, stderr); err != nil {
-		return err
+		return nil, err
 	}
 	versions, err := w.PeerAppVersions(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !peer.Supported(versions) {
-		return errors.New("the peer is not an icebreaker peer (a plain magic-wormhole client has no pipe)")
+		return nil, errors.New("the peer is not an icebreaker peer (a plain magic-wormhole client cannot do this)")
 	}
 	cfg, err := po.config(ctx, w, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var c *peer.Conn
 	if dialer {
@@ -103,17 +112,25 @@ func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *pee
 		c, err = peer.Accept(ctx, w, cfg, nil)
 	}
 	if err != nil {
+		return nil, err
+	}
+	reportPath(o, c, stderr)
+	return c, nil
+}
+
+func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, dialer bool, stdout, stderr io.Writer) error {
+	c, err := connectPeer(ctx, w, o, po, dialer, stderr)
+	if err != nil {
 		return err
 	}
 	defer c.Close()
-	reportPath(o, c, stderr)
 	var s *quic.Stream
 	if dialer {
-		s, err = c.OpenPipe(ctx)
+		s, err = c.OpenPipe(ctx, peer.KindPipe)
 	} else {
 		var in *peer.Incoming
 		if in, err = c.ReceiveOffer(ctx); err == nil {
-			if s, err = in.AcceptPipe(); err != nil {
+			if s, err = in.AcceptPipe(peer.KindPipe); err != nil {
 				_ = in.Decline(err.Error())
 			}
 		}
