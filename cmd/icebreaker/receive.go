@@ -139,7 +139,7 @@ func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, 
 			if err := w.Send(ctx, refusal); err != nil {
 				return err
 			}
-			return fmt.Errorf("the sender offers %s through magic-wormhole's transit; refused: icebreaker receives files only from icebreaker senders for now", what)
+			return fmt.Errorf("the sender offers %s; refused: icebreaker receives files only from icebreaker senders for now (not through magic-wormhole's transit yet)", what)
 		}
 	}
 }
