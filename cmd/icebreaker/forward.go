@@ -19,11 +19,9 @@ import (
 // CODE allocates one (or takes --code) and dials. It runs until
 // interrupted or the peer goes away.
 func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("forward", stderr)
 	var o wormholeOptions
-	o.register(fs)
 	var po peerOptions
-	po.register(fs)
+	fs := newPeerFlagSet("forward", stderr, &o, &po)
 	code := fs.String("code", "", "use this `CODE` instead of allocating one")
 	listen := fs.String("listen", "", "accept TCP connections on `ADDR` (host:port) and forward them to the peer")
 	to := fs.String("to", "", "connect the peer's forwarded connections to `ADDR` (host:port)")
@@ -37,10 +35,8 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	switch {
-	case len(pos) > 1:
-		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
-	case len(pos) == 1 && *code != "":
-		return fmt.Errorf("%w: --code and CODE exclude each other", errUsage)
+	case len(pos) > 1 || len(pos) == 1 && *code != "":
+		return fmt.Errorf("%w: one code only: --code CODE or CODE (got %q)", errUsage, pos)
 	case (*listen == "") == (*to == ""):
 		return fmt.Errorf("%w: give exactly one of --listen and --to", errUsage)
 	case o.json:

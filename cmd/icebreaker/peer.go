@@ -25,6 +25,15 @@ type peerOptions struct {
 	verbose bool
 }
 
+// newPeerFlagSet returns the flag set of a command that talks to a peer
+// through a wormhole, with o's and po's flags registered.
+func newPeerFlagSet(name string, stderr io.Writer, o *wormholeOptions, po *peerOptions) *flag.FlagSet {
+	fs := newFlagSet(name, stderr)
+	o.register(fs)
+	po.register(fs)
+	return fs
+}
+
 func (o *peerOptions) register(fs *flag.FlagSet) {
 	o.secrets = o.gather.registerGather(fs)
 	// No port-mapping candidates between peers yet: asking the router

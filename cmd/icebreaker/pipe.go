@@ -25,11 +25,9 @@ const pipeLinger = 10 * time.Second
 // allocates one (or takes --code) and dials; the side with CODE accepts.
 // Messages go to standard error: standard output is the data.
 func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pipe", stderr)
 	var o wormholeOptions
-	o.register(fs)
 	var po peerOptions
-	po.register(fs)
+	fs := newPeerFlagSet("pipe", stderr, &o, &po)
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (the peer runs 'icebreaker pipe CODE')")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker pipe [flags]          allocate a code (or take --code) and wait for the peer")
@@ -42,10 +40,8 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	switch {
-	case len(pos) > 1:
-		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
-	case len(pos) == 1 && *code != "":
-		return fmt.Errorf("%w: --code and CODE exclude each other", errUsage)
+	case len(pos) > 1 || len(pos) == 1 && *code != "":
+		return fmt.Errorf("%w: one code only: --code CODE or CODE (got %q)", errUsage, pos)
 	case o.json:
 		return fmt.Errorf("%w: pipe has no --json: standard output is the data", errUsage)
 	}

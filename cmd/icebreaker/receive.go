@@ -25,11 +25,9 @@ const codeEnv = "ICEBREAKER_CODE"
 // icebreaker sender over ICE and QUIC. A plain magic-wormhole file offer
 // (transit) is refused: that comes later.
 func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("receive", stderr)
 	var o wormholeOptions
-	o.register(fs)
 	var po peerOptions
-	po.register(fs)
+	fs := newPeerFlagSet("receive", stderr, &o, &po)
 	var fo fileOptions
 	fs.StringVar(&fo.dir, "o", ".", "save a received file in this `DIR`")
 	fs.BoolVar(&fo.accept, "accept-file", false, "accept a file without asking")

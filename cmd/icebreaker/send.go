@@ -110,11 +110,9 @@ func decodeMessage(b []byte, who string) (textOffer, error) {
 // acknowledgement. A file goes to an icebreaker receiver over ICE and QUIC
 // (package peer).
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("send", stderr)
 	var o wormholeOptions
-	o.register(fs)
 	var po peerOptions
-	po.register(fs)
+	fs := newPeerFlagSet("send", stderr, &o, &po)
 	text := fs.String("text", "", "the text `MESSAGE` to send")
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
 	fs.Usage = func() {
@@ -149,14 +147,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer file.Close()
 	}
-	var w *wormhole.Wormhole
-	if *code != "" {
-		if _, err := wormhole.ParseCode(*code); err != nil {
-			return fmt.Errorf("%w: --code: %v", errUsage, err)
-		}
-		w, err = wormhole.Join(ctx, cfg, *code)
-	} else {
-		w, err = wormhole.Allocate(ctx, cfg)
+	w, _, err := openPeerWormhole(ctx, cfg, nil, *code)
+	if errors.Is(err, errUsage) {
+		return err
 	}
 	if err != nil {
 		return failEvent(&o, stdout, err)
