@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,7 +75,15 @@ func TestSendFileThroughNATs(t *testing.T) {
 				t.Fatalf("the ICE matrix says %s", got)
 			}
 			ctx := testContext(t)
-			l := newICELab(t, ctx, bin, c.a, c.b)
+			lab := natlab.New(t, natlab.Options{A: c.a, B: c.b})
+			metricsURL := "http://" + natlab.ServerIP1 + ":9100/metrics"
+			srv := lab.Start(ctx, "wan", bin, "serve", "--listen", natlab.ServerIP1, "--port", "3478",
+				"--user-db", "none", "--user", turnUser+":"+turnPass, "--allow-peer", "203.0.113.0/24",
+				"--metrics", natlab.ServerIP1+":9100")
+			if err := srv.WaitForOutput(ctx, natlab.ServerIP1+":3478"); err != nil {
+				t.Fatal(err)
+			}
+			l := &iceLab{lab: lab, bin: bin, srv: srv}
 			mb := l.lab.Start(ctx, "wan", "/usr/bin/python3", "-m", "twisted", "wormhole-mailbox",
 				"--channel-db="+filepath.Join(t.TempDir(), "relay.sqlite"),
 				"--port=tcp:"+mailboxPort+":interface="+natlab.ServerIP1)
@@ -111,6 +120,45 @@ func TestSendFileThroughNATs(t *testing.T) {
 				t.Logf("%s×%s %s: %s path, local %s, remote %s, connected in %.0f ms, rtt %.2f ms, %d bytes in %.2f s",
 					c.a, c.b, who, ev.Path, ev.LocalType, ev.RemoteType, ev.ConnectMS, ev.RTTms, ev.Bytes, ev.Seconds)
 			}
+			if c.want != outRelay {
+				return
+			}
+			// Through the relay, the client's packets to the peer must
+			// go as ChannelData once the data flows, not as Send
+			// indications (36 bytes more, and 1200-byte QUIC packets in
+			// them would not fit a 1280-byte IPv6 path): the TURN
+			// client binds a channel after two packets to a peer, which
+			// the ICE checks are. The server's counters tell: hundreds
+			// of ChannelData (the relayed side sends the QUIC ACKs, or
+			// the data), against the few requests (allocate, permission,
+			// channel bind, refresh) and indications of the checks.
+			out, err := l.lab.Run(ctx, "wan", "/usr/bin/python3", "-c",
+				"import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('"+metricsURL+"').read().decode())")
+			if err != nil {
+				t.Fatalf("metrics: %v\n%s", err, out)
+			}
+			channelData, delegated := metric(string(out), "icebreaker_stun_channel_data_messages_total"), metric(string(out), "icebreaker_stun_delegated_messages_total")
+			t.Logf("TURN server: %.0f ChannelData messages, %.0f TURN requests and Send indications", channelData, delegated)
+			if channelData < 100 || delegated*10 > channelData {
+				t.Errorf("the relayed data did not go as ChannelData: %.0f ChannelData, %.0f requests and indications", channelData, delegated)
+			}
 		})
 	}
+}
+
+// metric returns the value of a counter without labels in Prometheus text,
+// or the sum over its labels.
+func metric(text, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
