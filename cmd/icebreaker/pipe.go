@@ -141,14 +141,10 @@ func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *pee
 	}
 	// Both directions have ended: every byte of the peer's has arrived
 	// here and ours there. The accepting side closes the connection; the
-	// dialing side waits for that, so that closing cannot cut off the
-	// end of what it sent.
+	// dialing side waits for that (closeAfterPeer), so that closing
+	// cannot cut off the end of what it sent.
 	if dialer {
-		select {
-		case <-c.Closed():
-		case <-time.After(pipeLinger):
-		case <-ctx.Done():
-		}
+		closeAfterPeer(ctx, c)
 	}
 	fmt.Fprintf(stderr, "pipe closed: %d bytes sent, %d received in %.2f s; path: %v\n",
 		sent, received, time.Since(start).Seconds(), c.Path())

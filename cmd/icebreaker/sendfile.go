@@ -67,7 +67,7 @@ func sendFile(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po 
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeAfterPeer(ctx, c)
 	reportPath(o, c, stdout)
 	offer := peer.Offer{Name: filepath.Base(file.Name()), Size: fi.Size()}
 	start := time.Now()
@@ -92,4 +92,18 @@ func reportDone(o *wormholeOptions, c *peer.Conn, stdout io.Writer, verb string,
 	}
 	o.output(stdout, ev, fmt.Sprintf("%s %s: %d bytes in %.2f s (%.1f Mbit/s), SHA-256 %x\npath: %v",
 		verb, offer.Name, offer.Size, took.Seconds(), mbps, sum, c.Path()))
+}
+
+// closeAfterPeer waits (at most pipeLinger) for the peer to close the
+// connection, then closes it. The receiving side closes once it has read
+// our last word (the end of the stream); closing first could tear down the
+// path (a TURN allocation, say) with that word still in flight, and leave
+// the receiver waiting for it.
+func closeAfterPeer(ctx context.Context, c *peer.Conn) {
+	select {
+	case <-c.Closed():
+	case <-time.After(pipeLinger):
+	case <-ctx.Done():
+	}
+	c.Close()
 }

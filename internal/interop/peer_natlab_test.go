@@ -20,7 +20,8 @@ import (
 // `icebreaker send FILE` in lanA to `icebreaker receive` in lanB through
 // real NATs: the reference mailbox server and `icebreaker serve` (STUN and
 // TURN with a static user) in wan, or serve alone as the rendezvous that
-// hands out its STUN and TURN servers with REST credentials. The file goes over ICE and QUIC (package
+// hands out its STUN and TURN servers with REST credentials; and with
+// --relay-only where a direct path exists. The file goes over ICE and QUIC (package
 // peer) on the path the ICE matrix above predicts: direct for eim×eim, the
 // relay for random×random.
 
@@ -70,18 +71,25 @@ func TestSendFileThroughNATs(t *testing.T) {
 		// mailbox server, and no --stun/--turn: the peers gather with
 		// the ICE servers and REST credentials it hands out.
 		ours bool
+		// relayOnly: --relay-only on the sender, where a direct path
+		// exists.
+		relayOnly bool
 	}{
-		{natlab.EIM, natlab.EIM, outDirect, false},
-		{natlab.Random, natlab.Random, outRelay, false},
-		{natlab.Random, natlab.Random, outRelay, true},
+		{natlab.EIM, natlab.EIM, outDirect, false, false},
+		{natlab.EIM, natlab.EIM, outRelay, false, true},
+		{natlab.Random, natlab.Random, outRelay, false, false},
+		{natlab.Random, natlab.Random, outRelay, true, false},
 	} {
 		name := fmt.Sprintf("%s×%s", c.a, c.b)
 		if c.ours {
 			name += "/our-rendezvous"
 		}
+		if c.relayOnly {
+			name += "/relay-only"
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if got := expectedOutcome(t, c.a, c.b); got != c.want {
+			if got := expectedOutcome(t, c.a, c.b); got != c.want && !c.relayOnly {
 				t.Fatalf("the ICE matrix says %s", got)
 			}
 			ctx := testContext(t)
@@ -118,7 +126,11 @@ func TestSendFileThroughNATs(t *testing.T) {
 			}
 			const code = "4-natlab-file"
 			dst := t.TempDir()
-			send := l.lab.Start(ctx, "lanA", bin, append([]string{"send", file, "--code", code}, common...)...)
+			sendArgs := append([]string{"send", file, "--code", code}, common...)
+			if c.relayOnly {
+				sendArgs = append(sendArgs, "--relay-only")
+			}
+			send := l.lab.Start(ctx, "lanA", bin, sendArgs...)
 			recv := l.lab.Start(ctx, "lanB", bin, append([]string{"receive", "--accept-file", "-o", dst, code}, common...)...)
 			errS, errR := send.Wait(), recv.Wait()
 			dump := fmt.Sprintf("send (lanA):\n%s\nreceive (lanB):\n%s", send.Output(), recv.Output())
