@@ -119,6 +119,9 @@ func pathEvent(c *peer.Conn, event string) map[string]any {
 	}
 }
 
+// ms is d in milliseconds, for JSON.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // reportPath prints the path once connected.
 func reportPath(o *wormholeOptions, c *peer.Conn, stdout io.Writer) {
 	o.output(stdout, pathEvent(c, "path"), fmt.Sprintf("Connected in %.0f ms: %v", ms(c.ConnectTime()), c.Path()))
