@@ -102,8 +102,12 @@ func TestImageServesSTUN(t *testing.T) {
 	metricsPort := testutil.FreePort(t)
 	name := unique + "-serve"
 	args := append(append(append([]string{}, global...), "run", "--rm", "--name", name), runFlags...)
+	// Every listener on a free loopback port: with host networking the
+	// rendezvous's fixed defaults (4000, 4001) would clash with other tests.
 	args = append(args, image, "serve",
-		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--metrics", "127.0.0.1:"+strconv.Itoa(metricsPort))
+		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--metrics", "127.0.0.1:"+strconv.Itoa(metricsPort),
+		"--rendezvous", "127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
+		"--transit-relay", "127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)))
 	// The podman client stays in the foreground and is killed by PID with
 	// its process group; SIGKILL is not forwarded to the container, so the
 	// container is removed by name as well.

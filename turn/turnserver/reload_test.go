@@ -154,18 +154,21 @@ func TestSessionsKill(t *testing.T) {
 	a1.sendChannel(0x4000, []byte("12345"))
 	p.recv()
 
-	ss := e.turn.Sessions("alice")
+	// The relay counts a datagram after its batch went out, which may be
+	// just after the peer got it: wait for the count, then check the rest.
+	var ss []Session
+	var s1 *Session
+	waitFor(t, "the relayed datagram counted", func() bool {
+		ss, s1 = e.turn.Sessions("alice"), nil
+		for i := range ss {
+			if ss[i].Client == a1.local() {
+				s1 = &ss[i]
+			}
+		}
+		return s1 != nil && s1.ToPeerPackets == 1
+	})
 	if len(ss) != 2 {
 		t.Fatalf("alice has %d sessions, want 2", len(ss))
-	}
-	var s1 *Session
-	for i := range ss {
-		if ss[i].Client == a1.local() {
-			s1 = &ss[i]
-		}
-	}
-	if s1 == nil {
-		t.Fatalf("no session of client %v in %+v", a1.local(), ss)
 	}
 	if s1.Transport != "udp" || s1.Server != e.udp || len(s1.Relayed) != 1 || s1.Relayed[0] != relayed.String() ||
 		s1.ToPeerPackets != 1 || s1.ToPeerBytes != 5 || len(s1.Channels) != 1 || s1.Channels[0] != p.addr() {
