@@ -314,6 +314,28 @@ func affectedOne(r sql.Result, err error, what, realm, username string) error {
 	return nil
 }
 
+// ImportMD5 implements Admin. The SHA-256 key is stored empty, which Key
+// treats as no key.
+func (s *Store) ImportMD5(ctx context.Context, realm, username string, keyMD5 []byte) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	uh, err := importChecks(realm, username, keyMD5)
+	if err != nil {
+		return err
+	}
+	now := time.Now().Unix()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO users
+		(realm, username, key_md5, key_sha256, userhash, created, updated)
+		VALUES (?, ?, ?, x'', ?, ?, ?) ON CONFLICT (realm, username) DO UPDATE
+		SET key_md5 = excluded.key_md5, key_sha256 = x'', userhash = excluded.userhash, updated = excluded.updated`,
+		realm, username, keyMD5, uh[:], now, now)
+	if err != nil {
+		return fmt.Errorf("userstore: importing %q: %w", username, err)
+	}
+	return nil
+}
+
 // List returns the users of realm, or of every realm when realm is "",
 // sorted by realm and username.
 func (s *Store) List(ctx context.Context, realm string) ([]User, error) {
@@ -343,7 +365,8 @@ func (s *Store) List(ctx context.Context, realm string) ([]User, error) {
 }
 
 // Key implements turnauth.KeyLookup: it returns the stored key of username
-// in realm for alg, or an error wrapping ErrNoUser.
+// in realm for alg, or an error wrapping ErrNoUser (also for SHA-256 and a
+// user imported with ImportMD5).
 func (s *Store) Key(ctx context.Context, username, realm string, alg stun.PasswordAlgorithm) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -359,7 +382,8 @@ func (s *Store) Key(ctx context.Context, username, realm string, alg stun.Passwo
 	}
 	var key []byte
 	err := s.db.QueryRowContext(ctx, q, realm, username).Scan(&key)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && len(key) == 0 {
+		// An empty key: a user imported from coturn has no SHA-256 key.
 		return nil, fmt.Errorf("%w: %q in realm %q", ErrNoUser, username, realm)
 	}
 	if err != nil {
