@@ -28,7 +28,8 @@ type turnRelay struct {
 	cfg     config.TURN
 	server  *turnserver.Server
 	policy  *policy.Policy
-	store   *userstore.Lazy // nil without a user store
+	store   *userstore.Lazy // nil without an SQLite user store
+	pg      *userstore.PG   // the PostgreSQL user store, if turn.user_db is a postgres:// URL
 	noStore string          // why there is no user store, when store is nil
 
 	relay, public [2]netip.Addr // by family: IPv4, IPv6; public is what clients see
@@ -231,6 +232,14 @@ func (t *turnRelay) openUsers(logger *slog.Logger) error {
 	case path == config.NoUserDB:
 		t.noStore = "turn.user_db is " + config.NoUserDB
 		return nil
+	case userstore.IsPostgres(path):
+		ctx, cancel := context.WithTimeout(context.Background(), pgOpenTimeout)
+		defer cancel()
+		var err error
+		if t.pg, err = userstore.OpenPostgres(ctx, path, logger); err != nil {
+			return fmt.Errorf("user store (turn.user_db): %w", err)
+		}
+		return nil
 	case path == "":
 		var err error
 		if path, err = userstore.DefaultPath(); err != nil {
@@ -255,6 +264,9 @@ func (t *turnRelay) users(tc config.TURN) turnauth.Chain {
 	}
 	if t.store != nil {
 		chain = append(chain, t.store)
+	}
+	if t.pg != nil {
+		chain = append(chain, t.pg)
 	}
 	return chain
 }
@@ -325,6 +337,14 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer, warn func(string)
 		n, state := storeCount(ctx, t.store, c.Realm)
 		stored, storeState = n, "user store "+t.store.Path()+state
 	}
+	if t.pg != nil {
+		storeState = "PostgreSQL user store " + t.pg.Path()
+		if users, err := t.pg.List(ctx, c.Realm); err != nil {
+			storeState += fmt.Sprintf(" (cannot list users: %v)", err)
+		} else {
+			stored = len(users)
+		}
+	}
 	var rest string
 	if n := len(c.RESTSecrets); n > 0 {
 		rest = fmt.Sprintf(", REST API credentials with %d secret(s)", n)
@@ -333,7 +353,7 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer, warn func(string)
 	if static+stored > 0 || rest != "" {
 		return
 	}
-	if t.store == nil {
+	if t.store == nil && t.pg == nil {
 		fmt.Fprintln(w, "TURN: nobody can authenticate, so TURN requests get 401: add users to turn.users (--user NAME:PASSWORD) or set turn.rest_secrets")
 		return
 	}
@@ -341,7 +361,10 @@ func (t *turnRelay) announce(ctx context.Context, w io.Writer, warn func(string)
 	if c.Realm != defaultUserRealm {
 		cmd += " --realm " + shellQuote(c.Realm)
 	}
-	if c.UserDB != "" {
+	switch {
+	case t.pg != nil:
+		cmd += " --db " + shellQuote(t.pg.Path())
+	case c.UserDB != "":
 		cmd += " --db " + shellQuote(t.store.Path())
 	}
 	fmt.Fprintln(w, "TURN: no users yet, so every TURN request gets 401 until you add one (the server picks it up at once):")
@@ -370,10 +393,17 @@ func (t *turnRelay) Close() error {
 		if t.store != nil {
 			errs = append(errs, t.store.Close())
 		}
+		if t.pg != nil {
+			errs = append(errs, t.pg.Close())
+		}
 		t.closeErr = errors.Join(errs...)
 	})
 	return t.closeErr
 }
+
+// pgOpenTimeout bounds connecting to a PostgreSQL user store and creating
+// its schema at start.
+const pgOpenTimeout = 15 * time.Second
 
 // lazyCheckInterval is how often a lookup looks for a user store file
 // that did not exist yet.

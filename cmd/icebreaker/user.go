@@ -30,15 +30,17 @@ var userCommands = []struct {
 }{
 	{"add", "USERNAME", "add a user", true},
 	{"del", "USERNAME", "delete a user", false},
+	{"import", "", "import coturn's users (turnusers_lt) with their MD5 keys", false},
 	{"list", "", "list users (every realm unless --realm is given)", false},
 	{"passwd", "USERNAME", "change a user's password", true},
 }
 
 func userUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: icebreaker user COMMAND [flags] [USERNAME]")
-	fmt.Fprintln(w, "\nManages the TURN users of the embedded user store, an SQLite file that keeps")
-	fmt.Fprintln(w, "each user's long-term keys (MD5, SHA-256) and USERHASH, never the password.")
-	fmt.Fprintln(w, "A running server that uses the same file sees the changes without a restart.")
+	fmt.Fprintln(w, "\nManages the TURN users of the user store, an SQLite file or a PostgreSQL database")
+	fmt.Fprintln(w, "(--db postgres://...) that keeps each user's long-term keys (MD5, SHA-256) and")
+	fmt.Fprintln(w, "USERHASH, never the password. Running servers that use the same store see the")
+	fmt.Fprintln(w, "changes without a restart.")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range userCommands {
 		fmt.Fprintf(w, "  %-7s %-9s %s\n", c.name, c.args, c.summary)
@@ -60,6 +62,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "delete", "rm":
 		name = "del"
 	}
+	if name == "import" {
+		return runUserImport(ctx, args[1:], stdout, stderr)
+	}
 	for _, c := range userCommands {
 		if c.name == name {
 			return runUserCommand(ctx, name, c.args, c.password, args[1:], stdout, stderr)
@@ -79,7 +84,7 @@ func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword boo
 		realmDefault, realmDoc = "", "list only this realm's users"
 	}
 	var (
-		dbPath   = fs.String("db", "", "user database `FILE` (default $ICEBREAKER_DATA_DIR/users.db, /var/lib/icebreaker/users.db for root, else ~/.local/share/icebreaker/users.db)")
+		dbPath   = fs.String("db", "", userDBDoc)
 		realm    = fs.String("realm", realmDefault, "`REALM`: "+realmDoc)
 		password *string
 		pwStdin  *bool
@@ -118,24 +123,12 @@ func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword boo
 		}
 	}
 
-	path := *dbPath
-	if path == "" {
-		if path, err = userstore.DefaultPath(); err != nil {
-			return err
-		}
-	}
-	if name != "add" {
-		// Only add may create the database; the others on a missing
-		// file would only create an empty one and then fail.
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no user database at %s (add a user first, or give --db)", path)
-		}
-	}
-	s, err := userstore.Open(path)
+	s, err := openUserDB(ctx, *dbPath, name == "add")
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	path := s.Path()
 
 	switch name {
 	case "add":
@@ -162,6 +155,83 @@ func runUserCommand(ctx context.Context, name, argsDoc string, takesPassword boo
 	if err != nil {
 		return err
 	}
+	return s.Close()
+}
+
+const userDBDoc = "user store: SQLite `FILE` or postgres:// URL (default $ICEBREAKER_DATA_DIR/users.db, /var/lib/icebreaker/users.db for root, else ~/.local/share/icebreaker/users.db)"
+
+// openUserDB opens the store named by --db: a postgres:// URL, or an
+// SQLite file (the default path when db is ""), which only a command that
+// may create it (create) opens when it does not exist yet.
+func openUserDB(ctx context.Context, db string, create bool) (userstore.Admin, error) {
+	if userstore.IsPostgres(db) {
+		return userstore.OpenAdmin(ctx, db)
+	}
+	if db == "" {
+		var err error
+		if db, err = userstore.DefaultPath(); err != nil {
+			return nil, err
+		}
+	}
+	if !create {
+		// On a missing file the command would only create an empty
+		// database and then fail.
+		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no user database at %s (add a user first, or give --db)", db)
+		}
+	}
+	return userstore.OpenAdmin(ctx, db)
+}
+
+// runUserImport is `icebreaker user import --from-coturn DB`: it copies
+// coturn's long-term users (realm, name, MD5 key) into the store. coturn
+// keeps only the MD5 key, so an imported user authenticates with MD5 (as
+// coturn's clients do) and gets its SHA-256 key at its next password
+// change.
+func runUserImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user import", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: icebreaker user import --from-coturn FILE|URL [--db FILE|URL]")
+		fmt.Fprintln(stderr, "\nImports coturn's users (its turnusers_lt table) with their keys, so that nobody's")
+		fmt.Fprintln(stderr, "password changes. coturn keeps only the MD5 key: imported users authenticate with")
+		fmt.Fprintln(stderr, "MD5 until 'icebreaker user passwd' gives them a SHA-256 key too. Existing users of")
+		fmt.Fprintln(stderr, "the same realm and name are replaced.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	dbPath := fs.String("db", "", userDBDoc)
+	from := fs.String("from-coturn", "", "coturn's user database: its SQLite `FILE` (userdb) or a postgres:// URL (psql-userdb)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	if *from == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: --from-coturn is required", errUsage)
+	}
+	users, skipped, err := userstore.ReadCoturn(ctx, *from)
+	if err != nil {
+		return err
+	}
+	for _, sk := range skipped {
+		fmt.Fprintf(stderr, "skipped %q in realm %q: %s\n", sk.Username, sk.Realm, sk.Reason)
+	}
+	if len(users) == 0 {
+		return fmt.Errorf("no importable users in %s", *from)
+	}
+	s, err := openUserDB(ctx, *dbPath, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for _, u := range users {
+		if err := s.ImportMD5(ctx, u.Realm, u.Username, u.KeyMD5); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "imported %d user(s) into %s (MD5 keys only: SHA-256 after a password change)\n", len(users), s.Path())
 	return s.Close()
 }
 
@@ -224,7 +294,7 @@ func promptPassword(f *os.File) (string, error) {
 	return pw, nil
 }
 
-func listUsers(ctx context.Context, s *userstore.Store, realm string, stdout, stderr io.Writer) error {
+func listUsers(ctx context.Context, s userstore.Admin, realm string, stdout, stderr io.Writer) error {
 	users, err := s.List(ctx, realm)
 	if err != nil {
 		return err

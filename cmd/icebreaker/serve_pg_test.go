@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/pgtest"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"github.com/icebreaker-net/icebreaker/stun"
+)
+
+var pg pgtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+// runUserCmd runs `icebreaker user args...` and fails the test unless it
+// succeeds.
+func runUserCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := runUser(t.Context(), args, &out, &errb); err != nil {
+		t.Fatalf("icebreaker user %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+// TestServeTwoNodesPostgres runs two serve nodes that share a PostgreSQL
+// user store and the nonce secret: a user added with `icebreaker user add`
+// (after node B has cached it as unknown) authenticates on both, a nonce
+// minted by A is accepted by B, and users imported from coturn's database
+// (made by coturn's turnadmin) authenticate with their old passwords.
+func TestServeTwoNodesPostgres(t *testing.T) {
+	dsn := pgtest.NewDatabase(t, pg.Get(t))
+	setServeEnv(t, "ICEBREAKER_TURN_NONCE_SECRET=shared-nonce-secret-for-both-nodes")
+	args := []string{"--listen", "127.0.0.1", "--port", "0", "--realm", "r", "--user-db", dsn}
+	a, b := startServe(t, args...), startServe(t, args...)
+	storeLine := regexp.MustCompile(`TURN: 0 static user\(s\), 0 in the PostgreSQL user store postgres://`)
+	a.waitFor(t, storeLine)
+	b.waitFor(t, storeLine)
+	aAddr, bAddr := a.endpoint(t, "udp"), b.endpoint(t, "udp")
+
+	// B learns that alice is unknown (and caches that).
+	if code := errorCode(t, dialTURN(t, bAddr, "alice", "pw").tryAllocate()); code != stun.CodeUnauthorized {
+		t.Fatalf("B before the user exists: %d, want 401", code)
+	}
+	if out := runUserCmd(t, "add", "--db", dsn, "--realm", "r", "--password", "pw", "alice"); !strings.Contains(out, `added user "alice"`) {
+		t.Errorf("user add printed %q", out)
+	}
+	// The NOTIFY reaches B asynchronously: retry (bounded) until it has.
+	deadline := time.Now().Add(serveTimeout)
+	for {
+		c := dialTURN(t, bAddr, "alice", "pw")
+		code := errorCode(t, c.tryAllocate())
+		if code == 0 {
+			break
+		}
+		if code != stun.CodeUnauthorized || time.Now().After(deadline) {
+			t.Fatalf("B after user add: %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dialTURN(t, aAddr, "alice", "pw").allocate()
+
+	// A nonce minted by A is accepted by B.
+	ca := dialTURN(t, aAddr, "alice", "pw")
+	ca.challenge()
+	cb := dialTURN(t, bAddr, "alice", "pw")
+	cb.realm, cb.nonce, cb.key = ca.realm, ca.nonce, ca.key
+	if m := cb.do(stun.MethodAllocate, allocateAttrs); errorCode(t, m) != 0 {
+		t.Fatalf("B refused A's nonce: %d", errorCode(t, m))
+	}
+
+	// coturn's users move without a password reset.
+	turnadmin := testutil.RequireBinary(t, "turnadmin")
+	coturnDB := filepath.Join(t.TempDir(), "coturn.db")
+	cmd := testutil.Command(t.Context(), turnadmin, "-a", "-b", coturnDB, "-u", "carol", "-r", "r", "-p", "carols-pw")
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("turnadmin: %v\n%s", err, out)
+	}
+	if out := runUserCmd(t, "import", "--from-coturn", coturnDB, "--db", dsn); !strings.Contains(out, "imported 1 user(s)") {
+		t.Errorf("user import printed %q", out)
+	}
+	dialTURN(t, bAddr, "carol", "carols-pw").allocate()
+	if code := errorCode(t, dialTURN(t, aAddr, "carol", "wrong").tryAllocate()); code != stun.CodeUnauthorized {
+		t.Errorf("imported user with a wrong password: %d, want 401", code)
+	}
+	list := runUserCmd(t, "list", "--db", dsn)
+	for _, u := range []string{"alice", "carol"} {
+		if !strings.Contains(list, u) {
+			t.Errorf("user list lacks %s:\n%s", u, list)
+		}
+	}
+}
