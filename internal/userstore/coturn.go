@@ -129,4 +129,3 @@ func OpenAdmin(ctx context.Context, db string) (Admin, error) {
 	}
 	return Open(db)
 }
-
