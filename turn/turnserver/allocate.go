@@ -106,6 +106,14 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 	}
 	// Step 10: quotas, per user (486) and for the server (508).
 	u, code, why := s.admit(quotaKey(r.auth))
+	if why == refuseTotalAllocations {
+		if alt, ok := s.overflowAlternate(r.key.client); ok {
+			if res != nil {
+				res.release(s)
+			}
+			return s.tryAlternate(out, r, alt)
+		}
+	}
 	if code != 0 {
 		if res != nil {
 			res.release(s)
@@ -218,6 +226,28 @@ func (s *Server) newRelay(a *allocation, f turn.Family, conn *net.UDPConn) *rela
 		rl.public = netip.AddrPortFrom(pub, local.Port())
 	}
 	return rl
+}
+
+// overflowAlternate returns the first OverflowAlternate of client's
+// address family.
+func (s *Server) overflowAlternate(client netip.AddrPort) (netip.AddrPort, bool) {
+	is4 := client.Addr().Unmap().Is4()
+	for _, a := range s.cfg.OverflowAlternates {
+		if a.Addr().Unmap().Is4() == is4 {
+			return a, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// tryAlternate answers 300 (Try Alternate) with ALTERNATE-SERVER alt,
+// signed like any response to an authenticated request (RFC 8489,
+// Section 10).
+func (s *Server) tryAlternate(out []byte, r *request, alt netip.AddrPort) []byte {
+	b := stun.AppendHeader(out, stun.Type{Method: r.m.Type.Method, Class: stun.ClassError}, r.m.TransactionID)
+	b = stun.AppendErrorCode(b, stun.CodeTryAlternate, "")
+	b = stun.AppendAddress(b, stun.AttrAlternateServer, alt)
+	return s.finish(b, r)
 }
 
 // admit counts a new allocation against the quotas, or returns the error

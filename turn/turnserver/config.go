@@ -144,6 +144,12 @@ type Config struct {
 	LooseChannels bool
 
 	Quotas Quotas
+	// OverflowAlternates are sibling servers (their TURN listener, same
+	// transport) that an Allocate refused for TotalAllocations is sent to
+	// with 300 (Try Alternate) and ALTERNATE-SERVER instead of 508: the
+	// first of the client's address family (RFC 8656, Section 7.2;
+	// RFC 8489, Section 10). None of its family: 508 as before.
+	OverflowAlternates []netip.AddrPort
 
 	// Software is the SOFTWARE attribute of every response; "" (the
 	// default) sends none.
@@ -221,6 +227,11 @@ func (c *Config) Validate() error {
 	}
 	if def > mx {
 		bad("MaxLifetime", "%v is shorter than DefaultLifetime %v", mx, def)
+	}
+	for i, a := range c.OverflowAlternates {
+		if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() {
+			bad(fmt.Sprintf("OverflowAlternates[%d]", i), "%v is not a usable IP:PORT", a)
+		}
 	}
 	if c.Quotas.TotalAllocations < 0 {
 		bad("Quotas.TotalAllocations", "negative (%d)", c.Quotas.TotalAllocations)
