@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,12 +42,21 @@ func runUserCmd(t *testing.T, args ...string) string {
 func TestServeTwoNodesPostgres(t *testing.T) {
 	dsn := pgtest.NewDatabase(t, pg.Get(t))
 	setServeEnv(t, "ICEBREAKER_TURN_NONCE_SECRET=shared-nonce-secret-for-both-nodes")
-	args := []string{"--listen", "127.0.0.1", "--port", "0", "--realm", "r", "--user-db", dsn}
-	a, b := startServe(t, args...), startServe(t, args...)
+	b := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--realm", "r", "--user-db", dsn)
+	bAddr := b.endpoint(t, "udp")
+	// A holds one allocation at most and sends the next to B.
+	file := filepath.Join(t.TempDir(), "a.yaml")
+	writeFile(t, file, fmt.Sprintf(`listen: ["127.0.0.1:0"]
+turn:
+  realm: r
+  user_db: %q
+  quotas: {total_allocations: 1, overflow_alternates: [%q]}
+`, dsn, bAddr))
+	a := startServe(t, "--config", file)
+	aAddr := a.endpoint(t, "udp")
 	storeLine := regexp.MustCompile(`TURN: 0 static user\(s\), 0 in the PostgreSQL user store postgres://`)
 	a.waitFor(t, storeLine)
 	b.waitFor(t, storeLine)
-	aAddr, bAddr := a.endpoint(t, "udp"), b.endpoint(t, "udp")
 
 	// B learns that alice is unknown (and caches that).
 	if code := errorCode(t, dialTURN(t, bAddr, "alice", "pw").tryAllocate()); code != stun.CodeUnauthorized {
@@ -68,7 +78,7 @@ func TestServeTwoNodesPostgres(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	dialTURN(t, aAddr, "alice", "pw").allocate()
+	dialTURN(t, aAddr, "alice", "pw").allocate() // A is now full
 
 	// A nonce minted by A is accepted by B.
 	ca := dialTURN(t, aAddr, "alice", "pw")
@@ -93,6 +103,18 @@ func TestServeTwoNodesPostgres(t *testing.T) {
 	dialTURN(t, bAddr, "carol", "carols-pw").allocate()
 	if code := errorCode(t, dialTURN(t, aAddr, "carol", "wrong").tryAllocate()); code != stun.CodeUnauthorized {
 		t.Errorf("imported user with a wrong password: %d, want 401", code)
+	}
+	// A is over total_allocations: 300 to B, signed.
+	over := dialTURN(t, aAddr, "carol", "carols-pw")
+	m := over.tryAllocate()
+	if code := errorCode(t, m); code != stun.CodeTryAlternate {
+		t.Fatalf("Allocate on the full node: %d, want 300", code)
+	}
+	if alt, err := m.Address(stun.AttrAlternateServer); err != nil || alt != bAddr {
+		t.Errorf("ALTERNATE-SERVER %v, %v; want %v", alt, err, bAddr)
+	}
+	if err := m.CheckIntegrity(over.key); err != nil {
+		t.Errorf("300: %v", err)
 	}
 	list := runUserCmd(t, "list", "--db", dsn)
 	for _, u := range []string{"alice", "carol"} {

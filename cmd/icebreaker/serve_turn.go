@@ -88,10 +88,11 @@ func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) 
 		DefaultLifetime: cfg.TURN.Lifetime.Default,
 		MaxLifetime:     cfg.TURN.Lifetime.Max,
 		LooseChannels:   cfg.TURN.LooseChannels,
-		Quotas:          turnQuotas(cfg),
-		Software:        cfg.STUN.Software,
-		ErrorLimiter:    errLimit,
-		Logger:          logger,
+		Quotas:             turnQuotas(cfg),
+		OverflowAlternates: cfg.TURN.Quotas.Alternates(),
+		Software:           cfg.STUN.Software,
+		ErrorLimiter:       errLimit,
+		Logger:             logger,
 	})
 	if err != nil {
 		t.Close()

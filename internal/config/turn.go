@@ -75,6 +75,35 @@ type Quotas struct {
 	ConnectsPerUser             int `yaml:"connects_per_user"`
 	TCPConnectionsPerAllocation int `yaml:"tcp_connections_per_allocation"`
 	Descriptors                 int `yaml:"descriptors"`
+	// OverflowAlternates are sibling nodes ("IP:PORT" of their TURN
+	// listener) that an Allocate over TotalAllocations is redirected to
+	// with 300 ALTERNATE-SERVER instead of 508; empty means 508.
+	OverflowAlternates []string `yaml:"overflow_alternates"`
+}
+
+// Alternates returns OverflowAlternates parsed; call it on a validated
+// configuration.
+func (q Quotas) Alternates() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range q.OverflowAlternates {
+		if a, err := parseAlternate(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// parseAlternate parses one turn.quotas.overflow_alternates entry: a
+// literal IP (no name: nothing is resolved) with a port, not unspecified.
+func parseAlternate(s string) (netip.AddrPort, error) {
+	a, err := netip.ParseAddrPort(s)
+	switch {
+	case err != nil:
+		return a, fmt.Errorf("%q is not IP:PORT", s)
+	case a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().Zone() != "":
+		return a, fmt.Errorf("%q is not an address a client can be sent to", s)
+	}
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), nil
 }
 
 // NoUserDB is the UserDB value that turns the user store off.

@@ -277,6 +277,14 @@ func (t TURN) validate() *Error {
 			return keyErr(v.key, "%d is negative (0 means unlimited)", v.n)
 		}
 	}
+	for i, a := range q.OverflowAlternates {
+		if _, err := parseAlternate(a); err != nil {
+			return keyErr(listKey("turn.quotas.overflow_alternates", i), "%v", err)
+		}
+	}
+	if len(q.OverflowAlternates) > 0 && q.TotalAllocations == 0 {
+		return keyErr("turn.quotas.overflow_alternates", "needs turn.quotas.total_allocations: without a limit nothing overflows")
+	}
 	return nil
 }
 
