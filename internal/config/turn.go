@@ -16,8 +16,8 @@ type TURN struct {
 	// Users are static long-term credential users, on top of the user
 	// store.
 	Users []User `yaml:"users"`
-	// UserDB is the SQLite user store ("" = its default path, "none" = no
-	// store).
+	// UserDB is the user store: an SQLite file ("" = its default path,
+	// "none" = no store) or a postgres:// URL (internal/userstore).
 	UserDB string `yaml:"user_db"`
 	// RESTSecrets enable TURN REST API credentials: the first signs, all
 	// verify.
