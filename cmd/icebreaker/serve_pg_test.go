@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,11 +81,18 @@ turn:
 	}
 	dialTURN(t, aAddr, "alice", "pw").allocate() // A is now full
 
-	// A nonce minted by A is accepted by B.
+	// A nonce minted by A is accepted by B. The nonce is bound to the
+	// client's transport address, so the client asks B from the same port.
 	ca := dialTURN(t, aAddr, "alice", "pw")
 	ca.challenge()
-	cb := dialTURN(t, bAddr, "alice", "pw")
-	cb.realm, cb.nonce, cb.key = ca.realm, ca.nonce, ca.key
+	local := ca.local()
+	ca.conn.Close()
+	conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(local), net.UDPAddrFromAddrPort(bAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cb := &turnClient{t: t, conn: conn, user: "alice", pass: "pw", realm: ca.realm, nonce: ca.nonce, key: ca.key}
 	if m := cb.do(stun.MethodAllocate, allocateAttrs); errorCode(t, m) != 0 {
 		t.Fatalf("B refused A's nonce: %d", errorCode(t, m))
 	}
