@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +46,8 @@ func runUserCmd(t *testing.T, args ...string) string {
 func TestServeTwoNodesPostgres(t *testing.T) {
 	dsn := pgtest.NewDatabase(t, pg.Get(t))
 	setServeEnv(t, "ICEBREAKER_TURN_NONCE_SECRET=shared-nonce-secret-for-both-nodes")
-	b := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--realm", "r", "--user-db", dsn)
+	b := startServe(t, "--listen", "127.0.0.1", "--port", "0", "--realm", "r", "--user-db", dsn,
+		"--allow-peer", "127.0.0.0/8") // for turnutils_uclient's echo peer
 	bAddr := b.endpoint(t, "udp")
 	// A holds one allocation at most and sends the next to B.
 	file := filepath.Join(t.TempDir(), "a.yaml")
@@ -109,6 +113,7 @@ turn:
 		t.Errorf("user import printed %q", out)
 	}
 	dialTURN(t, bAddr, "carol", "carols-pw").allocate()
+	uclientImported(t, bAddr, "carol", "carols-pw")
 	if code := errorCode(t, dialTURN(t, aAddr, "carol", "wrong").tryAllocate()); code != stun.CodeUnauthorized {
 		t.Errorf("imported user with a wrong password: %d, want 401", code)
 	}
@@ -129,5 +134,32 @@ turn:
 		if !strings.Contains(list, u) {
 			t.Errorf("user list lacks %s:\n%s", u, list)
 		}
+	}
+}
+
+// uclientImported relays through server with coturn's own client,
+// turnutils_uclient, as user (an imported coturn user: MD5 only), to
+// turnutils_peer, and requires every packet back.
+func uclientImported(t *testing.T, server netip.AddrPort, user, pass string) {
+	t.Helper()
+	uclient := testutil.RequireBinary(t, "turnutils_uclient")
+	peerBin := testutil.RequireBinary(t, "turnutils_peer")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	peerPort := strconv.Itoa(testutil.FreePort(t))
+	testutil.Start(t, testutil.Command(ctx, peerBin, "-L", "127.0.0.1", "-p", peerPort))
+	out, err := testutil.Command(ctx, uclient, "-u", user, "-w", pass, "-e", "127.0.0.1", "-r", peerPort,
+		"-n", "10", "-m", "1", "-l", "100", "-z", "5", "-c", "-s",
+		"-p", strconv.Itoa(int(server.Port())), server.Addr().String()).CombinedOutput()
+	if err != nil && ctx.Err() != nil {
+		t.Fatalf("turnutils_uclient: %v\n%s", err, out)
+	}
+	lost := regexp.MustCompile(`Total lost packets (\d+) \(`).FindSubmatch(out)
+	sent := regexp.MustCompile(`start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindSubmatch(out)
+	if lost == nil || sent == nil {
+		t.Fatalf("turnutils_uclient as %s: no totals in the output:\n%s", user, out)
+	}
+	if string(lost[1]) != "0" || string(sent[1]) != "10" || string(sent[2]) != "10" {
+		t.Errorf("turnutils_uclient as %s: lost %s; sent %s, received %s, want 10 and 10:\n%s", user, lost[1], sent[1], sent[2], out)
 	}
 }
