@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
+	"github.com/icebreaker-net/icebreaker/internal/userstore"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn/turnserver"
 	"github.com/icebreaker-net/icebreaker/wormhole/mailbox"
@@ -107,6 +108,9 @@ func serveMetrics(servers []*stunserver.Server, tr *turnRelay, rv *rendezvous) [
 		}
 		ms = append(ms, rendezvousMetrics(rv.mailbox.Stats(), rs)...)
 	}
+	if tr != nil && tr.pg != nil {
+		ms = append(ms, pgMetrics(tr.pg.Stats())...)
+	}
 	return ms
 }
 
@@ -149,6 +153,26 @@ func rendezvousMetrics(m mailbox.Stats, rs *transitrelay.Stats) []metrics.Metric
 		gauge("icebreaker_transit_waiting", "Transit relay connections waiting for their partner now.", rs.Waiting),
 		gauge("icebreaker_transit_pairs", "Transit relay pairs relaying now.", rs.Pairs),
 	)
+}
+
+// pgMetrics are the counters of a PostgreSQL user store.
+func pgMetrics(st userstore.PGStats) []metrics.Metric {
+	sample := func(v uint64) []metrics.Sample { return []metrics.Sample{{Value: float64(v)}} }
+	connected := uint64(0)
+	if st.Connected {
+		connected = 1
+	}
+	return []metrics.Metric{
+		{Name: "icebreaker_userstore_lookups_total", Help: "User lookups of the PostgreSQL user store, by whether the cache answered.", Kind: metrics.Counter,
+			Samples: []metrics.Sample{
+				{Labels: []metrics.Label{{Name: "cache", Value: "hit"}}, Value: float64(st.CacheHits)},
+				{Labels: []metrics.Label{{Name: "cache", Value: "miss"}}, Value: float64(st.CacheMisses)},
+			}},
+		{Name: "icebreaker_userstore_lookup_errors_total", Help: "Lookups that missed the cache and failed because PostgreSQL did (answered 500).", Kind: metrics.Counter, Samples: sample(st.LookupErrs)},
+		{Name: "icebreaker_userstore_outages_total", Help: "Times the PostgreSQL user store's LISTEN connection was lost or could not be made.", Kind: metrics.Counter, Samples: sample(st.Outages)},
+		{Name: "icebreaker_userstore_notifications_total", Help: "User change notifications received from PostgreSQL.", Kind: metrics.Counter, Samples: sample(st.Notified)},
+		{Name: "icebreaker_userstore_connected", Help: "1 while the PostgreSQL user store listens for changes (and caches), else 0.", Kind: metrics.Gauge, Samples: sample(connected)},
+	}
 }
 
 // labelled is one sample of a metric with one label.

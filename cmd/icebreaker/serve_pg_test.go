@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/internal/pgtest"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"github.com/icebreaker-net/icebreaker/internal/userstore"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -161,5 +163,23 @@ func uclientImported(t *testing.T, server netip.AddrPort, user, pass string) {
 	}
 	if string(lost[1]) != "0" || string(sent[1]) != "10" || string(sent[2]) != "10" {
 		t.Errorf("turnutils_uclient as %s: lost %s; sent %s, received %s, want 10 and 10:\n%s", user, lost[1], sent[1], sent[2], out)
+	}
+}
+
+// TestPGMetrics: the PostgreSQL store's counters are valid exposition
+// text with their values.
+func TestPGMetrics(t *testing.T) {
+	b, err := metrics.Append(nil, pgMetrics(userstore.PGStats{CacheHits: 7, CacheMisses: 3, LookupErrs: 2, Outages: 1, Notified: 5, Connected: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`icebreaker_userstore_lookups_total{cache="hit"} 7`, `icebreaker_userstore_lookups_total{cache="miss"} 3`,
+		"icebreaker_userstore_lookup_errors_total 2", "icebreaker_userstore_outages_total 1",
+		"icebreaker_userstore_notifications_total 5", "icebreaker_userstore_connected 1",
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("no %q in\n%s", want, b)
+		}
 	}
 }
