@@ -62,6 +62,10 @@ CREATE TRIGGER icebreaker_users_notify AFTER INSERT OR UPDATE OR DELETE ON icebr
 	FOR EACH ROW EXECUTE FUNCTION icebreaker_users_notify();
 `
 
+// ErrStoreDown is wrapped by lookups that miss the cache of a PostgreSQL
+// store while it is unreachable.
+var ErrStoreDown = errors.New("the PostgreSQL user store is unreachable")
+
 // pgQueryTimeout bounds one lookup that misses the cache.
 const pgQueryTimeout = 3 * time.Second
 
@@ -101,10 +105,13 @@ type cached struct {
 //
 // Results are cached only while the notification connection is up; when
 // it comes back after an outage the whole cache is dropped, since
-// notifications may have been missed. While PostgreSQL is down, users in
-// the cache keep working, a lookup that misses the cache fails with an
-// error (a 500 to the client, not a 401), the outage is logged once and
-// counted (Stats), and the store reconnects with backoff.
+// notifications may have been missed. While PostgreSQL is down (from the
+// loss of that connection until it is back), users in the cache keep
+// working, a lookup that misses the cache fails at once with an error
+// wrapping ErrStoreDown (a 500 to the client, not a 401), the outage is
+// logged once and counted (Stats), and the store reconnects with backoff.
+// A lookup that misses the cache while the store is up waits for one
+// query, at most 3 s.
 //
 // PG implements turnauth.KeyLookup, turnauth.UserhashLookup and Admin. It
 // is safe for concurrent use; the zero value is not usable: call
@@ -122,6 +129,10 @@ type PG struct {
 	closed    bool
 
 	hits, misses, lookupErrs, outages, notified atomic.Uint64
+	// down is set while an outage lasts (from a lost or failed LISTEN
+	// connection until the next LISTEN): lookups that miss the cache
+	// then fail at once instead of waiting on the database.
+	down atomic.Bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -257,6 +268,7 @@ func (p *PG) listen(ctx context.Context) {
 		}
 		if !down {
 			down = true
+			p.down.Store(true)
 			p.outages.Add(1)
 			p.log.Error("PostgreSQL user store unreachable: cached users keep working, others fail until it is back", "db", p.dsn, "err", err)
 		}
@@ -277,7 +289,11 @@ func (p *PG) listenOnce(ctx context.Context) (up bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgChannel); err != nil {
 		return false, err
 	}
@@ -285,7 +301,9 @@ func (p *PG) listenOnce(ctx context.Context) (up bool, err error) {
 	p.invalidateAllLocked()
 	p.listening = true
 	p.mu.Unlock()
-	if p.outages.Load() > 0 {
+	if p.down.Swap(false) {
+		// The pool's idle connections may be dead from the outage.
+		p.pool.Reset()
 		p.log.Info("PostgreSQL user store reachable again", "db", p.dsn)
 	}
 	for {
@@ -369,6 +387,10 @@ func (p *PG) Key(ctx context.Context, username, realm string, alg stun.PasswordA
 		p.hits.Add(1)
 	} else {
 		p.misses.Add(1)
+		if p.down.Load() {
+			p.lookupErrs.Add(1)
+			return nil, fmt.Errorf("userstore: postgres: looking up %q: %w", username, ErrStoreDown)
+		}
 		qctx, cancel := context.WithTimeout(ctx, pgQueryTimeout)
 		defer cancel()
 		err := p.pool.QueryRow(qctx, `SELECT key_md5, key_sha256 FROM icebreaker_users
@@ -411,6 +433,10 @@ func (p *PG) ByUserhash(ctx context.Context, userhash [32]byte, realm string) (s
 		p.hits.Add(1)
 	} else {
 		p.misses.Add(1)
+		if p.down.Load() {
+			p.lookupErrs.Add(1)
+			return "", fmt.Errorf("userstore: postgres: looking up USERHASH: %w", ErrStoreDown)
+		}
 		qctx, cancel := context.WithTimeout(ctx, pgQueryTimeout)
 		defer cancel()
 		err := p.pool.QueryRow(qctx, `SELECT username FROM icebreaker_users WHERE userhash = $1 AND realm = $2
