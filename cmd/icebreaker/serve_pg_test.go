@@ -183,3 +183,33 @@ func TestPGMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestUserImportErrors: `user import` without a source, with a missing
+// file, with a file that is not coturn's, and with stray arguments fails
+// with a clear error and creates no store.
+func TestUserImportErrors(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "users.db")
+	notCoturn := filepath.Join(dir, "other.db")
+	if _, err := userstore.Open(notCoturn); err != nil { // an SQLite file without turnusers_lt
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--db", db}, "--from-coturn is required"},
+		{[]string{"--db", db, "--from-coturn", filepath.Join(dir, "missing.db")}, "no such file"},
+		{[]string{"--db", db, "--from-coturn", notCoturn}, "turnusers_lt"},
+		{[]string{"--db", db, "--from-coturn", notCoturn, "extra"}, "unexpected argument"},
+	} {
+		var out, errb bytes.Buffer
+		err := runUser(t.Context(), append([]string{"import"}, tc.args...), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("user import %q: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a failed import created the user store")
+	}
+}
