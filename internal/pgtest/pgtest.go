@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -80,7 +81,10 @@ func Start() (*Cluster, error) {
 	}
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
-		cred = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody:nogroup
+		if cred, err = nobody(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("pgtest: %w", err)
@@ -89,7 +93,7 @@ func Start() (*Cluster, error) {
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", superuser,
 		"--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	initdb.SysProcAttr = procAttr(cred, false)
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -104,7 +108,7 @@ func Start() (*Cluster, error) {
 	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100")
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c.cmd.SysProcAttr = procAttr(cred, true)
 	c.cmd.Dir = dir
 	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
@@ -124,6 +128,21 @@ func Start() (*Cluster, error) {
 		return nil, fmt.Errorf("%w\n%s", err, log)
 	}
 	return c, nil
+}
+
+// nobody returns the credentials of the user nobody, whom the cluster
+// runs as under root.
+func nobody() (*syscall.Credential, error) {
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: running as root, and %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("pgtest: user nobody has uid %q, gid %q", u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 func freeTCPPort() (int, error) {
