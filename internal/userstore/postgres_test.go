@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -368,4 +369,49 @@ func fmtHex(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+// TestCoturnImportPostgres: coturn's own schema (its Debian package's
+// schema.sql) in PostgreSQL, a user added by turnadmin -e (coturn's
+// psql-userdb), read back by ReadCoturn.
+func TestCoturnImportPostgres(t *testing.T) {
+	turnadmin := testutil.RequireBinary(t, "turnadmin")
+	schema, err := os.ReadFile("/usr/share/coturn/schema.sql")
+	if err != nil {
+		testutil.Unavailable(t, "coturn's schema: %v (install coturn: scripts/install-test-deps.sh)", err)
+	}
+	c := pg.Get(t)
+	dsn := pgtest.NewDatabase(t, c)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, string(schema)); err != nil {
+		t.Fatalf("coturn's schema.sql: %v", err)
+	}
+	cfg, _ := pgx.ParseConfig(dsn)
+	connStr := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s", cfg.Port, cfg.Database, cfg.User)
+	cmd := testutil.Command(ctx, turnadmin, "-a", "-e", connStr, "-u", "dave", "-r", "example.org", "-p", "daves-pw")
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("turnadmin -e: %v\n%s", err, out)
+	}
+	// Rows that cannot be imported: a SHA-256-length key, an empty realm.
+	if _, err := conn.Exec(ctx, `INSERT INTO turnusers_lt (realm, name, hmackey) VALUES
+		('example.org', 'eve', repeat('ab', 32)), ('', 'frank', repeat('ab', 16))`); err != nil {
+		t.Fatal(err)
+	}
+	users, skipped, err := ReadCoturn(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 2 {
+		t.Errorf("skipped %+v, want eve and frank", skipped)
+	}
+	if len(users) != 1 || users[0].Username != "dave" || users[0].Realm != "example.org" ||
+		!bytes.Equal(users[0].KeyMD5, mustKey(t, "dave", "example.org", "daves-pw", stun.PasswordMD5)) {
+		t.Fatalf("read %+v, skipped %v", users, skipped)
+	}
 }
