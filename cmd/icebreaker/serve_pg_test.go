@@ -213,3 +213,18 @@ func TestUserImportErrors(t *testing.T) {
 		t.Error("a failed import created the user store")
 	}
 }
+
+// TestServePostgresUnreachable: a node whose PostgreSQL store cannot be
+// reached at start refuses to start, naming the store without its
+// password.
+func TestServePostgresUnreachable(t *testing.T) {
+	port := testutil.FreePort(t) // nothing listens on it over TCP
+	dsn := fmt.Sprintf("postgres://icebreaker:hunter2@127.0.0.1:%d/icebreaker?sslmode=disable&connect_timeout=2", port)
+	code, _, errb := runServeOnce(t, "--listen", "127.0.0.1", "--port", "0", "--user-db", dsn)
+	if code == 0 || !strings.Contains(errb, "turn.user_db") || !strings.Contains(errb, "127.0.0.1:"+strconv.Itoa(port)) {
+		t.Errorf("serve with an unreachable store: exit %d, stderr:\n%s", code, errb)
+	}
+	if strings.Contains(errb, "hunter2") {
+		t.Errorf("the error shows the password:\n%s", errb)
+	}
+}
