@@ -27,3 +27,19 @@ func TestOverflowAlternates(t *testing.T) {
 		t.Errorf("Alternates() = %v, want %v", got, want)
 	}
 }
+
+// TestOverflowAlternatesNeedRestart: a reload does not apply a changed
+// overflow_alternates, and says so.
+func TestOverflowAlternatesNeedRestart(t *testing.T) {
+	a, err := Parse([]byte("turn:\n  quotas: {total_allocations: 5, overflow_alternates: [\"192.0.2.2:3478\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse([]byte("turn:\n  quotas: {total_allocations: 6, overflow_alternates: [\"192.0.2.3:3478\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.ReloadChanges(b); !reflect.DeepEqual(got, []string{"turn.quotas"}) {
+		t.Errorf("ReloadChanges = %v, want [turn.quotas]", got)
+	}
+}

@@ -89,8 +89,10 @@ func (c Config) validateOps() *Error {
 func (c Config) ReloadChanges(next Config) []string {
 	blank := func(x Config) Config {
 		x.TURN.Users, x.TURN.RESTSecrets = nil, nil
-		// error_rate_per_ip sizes a limiter made at start.
-		x.TURN.Policy, x.TURN.Quotas = Policy{}, Quotas{ErrorRatePerIP: x.TURN.Quotas.ErrorRatePerIP}
+		// error_rate_per_ip sizes a limiter made at start;
+		// overflow_alternates is copied into the TURN server at start.
+		x.TURN.Policy = Policy{}
+		x.TURN.Quotas = Quotas{ErrorRatePerIP: x.TURN.Quotas.ErrorRatePerIP, OverflowAlternates: x.TURN.Quotas.OverflowAlternates}
 		x.Log.Level = ""
 		x.TLS.Cert, x.TLS.Key = "", ""
 		x.Drain = Drain{}
