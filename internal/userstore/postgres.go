@@ -468,12 +468,17 @@ func (p *PG) written(realm, username string) {
 	p.mu.Unlock()
 }
 
+// keysFor derives a user's keys on an open store.
+func (p *PG) keysFor(realm, username, password string) (keys, error) {
+	if err := p.check(); err != nil {
+		return keys{}, err
+	}
+	return deriveKeys(realm, username, password)
+}
+
 // Add implements Admin.
 func (p *PG) Add(ctx context.Context, realm, username, password string) error {
-	if err := p.check(); err != nil {
-		return err
-	}
-	k, err := deriveKeys(realm, username, password)
+	k, err := p.keysFor(realm, username, password)
 	if err != nil {
 		return err
 	}
@@ -491,10 +496,7 @@ func (p *PG) Add(ctx context.Context, realm, username, password string) error {
 
 // SetPassword implements Admin.
 func (p *PG) SetPassword(ctx context.Context, realm, username, password string) error {
-	if err := p.check(); err != nil {
-		return err
-	}
-	k, err := deriveKeys(realm, username, password)
+	k, err := p.keysFor(realm, username, password)
 	if err != nil {
 		return err
 	}
