@@ -70,10 +70,16 @@ const serveTimeout = 10 * time.Second
 // serveArgs returns the command line of `icebreaker serve args...`, with
 // the rendezvous off unless args configure it: its default ports 4000 and
 // 4001 are fixed, and tests run in parallel.
+// A configuration file configures it only if it has a rendezvous section.
 func serveArgs(args []string) []string {
-	for _, a := range args {
-		if strings.HasPrefix(strings.TrimLeft(a, "-"), "rendezvous") || strings.HasPrefix(a, "--config") {
+	for i, a := range args {
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "rendezvous") {
 			return append([]string{"serve"}, args...)
+		}
+		if a == "--config" && i+1 < len(args) {
+			if b, err := os.ReadFile(args[i+1]); err == nil && strings.Contains(string(b), "rendezvous:") {
+				return append([]string{"serve"}, args...)
+			}
 		}
 	}
 	return append([]string{"serve", "--rendezvous", "off"}, args...)

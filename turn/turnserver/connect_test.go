@@ -123,6 +123,9 @@ func TestDescriptorBudget(t *testing.T) {
 	h := blackHole(t)
 	b, _ := connectReq(tc, h)
 	tc.write(b) // a socket dialling: 4
+	// The Connect is handled on bob's connection's own goroutine: wait
+	// until its socket is counted before asking for more.
+	waitFor(t, "the dialling socket counted", func() bool { return e.turn.fds.held.Load() == 4 })
 	checkCode(t, dialClient(t, "udp", e.udp, "bob").do(stun.MethodAllocate, transport(turn.ProtoUDP)), stun.CodeInsufficientCapacity)
 	b, id := connectReq(tc, tcpAddr(tcpPeer(t).Addr()))
 	checkCode(t, tc.roundTrip(b, id), stun.CodeInsufficientCapacity)
