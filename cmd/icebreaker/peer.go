@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/peer"
+	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/wormhole"
 )
 
@@ -36,9 +37,8 @@ func newPeerFlagSet(name string, stderr io.Writer, o *wormholeOptions, po *peerO
 
 func (o *peerOptions) register(fs *flag.FlagSet) {
 	o.secrets = o.gather.registerGather(fs)
-	// No port-mapping candidates between peers yet: asking the router
-	// (PCP, NAT-PMP, UPnP) is the ice command's, with its own flags.
-	o.gather.noPortmap = true
+	fs.BoolVar(&o.gather.noPortmap, "no-portmap", false, "do not ask the router for a port mapping (PCP, NAT-PMP, UPnP IGD)")
+	fs.DurationVar(&o.gather.pmTimeout, "portmap-timeout", portmap.DefaultTimeout, "how long gathering waits for the router's port mapping")
 	fs.BoolVar(&o.noRelay, "no-relay", false, "never relay through a TURN server (direct paths only)")
 	fs.StringVar(&o.token, "ice-token", "", "token for an icebreaker rendezvous that hands out ICE servers only to holders")
 	fs.DurationVar(&o.connect, "connect-timeout", peer.DefaultConnectTimeout, "give up when no path to the peer works after this long")
@@ -53,6 +53,8 @@ func (o *peerOptions) check() error {
 		return fmt.Errorf("%w: --no-relay and --turn exclude each other", errUsage)
 	case o.connect <= 0:
 		return fmt.Errorf("%w: --connect-timeout must be positive", errUsage)
+	case o.gather.pmTimeout <= 0:
+		return fmt.Errorf("%w: --portmap-timeout must be positive", errUsage)
 	}
 	return o.gather.checkGather(o.secrets)
 }
@@ -101,7 +103,7 @@ func (o *peerOptions) config(ctx context.Context, w *wormhole.Wormhole, stderr i
 		if len(gc.TURNServers) == 0 {
 			return cfg, errors.New("--relay-only: no TURN server (neither --turn nor the rendezvous gives one)")
 		}
-		gc.RelayOnly, gc.STUNServers = true, nil
+		gc.RelayOnly, gc.STUNServers, gc.PortMapper = true, nil, nil
 	}
 	cfg.Gather = gc
 	return cfg, nil
