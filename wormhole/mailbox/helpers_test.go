@@ -48,6 +48,35 @@ func startServerAt(t testing.TB, cfg Config, addr string) (*Server, string) {
 	return s, "ws://" + ln.Addr().String() + Path
 }
 
+// startStoppable runs a Server for cfg on a free loopback port until stop
+// is called, which shuts it down and closes it as a restart would; it
+// returns the listening address and the ws:// URL.
+func startStoppable(t testing.TB, cfg Config) (s *Server, addr, url string, stop func()) {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	addr = ln.Addr().String()
+	return s, addr, "ws://" + addr + Path, stop
+}
+
 // client is a raw protocol client of the tests: it sends JSON and reads
 // the server's messages, skipping acks unless asked for them.
 type client struct {

@@ -3,7 +3,6 @@ package mailbox
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,19 +28,7 @@ func TestOurClient(t *testing.T) {
 // on its own, completes the rendezvous: the mailbox survived.
 func TestOurClientAcrossRestart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "rendezvous.db")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	url := "ws://" + addr + Path
-	s1, err := New(Config{DBPath: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s1.Serve(serveCtx, ln) }()
+	s1, addr, url, stop := startStoppable(t, Config{DBPath: db})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,12 +42,6 @@ func TestOurClientAcrossRestart(t *testing.T) {
 	waitFor(t, "a's pake stored", func() bool { return s1.Stats().Messages == 1 })
 
 	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	if err := s1.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
 	startServerAt(t, Config{DBPath: db}, addr)
 
 	b, err := wormhole.Join(ctx, cfg, a.Code().String())

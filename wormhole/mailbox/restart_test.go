@@ -1,8 +1,6 @@
 package mailbox
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"testing"
 )
@@ -13,20 +11,7 @@ import (
 // and the first side, reconnecting, gets the second side's message.
 func TestRestartKeepsMailbox(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "rendezvous.db")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	url := "ws://" + addr + Path
-
-	s1, err := New(Config{DBPath: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s1.Serve(ctx, ln) }()
+	_, addr, url, stop := startStoppable(t, Config{DBPath: db})
 	a := bound(t, url, "aaaa")
 	a.send(map[string]any{"type": "allocate"})
 	np := a.next("allocated")["nameplate"].(string)
@@ -37,13 +22,7 @@ func TestRestartKeepsMailbox(t *testing.T) {
 	if m := a.next("message"); m["body"] != "a1a1" {
 		t.Fatalf("echo %v", m)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := s1.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	s2, url2 := startServerAt(t, Config{DBPath: db}, addr)
 	if st := s2.Stats(); st.Mailboxes != 1 || st.Nameplates != 1 || st.Messages != 1 {
