@@ -9,6 +9,7 @@
 #   miniupnpd-nftables, natpmpc, miniupnpc   the port-mapping daemon and its clients
 #   postgresql          a throwaway cluster for the shared user store (initdb)
 #   podman, runc        builds and runs the FROM scratch image (deploy/docker)
+#   chromium            a headless browser that loads serve's ICE test page
 # Needs root; without root it says what is missing and leaves the tests to
 # skip (or fail, under CI=true).
 set -euo pipefail
@@ -32,6 +33,7 @@ declare -A need=(
   [upnpc]=miniupnpc
   [podman]=podman
   [runc]=runc
+  [chromium]=chromium
 )
 missing=()
 for bin in "${!need[@]}"; do

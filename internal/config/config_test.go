@@ -331,6 +331,13 @@ var parseErrors = []errorCase{
 	{"rendezvous message size", "rendezvous:\n  limits:\n    message_size: 999999999\n", "rendezvous.limits.message_size", 3, "above 16 MiB"},
 	{"rendezvous prune", "rendezvous:\n  limits:\n    prune_after: 1ms\n", "rendezvous.limits.prune_after", 3, "shorter than one second"},
 	{"rendezvous public host", "rendezvous:\n  public_host: \"a/b\"\n", "rendezvous.public_host", 2, "is not a host name"},
+	// The test page: a token of 16 or more characters, the rendezvous, TURN REST. The
+	// key left out of the file is blamed on its section's line.
+	{"test page without token", "rendezvous:\n  test_page:\n    enabled: true\n", "rendezvous.test_page.token", 2, "must be set when rendezvous.test_page.enabled"},
+	{"test page short token", "rendezvous:\n  test_page:\n    enabled: true\n    token: short\n", "rendezvous.test_page.token", 4, "is 5 characters long; use at least 16"},
+	{"test page token space", "rendezvous:\n  test_page:\n    enabled: true\n    token: \"0123456789 abcdef\"\n", "rendezvous.test_page.token", 4, "white space"},
+	{"test page rendezvous off", "rendezvous:\n  listen: \"off\"\n  test_page:\n    enabled: true\n    token: 0123456789abcdef\n", "rendezvous.test_page.enabled", 4, "which is \"off\""},
+	{"test page no rest secret", "rendezvous:\n  test_page:\n    enabled: true\n    token: 0123456789abcdef\n", "rendezvous.test_page.enabled", 3, "needs turn.enabled and turn.rest_secrets"},
 	{"metrics unknown key", "metrics:\n  port: 9641\n", "metrics.port", 2, "the keys in metrics are listen"},
 
 	// Log.

@@ -45,9 +45,12 @@ type Rendezvous struct {
 	// client's address; "" uses the TCP peer.
 	ClientIPHeader string `yaml:"client_ip_header"`
 	// ICEServers configures the icebreaker-ice-servers command.
-	ICEServers ICEServers       `yaml:"ice_servers"`
-	Limits     RendezvousLimits `yaml:"limits"`
-	Transit    TransitLimits    `yaml:"transit"`
+	ICEServers ICEServers `yaml:"ice_servers"`
+	// TestPage configures the browser page that gathers ICE candidates
+	// against this server; off unless enabled.
+	TestPage TestPage         `yaml:"test_page"`
+	Limits   RendezvousLimits `yaml:"limits"`
+	Transit  TransitLimits    `yaml:"transit"`
 }
 
 // ICEServers configures the hand-out of STUN and TURN URIs with ephemeral
@@ -57,6 +60,23 @@ type ICEServers struct {
 	Enabled bool          `yaml:"enabled"`
 	Token   string        `yaml:"token"` // "" = no token required
 	TTL     time.Duration `yaml:"ttl"`
+}
+
+// MinTestPageToken is the shortest rendezvous.test_page.token accepted:
+// the token is all that stands between the page and anyone who can reach
+// the rendezvous, and the page mints TURN credentials.
+const MinTestPageToken = 16
+
+// TestPage configures the ICE test page (internal/icepage), served on the
+// rendezvous listeners at /ice-test: a browser gathers ICE candidates with
+// this server's STUN and TURN URIs and ephemeral TURN REST credentials. It
+// needs the rendezvous, TURN and turn.rest_secrets.
+type TestPage struct {
+	Enabled bool `yaml:"enabled"`
+	// Token is what the page and its credential endpoint require (the
+	// token query parameter or an "Authorization: Bearer" header); at
+	// least MinTestPageToken characters when Enabled.
+	Token string `yaml:"token"`
 }
 
 // RendezvousLimits are the mailbox server's limits; each must be positive.
@@ -133,6 +153,18 @@ func (r Rendezvous) validate() *Error {
 	if r.ICEServers.TTL < time.Second {
 		return keyErr("rendezvous.ice_servers.ttl", "%v is shorter than one second", r.ICEServers.TTL)
 	}
+	if p := r.TestPage; p.Enabled {
+		switch {
+		case p.Token == "":
+			return keyErr("rendezvous.test_page.token", "must be set when rendezvous.test_page.enabled is true (the page mints TURN credentials for whoever has it)")
+		case len(p.Token) < MinTestPageToken:
+			return keyErr("rendezvous.test_page.token", "is %d characters long; use at least %d (for example the output of `openssl rand -hex 16`)", len(p.Token), MinTestPageToken)
+		case strings.ContainsAny(p.Token, " \t\r\n"):
+			return keyErr("rendezvous.test_page.token", "contains white space")
+		case r.Listen == Off:
+			return keyErr("rendezvous.test_page.enabled", "the page is served on rendezvous.listen, which is \"off\"")
+		}
+	}
 	l := r.Limits
 	for _, v := range []struct {
 		key string
@@ -157,6 +189,15 @@ func (r Rendezvous) validate() *Error {
 		if d.v < time.Second {
 			return keyErr(d.key, "%v is shorter than one second", d.v)
 		}
+	}
+	return nil
+}
+
+// validateTestPage checks what the test page needs outside the rendezvous
+// section: TURN with a REST secret to mint its credentials.
+func (c Config) validateTestPage() *Error {
+	if c.Rendezvous.TestPage.Enabled && (!c.TURN.Enabled || len(c.TURN.RESTSecrets) == 0) {
+		return keyErr("rendezvous.test_page.enabled", "the page mints TURN REST credentials: it needs turn.enabled and turn.rest_secrets (or --rest-secret)")
 	}
 	return nil
 }

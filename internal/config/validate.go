@@ -16,7 +16,7 @@ import (
 // Parse calls it; call it after Read and after changing a Config (for
 // example from command-line flags).
 func (c Config) Validate() error {
-	for _, check := range []func() *Error{c.Log.validate, c.validateListeners, c.validateSTUN, c.TURN.validate, c.Rendezvous.validate, c.validateMetrics, c.validateOps} {
+	for _, check := range []func() *Error{c.Log.validate, c.validateListeners, c.validateSTUN, c.TURN.validate, c.Rendezvous.validate, c.validateTestPage, c.validateMetrics, c.validateOps} {
 		if err := check(); err != nil {
 			return err
 		}
