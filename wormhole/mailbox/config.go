@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -95,6 +96,12 @@ type Config struct {
 
 	// Commands are extra commands, by type, answered after bind.
 	Commands map[string]CommandFunc
+	// HTTP, when not nil, answers every HTTP request on the listeners
+	// whose path is not Path (`icebreaker serve` puts its ICE test page
+	// there). Each request costs its client one command of Rate and Burst,
+	// the per-address limiter of the WebSocket commands, and is answered
+	// 429 without reaching HTTP when none is left. nil answers 404.
+	HTTP http.Handler
 	// Logger receives the server's log; nil means silent.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.

@@ -13,7 +13,9 @@
 // size, messages and bytes per mailbox, mailboxes, connections and command
 // rate per client address, through internal/iplimit) and answers each with
 // an error message, and it lets its embedder add commands after bind
-// (Config.Commands), which `icebreaker serve` uses to hand out ICE servers.
+// (Config.Commands), which `icebreaker serve` uses to hand out ICE servers,
+// and serve plain HTTP beside the WebSocket path (Config.HTTP), rate-limited
+// with the commands.
 //
 // State lives in memory and is written behind, in batches, to an SQLite
 // database in WAL mode (Config.DBPath), so that a restarted server still

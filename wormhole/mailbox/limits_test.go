@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -275,5 +276,62 @@ func TestIdleConnections(t *testing.T) {
 	// A closed connection leaves nothing behind while the server runs on.
 	if err := testutil.SettleGoroutines(base, 5*time.Second); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHTTPHandler: Config.HTTP answers the paths beside /v1, and its
+// requests take from the same per-address rate as the WebSocket commands.
+func TestHTTPHandler(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "page at "+r.URL.Path) })
+	s, url := startServer(t, Config{Rate: 0.001, Burst: 3, HTTP: page})
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), Path)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		if _, err := io.Copy(&b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b.String()
+	}
+	for i := range 3 {
+		if code, body := get("/some/page"); code != http.StatusOK || body != "page at /some/page" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	if code, body := get("/some/page"); code != http.StatusTooManyRequests {
+		t.Fatalf("beyond the burst: %d %q", code, body)
+	}
+	c := dial(t, url) // the WebSocket still connects: connections are not rate-limited
+	c.send(map[string]any{"type": "ping", "ping": 1})
+	for {
+		m, err := c.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "ack" || m["type"] == "welcome" {
+			continue
+		}
+		if m["type"] != "error" || !strings.HasPrefix(m["error"].(string), "rate limit") {
+			t.Fatalf("a command after the HTTP requests took the burst: %v", m)
+		}
+		break
+	}
+	if st := s.Stats(); st.RateLimited != 2 {
+		t.Errorf("RateLimited = %d, want 2 (one HTTP request, one command)", st.RateLimited)
+	}
+
+	_, url = startServer(t, Config{})
+	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), Path) + "/some/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("without Config.HTTP: %d, want 404", resp.StatusCode)
 	}
 }

@@ -103,6 +103,9 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveWS)
+	if s.cfg.HTTP != nil {
+		mux.HandleFunc("/", s.serveHTTP)
+	}
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -196,6 +199,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.connMu.Unlock()
 	defer s.conns.Done()
 	s.runConn(r.Context(), w, r, client)
+}
+
+// serveHTTP passes a request to Config.HTTP if its client has a command
+// left in its rate.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	client, ok := s.clientAddr(r)
+	if !ok {
+		http.Error(w, "no client address in "+s.cfg.ClientIPHeader, http.StatusBadRequest)
+		return
+	}
+	if !s.connLimit.Allow(client) {
+		s.stats.rateLimited.Add(1)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests from your address", http.StatusTooManyRequests)
+		return
+	}
+	s.cfg.HTTP.ServeHTTP(w, r)
 }
 
 // clientAddr returns the client's address: the last entry of the
