@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/icepage"
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -432,6 +433,10 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 			}
 			line := strings.TrimSpace(strings.TrimPrefix(endpointLine(ep, ifaddrs), ep.Network))
 			fmt.Fprintln(stdout, "  rendezvous "+strings.Replace(line, ep.Addr.String(), ep.Network+"://"+ep.Addr.String()+mailbox.Path, 1))
+			if rv.testPage {
+				scheme := map[string]string{"ws": "http", "wss": "https"}[ep.Network]
+				fmt.Fprintln(stdout, "  ICE test page "+strings.Replace(line, ep.Addr.String(), scheme+"://"+ep.Addr.String()+icepage.Path+"?token=TOKEN", 1)+" (TOKEN: rendezvous.test_page.token)")
+			}
 		}
 	}
 	if ms != nil {

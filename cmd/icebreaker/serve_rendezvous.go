@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/icepage"
 	"github.com/icebreaker-net/icebreaker/internal/iceservers"
 	"github.com/icebreaker-net/icebreaker/internal/userstore"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -20,9 +21,9 @@ import (
 	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
-// iceServersCommand is the rendezvous command that hands a bound client
-// this server's ICE servers (see README, "The rendezvous").
-const iceServersCommand = "icebreaker-ice-servers"
+// testPageUser names the ICE test page's credentials in the TURN usage
+// records.
+const testPageUser = "ice-test-page"
 
 // rendezvous is the magic-wormhole half of `icebreaker serve`: the mailbox
 // server on its ws:// (and wss://) listeners and the transit relay.
@@ -32,6 +33,7 @@ type rendezvous struct {
 	lns       []net.Listener      // the mailbox's: ws, then wss
 	transitLn net.Listener
 	endpoints []stunserver.Endpoint // what it listens on, for the banner and the relay policy
+	testPage  bool                  // the ICE test page is on the ws and wss listeners
 }
 
 // newRendezvous opens the database and the listeners of a validated
@@ -60,10 +62,21 @@ func newRendezvous(cfg config.Config, eps []stunserver.Endpoint, logger *slog.Lo
 		MaxMessageSize: l.MessageSize, MaxMessages: l.MessagesPerMailbox, MaxMailboxBytes: l.MailboxBytes,
 		MaxMailboxes: l.Mailboxes, MailboxesPerIP: l.MailboxesPerIP, ConnsPerIP: l.ConnsPerIP,
 		Rate: float64(l.Rate), Burst: l.Burst, PruneAfter: l.PruneAfter,
-		Commands: map[string]mailbox.CommandFunc{iceServersCommand: iceServersFunc(cfg, eps)},
+		Commands: map[string]mailbox.CommandFunc{iceservers.Command: iceServersFunc(cfg, eps)},
 		Logger:   logger,
 	}
 	rv := &rendezvous{}
+	if r.TestPage.Enabled {
+		mint, why := iceServersMint(cfg, eps)
+		if why != "" { // Validate refuses this
+			return nil, errors.New("rendezvous.test_page: " + why)
+		}
+		page, err := icepage.New(icepage.Config{Token: r.TestPage.Token, Mint: mint, User: testPageUser})
+		if err != nil {
+			return nil, err
+		}
+		mcfg.HTTP, rv.testPage = page, true
+	}
 	var err error
 	if rv.mailbox, err = mailbox.New(mcfg); err != nil {
 		return nil, fmt.Errorf("rendezvous: %w", err)
@@ -140,22 +153,14 @@ func (rv *rendezvous) close() error {
 	return rv.mailbox.Close()
 }
 
-// iceServersFunc answers icebreaker-ice-servers: the STUN and TURN URIs of
-// this server, with TURN REST credentials minted by iceservers, or an
-// error when the server offers none.
-func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint) mailbox.CommandFunc {
-	ic := cfg.Rendezvous.ICEServers
-	var why string
-	switch {
-	case !ic.Enabled:
-		why = "this server does not hand out ICE servers (rendezvous.ice_servers.enabled is false)"
-	case !cfg.TURN.Enabled || len(cfg.TURN.RESTSecrets) == 0:
-		why = "this server does not hand out ICE servers (it has no TURN REST secret)"
+// iceServersMint returns what this server offers ICE clients: the STUN
+// and TURN ports of eps and the first REST secret, or why it offers
+// nothing.
+func iceServersMint(cfg config.Config, eps []stunserver.Endpoint) (iceservers.Config, string) {
+	if !cfg.TURN.Enabled || len(cfg.TURN.RESTSecrets) == 0 {
+		return iceservers.Config{}, "it has no TURN REST secret"
 	}
-	if why != "" {
-		return func(context.Context, mailbox.Request) (any, error) { return nil, errors.New(why) }
-	}
-	mint := iceservers.Config{Secret: cfg.TURN.RESTSecrets[0], TTL: ic.TTL, PublicHost: cfg.Rendezvous.PublicHost, Token: ic.Token}
+	mint := iceservers.Config{Secret: cfg.TURN.RESTSecrets[0], TTL: cfg.Rendezvous.ICEServers.TTL, PublicHost: cfg.Rendezvous.PublicHost}
 	for _, ep := range eps {
 		switch {
 		case ep.Network == "udp" && mint.UDPPort == 0:
@@ -166,21 +171,32 @@ func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint) mailbox.Comman
 			mint.TLSPort = ep.Addr.Port()
 		}
 	}
+	return mint, ""
+}
+
+// iceServersFunc answers icebreaker-ice-servers: the STUN and TURN URIs of
+// this server, with TURN REST credentials minted by iceservers, or an
+// error when the server offers none.
+func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint) mailbox.CommandFunc {
+	ic := cfg.Rendezvous.ICEServers
+	mint, why := iceServersMint(cfg, eps)
+	if !ic.Enabled {
+		why = "rendezvous.ice_servers.enabled is false"
+	}
+	if why != "" {
+		err := errors.New("this server does not hand out ICE servers (" + why + ")")
+		return func(context.Context, mailbox.Request) (any, error) { return nil, err }
+	}
+	mint.Token = ic.Token
 	return func(_ context.Context, r mailbox.Request) (any, error) {
 		user := ""
 		if len(r.Side) <= 32 && strings.Trim(r.Side, "0123456789abcdef") == "" {
 			user = r.Side // names the side in the TURN usage records
 		}
-		servers, err := mint.Mint(r.Host, r.Token, user, time.Now())
+		reply, err := mint.MintReply(r.Host, r.Token, user, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("no ICE servers: %w", err)
 		}
-		return iceServersReply{Type: iceServersCommand, ICEServers: servers, TTL: int(ic.TTL / time.Second)}, nil
+		return reply, nil
 	}
-}
-
-type iceServersReply struct {
-	Type       string              `json:"type"`
-	ICEServers []iceservers.Server `json:"ice_servers"`
-	TTL        int                 `json:"ttl"`
 }

@@ -3,7 +3,7 @@
 // credentials in the TURN REST API scheme (draft-uberti-behave-turn-rest-00,
 // turn.RESTCredentials), in the shape of WebRTC's RTCIceServer. It is the
 // one place that mints them: the rendezvous' icebreaker-ice-servers
-// command calls it, and so can any other front end of `icebreaker serve`.
+// command calls it, and so does the ICE test page (internal/icepage).
 package iceservers
 
 import (
@@ -16,6 +16,18 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/turn"
 )
+
+// Command is the rendezvous command that asks for the ICE servers, and
+// the type of its reply.
+const Command = "icebreaker-ice-servers"
+
+// Reply is what a client that asks for the ICE servers receives: the
+// answer to Command, and the ICE test page's JSON.
+type Reply struct {
+	Type       string   `json:"type"` // Command
+	ICEServers []Server `json:"ice_servers"`
+	TTL        int      `json:"ttl"` // seconds the credentials are valid
+}
 
 // Server is one entry of the list, as WebRTC's RTCIceServer.
 type Server struct {
@@ -74,4 +86,13 @@ func (c Config) Mint(host, token, user string, now time.Time) ([]Server, error) 
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// MintReply is Mint, wrapped in a Reply.
+func (c Config) MintReply(host, token, user string, now time.Time) (Reply, error) {
+	servers, err := c.Mint(host, token, user, now)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{Type: Command, ICEServers: servers, TTL: int(c.TTL / time.Second)}, nil
 }
