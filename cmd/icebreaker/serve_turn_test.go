@@ -502,6 +502,10 @@ func TestServeTURNErrors(t *testing.T) {
 			dir + "/unknown.yaml:3: turn.policy.allow: unknown key"},
 		{"file lifetime", nil, []string{"--config", file("life.yaml", "turn:\n  lifetime:\n    max: 1m\n")}, 1,
 			dir + "/life.yaml:3: turn.lifetime.max: 1m0s is shorter than turn.lifetime.default 10m0s"},
+		{"file test page token", nil, []string{"--config", file("page.yaml", "rendezvous:\n  test_page:\n    enabled: true\n    token: short\n")}, 1,
+			dir + "/page.yaml:4: rendezvous.test_page.token: is 5 characters long; use at least 16"},
+		{"file test page without REST", nil, []string{"--config", file("page2.yaml", "rendezvous:\n  test_page:\n    enabled: true\n    token: 0123456789abcdef\n")}, 1,
+			dir + "/page2.yaml:3: rendezvous.test_page.enabled: the page mints TURN REST credentials"},
 		// Environment.
 		{"env type", []string{"ICEBREAKER_TURN_QUOTAS_TOTAL_ALLOCATIONS=many"}, nil, 1,
 			`ICEBREAKER_TURN_QUOTAS_TOTAL_ALLOCATIONS: turn.quotas.total_allocations: "many" is not an integer`},
