@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,8 @@ func openTestPage(t *testing.T, ctx context.Context, url string, flags ...string
 // certificate chromium trusts (here --ignore-certificate-errors).
 func TestServeICETestPage(t *testing.T) {
 	const token = "page-token-0123456789"
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { testutil.CheckGoroutines(t, before) }) // chromedp's, after the tabs closed
 	bin := natlab.BuildBinary(t, "github.com/icebreaker-net/icebreaker/cmd/icebreaker")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

@@ -53,3 +53,18 @@ func TestMint(t *testing.T) {
 		})
 	}
 }
+
+// TestMintReply: the reply is the command's type, Mint's servers and the
+// TTL in seconds, and a refused Mint is refused.
+func TestMintReply(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	c := Config{UDPPort: 3478, Secret: "s", TTL: 90 * time.Second, Token: "t"}
+	got, err := c.MintReply("h", "t", "u", now)
+	servers, _ := c.Mint("h", "t", "u", now)
+	if err != nil || got.Type != Command || got.TTL != 90 || !reflect.DeepEqual(got.ICEServers, servers) {
+		t.Errorf("got %+v, %v", got, err)
+	}
+	if _, err := c.MintReply("h", "x", "u", now); !errors.Is(err, ErrToken) {
+		t.Errorf("wrong token: %v", err)
+	}
+}
