@@ -17,10 +17,11 @@ import (
 
 const token = "0123456789abcdef-token"
 
+var validMint = iceservers.Config{UDPPort: 3478, TCPPort: 3479, Secret: "s3cret", TTL: 300 * time.Second, Token: "ignored"}
+
 func newHandler(t *testing.T) *Handler {
 	t.Helper()
-	h, err := New(Config{Token: token, User: "test-page", Now: func() time.Time { return time.Unix(1700000000, 0) },
-		Mint: iceservers.Config{UDPPort: 3478, TCPPort: 3479, Secret: "s3cret", TTL: 300 * time.Second, Token: "ignored"}})
+	h, err := New(Config{Token: token, User: "test-page", Now: func() time.Time { return time.Unix(1700000000, 0) }, Mint: validMint})
 	if err != nil {
 		t.Fatal(err)
 	}
