@@ -51,12 +51,11 @@ func (r pageResult) relay(url string) (pageCandidate, bool) {
 	return pageCandidate{}, false
 }
 
-// startChromium starts Debian's chromium headless with extra flags, for
-// this test only, and returns a chromedp context on a tab of it. Cleanup
-// closes the tab and kills chromium's process group by its PID.
-func startChromium(t *testing.T, ctx context.Context, extra ...string) context.Context {
+// startChromium starts chromium (the program bin) headless with extra
+// flags, for this test only, and returns a chromedp context on a tab of
+// it. Cleanup closes the tab and kills chromium's process group by its PID.
+func startChromium(t *testing.T, ctx context.Context, bin string, extra ...string) context.Context {
 	t.Helper()
-	bin := testutil.RequireBinary(t, "chromium")
 	args := append([]string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		// Nothing but the page: no update checks, field trials, sync and
@@ -94,9 +93,9 @@ func startChromium(t *testing.T, ctx context.Context, extra ...string) context.C
 
 // openTestPage opens url in a new chromium with flags and returns what
 // the page found once gathering has ended.
-func openTestPage(t *testing.T, ctx context.Context, url string, flags ...string) pageResult {
+func openTestPage(t *testing.T, ctx context.Context, chromium, url string, flags ...string) pageResult {
 	t.Helper()
-	tab := startChromium(t, ctx, flags...)
+	tab := startChromium(t, ctx, chromium, flags...)
 	err := chromedp.Do(tab, chromedp.Navigate(url))
 	var res pageResult
 	if err == nil {
@@ -130,6 +129,7 @@ func openTestPage(t *testing.T, ctx context.Context, url string, flags ...string
 // certificate chromium trusts (here --ignore-certificate-errors).
 func TestServeICETestPage(t *testing.T) {
 	const token = "page-token-0123456789"
+	chromium := testutil.RequireBinary(t, "chromium")
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() { testutil.CheckGoroutines(t, before) }) // chromedp's, after the tabs closed
 	bin := natlab.BuildBinary(t, "github.com/icebreaker-net/icebreaker/cmd/icebreaker")
@@ -201,7 +201,7 @@ func TestServeICETestPage(t *testing.T) {
 		}
 	}
 	t.Run("trusted", func(t *testing.T) {
-		res := openTestPage(t, ctx, page+"?token="+token, "--ignore-certificate-errors")
+		res := openTestPage(t, ctx, chromium, page+"?token="+token, "--ignore-certificate-errors")
 		checkRelays(t, res)
 		if c, ok := res.relay(tlsURL); !ok || c.RelayProtocol != "tls" {
 			t.Errorf("no relay candidate through %s: %+v", tlsURL, c)
@@ -211,7 +211,7 @@ func TestServeICETestPage(t *testing.T) {
 		}
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
-		res := openTestPage(t, ctx, page+"?token="+token)
+		res := openTestPage(t, ctx, chromium, page+"?token="+token)
 		checkRelays(t, res)
 		if c, ok := res.relay(tlsURL); ok {
 			t.Errorf("a relay candidate through %s with a certificate chromium does not trust: %+v", tlsURL, c)
