@@ -115,6 +115,7 @@ func (t *turnRelay) reload(ctx context.Context, next config.TURN, quotas turnser
 		return rest && len(next.RESTSecrets) > 0
 	})
 	t.cfg.Users, t.cfg.RESTSecrets, t.cfg.Policy, t.cfg.Quotas = next.Users, next.RESTSecrets, next.Policy, next.Quotas
+	t.mintSecret.Set(firstSecret(next))
 	return []any{"static_users", len(next.Users), "rest_secrets", len(next.RESTSecrets),
 		"permissions_removed", removed, "allocations_revoked", revoked}, nil
 }

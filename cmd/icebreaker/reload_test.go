@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/turn"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
 )
 
@@ -72,4 +73,56 @@ func waitLog(t *testing.T, r *serveRun, substr string) {
 			t.Fatalf("the log has no %q after %v:\n%s", substr, serveTimeout, r.errb)
 		}
 	}
+}
+
+// TestReloadRotatesMintingSecret: after a reload that rotates the REST
+// secrets, the rendezvous mints credentials with the new first secret,
+// and the TURN server accepts them (the old secret is gone).
+func TestReloadRotatesMintingSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	sock := filepath.Join(dir, "a.sock")
+	write := func(secret string) {
+		yaml := "listen: [\"127.0.0.1:0\"]\nturn: {rest_secrets: [" + secret + "]}\n" +
+			"rendezvous: {listen: \"127.0.0.1:0\", tls_listen: \"off\", transit_listen: \"off\", db: none}\n"
+		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old-secret")
+	r := startServe(t, "--config", file, "--user-db", "none", "--admin", sock)
+	udp := r.endpoint(t, "udp")
+	m := rendezvousLine.FindStringSubmatch(r.waitFor(t, rendezvousLine)[0])
+	url := "ws://" + m[2] + "/v1"
+	mint := func() (user, pass string) {
+		t.Helper()
+		got := rendezvousCall(t, url, nil, `{"type":"icebreaker-ice-servers","id":"2"}`)
+		servers, _ := got["ice_servers"].([]any)
+		for _, s := range servers {
+			s, _ := s.(map[string]any)
+			if u, ok := s["username"].(string); ok {
+				p, _ := s["credential"].(string)
+				return u, p
+			}
+		}
+		t.Fatalf("no TURN credentials in %v", got)
+		return "", ""
+	}
+	user, pass := mint()
+	if pass != turn.RESTPassword("old-secret", user) {
+		t.Fatalf("before the reload: %q is not signed by the old secret", pass)
+	}
+	write("new-secret")
+	if code, out, errb := runAdmin(t, "reload", "--admin", sock); code != 0 {
+		t.Fatalf("reload: exit %d %s%s", code, out, errb)
+	}
+	user, pass = mint()
+	if pass != turn.RESTPassword("new-secret", user) {
+		t.Fatalf("after the reload: %q is not signed by the new secret", pass)
+	}
+	a, err := turnclient.Allocate(t.Context(), turnclient.Config{Server: udp.String(), Username: user, Password: pass})
+	if err != nil {
+		t.Fatalf("the freshly minted credentials: %v", err)
+	}
+	a.Close()
 }

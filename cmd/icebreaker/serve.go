@@ -20,6 +20,7 @@ import (
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
 	"github.com/icebreaker-net/icebreaker/internal/icepage"
+	"github.com/icebreaker-net/icebreaker/internal/iceservers"
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/metrics"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
@@ -378,7 +379,11 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 	for _, ep := range endpoints {
 		own.add(ep.Addr)
 	}
-	rv, err := newRendezvous(cfg, endpoints, logger)
+	var secret *iceservers.Secret
+	if tr != nil {
+		secret = tr.mintSecret
+	}
+	rv, err := newRendezvous(cfg, endpoints, secret, logger)
 	if err != nil {
 		return err
 	}

@@ -38,8 +38,9 @@ type rendezvous struct {
 
 // newRendezvous opens the database and the listeners of a validated
 // configuration's rendezvous; it returns nil when the rendezvous is off.
-// eps are the STUN/TURN endpoints, whose ports go in the ICE servers.
-func newRendezvous(cfg config.Config, eps []stunserver.Endpoint, logger *slog.Logger) (*rendezvous, error) {
+// eps are the STUN/TURN endpoints, whose ports go in the ICE servers;
+// secret is the TURN relay's signing secret (nil when TURN is off).
+func newRendezvous(cfg config.Config, eps []stunserver.Endpoint, secret *iceservers.Secret, logger *slog.Logger) (*rendezvous, error) {
 	wsAddr, wssAddr, transitAddr := cfg.RendezvousAddrs()
 	if !wsAddr.IsValid() {
 		return nil, nil
@@ -62,12 +63,12 @@ func newRendezvous(cfg config.Config, eps []stunserver.Endpoint, logger *slog.Lo
 		MaxMessageSize: l.MessageSize, MaxMessages: l.MessagesPerMailbox, MaxMailboxBytes: l.MailboxBytes,
 		MaxMailboxes: l.Mailboxes, MailboxesPerIP: l.MailboxesPerIP, ConnsPerIP: l.ConnsPerIP,
 		Rate: float64(l.Rate), Burst: l.Burst, PruneAfter: l.PruneAfter,
-		Commands: map[string]mailbox.CommandFunc{iceservers.Command: iceServersFunc(cfg, eps)},
+		Commands: map[string]mailbox.CommandFunc{iceservers.Command: iceServersFunc(cfg, eps, secret)},
 		Logger:   logger,
 	}
 	rv := &rendezvous{}
 	if r.TestPage.Enabled {
-		mint, why := iceServersMint(cfg, eps)
+		mint, why := iceServersMint(cfg, eps, secret)
 		if why != "" { // Validate refuses this
 			return nil, errors.New("rendezvous.test_page: " + why)
 		}
@@ -154,13 +155,13 @@ func (rv *rendezvous) close() error {
 }
 
 // iceServersMint returns what this server offers ICE clients: the STUN
-// and TURN ports of eps and the first REST secret, or why it offers
-// nothing.
-func iceServersMint(cfg config.Config, eps []stunserver.Endpoint) (iceservers.Config, string) {
-	if !cfg.TURN.Enabled || len(cfg.TURN.RESTSecrets) == 0 {
+// and TURN ports of eps and the TURN relay's signing secret (the first
+// REST secret, which a reload may rotate), or why it offers nothing.
+func iceServersMint(cfg config.Config, eps []stunserver.Endpoint, secret *iceservers.Secret) (iceservers.Config, string) {
+	if secret == nil || !cfg.TURN.Enabled || len(cfg.TURN.RESTSecrets) == 0 {
 		return iceservers.Config{}, "it has no TURN REST secret"
 	}
-	mint := iceservers.Config{Secret: cfg.TURN.RESTSecrets[0], TTL: cfg.Rendezvous.ICEServers.TTL, PublicHost: cfg.Rendezvous.PublicHost}
+	mint := iceservers.Config{Rotating: secret, TTL: cfg.Rendezvous.ICEServers.TTL, PublicHost: cfg.Rendezvous.PublicHost}
 	for _, ep := range eps {
 		switch {
 		case ep.Network == "udp" && mint.UDPPort == 0:
@@ -177,9 +178,9 @@ func iceServersMint(cfg config.Config, eps []stunserver.Endpoint) (iceservers.Co
 // iceServersFunc answers icebreaker-ice-servers: the STUN and TURN URIs of
 // this server, with TURN REST credentials minted by iceservers, or an
 // error when the server offers none.
-func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint) mailbox.CommandFunc {
+func iceServersFunc(cfg config.Config, eps []stunserver.Endpoint, secret *iceservers.Secret) mailbox.CommandFunc {
 	ic := cfg.Rendezvous.ICEServers
-	mint, why := iceServersMint(cfg, eps)
+	mint, why := iceServersMint(cfg, eps, secret)
 	if !ic.Enabled {
 		why = "rendezvous.ice_servers.enabled is false"
 	}

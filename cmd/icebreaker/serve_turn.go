@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/config"
+	"github.com/icebreaker-net/icebreaker/internal/iceservers"
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
 	"github.com/icebreaker-net/icebreaker/internal/userstore"
 	"github.com/icebreaker-net/icebreaker/turn/policy"
@@ -41,15 +42,27 @@ type turnRelay struct {
 	ifaddrs     []netip.Addr
 	own         []netip.AddrPort
 	nonceSecret []byte
+	// mintSecret signs the credentials that the rendezvous and the ICE
+	// test page hand out: the first REST secret, kept current by reload.
+	mintSecret *iceservers.Secret
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
+// firstSecret is the REST secret that minted credentials are signed
+// with: the first of tc's, or "" when it has none.
+func firstSecret(tc config.TURN) string {
+	if len(tc.RESTSecrets) == 0 {
+		return ""
+	}
+	return tc.RESTSecrets[0]
+}
+
 // newTURNRelay builds the TURN server for a validated configuration. The
 // caller must Close it, after the STUN servers that use it.
 func newTURNRelay(cfg config.Config, ifaddrs []netip.Addr, logger *slog.Logger) (*turnRelay, error) {
-	t := &turnRelay{cfg: cfg.TURN, ifaddrs: ifaddrs}
+	t := &turnRelay{cfg: cfg.TURN, ifaddrs: ifaddrs, mintSecret: iceservers.NewSecret(firstSecret(cfg.TURN))}
 	if err := t.resolveRelay(cfg, ifaddrs); err != nil {
 		return nil, err
 	}

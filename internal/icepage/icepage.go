@@ -71,7 +71,7 @@ func (c Config) Validate() error {
 	if c.Token == "" {
 		return errors.New("icepage: no token")
 	}
-	if c.Mint.Secret == "" {
+	if !c.Mint.HasSecret() {
 		return errors.New("icepage: no REST secret to mint TURN credentials with")
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -38,10 +39,14 @@ type Server struct {
 
 // Config says what this server offers. Its zero value offers nothing.
 type Config struct {
-	UDPPort    uint16 // UDP port of STUN and TURN; 0 = none
-	TCPPort    uint16 // TCP port of TURN; 0 = none
-	TLSPort    uint16 // TLS port of TURN (turns:); 0 = none
-	Secret     string // the REST secret that signs; "" = no TURN entry
+	UDPPort uint16 // UDP port of STUN and TURN; 0 = none
+	TCPPort uint16 // TCP port of TURN; 0 = none
+	TLSPort uint16 // TLS port of TURN (turns:); 0 = none
+	Secret  string // the REST secret that signs; "" = no TURN entry
+	// Rotating, when not nil, gives the signing secret at each Mint in
+	// place of Secret, so that a configuration reload that rotates the
+	// REST secrets reaches the credentials minted from then on.
+	Rotating   *Secret
 	TTL        time.Duration
 	PublicHost string // the host to put in the URIs; "" = the caller's
 	Token      string // when set, Mint requires it
@@ -66,13 +71,14 @@ func (c Config) Mint(host, token, user string, now time.Time) ([]Server, error) 
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Is6() {
 		host = "[" + a.String() + "]"
 	}
+	secret := c.secret()
 	var out []Server
 	port := func(p uint16) string { return strconv.Itoa(int(p)) }
 	if c.UDPPort != 0 {
 		out = append(out, Server{URLs: []string{"stun:" + host + ":" + port(c.UDPPort)}})
 	}
-	if c.Secret != "" && (c.UDPPort != 0 || c.TCPPort != 0 || c.TLSPort != 0) {
-		username, password := turn.RESTCredentials(c.Secret, user, now.Add(c.TTL))
+	if secret != "" && (c.UDPPort != 0 || c.TCPPort != 0 || c.TLSPort != 0) {
+		username, password := turn.RESTCredentials(secret, user, now.Add(c.TTL))
 		s := Server{Username: username, Credential: password}
 		if c.UDPPort != 0 {
 			s.URLs = append(s.URLs, "turn:"+host+":"+port(c.UDPPort)+"?transport=udp")
@@ -95,4 +101,37 @@ func (c Config) MintReply(host, token, user string, now time.Time) (Reply, error
 		return Reply{}, err
 	}
 	return Reply{Type: Command, ICEServers: servers, TTL: int(c.TTL / time.Second)}, nil
+}
+
+// HasSecret reports whether c has a secret to sign TURN credentials with.
+func (c Config) HasSecret() bool { return c.secret() != "" }
+
+func (c Config) secret() string {
+	if c.Rotating != nil {
+		return c.Rotating.Get()
+	}
+	return c.Secret
+}
+
+// Secret holds a REST secret that a running server may replace (a
+// configuration reload). Its zero value holds "". It is safe for
+// concurrent use.
+type Secret struct{ p atomic.Pointer[string] }
+
+// NewSecret returns a Secret holding v.
+func NewSecret(v string) *Secret {
+	s := new(Secret)
+	s.Set(v)
+	return s
+}
+
+// Set replaces the secret.
+func (s *Secret) Set(v string) { s.p.Store(&v) }
+
+// Get returns the secret.
+func (s *Secret) Get() string {
+	if v := s.p.Load(); v != nil {
+		return *v
+	}
+	return ""
 }

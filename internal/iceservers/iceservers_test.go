@@ -68,3 +68,32 @@ func TestMintReply(t *testing.T) {
 		t.Errorf("wrong token: %v", err)
 	}
 }
+
+// TestRotatingSecret: with Rotating set, each Mint signs with the secret
+// it holds at that moment, and Secret is ignored.
+func TestRotatingSecret(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	sec := NewSecret("first")
+	c := Config{UDPPort: 3478, Secret: "ignored", Rotating: sec, TTL: time.Minute}
+	for _, want := range []string{"first", "second"} {
+		sec.Set(want)
+		got, err := c.Mint("h", "", "u", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[1].Credential != turn.RESTPassword(want, got[1].Username) {
+			t.Errorf("with %q: %+v", want, got)
+		}
+	}
+	sec.Set("")
+	if c.HasSecret() {
+		t.Error("HasSecret with an empty rotating secret")
+	}
+	if got, _ := c.Mint("h", "", "u", now); len(got) != 1 {
+		t.Errorf("with no secret, want STUN only: %+v", got)
+	}
+	var zero Secret
+	if zero.Get() != "" {
+		t.Error("the zero Secret holds something")
+	}
+}
