@@ -15,6 +15,10 @@ import (
 	"github.com/icebreaker-net/icebreaker/wormhole"
 )
 
+// rendezvousEnv names the environment variable that replaces the default
+// mailbox server of send, receive, pipe and forward.
+const rendezvousEnv = "ICEBREAKER_RENDEZVOUS"
+
 // wormholeOptions are the flags that send and receive share.
 type wormholeOptions struct {
 	rendezvous string
@@ -24,7 +28,11 @@ type wormholeOptions struct {
 }
 
 func (o *wormholeOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.rendezvous, "rendezvous", wormhole.DefaultRendezvousURL, "mailbox server `URL` (magic-wormhole compatible)")
+	def := wormhole.DefaultRendezvousURL
+	if v := os.Getenv(rendezvousEnv); v != "" {
+		def = v
+	}
+	fs.StringVar(&o.rendezvous, "rendezvous", def, "mailbox server `URL` (magic-wormhole compatible; also $"+rendezvousEnv+")")
 	fs.BoolVar(&o.verify, "verify", false, "print the verifier, which both sides can compare to rule out a man in the middle")
 	fs.BoolVar(&o.json, "json", false, "print JSON lines instead of text")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the server or the peer is silent this long")

@@ -74,15 +74,15 @@ func TestSendToPythonReceive(t *testing.T) {
 }
 
 // TestPythonSendToReceive: `wormhole send --text` to `icebreaker receive`,
-// the code in ICEBREAKER_CODE.
+// the code in ICEBREAKER_CODE and the server in ICEBREAKER_RENDEZVOUS.
 func TestPythonSendToReceive(t *testing.T) {
 	t.Parallel()
 	ctx, bin, mb := wormholeTest(t)
 	py, pyArgs := pythonWormhole(t, mb.URL)
 	const msg = "hello from magic-wormhole"
 	send := testutil.Start(t, testutil.Command(ctx, py, append(pyArgs, "send", "--text", msg, "--code", "17-crossover-clockwork")...))
-	recv := testutil.Command(ctx, bin, "receive", "--rendezvous", mb.URL, "--json")
-	recv.Env = append(os.Environ(), "ICEBREAKER_CODE=17-crossover-clockwork")
+	recv := testutil.Command(ctx, bin, "receive", "--json")
+	recv.Env = append(os.Environ(), "ICEBREAKER_CODE=17-crossover-clockwork", "ICEBREAKER_RENDEZVOUS="+mb.URL)
 	out, err := recv.Output()
 	if err != nil || !strings.Contains(string(out), `{"event":"text","text":"`+msg+`"}`) {
 		t.Fatalf("icebreaker receive: %v\n%s", err, out)
