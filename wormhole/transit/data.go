@@ -71,9 +71,26 @@ func SendData(c *Conn, r io.Reader, size int64) error {
 }
 
 // ReceiveData reads records until size bytes arrived, writes them to w,
-// sends the ack with their SHA-256 and returns it. More data than size is
-// an error. The caller bounds the time with deadlines on c.NetConn().
+// sends the ack with their SHA-256 and returns it: ReadData, then SendAck.
+// The caller bounds the time with deadlines on c.NetConn().
 func ReceiveData(c *Conn, w io.Writer, size int64) ([]byte, error) {
+	sum, err := ReadData(c, w, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := SendAck(c, sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// ReadData reads records until size bytes arrived, writes them to w and
+// returns their SHA-256, without acknowledging them: a receiver that must
+// still check or unpack the data sends the ack (SendAck) only when that
+// worked, so that a failure fails the sender's transfer too. More data
+// than size is an error. The caller bounds the time with deadlines on
+// c.NetConn().
+func ReadData(c *Conn, w io.Writer, size int64) ([]byte, error) {
 	var h hash.Hash = sha256.New()
 	for got := int64(0); got < size; {
 		rec, err := c.ReadRecord()
@@ -89,10 +106,11 @@ func ReceiveData(c *Conn, w io.Writer, size int64) ([]byte, error) {
 		}
 		got += int64(len(rec))
 	}
-	sum := h.Sum(nil)
+	return h.Sum(nil), nil
+}
+
+// SendAck sends the receiver's final record: {"ack":"ok","sha256":HEX}.
+func SendAck(c *Conn, sum []byte) error {
 	ack, _ := json.Marshal(Ack{Ack: "ok", SHA256: hex.EncodeToString(sum)})
-	if err := c.WriteRecord(ack); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return c.WriteRecord(ack)
 }
