@@ -23,9 +23,9 @@ package transfer
 import (
 	"context"
 	"crypto/sha256"
-	"hash"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"strings"
