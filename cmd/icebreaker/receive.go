@@ -21,9 +21,9 @@ var stdin io.Reader = os.Stdin
 // does not show in the process list.
 const codeEnv = "ICEBREAKER_CODE"
 
-// runReceive receives a text message through a wormhole, or a file from an
-// icebreaker sender over ICE and QUIC. A plain magic-wormhole file offer
-// (transit) is refused: that comes later.
+// runReceive receives a text message through a wormhole, a file from an
+// icebreaker sender over ICE and QUIC, or a file or directory from a plain
+// magic-wormhole sender by transit (wormholefile.go).
 func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o wormholeOptions
 	var po peerOptions
@@ -31,11 +31,14 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var fo fileOptions
 	fs.StringVar(&fo.dir, "o", ".", "save a received file in this `DIR`")
 	fs.BoolVar(&fo.accept, "accept-file", false, "accept a file without asking")
-	fs.BoolVar(&fo.force, "force", false, "replace a file of the same name")
+	fs.BoolVar(&fo.force, "force", false, "replace a file (or directory) of the same name")
+	var to transitOptions
+	to.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker receive [flags] [CODE]")
 		fmt.Fprintf(stderr, "Without CODE, the code comes from $%s or is asked for on standard input.\n", codeEnv)
-		fmt.Fprintln(stderr, "Text comes from 'icebreaker send' or 'wormhole send'; a file from 'icebreaker send' over ICE and QUIC.")
+		fmt.Fprintln(stderr, "Text comes from 'icebreaker send' or 'wormhole send'; a file from 'icebreaker send' over ICE and QUIC,")
+		fmt.Fprintln(stderr, "a file or directory from 'wormhole send' by its transit.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -46,6 +49,9 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: one code only, got %q", errUsage, pos)
 	}
 	if err := po.check(); err != nil {
+		return err
+	}
+	if _, err := to.relays(o.rendezvous); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(fo.dir); err != nil || !fi.IsDir() {
@@ -79,14 +85,15 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if m := w.MOTD(); m != "" {
 		fmt.Fprintln(stderr, "Server says:", m)
 	}
-	err = receive(ctx, w, &o, &po, &fo, stdout, stderr)
+	err = receive(ctx, w, &o, &po, &to, &fo, stdout, stderr)
 	return failEvent(&o, stdout, closeWormhole(w, err))
 }
 
 // receive waits for the sender's first message: an ICE hello starts a file
 // transfer from an icebreaker sender (package peer), anything else is
-// magic-wormhole's text transfer.
-func receive(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, fo *fileOptions, stdout, stderr io.Writer) error {
+// magic-wormhole's file-transfer protocol (text, or a file or directory by
+// transit).
+func receive(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, to *transitOptions, fo *fileOptions, stdout, stderr io.Writer) error {
 	if err := o.showVerifier(ctx, w, stdout); err != nil {
 		return err
 	}
@@ -97,27 +104,32 @@ func receive(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *
 	if peer.IsHello(first) {
 		return receiveFile(ctx, w, o, po, fo, first, stdout, stderr)
 	}
-	return receiveText(ctx, w, o, stdout, first)
+	return receivePlain(ctx, w, o, po, to, fo, first, stdout, stderr)
 }
 
-// receiveText handles magic-wormhole's text transfer, starting with the
-// message first.
-func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, stdout io.Writer, first []byte) error {
+// receivePlain handles magic-wormhole's text transfer, starting with the
+// message first, and hands a file or directory offer, with the transit
+// message before it, to receiveFromWormhole.
+func receivePlain(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, to *transitOptions, fo *fileOptions,
+	first []byte, stdout, stderr io.Writer) error {
+	var pending [][]byte // the transit message, for a file offer
 	for {
-		var m textOffer
+		b := first
+		first = nil
 		var err error
-		if first != nil {
-			m, err = decodeMessage(first, "sender")
-			first = nil
-		} else {
-			m, _, err = receiveMessage(ctx, w, "sender")
+		if b == nil {
+			if b, err = w.Receive(ctx); err != nil {
+				return err
+			}
 		}
+		m, err := decodeMessage(b, "sender")
 		if err != nil {
 			return err
 		}
 		switch {
-		case m.Transit != nil:
-			continue // a file offer follows; it is refused below
+		case m.Transit != nil && m.Offer == nil:
+			pending = append(pending, b) // a file offer follows
+			continue
 		case m.Offer == nil:
 			continue // not for us
 		case m.Offer.Message != nil:
@@ -128,16 +140,7 @@ func receiveText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, 
 			o.output(stdout, map[string]any{"event": "text", "text": *m.Offer.Message}, *m.Offer.Message)
 			return nil
 		default:
-			what := "a file"
-			if m.Offer.Directory != nil {
-				what = "a directory"
-			}
-			reason := "transfer rejected: icebreaker receives files only from icebreaker senders for now"
-			refusal, _ := json.Marshal(map[string]string{"error": reason})
-			if err := w.Send(ctx, refusal); err != nil {
-				return err
-			}
-			return fmt.Errorf("the sender offers %s; refused: icebreaker receives files only from icebreaker senders for now (not through magic-wormhole's transit yet)", what)
+			return receiveFromWormhole(ctx, w, o, po, to, fo, append(pending, b), stdout, stderr)
 		}
 	}
 }

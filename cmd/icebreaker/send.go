@@ -113,20 +113,24 @@ func decodeMessage(b []byte, who string) (textOffer, error) {
 	return m, nil
 }
 
-// runSend sends a text message or a file through a wormhole: it allocates
-// a code (or uses --code), prints it, waits for the receiver and its
-// acknowledgement. A file goes to an icebreaker receiver over ICE and QUIC
-// (package peer).
+// runSend sends a text message, a file or a directory through a wormhole:
+// it allocates a code (or uses --code), prints it, waits for the receiver
+// and its acknowledgement. A file goes to an icebreaker receiver over ICE
+// and QUIC (package peer), to a plain magic-wormhole receiver by transit
+// (wormholefile.go), as does a directory.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o wormholeOptions
 	var po peerOptions
 	fs := newPeerFlagSet("send", stderr, &o, &po)
+	var to transitOptions
+	to.register(fs)
 	text := fs.String("text", "", "the text `MESSAGE` to send")
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker send --text MESSAGE [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "       icebreaker send FILE [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "A file goes to 'icebreaker receive' over ICE and QUIC; text also to 'wormhole receive'.")
+		fmt.Fprintln(stderr, "       icebreaker send FILE|DIR [--code CODE] [flags]")
+		fmt.Fprintln(stderr, "A file goes to 'icebreaker receive' over ICE and QUIC, to 'wormhole receive' by its transit;")
+		fmt.Fprintln(stderr, "a directory (as a zip) to 'wormhole receive' only, for now.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -148,12 +152,23 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if _, err := to.relays(o.rendezvous); err != nil {
+		return err
+	}
 	var file *os.File
+	dir := ""
 	if len(pos) == 1 {
-		if file, err = openToSend(pos[0]); err != nil {
+		if fi, serr := os.Stat(pos[0]); serr == nil && fi.IsDir() {
+			if err := checkDirToSend(pos[0]); err != nil {
+				return err
+			}
+			dir = pos[0]
+		} else if file, err = openToSend(pos[0]); err != nil {
 			return err
 		}
-		defer file.Close()
+		if file != nil {
+			defer file.Close()
+		}
 	}
 	w, _, err := openPeerWormhole(ctx, cfg, nil, *code)
 	if errors.Is(err, errUsage) {
@@ -162,8 +177,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return failEvent(&o, stdout, err)
 	}
-	if file != nil {
-		err = sendFile(ctx, w, &o, &po, file, stdout, stderr)
+	if file != nil || dir != "" {
+		err = sendPath(ctx, w, &o, &po, &to, file, dir, stdout, stderr)
 	} else {
 		err = sendText(ctx, w, &o, *text, stdout, stderr)
 	}
@@ -180,6 +195,33 @@ func announce(w *wormhole.Wormhole, o *wormholeOptions, stdout, stderr io.Writer
 	if !o.json {
 		fmt.Fprintln(stderr, "On the other computer, run:", hint)
 	}
+}
+
+// sendPath announces the code, then sends file or the directory dir by the
+// way the receiver supports: over ICE and QUIC to an icebreaker receiver
+// (sendFile), by magic-wormhole's transit to a plain one (sendToWormhole).
+func sendPath(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, to *transitOptions,
+	file *os.File, dir string, stdout, stderr io.Writer) error {
+	announce(w, o, stdout, stderr, "icebreaker receive (or wormhole receive)")
+	if err := o.showVerifier(ctx, w, stdout); err != nil {
+		return err
+	}
+	versions, err := w.PeerAppVersions(ctx)
+	if err != nil {
+		return err
+	}
+	if !peer.Supported(versions) {
+		return sendToWormhole(ctx, w, o, po, to, file, dir, stdout, stderr)
+	}
+	if dir != "" {
+		const reason = "icebreaker sends directories only to plain wormhole receivers for now"
+		msg, _ := json.Marshal(map[string]string{"error": reason})
+		if err := w.Send(ctx, msg); err != nil {
+			return err
+		}
+		return errors.New("the receiver is an icebreaker client: " + reason)
+	}
+	return sendFile(ctx, w, o, po, file, stdout, stderr)
 }
 
 func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, text string, stdout, stderr io.Writer) error {

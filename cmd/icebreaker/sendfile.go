@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,29 +33,12 @@ func openToSend(path string) (*os.File, error) {
 	return f, nil
 }
 
-// sendFile sends file to an icebreaker receiver over ICE and QUIC. A plain
-// magic-wormhole receiver is told, through the mailbox, that this is not
-// supported yet.
+// sendFile sends file to an icebreaker receiver over ICE and QUIC, once
+// the code is announced (sendPath).
 func sendFile(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, file *os.File, stdout, stderr io.Writer) error {
 	fi, err := file.Stat()
 	if err != nil {
 		return err
-	}
-	announce(w, o, stdout, stderr, "icebreaker receive")
-	if err := o.showVerifier(ctx, w, stdout); err != nil {
-		return err
-	}
-	versions, err := w.PeerAppVersions(ctx)
-	if err != nil {
-		return err
-	}
-	if !peer.Supported(versions) {
-		const reason = "icebreaker sends files only to icebreaker receivers for now"
-		msg, _ := json.Marshal(map[string]string{"error": reason})
-		if err := w.Send(ctx, msg); err != nil {
-			return err
-		}
-		return errors.New("the receiver is a plain magic-wormhole client: " + reason)
 	}
 	cfg, err := po.config(ctx, w, stderr)
 	if err != nil {

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/icebreaker-net/icebreaker/internal/refpeers"
+	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"github.com/icebreaker-net/icebreaker/wormhole"
+	"github.com/icebreaker-net/icebreaker/wormhole/transfer"
+	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
+)
+
+// Files and directories between the built icebreaker binary and the real
+// Python `wormhole` client, by magic-wormhole's transit, through the
+// reference mailbox server; the transit relay is the reference one or
+// ours (wormhole/transitrelay), all on loopback.
+
+// startOurTransitRelay runs wormhole/transitrelay on loopback until the
+// test ends.
+func startOurTransitRelay(t *testing.T) (*transitrelay.Relay, string) {
+	t.Helper()
+	r, err := transitrelay.New(transitrelay.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r, ln.Addr().String()
+}
+
+// pyTransit returns the Python client and its arguments for a mailbox and
+// a transit relay.
+func pyTransit(t *testing.T, url, relay string) (string, []string) {
+	t.Helper()
+	py, args := pythonWormhole(t, url)
+	return py, append(args, "--transit-helper", "tcp:"+relay)
+}
+
+// doneEvent returns the --json done event of out, failing without one.
+func doneEvent(t *testing.T, who, out string) map[string]any {
+	t.Helper()
+	ev := lastEvent(jsonEvents(t, out), "done")
+	if ev == nil {
+		t.Fatalf("%s printed no done event:\n%s", who, out)
+	}
+	return ev
+}
+
+// TestWormholeFileRelayed: a 2 MB random file from `icebreaker send` to
+// `wormhole receive`, and from `wormhole send` to `icebreaker receive`,
+// through the reference transit relay and through ours. Neither side
+// listens (Python's --no-listen, our --relay-only), so the relay carries
+// the data; the file and the SHA-256 that icebreaker reports match, and
+// our relay counts the bytes.
+func TestWormholeFileRelayed(t *testing.T) {
+	t.Parallel()
+	ctx, bin, mb := wormholeTest(t)
+	ref := refpeers.StartTransitRelay(t)
+	ours, oursAddr := startOurTransitRelay(t)
+	const size = 2 << 20
+	t.Run("group", func(t *testing.T) {
+		for i, relay := range []struct{ name, addr string }{{"reference", ref.Addr}, {"ours", oursAddr}} {
+			py, pyArgs := pyTransit(t, mb.URL, relay.addr)
+			ibArgs := []string{"--rendezvous", mb.URL, "--transit-helper", "tcp:" + relay.addr, "--relay-only", "--json"}
+			t.Run(relay.name+"/icebreaker-to-wormhole", func(t *testing.T) {
+				t.Parallel()
+				src, dst := t.TempDir(), t.TempDir()
+				data := randomFile(t, src, "payload.bin", size)
+				send := testutil.Start(t, testutil.Command(ctx, bin, append([]string{"send", filepath.Join(src, "payload.bin")}, ibArgs...)...))
+				code := jsonCode(t, ctx, send)
+				out, err := testutil.Command(ctx, py, append(pyArgs, "receive", "--no-listen", "--accept-file", "--hide-progress",
+					"--output-file", filepath.Join(dst, "got.bin"), code)...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("wormhole receive: %v\n%s\nicebreaker send:\n%s", err, out, send.Output())
+				}
+				if err := send.Wait(); err != nil {
+					t.Fatalf("icebreaker send: %v\n%s", err, send.Output())
+				}
+				checkReceived(t, filepath.Join(dst, "got.bin"), data, doneEvent(t, "send", send.Output()), relay.addr)
+			})
+			t.Run(relay.name+"/wormhole-to-icebreaker", func(t *testing.T) {
+				t.Parallel()
+				src, dst := t.TempDir(), t.TempDir()
+				data := randomFile(t, src, "payload.bin", size)
+				code := fmt.Sprintf("%d-transit-file", 60+i)
+				send := testutil.Start(t, testutil.Command(ctx, py, append(pyArgs, "send", "--no-listen", "--hide-progress",
+					"--code", code, filepath.Join(src, "payload.bin"))...))
+				out, err := testutil.Command(ctx, bin, append([]string{"receive", "--accept-file", "-o", dst, code}, ibArgs...)...).Output()
+				if err != nil {
+					t.Fatalf("icebreaker receive: %v\n%s\nwormhole send:\n%s", err, out, send.Output())
+				}
+				if err := send.Wait(); err != nil {
+					t.Fatalf("wormhole send: %v\n%s", err, send.Output())
+				}
+				checkReceived(t, filepath.Join(dst, "payload.bin"), data, doneEvent(t, "receive", string(out)), relay.addr)
+			})
+		}
+	})
+	if st := ours.Stats(); st.Paired < 2 || st.Bytes < 2*size {
+		t.Errorf("our relay: %d pairs, %d bytes; want 2 transfers of %d bytes", st.Paired, st.Bytes, size)
+	}
+}
+
+// checkReceived compares the file at path with data, and icebreaker's done
+// event with its SHA-256 and the relay.
+func checkReceived(t *testing.T, path string, data []byte, done map[string]any, relay string) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("%s: %v (%d bytes, want %d equal ones)", path, err, len(got), len(data))
+	}
+	sum := sha256.Sum256(data)
+	if done["sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("done: sha256 %v, want %x", done["sha256"], sum)
+	}
+	if done["path"] != "relay" || done["via"] != "transit relay "+relay {
+		t.Errorf("done: path %v via %v, want the relay %s", done["path"], done["via"], relay)
+	}
+}
+
+// treeFiles is the directory the directory tests send: nested files, an
+// executable, a private file.
+var treeFiles = []struct {
+	path string
+	mode fs.FileMode
+	body string
+}{
+	{"top.txt", 0o644, "top\n"},
+	{"bin/run.sh", 0o755, "#!/bin/sh\necho run\n"},
+	{"deep/er/secret", 0o600, strings.Repeat("s", 70000)},
+}
+
+func writeTreeFiles(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range treeFiles {
+		p := filepath.Join(dir, filepath.FromSlash(f.path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkTreeFiles(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range treeFiles {
+		p := filepath.Join(dir, filepath.FromSlash(f.path))
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != f.body {
+			t.Errorf("%s: %v (%d bytes)", p, err, len(got))
+			continue
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != f.mode {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), f.mode)
+		}
+	}
+}
+
+// TestWormholeDirectory: a directory with nested files each way between
+// icebreaker and `wormhole`, on a direct loopback path (icebreaker listens
+// on 127.0.0.1, Python does not, so Python dials us); contents and file
+// modes arrive. A second send into the same place is refused without
+// --force (on both sides) and replaces it with --force.
+func TestWormholeDirectory(t *testing.T) {
+	t.Parallel()
+	ctx, bin, mb := wormholeTest(t)
+	relay := refpeers.StartTransitRelay(t)
+	py, pyArgs := pyTransit(t, mb.URL, relay.Addr)
+	ibArgs := []string{"--rendezvous", mb.URL, "--transit-helper", "tcp:" + relay.Addr, "--ip", "127.0.0.1", "--json"}
+	src := filepath.Join(t.TempDir(), "tree")
+	writeTreeFiles(t, src)
+
+	t.Run("icebreaker-to-wormhole", func(t *testing.T) {
+		t.Parallel()
+		dst := t.TempDir()
+		send := testutil.Start(t, testutil.Command(ctx, bin, append([]string{"send", src}, ibArgs...)...))
+		code := jsonCode(t, ctx, send)
+		recv := testutil.Command(ctx, py, append(pyArgs, "receive", "--no-listen", "--accept-file", "--hide-progress", code)...)
+		recv.Dir = dst
+		if out, err := recv.CombinedOutput(); err != nil {
+			t.Fatalf("wormhole receive: %v\n%s\nicebreaker send:\n%s", err, out, send.Output())
+		}
+		if err := send.Wait(); err != nil {
+			t.Fatalf("icebreaker send: %v\n%s", err, send.Output())
+		}
+		if done := doneEvent(t, "send", send.Output()); done["kind"] != "directory" || done["path"] != "direct" {
+			t.Errorf("done event %v: want a directory on a direct path", done)
+		}
+		checkTreeFiles(t, filepath.Join(dst, "tree"))
+	})
+
+	t.Run("wormhole-to-icebreaker", func(t *testing.T) {
+		t.Parallel()
+		dst := t.TempDir()
+		for i, force := range []string{"", "", "--force"} {
+			code := fmt.Sprintf("%d-transit-tree", 70+i)
+			send := testutil.Start(t, testutil.Command(ctx, py, append(pyArgs, "send", "--no-listen", "--hide-progress", "--code", code, src)...))
+			args := append([]string{"receive", "--accept-file", "-o", dst, code}, ibArgs...)
+			if force != "" {
+				args = append(args, force)
+			}
+			recv := testutil.Command(ctx, bin, args...)
+			out, err := recv.CombinedOutput()
+			serr := send.Wait()
+			if i == 1 { // the directory exists: refused on both sides
+				if rc := recv.ProcessState.ExitCode(); rc != 1 || !strings.Contains(string(out), "refusing to overwrite") {
+					t.Errorf("second receive without --force: exit %d\n%s", rc, out)
+				}
+				if serr == nil || !strings.Contains(send.Output(), "refusing to overwrite") {
+					t.Errorf("wormhole send to a refusing receiver: %v\n%s", serr, send.Output())
+				}
+				if err := os.WriteFile(filepath.Join(dst, "tree", "stale"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err != nil || serr != nil {
+				t.Fatalf("receive %s: %v\n%s\nwormhole send: %v\n%s", force, err, out, serr, send.Output())
+			}
+			if done := doneEvent(t, "receive", string(out)); done["kind"] != "directory" || done["path"] != "direct" {
+				t.Errorf("done event %v: want a directory on a direct path", done)
+			}
+			checkTreeFiles(t, filepath.Join(dst, "tree"))
+		}
+		if _, err := os.Stat(filepath.Join(dst, "tree", "stale")); err == nil {
+			t.Errorf("--force kept a file of the old directory")
+		}
+		ents, _ := os.ReadDir(dst)
+		if len(ents) != 1 {
+			t.Errorf("-o holds %d entries, want the directory only (no partial files left): %v", len(ents), ents)
+		}
+	})
+}
+
+// TestWormholeMaliciousZip: a sender (this test, speaking the protocol
+// with package transfer) offers a directory whose zip holds "../escaped";
+// `icebreaker receive` refuses it, writes nothing outside -o (and leaves
+// nothing in it), exits 1, and sends no ack, so the sender fails too.
+func TestWormholeMaliciousZip(t *testing.T) {
+	t.Parallel()
+	ctx, bin, mb := wormholeTest(t)
+	_, relay := startOurTransitRelay(t)
+	var z bytes.Buffer
+	zw := zip.NewWriter(&z)
+	for _, name := range []string{"fine.txt", "../escaped"} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("payload of " + name))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	outer := t.TempDir()
+	dst := filepath.Join(outer, "out")
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recv := testutil.Start(t, testutil.Command(ctx, bin, "receive", "--rendezvous", mb.URL, "--transit-helper", "tcp:"+relay,
+		"--relay-only", "--accept-file", "-o", dst, w.Code().String()))
+	offer := transfer.Offer{Kind: transfer.Directory, Name: "tree", Size: int64(z.Len()), NumBytes: 100, NumFiles: 2}
+	_, serr := transfer.Send(ctx, w, transfer.Config{Relays: []string{relay}}, offer, bytes.NewReader(z.Bytes()))
+	rerr := recv.Wait()
+	if rerr == nil || !strings.Contains(recv.Output(), "unsafe zip") {
+		t.Errorf("icebreaker receive: %v\n%s", rerr, recv.Output())
+	}
+	if serr == nil {
+		t.Errorf("the sender got an ack for a refused zip")
+	}
+	for dir, want := range map[string]int{outer: 1, dst: 0} {
+		if ents, _ := os.ReadDir(dir); len(ents) != want {
+			t.Errorf("%s holds %v, want %d entries", dir, ents, want)
+		}
+	}
+}
