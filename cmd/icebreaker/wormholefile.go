@@ -69,7 +69,11 @@ func (t *transitOptions) relays(rendezvous string) ([]string, error) {
 // interface, announced by its addresses, loopback only when there is no
 // other).
 func transferConfig(o *wormholeOptions, po *peerOptions, to *transitOptions, stdout, stderr io.Writer, total int64) (transfer.Config, error) {
-	cfg := transfer.Config{Timeout: po.connect, Progress: progress(o, stdout, total)}
+	cfg := transfer.Config{Timeout: po.connect, Progress: progress(o, stdout, total),
+		OnConnect: func(via string) {
+			o.output(stdout, map[string]any{"event": "path", "path": transitPath(via), "via": "transit " + via},
+				"Connected by magic-wormhole's transit: "+via)
+		}}
 	if po.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -191,14 +195,18 @@ func zipDir(dir string, o *wormholeOptions, stderr io.Writer) (*os.File, transfe
 	return zf, st, nil
 }
 
+// transitPath is "relay" or "direct", as for ICE paths.
+func transitPath(via string) string {
+	if (transfer.Result{Via: via}).Relayed() {
+		return "relay"
+	}
+	return "direct"
+}
+
 // reportTransit prints the summary of a transfer by transit.
 func reportTransit(o *wormholeOptions, stdout io.Writer, verb string, offer transfer.Offer, dest string, res transfer.Result, took time.Duration) {
-	path := "direct"
-	if res.Relayed() {
-		path = "relay"
-	}
 	ev := map[string]any{"event": "done", "kind": offer.Kind.String(), "name": offer.Name, "bytes": offer.Size,
-		"sha256": fmt.Sprintf("%x", res.SHA256), "seconds": took.Seconds(), "path": path, "via": "transit " + res.Via}
+		"sha256": fmt.Sprintf("%x", res.SHA256), "seconds": took.Seconds(), "path": transitPath(res.Via), "via": "transit " + res.Via}
 	if dest != "" {
 		ev["file"] = dest
 	}

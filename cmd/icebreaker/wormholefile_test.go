@@ -93,7 +93,7 @@ func TestWormholeFileRelayed(t *testing.T) {
 				if err := send.Wait(); err != nil {
 					t.Fatalf("icebreaker send: %v\n%s", err, send.Output())
 				}
-				checkReceived(t, filepath.Join(dst, "got.bin"), data, doneEvent(t, "send", send.Output()), relay.addr)
+				checkReceived(t, filepath.Join(dst, "got.bin"), data, send.Output(), relay.addr)
 			})
 			t.Run(relay.name+"/wormhole-to-icebreaker", func(t *testing.T) {
 				t.Parallel()
@@ -109,7 +109,7 @@ func TestWormholeFileRelayed(t *testing.T) {
 				if err := send.Wait(); err != nil {
 					t.Fatalf("wormhole send: %v\n%s", err, send.Output())
 				}
-				checkReceived(t, filepath.Join(dst, "payload.bin"), data, doneEvent(t, "receive", string(out)), relay.addr)
+				checkReceived(t, filepath.Join(dst, "payload.bin"), data, string(out), relay.addr)
 			})
 		}
 	})
@@ -118,10 +118,17 @@ func TestWormholeFileRelayed(t *testing.T) {
 	}
 }
 
-// checkReceived compares the file at path with data, and icebreaker's done
-// event with its SHA-256 and the relay.
-func checkReceived(t *testing.T, path string, data []byte, done map[string]any, relay string) {
+// checkReceived compares the file at path with data, and icebreaker's
+// --json output with its SHA-256 and the relay.
+func checkReceived(t *testing.T, path string, data []byte, out, relay string) {
 	t.Helper()
+	done := doneEvent(t, "icebreaker", out)
+	if p := lastEvent(jsonEvents(t, out), "path"); p == nil || p["path"] != "relay" {
+		t.Errorf("path event %v, want the relay", p)
+	}
+	if lastEvent(jsonEvents(t, out), "progress") == nil {
+		t.Errorf("no progress event:\n%s", out)
+	}
 	got, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("%s: %v (%d bytes, want %d equal ones)", path, err, len(got), len(data))

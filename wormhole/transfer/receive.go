@@ -108,6 +108,9 @@ func (in *Incoming) Accept(ctx context.Context, w io.Writer, check func() error)
 	}
 	defer c.Close()
 	res := Result{Via: c.Describe()}
+	if in.cfg.OnConnect != nil {
+		in.cfg.OnConnect(res.Via)
+	}
 	cw := countWriter{w: w, c: &counter{progress: in.cfg.Progress}}
 	err = move(ctx, c, func() error {
 		sum, err := transit.ReadData(c, cw, in.offer.Size)

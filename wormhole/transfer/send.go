@@ -53,6 +53,9 @@ func Send(ctx context.Context, mb Mailbox, cfg Config, offer Offer, r io.Reader)
 	}
 	defer c.Close()
 	res := Result{Via: c.Describe()}
+	if cfg.OnConnect != nil {
+		cfg.OnConnect(res.Via)
+	}
 	cr := countReader{r: r, c: &counter{progress: cfg.Progress}}
 	h := newHashReader(cr)
 	err = move(ctx, c, func() error { return transit.SendData(c, h, offer.Size) })

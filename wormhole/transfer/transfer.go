@@ -66,9 +66,11 @@ type Config struct {
 	// RelayDelay and Timeout are transit.Config's (0: its defaults).
 	RelayDelay time.Duration
 	Timeout    time.Duration
-	// Progress, when set, is called with the bytes moved so far, from
-	// the goroutine that runs Send or Accept.
-	Progress func(done int64)
+	// OnConnect, when set, is called with how transit connected (as in
+	// Result.Via) before data moves; Progress, when set, with the bytes
+	// moved so far. Both run on the goroutine that runs Send or Accept.
+	OnConnect func(via string)
+	Progress  func(done int64)
 	// Logger receives debug logs; nil means silent.
 	Logger *slog.Logger
 }
