@@ -3,12 +3,10 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,32 +16,12 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/wormhole"
 	"github.com/icebreaker-net/icebreaker/wormhole/transfer"
-	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
 // Files and directories between the built icebreaker binary and the real
 // Python `wormhole` client, by magic-wormhole's transit, through the
 // reference mailbox server; the transit relay is the reference one or
 // ours (wormhole/transitrelay), all on loopback.
-
-// startOurTransitRelay runs wormhole/transitrelay on loopback until the
-// test ends.
-func startOurTransitRelay(t *testing.T) (*transitrelay.Relay, string) {
-	t.Helper()
-	r, err := transitrelay.New(transitrelay.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return r, ln.Addr().String()
-}
 
 // pyTransit returns the Python client and its arguments for a mailbox and
 // a transit relay.
@@ -73,7 +51,7 @@ func TestWormholeFileRelayed(t *testing.T) {
 	t.Parallel()
 	ctx, bin, mb := wormholeTest(t)
 	ref := refpeers.StartTransitRelay(t)
-	ours, oursAddr := startOurTransitRelay(t)
+	ours, oursAddr := refpeers.StartOurTransitRelay(t)
 	const size = 2 << 20
 	t.Run("group", func(t *testing.T) {
 		for i, relay := range []struct{ name, addr string }{{"reference", ref.Addr}, {"ours", oursAddr}} {
@@ -268,7 +246,7 @@ func TestWormholeDirectory(t *testing.T) {
 func TestWormholeMaliciousZip(t *testing.T) {
 	t.Parallel()
 	ctx, bin, mb := wormholeTest(t)
-	_, relay := startOurTransitRelay(t)
+	_, relay := refpeers.StartOurTransitRelay(t)
 	var z bytes.Buffer
 	zw := zip.NewWriter(&z)
 	for _, name := range []string{"fine.txt", "../escaped"} {

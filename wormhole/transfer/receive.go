@@ -111,7 +111,7 @@ func (in *Incoming) Accept(ctx context.Context, w io.Writer, check func() error)
 	if in.cfg.OnConnect != nil {
 		in.cfg.OnConnect(res.Via)
 	}
-	cw := countWriter{w: w, c: &counter{progress: in.cfg.Progress}}
+	cw := &receiving{w: w, progress: in.cfg.Progress}
 	err = move(ctx, c, func() error {
 		sum, err := transit.ReadData(c, cw, in.offer.Size)
 		if err != nil {

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -56,13 +57,12 @@ func Send(ctx context.Context, mb Mailbox, cfg Config, offer Offer, r io.Reader)
 	if cfg.OnConnect != nil {
 		cfg.OnConnect(res.Via)
 	}
-	cr := countReader{r: r, c: &counter{progress: cfg.Progress}}
-	h := newHashReader(cr)
-	err = move(ctx, c, func() error { return transit.SendData(c, h, offer.Size) })
+	data := &sending{r: r, h: sha256.New(), progress: cfg.Progress}
+	err = move(ctx, c, func() error { return transit.SendData(c, data, offer.Size) })
 	if err != nil {
 		return res, err
 	}
-	res.SHA256 = h.sum()
+	res.SHA256 = data.h.Sum(nil)
 	return res, nil
 }
 

@@ -22,7 +22,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -131,53 +130,37 @@ func move(ctx context.Context, c *transit.Conn, f func() error) error {
 	return err
 }
 
-// counter calls progress as bytes pass.
-type counter struct {
+// sending reads the data to send: it hashes it and reports progress.
+type sending struct {
+	r        io.Reader
+	h        hash.Hash
 	n        int64
 	progress func(int64)
 }
 
-func (c *counter) add(n int) {
-	c.n += int64(n)
-	if c.progress != nil {
-		c.progress(c.n)
+func (s *sending) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.h.Write(p[:n])
+	s.n += int64(n)
+	if s.progress != nil && n > 0 {
+		s.progress(s.n)
 	}
-}
-
-type countReader struct {
-	r io.Reader
-	c *counter
-}
-
-func (r countReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.c.add(n)
 	return n, err
 }
 
-type countWriter struct {
-	w io.Writer
-	c *counter
+// receiving writes the data received and reports progress (transit
+// hashes it).
+type receiving struct {
+	w        io.Writer
+	n        int64
+	progress func(int64)
 }
 
-func (w countWriter) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
-	w.c.add(n)
+func (r *receiving) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	r.n += int64(n)
+	if r.progress != nil {
+		r.progress(r.n)
+	}
 	return n, err
 }
-
-// hashReader hashes what passes through it.
-type hashReader struct {
-	r io.Reader
-	h hash.Hash
-}
-
-func newHashReader(r io.Reader) *hashReader { return &hashReader{r: r, h: sha256.New()} }
-
-func (r *hashReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.h.Write(p[:n])
-	return n, err
-}
-
-func (r *hashReader) sum() []byte { return r.h.Sum(nil) }

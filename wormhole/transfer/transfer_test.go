@@ -6,15 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"net"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/wormhole/transfer"
-	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
 // The interop with the real `wormhole` clients is tested end to end in
@@ -54,24 +53,6 @@ func (m *chanMailbox) Receive(ctx context.Context) ([]byte, error) {
 
 func (m *chanMailbox) TransitKey(context.Context) ([]byte, error) { return m.key, nil }
 
-// startRelay runs our transit relay on loopback until the test ends.
-func startRelay(t *testing.T) string {
-	t.Helper()
-	r, err := transitrelay.New(transitrelay.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
-}
-
 // run runs the sender and the receiver's handling of the offer at once.
 func run(t *testing.T, send func(context.Context, transfer.Mailbox) error, recv func(context.Context, transfer.Mailbox) error) (serr, rerr error) {
 	t.Helper()
@@ -90,7 +71,7 @@ func run(t *testing.T, send func(context.Context, transfer.Mailbox) error, recv 
 // reaches the size; no goroutine is left.
 func TestSendAcceptRelayed(t *testing.T) {
 	before := runtime.NumGoroutine()
-	relay := startRelay(t)
+	_, relay := refpeers.StartOurTransitRelay(t)
 	data := make([]byte, 700<<10)
 	rand.Read(data)
 	var sres, rres transfer.Result
@@ -128,7 +109,7 @@ func TestSendAcceptRelayed(t *testing.T) {
 // ErrDeclined; a receiver whose check fails sends no ack, which fails the
 // sender too.
 func TestDeclineAndFailedCheck(t *testing.T) {
-	relay := startRelay(t)
+	_, relay := refpeers.StartOurTransitRelay(t)
 	offer := transfer.Offer{Kind: transfer.File, Name: "f", Size: 3}
 	send := func(ctx context.Context, mb transfer.Mailbox) error {
 		_, err := transfer.Send(ctx, mb, transfer.Config{Relays: []string{relay}}, offer, bytes.NewReader([]byte("abc")))
