@@ -51,7 +51,7 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := po.check(); err != nil {
 		return err
 	}
-	if _, err := to.relays(o.rendezvous); err != nil {
+	if err := to.check(o.rendezvous, po.noRelay); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(fo.dir); err != nil || !fi.IsDir() {

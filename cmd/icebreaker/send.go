@@ -152,7 +152,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if _, err := to.relays(o.rendezvous); err != nil {
+	if err := to.check(o.rendezvous, po.noRelay); err != nil {
 		return err
 	}
 	var file *os.File

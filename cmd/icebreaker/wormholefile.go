@@ -40,6 +40,15 @@ func (t *transitOptions) register(fs *flag.FlagSet) {
 		"with the default rendezvous; \"off\" for none)")
 }
 
+// check reports bad transit flags early, as usage errors.
+func (t *transitOptions) check(rendezvous string, noRelay bool) error {
+	if noRelay && t.helper != "" && t.helper != "off" {
+		return fmt.Errorf("%w: --no-relay and --transit-helper exclude each other", errUsage)
+	}
+	_, err := t.relays(rendezvous)
+	return err
+}
+
 // relays returns the transit relays to use with the rendezvous URL: the
 // --transit-helper, or its default.
 func (t *transitOptions) relays(rendezvous string) ([]string, error) {

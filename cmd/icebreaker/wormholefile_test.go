@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
 	"github.com/icebreaker-net/icebreaker/wormhole"
 	"github.com/icebreaker-net/icebreaker/wormhole/transfer"
+	"github.com/icebreaker-net/icebreaker/wormhole/transit"
 )
 
 // Files and directories between the built icebreaker binary and the real
@@ -239,11 +243,13 @@ func TestWormholeDirectory(t *testing.T) {
 	})
 }
 
-// TestWormholeMaliciousZip: a sender (this test, speaking the protocol
-// with package transfer) offers a directory whose zip holds "../escaped";
-// `icebreaker receive` refuses it, writes nothing outside -o (and leaves
-// nothing in it), exits 1, and sends no ack, so the sender fails too.
-func TestWormholeMaliciousZip(t *testing.T) {
+// TestWormholeReceiveRefuses: a sender (this test, speaking the protocol
+// with package transfer) offers what `icebreaker receive` must refuse: a
+// directory whose zip holds "../escaped" (refused after the transfer:
+// nothing is written outside -o, nothing left in it, and no ack, so the
+// sender fails too), and a directory larger than the free space (declined
+// before any transfer, the sender told why).
+func TestWormholeReceiveRefuses(t *testing.T) {
 	t.Parallel()
 	ctx, bin, mb := wormholeTest(t)
 	_, relay := refpeers.StartOurTransitRelay(t)
@@ -259,30 +265,91 @@ func TestWormholeMaliciousZip(t *testing.T) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, says string
+		numBytes   int64
+		declined   bool
+	}{
+		{"traversal", "unsafe zip", 100, false},
+		{"no space", "not enough space", 1 << 62, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close(ctx)
+			outer := t.TempDir()
+			dst := filepath.Join(outer, "out")
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			recv := testutil.Start(t, testutil.Command(ctx, bin, "receive", "--rendezvous", mb.URL, "--transit-helper", "tcp:"+relay,
+				"--relay-only", "--accept-file", "-o", dst, w.Code().String()))
+			offer := transfer.Offer{Kind: transfer.Directory, Name: "tree", Size: int64(z.Len()), NumBytes: tc.numBytes, NumFiles: 2}
+			_, serr := transfer.Send(ctx, w, transfer.Config{Relays: []string{relay}}, offer, bytes.NewReader(z.Bytes()))
+			rerr := recv.Wait()
+			if rerr == nil || !strings.Contains(recv.Output(), tc.says) {
+				t.Errorf("icebreaker receive: %v\n%s", rerr, recv.Output())
+			}
+			switch {
+			case serr == nil:
+				t.Errorf("the sender got an ack")
+			case tc.declined && (!errors.Is(serr, transfer.ErrDeclined) || !strings.Contains(serr.Error(), tc.says)):
+				t.Errorf("the sender: %v, want a decline that says %q", serr, tc.says)
+			}
+			for dir, want := range map[string]int{outer: 1, dst: 0} {
+				if ents, _ := os.ReadDir(dir); len(ents) != want {
+					t.Errorf("%s holds %v, want %d entries", dir, ents, want)
+				}
+			}
+		})
 	}
-	defer w.Close(ctx)
-	outer := t.TempDir()
-	dst := filepath.Join(outer, "out")
-	if err := os.Mkdir(dst, 0o755); err != nil {
-		t.Fatal(err)
+}
+
+// TestTransitFlags: the transit relay of --transit-helper and its default,
+// and how the peer flags map onto transit.
+func TestTransitFlags(t *testing.T) {
+	for _, tc := range []struct {
+		helper, rendezvous string
+		want               []string
+	}{
+		{"", wormhole.DefaultRendezvousURL, []string{transit.DefaultRelay}},
+		{"", "ws://127.0.0.1:4000/v1", []string{"127.0.0.1:4001"}},
+		{"", "wss://[::1]:4443/v1", []string{"[::1]:4001"}},
+		{"tcp:127.0.0.1:9", "ws://127.0.0.1:4000/v1", []string{"127.0.0.1:9"}},
+		{"off", "ws://127.0.0.1:4000/v1", nil},
+	} {
+		to := transitOptions{helper: tc.helper}
+		if got, err := to.relays(tc.rendezvous); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("--transit-helper %q with %s: %q, %v; want %q", tc.helper, tc.rendezvous, got, err, tc.want)
+		}
 	}
-	recv := testutil.Start(t, testutil.Command(ctx, bin, "receive", "--rendezvous", mb.URL, "--transit-helper", "tcp:"+relay,
-		"--relay-only", "--accept-file", "-o", dst, w.Code().String()))
-	offer := transfer.Offer{Kind: transfer.Directory, Name: "tree", Size: int64(z.Len()), NumBytes: 100, NumFiles: 2}
-	_, serr := transfer.Send(ctx, w, transfer.Config{Relays: []string{relay}}, offer, bytes.NewReader(z.Bytes()))
-	rerr := recv.Wait()
-	if rerr == nil || !strings.Contains(recv.Output(), "unsafe zip") {
-		t.Errorf("icebreaker receive: %v\n%s", rerr, recv.Output())
+	to := transitOptions{helper: "tcp:127.0.0.1:9"}
+	for name, po := range map[string]peerOptions{
+		"relay only": {gather: iceOptions{relayOnly: true}},
+		"ip":         {gather: iceOptions{ips: listFlag{"10.0.0.0/8", "127.0.0.1"}}},
+		"default":    {},
+		"no relay":   {noRelay: true},
+	} {
+		cfg, err := transferConfig(&wormholeOptions{}, &po, &to, io.Discard, io.Discard, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := map[string]string{"relay only": "", "ip": "127.0.0.1:0", "default": ":0", "no relay": ":0"}[name]
+		if cfg.ListenAddr != want || cfg.NoDirect != (name == "relay only") || cfg.NoRelay != (name == "no relay") ||
+			(len(cfg.Relays) == 0) != (name == "no relay") {
+			t.Errorf("%s: %+v", name, cfg)
+		}
 	}
-	if serr == nil {
-		t.Errorf("the sender got an ack for a refused zip")
-	}
-	for dir, want := range map[string]int{outer: 1, dst: 0} {
-		if ents, _ := os.ReadDir(dir); len(ents) != want {
-			t.Errorf("%s holds %v, want %d entries", dir, ents, want)
+	for _, args := range [][]string{
+		{"send", "--text", "x", "--transit-helper", "tor:x.onion:80"},
+		{"send", "--text", "x", "--no-relay", "--transit-helper", "tcp:127.0.0.1:9"},
+		{"receive", "--transit-helper", "tcp:127.0.0.1:0", "1-a-b"},
+	} {
+		var o, e strings.Builder
+		if rc := run(t.Context(), args, &o, &e); rc != 2 || !strings.Contains(e.String(), "transit-helper") {
+			t.Errorf("%q: exit %d, want 2 (usage); stderr %q", args, rc, e.String())
 		}
 	}
 }
