@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
@@ -35,6 +37,14 @@ func pyTransit(t *testing.T, url, relay string) (string, []string) {
 	return py, append(args, "--transit-helper", "tcp:"+relay)
 }
 
+// transferCtx bounds one transfer of a (sub)test: the context of
+// wormholeTest covers its setup, which under load can take much of it.
+func transferCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // doneEvent returns the --json done event of out, failing without one.
 func doneEvent(t *testing.T, who, out string) map[string]any {
 	t.Helper()
@@ -53,7 +63,7 @@ func doneEvent(t *testing.T, who, out string) map[string]any {
 // our relay counts the bytes.
 func TestWormholeFileRelayed(t *testing.T) {
 	t.Parallel()
-	ctx, bin, mb := wormholeTest(t)
+	_, bin, mb := wormholeTest(t)
 	ref := refpeers.StartTransitRelay(t)
 	ours, oursAddr := refpeers.StartOurTransitRelay(t)
 	const size = 2 << 20
@@ -63,6 +73,7 @@ func TestWormholeFileRelayed(t *testing.T) {
 			ibArgs := []string{"--rendezvous", mb.URL, "--transit-helper", "tcp:" + relay.addr, "--relay-only", "--json"}
 			t.Run(relay.name+"/icebreaker-to-wormhole", func(t *testing.T) {
 				t.Parallel()
+				ctx := transferCtx(t)
 				src, dst := t.TempDir(), t.TempDir()
 				data := randomFile(t, src, "payload.bin", size)
 				send := testutil.Start(t, testutil.Command(ctx, bin, append([]string{"send", filepath.Join(src, "payload.bin")}, ibArgs...)...))
@@ -79,6 +90,7 @@ func TestWormholeFileRelayed(t *testing.T) {
 			})
 			t.Run(relay.name+"/wormhole-to-icebreaker", func(t *testing.T) {
 				t.Parallel()
+				ctx := transferCtx(t)
 				src, dst := t.TempDir(), t.TempDir()
 				data := randomFile(t, src, "payload.bin", size)
 				code := fmt.Sprintf("%d-transit-file", 60+i)
@@ -174,7 +186,7 @@ func checkTreeFiles(t *testing.T, dir string) {
 // --force (on both sides) and replaces it with --force.
 func TestWormholeDirectory(t *testing.T) {
 	t.Parallel()
-	ctx, bin, mb := wormholeTest(t)
+	_, bin, mb := wormholeTest(t)
 	relay := refpeers.StartTransitRelay(t)
 	py, pyArgs := pyTransit(t, mb.URL, relay.Addr)
 	ibArgs := []string{"--rendezvous", mb.URL, "--transit-helper", "tcp:" + relay.Addr, "--ip", "127.0.0.1", "--json"}
@@ -183,6 +195,7 @@ func TestWormholeDirectory(t *testing.T) {
 
 	t.Run("icebreaker-to-wormhole", func(t *testing.T) {
 		t.Parallel()
+		ctx := transferCtx(t)
 		dst := t.TempDir()
 		send := testutil.Start(t, testutil.Command(ctx, bin, append([]string{"send", src}, ibArgs...)...))
 		code := jsonCode(t, ctx, send)
@@ -202,6 +215,7 @@ func TestWormholeDirectory(t *testing.T) {
 
 	t.Run("wormhole-to-icebreaker", func(t *testing.T) {
 		t.Parallel()
+		ctx := transferCtx(t)
 		dst := t.TempDir()
 		for i, force := range []string{"", "", "--force"} {
 			code := fmt.Sprintf("%d-transit-tree", 70+i)
@@ -251,7 +265,7 @@ func TestWormholeDirectory(t *testing.T) {
 // before any transfer, the sender told why).
 func TestWormholeReceiveRefuses(t *testing.T) {
 	t.Parallel()
-	ctx, bin, mb := wormholeTest(t)
+	_, bin, mb := wormholeTest(t)
 	_, relay := refpeers.StartOurTransitRelay(t)
 	var z bytes.Buffer
 	zw := zip.NewWriter(&z)
@@ -274,6 +288,7 @@ func TestWormholeReceiveRefuses(t *testing.T) {
 		{"no space", "not enough space", 1 << 62, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ctx := transferCtx(t)
 			w, err := wormhole.Allocate(ctx, wormhole.Config{URL: mb.URL})
 			if err != nil {
 				t.Fatal(err)
