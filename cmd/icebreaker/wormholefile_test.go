@@ -137,7 +137,7 @@ func checkReceived(t *testing.T, path string, data []byte, out, relay string) {
 }
 
 // treeFiles is the directory the directory tests send: nested files, an
-// executable, a private file.
+// executable, a private file (and emptyDir).
 var treeFiles = []struct {
 	path string
 	mode fs.FileMode
@@ -148,8 +148,17 @@ var treeFiles = []struct {
 	{"deep/er/secret", 0o600, strings.Repeat("s", 70000)},
 }
 
+// emptyDir is an empty directory of the tree, with its mode.
+const emptyDir, emptyDirMode = "nothing/here", fs.FileMode(0o750)
+
 func writeTreeFiles(t *testing.T, dir string) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, emptyDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, emptyDir), emptyDirMode); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range treeFiles {
 		p := filepath.Join(dir, filepath.FromSlash(f.path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -164,8 +173,13 @@ func writeTreeFiles(t *testing.T, dir string) {
 	}
 }
 
-func checkTreeFiles(t *testing.T, dir string) {
+// checkTreeFiles checks the files of the tree in dir and, when
+// emptyDirs, the empty directory (`wormhole send` does not send those).
+func checkTreeFiles(t *testing.T, dir string, emptyDirs bool) {
 	t.Helper()
+	if fi, err := os.Stat(filepath.Join(dir, emptyDir)); emptyDirs && (err != nil || !fi.IsDir() || fi.Mode().Perm() != emptyDirMode) {
+		t.Errorf("the empty directory %s: %v, %v", emptyDir, fi, err)
+	}
 	for _, f := range treeFiles {
 		p := filepath.Join(dir, filepath.FromSlash(f.path))
 		got, err := os.ReadFile(p)
@@ -210,7 +224,7 @@ func TestWormholeDirectory(t *testing.T) {
 		if done := doneEvent(t, "send", send.Output()); done["kind"] != "directory" || done["path"] != "direct" {
 			t.Errorf("done event %v: want a directory on a direct path", done)
 		}
-		checkTreeFiles(t, filepath.Join(dst, "tree"))
+		checkTreeFiles(t, filepath.Join(dst, "tree"), true)
 	})
 
 	t.Run("wormhole-to-icebreaker", func(t *testing.T) {
@@ -245,7 +259,7 @@ func TestWormholeDirectory(t *testing.T) {
 			if done := doneEvent(t, "receive", string(out)); done["kind"] != "directory" || done["path"] != "direct" {
 				t.Errorf("done event %v: want a directory on a direct path", done)
 			}
-			checkTreeFiles(t, filepath.Join(dst, "tree"))
+			checkTreeFiles(t, filepath.Join(dst, "tree"), false)
 		}
 		if _, err := os.Stat(filepath.Join(dst, "tree", "stale")); err == nil {
 			t.Errorf("--force kept a file of the old directory")
