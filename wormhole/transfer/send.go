@@ -10,9 +10,9 @@ import (
 	"github.com/icebreaker-net/icebreaker/wormhole/transit"
 )
 
-// Send offers size bytes of r to the peer as offer (offer.Size must be
-// size) and, once the peer accepts, sends them by transit and checks the
-// receiver's SHA-256. It returns ErrDeclined when the peer declines. The
+// Send offers offer.Size bytes of r to the peer (a file, or a directory
+// zipped by WriteZip) and, once the peer accepts, sends them by transit and
+// checks the receiver's SHA-256; r yielding fewer bytes is an error. It returns ErrDeclined when the peer declines. The
 // wormhole must be open; Send neither closes it nor reads past the
 // peer's answer.
 //
