@@ -34,10 +34,14 @@ type transitOptions struct {
 	helper string
 }
 
+// transitHelperEnv names the environment variable that replaces the
+// default of --transit-helper.
+const transitHelperEnv = "ICEBREAKER_TRANSIT_HELPER"
+
 func (t *transitOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.helper, "transit-helper", "", "transit relay `tcp:HOST:PORT` for files with plain wormhole clients "+
-		"(default: port 4001 of the --rendezvous host, where 'icebreaker serve' runs it; magic-wormhole's public relay "+
-		"with the default rendezvous; \"off\" for none)")
+	fs.StringVar(&t.helper, "transit-helper", os.Getenv(transitHelperEnv), "transit relay `tcp:HOST:PORT` for files with plain wormhole clients "+
+		"(also $"+transitHelperEnv+"; default: port 4001 of the --rendezvous host, where 'icebreaker serve' runs it, "+
+		"or magic-wormhole's public relay with the default rendezvous; \"off\" for none)")
 }
 
 // check reports bad transit flags early, as usage errors.

@@ -354,6 +354,12 @@ func TestTransitFlags(t *testing.T) {
 			t.Errorf("--transit-helper %q with %s: %q, %v; want %q", tc.helper, tc.rendezvous, got, err, tc.want)
 		}
 	}
+	t.Setenv(transitHelperEnv, "tcp:127.0.0.1:7")
+	var fromEnv transitOptions
+	fromEnv.register(newFlagSet("send", io.Discard))
+	if got, err := fromEnv.relays(wormhole.DefaultRendezvousURL); err != nil || !slices.Equal(got, []string{"127.0.0.1:7"}) {
+		t.Errorf("$%s: %q, %v", transitHelperEnv, got, err)
+	}
 	to := transitOptions{helper: "tcp:127.0.0.1:9"}
 	for name, po := range map[string]peerOptions{
 		"relay only": {gather: iceOptions{relayOnly: true}},
