@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/peer"
@@ -123,10 +122,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newPeerFlagSet("send", stderr, &o, &po)
 	text := fs.String("text", "", "the text `MESSAGE` to send")
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
+	var so sendOptions
+	so.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker send --text MESSAGE [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "       icebreaker send FILE [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "A file goes to 'icebreaker receive' over ICE and QUIC; text also to 'wormhole receive'.")
+		fmt.Fprintln(stderr, "       icebreaker send FILE|DIR|- [--code CODE] [flags]")
+		fmt.Fprintln(stderr, "A file, a directory or standard input (-) goes to 'icebreaker receive' over ICE and QUIC; text also to 'wormhole receive'.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -148,12 +149,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var file *os.File
+	var src *source
 	if len(pos) == 1 {
-		if file, err = openToSend(pos[0]); err != nil {
+		if src, err = openSource(pos[0], &so, stderr); err != nil {
 			return err
 		}
-		defer file.Close()
+		defer src.close()
 	}
 	w, _, err := openPeerWormhole(ctx, cfg, nil, *code)
 	if errors.Is(err, errUsage) {
@@ -162,8 +163,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return failEvent(&o, stdout, err)
 	}
-	if file != nil {
-		err = sendFile(ctx, w, &o, &po, file, stdout, stderr)
+	if src != nil {
+		err = sendFile(ctx, w, &o, &po, &so, src, stdout, stderr)
 	} else {
 		err = sendText(ctx, w, &o, *text, stdout, stderr)
 	}

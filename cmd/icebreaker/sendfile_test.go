@@ -162,7 +162,7 @@ func TestSendFileRefusals(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dst, "payload.bin")); !bytes.Equal(got, existing) {
 		t.Errorf("the existing file was changed: %q", got)
 	}
-	if left, _ := filepath.Glob(filepath.Join(dst, "*partial*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(dst, "*icebreaker-part*")); len(left) > 0 {
 		t.Errorf("partial files left: %v", left)
 	}
 }
