@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/icebreaker-net/icebreaker/peer"
+)
+
+// TestOverwritePrompt: an offer of a name that exists is refused without
+// --force when there is no terminal to ask on; on a terminal the prompt
+// says that it replaces the file, and only a yes replaces it.
+func TestOverwritePrompt(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	offer := peer.Offer{Kind: peer.KindFile, Name: "f", Size: 10}
+	savedTerm, savedStdin := stdinIsTerminal, stdin
+	t.Cleanup(func() { stdinIsTerminal, stdin = savedTerm, savedStdin })
+
+	for _, tc := range []struct {
+		name     string
+		terminal bool
+		answer   string
+		fo       fileOptions
+		replace  bool
+		err      string
+	}{
+		{"no terminal", false, "", fileOptions{accept: true}, false, "refusing to overwrite"},
+		{"no terminal, --force", false, "", fileOptions{accept: true, force: true}, true, ""},
+		{"terminal, yes", true, "y\n", fileOptions{accept: true}, true, ""},
+		{"terminal, no", true, "n\n", fileOptions{accept: true}, false, "declined"},
+		{"terminal, nothing", true, "", fileOptions{}, false, "declined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdinIsTerminal = func() bool { return tc.terminal }
+			stdin = strings.NewReader(tc.answer)
+			tc.fo.dir = dir
+			var prompt strings.Builder
+			exists, err := checkOffer(offer, root, &tc.fo)
+			replace := false
+			if err == nil {
+				replace, err = askToAccept(offer, &tc.fo, exists, &prompt)
+			}
+			switch {
+			case tc.err == "" && err != nil, tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("error %v, want %q", err, tc.err)
+			case replace != tc.replace:
+				t.Fatalf("replace %v, want %v", replace, tc.replace)
+			case tc.terminal && !strings.Contains(prompt.String(), "REPLACING the existing f"):
+				t.Fatalf("prompt %q does not say that it replaces f", prompt.String())
+			}
+		})
+	}
+}
