@@ -90,7 +90,6 @@ func (r *transferReport) start(name string, total int64) {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(r.stdout) }),
 	)
 }
 
