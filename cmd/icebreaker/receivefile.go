@@ -172,6 +172,11 @@ func receiveOneFile(ctx context.Context, in *peer.Incoming, root *os.Root, repla
 		_ = in.Decline("the receiver cannot write the file")
 		return peer.Result{}, err
 	}
+	if err := lockPart(f); err != nil {
+		f.Close()
+		_ = in.Decline(err.Error())
+		return peer.Result{}, err
+	}
 	res, err := in.AcceptFile(ctx, f, rep.progress)
 	if err == nil {
 		err = f.Chmod(fs.FileMode(in.Offer.Mode))

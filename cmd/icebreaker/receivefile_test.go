@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/icebreaker-net/icebreaker/peer"
 )
@@ -59,5 +61,40 @@ func TestOverwritePrompt(t *testing.T) {
 				t.Fatalf("prompt %q does not say that it replaces f", prompt.String())
 			}
 		})
+	}
+}
+
+// TestTransferReportEvents: with --json, a selected-pair change before the
+// connection is up prints nothing (the path event covers it), one after
+// prints a path-change event whose path the progress events then carry;
+// progress events are throttled but the last one is always printed.
+func TestTransferReportEvents(t *testing.T) {
+	var out strings.Builder
+	r := newTransferReport(&wormholeOptions{json: true}, &out)
+	clock := time.Unix(1e9, 0)
+	r.now = func() time.Time { return clock }
+	relay := peer.Path{LocalType: "relay", LocalAddr: "192.0.2.1:5000", RemoteType: "srflx", RemoteAddr: "198.51.100.1:6000"}
+	direct := peer.Path{LocalType: "host", LocalAddr: "10.0.0.1:5000", RemoteType: "srflx", RemoteAddr: "198.51.100.1:6000"}
+	r.pathChanged(relay)
+	if out.Len() != 0 {
+		t.Fatalf("before the connection: %q", out.String())
+	}
+	r.mu.Lock()
+	r.connected, r.kind = true, "relay"
+	r.mu.Unlock()
+	r.start("f", 100)
+	r.progress(10)
+	clock = clock.Add(progressEvery - 1)
+	r.progress(20) // within 250 ms of the last: not printed
+	r.pathChanged(direct)
+	r.progress(100)
+	r.finish()
+	var kinds []string
+	for _, ev := range jsonEvents(t, out.String()) {
+		kinds = append(kinds, fmt.Sprintf("%v:%v:%v", ev["event"], ev["path"], ev["bytes"]))
+	}
+	want := "progress:relay:10 path-change:direct:<nil> progress:direct:100"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("events %s, want %s\n%s", got, want, out.String())
 	}
 }

@@ -23,6 +23,7 @@ const progressEvery = 250 * time.Millisecond
 type transferReport struct {
 	o      *wormholeOptions
 	stdout io.Writer
+	now    func() time.Time // the clock of the progress throttle
 
 	mu        sync.Mutex
 	connected bool   // the path event is out: later pair changes are path changes
@@ -40,7 +41,7 @@ var stdoutIsTerminal = func(w io.Writer) bool {
 }
 
 func newTransferReport(o *wormholeOptions, stdout io.Writer) *transferReport {
-	return &transferReport{o: o, stdout: stdout}
+	return &transferReport{o: o, stdout: stdout, now: time.Now}
 }
 
 // connectedOn records that the connection is up on c's path and prints it.
@@ -104,7 +105,7 @@ func (r *transferReport) progress(n int64) {
 	if !r.o.json {
 		return
 	}
-	if now := time.Now(); now.Sub(r.last) >= progressEvery || n == r.total {
+	if now := r.now(); now.Sub(r.last) >= progressEvery || n == r.total {
 		r.last = now
 		ev := map[string]any{"event": "progress", "bytes": n, "path": r.kind}
 		if r.total >= 0 {
