@@ -203,14 +203,18 @@ func (in *Incoming) AcceptDir(ctx context.Context, root *os.Root, progress func(
 	var res Result
 	dirs, last, err := receiveEntries(in.Offer, s, root, h, cw)
 	res.Bytes = cw.n
-	for i := len(dirs) - 1; i >= 0 && err == nil; i-- {
-		err = root.Chmod(dirs[i].Path, fs.FileMode(dirs[i].Mode))
-	}
 	if err != nil {
 		_ = writeFrame(s, &message{Ack: &ack{Error: err.Error()}})
 		return res, fmt.Errorf("peer: receiving: %w", err)
 	}
-	res.SHA256, err = checkDone(s, h, last)
+	res.SHA256, err = checkDone(s, h, last, func() error {
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := root.Chmod(dirs[i].Path, fs.FileMode(dirs[i].Mode)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return res, err
 }
 

@@ -435,20 +435,26 @@ func finishReceive(s *quic.Stream, h hash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: waiting for the sender's hash: %w", err)
 	}
-	return checkDone(s, h, m)
+	return checkDone(s, h, m, nil)
 }
 
 // checkDone compares the sender's hash in m with h's and sends the
-// verdict.
-func checkDone(s *quic.Stream, h hash.Hash, m *message) ([]byte, error) {
-	switch {
-	case m.Done == nil:
+// verdict. finish, when not nil, runs once the hashes match and before the
+// verdict, which carries its error.
+func checkDone(s *quic.Stream, h hash.Hash, m *message, finish func() error) ([]byte, error) {
+	if m.Done == nil {
 		return nil, errors.New("peer: the sender sent something else than its hash after the data")
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if m.Done.SHA256 != sum {
 		_ = writeFrame(s, &message{Ack: &ack{Error: "SHA-256 mismatch: received " + sum}})
 		return nil, fmt.Errorf("%w: received %s, the sender sent %s", ErrHashMismatch, sum, m.Done.SHA256)
+	}
+	if finish != nil {
+		if err := finish(); err != nil {
+			_ = writeFrame(s, &message{Ack: &ack{Error: err.Error()}})
+			return nil, fmt.Errorf("peer: receiving: %w", err)
+		}
 	}
 	if err := writeFrame(s, &message{Ack: &ack{OK: true, SHA256: sum}}); err != nil {
 		return nil, fmt.Errorf("peer: confirming: %w", err)
