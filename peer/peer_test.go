@@ -58,39 +58,9 @@ func closeSoon(w *wormhole.Wormhole) {
 func TestDialAccept(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() { testutil.CheckGoroutines(t, before) })
-	mb := refpeers.StartMailbox(t)
-	wa, wb := wormholes(t, mb.URL)
+	ca, cb := connected(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	for _, w := range []*wormhole.Wormhole{wa, wb} {
-		v, err := w.PeerAppVersions(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !peer.Supported(v) {
-			t.Fatalf("peer versions %s do not say ICE", v)
-		}
-	}
-	type result struct {
-		c   *peer.Conn
-		err error
-	}
-	accepted := make(chan result, 1)
-	go func() {
-		c, err := peer.Accept(ctx, wb, loopbackConfig(), nil)
-		accepted <- result{c, err}
-	}()
-	ca, err := peer.Dial(ctx, wa, loopbackConfig())
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer ca.Close()
-	r := <-accepted
-	if r.err != nil {
-		t.Fatalf("Accept: %v", r.err)
-	}
-	cb := r.c
-	defer cb.Close()
 	t.Logf("dialer path %v, acceptor path %v", ca.Path(), cb.Path())
 	if k := ca.Path().Kind(); k != "direct" {
 		t.Errorf("path %s, want direct", k)
@@ -126,13 +96,25 @@ func TestDialAccept(t *testing.T) {
 	}
 }
 
-// connected returns two connected peers on loopback (dialer, acceptor).
+// connected returns two peers on loopback (dialer, acceptor) that found
+// each other through the reference mailbox server (both announcing ICE),
+// and connected with ICE and QUIC, each checking the other's certificate
+// fingerprint.
 func connected(t *testing.T) (*peer.Conn, *peer.Conn) {
 	t.Helper()
 	mb := refpeers.StartMailbox(t)
 	wa, wb := wormholes(t, mb.URL)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	for _, w := range []*wormhole.Wormhole{wa, wb} {
+		v, err := w.PeerAppVersions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !peer.Supported(v) {
+			t.Fatalf("peer versions %s do not say ICE", v)
+		}
+	}
 	type result struct {
 		c   *peer.Conn
 		err error
