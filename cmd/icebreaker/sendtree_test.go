@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +27,32 @@ func sendArgs(url string, args ...string) []string {
 
 func receiveArgs(url string, args ...string) []string {
 	return append(append([]string{"receive", "--rendezvous", url, "--json"}, loopbackPeer...), args...)
+}
+
+// transfer runs send (a --json send command) and a receiver with recvArgs
+// and the sender's code, and returns their outputs and exit errors.
+func transfer(t *testing.T, ctx context.Context, bin, url string, send *exec.Cmd, recvArgs ...string) (sendOut, recvOut string, sendErr, recvErr error) {
+	t.Helper()
+	sp := testutil.Start(t, send)
+	code := jsonCode(t, ctx, sp)
+	out, recvErr := testutil.Command(ctx, bin, receiveArgs(url, append(recvArgs, code)...)...).CombinedOutput()
+	sendErr = sp.Wait()
+	return sp.Output(), string(out), sendErr, recvErr
+}
+
+// transferFile is transfer that fails the test unless both ends succeed
+// and dst/name holds data afterwards.
+func transferFile(t *testing.T, ctx context.Context, bin, url string, send *exec.Cmd, dst, name string, data []byte) (sendOut, recvOut string) {
+	t.Helper()
+	sendOut, recvOut, sendErr, recvErr := transfer(t, ctx, bin, url, send, "--accept-file", "-o", dst)
+	if sendErr != nil || recvErr != nil {
+		t.Fatalf("send: %v\n%s\nreceive: %v\n%s", sendErr, sendOut, recvErr, recvOut)
+	}
+	got, err := os.ReadFile(filepath.Join(dst, name))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("received %s: %v (%d bytes, want %d equal ones)", name, err, len(got), len(data))
+	}
+	return sendOut, recvOut
 }
 
 // TestSendDirectory: `icebreaker send DIR` to `receive -o DST` rebuilds
@@ -68,14 +96,8 @@ func TestSendDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	transfer := func(recvArgs ...string) (sendOut, recvOut string, sendErr, recvErr error) {
-		send := testutil.Start(t, testutil.Command(ctx, bin, sendArgs(mb.URL, src)...))
-		code := jsonCode(t, ctx, send)
-		out, err := testutil.Command(ctx, bin, receiveArgs(mb.URL, append(recvArgs, "-o", dst, code)...)...).CombinedOutput()
-		sendErr = send.Wait()
-		return send.Output(), string(out), sendErr, err
-	}
-	sendOut, recvOut, sendErr, recvErr := transfer("--accept-file")
+	send := func() *exec.Cmd { return testutil.Command(ctx, bin, sendArgs(mb.URL, src)...) }
+	sendOut, recvOut, sendErr, recvErr := transfer(t, ctx, bin, mb.URL, send(), "--accept-file", "-o", dst)
 	if sendErr != nil || recvErr != nil {
 		t.Fatalf("send: %v\n%s\nreceive: %v\n%s", sendErr, sendOut, recvErr, recvOut)
 	}
@@ -111,7 +133,7 @@ func TestSendDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(got, "mine"), []byte("local"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sendOut, recvOut, sendErr, recvErr = transfer("--accept-file")
+	sendOut, recvOut, sendErr, recvErr = transfer(t, ctx, bin, mb.URL, send(), "--accept-file", "-o", dst)
 	if recvErr == nil || !strings.Contains(recvOut, "refusing to overwrite") ||
 		sendErr == nil || !strings.Contains(sendOut, "the receiver declined: refusing to overwrite") {
 		t.Errorf("into an existing tree: send %v\n%s\nreceive %v\n%s", sendErr, sendOut, recvErr, recvOut)
@@ -119,7 +141,7 @@ func TestSendDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(got, "mine")); err != nil {
 		t.Errorf("the refused transfer changed the tree: %v", err)
 	}
-	sendOut, recvOut, sendErr, recvErr = transfer("--accept-file", "--force")
+	sendOut, recvOut, sendErr, recvErr = transfer(t, ctx, bin, mb.URL, send(), "--accept-file", "--force", "-o", dst)
 	if sendErr != nil || recvErr != nil {
 		t.Fatalf("--force: send: %v\n%s\nreceive: %v\n%s", sendErr, sendOut, recvErr, recvOut)
 	}
@@ -141,21 +163,9 @@ func TestSendStdin(t *testing.T) {
 	rand.Read(data)
 	cmd := testutil.Command(ctx, bin, sendArgs(mb.URL, "-", "--name", "piped.bin")...)
 	cmd.Stdin = bytes.NewReader(data)
-	send := testutil.Start(t, cmd)
-	code := jsonCode(t, ctx, send)
-	out, err := testutil.Command(ctx, bin, receiveArgs(mb.URL, "--accept-file", "-o", dst, code)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("receive: %v\n%s\nsend:\n%s", err, out, send.Output())
-	}
-	if err := send.Wait(); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.Output())
-	}
-	got, err := os.ReadFile(filepath.Join(dst, "piped.bin"))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("received: %v (%d bytes, want %d equal ones)", err, len(got), len(data))
-	}
+	sendOut, recvOut := transferFile(t, ctx, bin, mb.URL, cmd, dst, "piped.bin", data)
 	sum := sha256.Sum256(data)
-	for who, o := range map[string]string{"send": send.Output(), "receive": string(out)} {
+	for who, o := range map[string]string{"send": sendOut, "receive": recvOut} {
 		if d := lastEvent(jsonEvents(t, o), "done"); d == nil || d["sha256"] != hex.EncodeToString(sum[:]) || d["bytes"] != float64(len(data)) {
 			t.Errorf("%s: done %v, want sha256 %x and %d bytes", who, d, sum, len(data))
 		}
@@ -200,20 +210,9 @@ func TestSendResume(t *testing.T) {
 	}
 	t.Logf("the receiver was killed with %d bytes", fi.Size())
 
-	send2 := testutil.Start(t, testutil.Command(ctx, bin, sendArgs(mb.URL, file)...))
-	code2 := jsonCode(t, ctx, send2)
-	out, err := testutil.Command(ctx, bin, receiveArgs(mb.URL, "--accept-file", "-o", dst, code2)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("receive again: %v\n%s\nsend:\n%s", err, out, send2.Output())
-	}
-	if err := send2.Wait(); err != nil {
-		t.Fatalf("send again: %v\n%s", err, send2.Output())
-	}
-	if got, err := os.ReadFile(filepath.Join(dst, "big.bin")); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("resumed file: %v (%d bytes, want %d equal ones)", err, len(got), len(data))
-	}
+	sendOut, recvOut := transferFile(t, ctx, bin, mb.URL, testutil.Command(ctx, bin, sendArgs(mb.URL, file)...), dst, "big.bin", data)
 	sum := sha256.Sum256(data)
-	for who, o := range map[string]string{"send": send2.Output(), "receive": string(out)} {
+	for who, o := range map[string]string{"send": sendOut, "receive": recvOut} {
 		d := lastEvent(jsonEvents(t, o), "done")
 		switch {
 		case d == nil:
