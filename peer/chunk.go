@@ -18,17 +18,19 @@ const maxChunk = 1 << 20
 // size, as for standard input) is a sequence of chunks, each a 4-byte
 // big-endian length and that many bytes, ended by a chunk of length zero.
 
-// chunkWriter writes each Write as chunks to w; Close writes the end.
+// chunkWriter writes each Write as chunks to w; Close writes the end. It
+// allocates nothing per write.
 type chunkWriter struct {
-	w io.Writer
+	w   io.Writer
+	hdr [4]byte
 }
 
-func (c chunkWriter) Write(b []byte) (int, error) {
+func (c *chunkWriter) Write(b []byte) (int, error) {
 	n := 0
 	for len(b) > 0 {
 		k := min(len(b), maxChunk)
-		hdr := binary.BigEndian.AppendUint32(nil, uint32(k))
-		if _, err := c.w.Write(hdr); err != nil {
+		binary.BigEndian.PutUint32(c.hdr[:], uint32(k))
+		if _, err := c.w.Write(c.hdr[:]); err != nil {
 			return n, err
 		}
 		m, err := c.w.Write(b[:k])
@@ -42,8 +44,9 @@ func (c chunkWriter) Write(b []byte) (int, error) {
 }
 
 // Close writes the end of the chunks; it does not close w.
-func (c chunkWriter) Close() error {
-	_, err := c.w.Write([]byte{0, 0, 0, 0})
+func (c *chunkWriter) Close() error {
+	c.hdr = [4]byte{}
+	_, err := c.w.Write(c.hdr[:])
 	return err
 }
 

@@ -32,7 +32,7 @@ import (
 // maxPath caps an entry's path.
 const maxPath = 4096
 
-// Entry is one file or directory inside an offered directory.
+// Entry is one file or directory inside an offered directory: plain data.
 type Entry struct {
 	// Path is relative to the offered directory (see ValidPath).
 	Path string `json:"path"`
@@ -67,7 +67,8 @@ func ValidPath(p string) error {
 }
 
 // Tree is a directory to send: the entries ScanDir found, read through
-// root. Its zero value is an empty tree without a root.
+// its root. Make it with ScanDir; it is read-only after, and one SendDir
+// at a time may send it.
 type Tree struct {
 	Entries []Entry
 	// Skipped lists the paths that are not sent: symbolic links, devices,

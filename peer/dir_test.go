@@ -152,7 +152,7 @@ func rawEntryStream(j, data string) []byte {
 func TestChunks(t *testing.T) {
 	var b bytes.Buffer
 	data := bytes.Repeat([]byte("0123456789"), maxChunk/4)
-	cw := chunkWriter{w: &b}
+	cw := &chunkWriter{w: &b}
 	cw.Write(data[:7])
 	cw.Write(data[7:])
 	cw.Close()
@@ -183,7 +183,7 @@ func FuzzChunkReader(f *testing.F) {
 			t.Fatalf("io.EOF leaked as an error: %v", err)
 		}
 		var buf bytes.Buffer
-		cw := chunkWriter{w: &buf}
+		cw := &chunkWriter{w: &buf}
 		cw.Write(b)
 		cw.Close()
 		again, err := io.ReadAll(&chunkReader{r: &buf})
@@ -191,4 +191,19 @@ func FuzzChunkReader(f *testing.F) {
 			t.Fatalf("round trip of %d bytes: %d, %v", len(b), len(again), err)
 		}
 	})
+}
+
+// TestDataPathAllocs: the writers on a transfer's data path (counting,
+// hashing, chunking) allocate nothing per write.
+func TestDataPathAllocs(t *testing.T) {
+	h := sha256.New()
+	var progressed int64
+	cw := &countWriter{w: io.MultiWriter(&chunkWriter{w: io.Discard}, h), progress: func(n int64) { progressed = n }}
+	buf := make([]byte, 32<<10)
+	if n := testing.AllocsPerRun(100, func() { cw.Write(buf) }); n != 0 {
+		t.Fatalf("%v allocations per write", n)
+	}
+	if progressed == 0 {
+		t.Fatal("no progress reported")
+	}
 }

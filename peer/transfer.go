@@ -41,8 +41,8 @@ const (
 	KindForward = "forward"
 )
 
-// Offer describes what a sender offers. The zero value is not a valid
-// offer; the Send methods set Kind.
+// Offer describes what a sender offers: plain data, copied freely. The
+// zero value is not a valid offer; the Send methods set Kind.
 type Offer struct {
 	Kind string `json:"kind"`
 	// Name is the file's or directory's name: one path element (see
@@ -74,7 +74,8 @@ type SendOptions struct {
 	RateLimit int64
 }
 
-// Result is what a completed transfer reports.
+// Result is what a completed transfer reports: plain data; SHA256 is the
+// caller's.
 type Result struct {
 	// SHA256 is the hash both ends agree on: of the whole file, or of a
 	// directory's entry stream.
@@ -218,9 +219,9 @@ func (c *Conn) SendFile(ctx context.Context, offer Offer, r io.Reader, opts Send
 		}
 	}
 	out := dataWriter(ctx, s, opts)
-	var chunks chunkWriter
+	var chunks *chunkWriter
 	if offer.Stream {
-		chunks = chunkWriter{w: out}
+		chunks = &chunkWriter{w: out}
 		out = chunks
 	}
 	cw := &countWriter{w: io.MultiWriter(out, h), base: res.Offset, progress: opts.Progress}

@@ -98,3 +98,25 @@ func TestTransferReportEvents(t *testing.T) {
 		t.Fatalf("events %s, want %s\n%s", got, want, out.String())
 	}
 }
+
+// FuzzByteRate: --limit-rate's parser never panics, accepts only rates
+// from 0 to 2^50 bytes per second, and its String parses back to the same
+// rate.
+func FuzzByteRate(f *testing.F) {
+	for _, s := range []string{"0", "500k", "10M", "1G", "-1", "1.5M", "M", "99999999999999999G"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var r byteRate
+		if r.Set(s) != nil {
+			return
+		}
+		if r < 0 || r > 1<<50 {
+			t.Fatalf("%q gave %d", s, r)
+		}
+		var again byteRate
+		if err := again.Set(r.String()); err != nil || again != r {
+			t.Fatalf("%q: %d, again %d, %v", s, r, again, err)
+		}
+	})
+}
