@@ -175,6 +175,9 @@ func FuzzChunkReader(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 4<<10 {
+			return // big inputs cover nothing more, and minimizing them stalls the fuzzer
+		}
 		got, err := io.ReadAll(&chunkReader{r: bytes.NewReader(b)})
 		if len(got) > len(b) {
 			t.Fatalf("read %d bytes from %d", len(got), len(b))
