@@ -216,6 +216,7 @@ func TestTransfers(t *testing.T) {
 		offset int64
 	}{
 		{"resume", data[:123_456], 123_456},
+		{"all there", data, int64(len(data))},
 		{"wrong part", append([]byte("not the file"), data[12:100_000]...), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

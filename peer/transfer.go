@@ -340,7 +340,7 @@ func (in *Incoming) Accept(ctx context.Context, w io.Writer, progress func(int64
 }
 
 // AcceptFile accepts a file offer into f, a file open for reading and
-// writing: when f already holds a part of the offered file (fewer bytes
+// writing: when f already holds a part of the offered file (no more bytes
 // than its size, from an earlier session), it offers to resume after
 // that part; the sender decides (by the part's hash) whether f is kept
 // and extended or truncated and written from the start.
@@ -351,7 +351,7 @@ func (in *Incoming) AcceptFile(ctx context.Context, f *os.File, progress func(in
 		return Result{}, err
 	}
 	have := fi.Size()
-	if have == 0 || have >= in.Offer.Size || in.Offer.Stream {
+	if have == 0 || have > in.Offer.Size || in.Offer.Stream {
 		if err := f.Truncate(0); err != nil {
 			_ = in.Decline("the receiver cannot write the file")
 			return Result{}, err

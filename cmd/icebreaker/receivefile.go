@@ -109,7 +109,7 @@ func checkOffer(offer peer.Offer, root *os.Root, fo *fileOptions) (exists bool, 
 	}
 	need := offer.Size
 	if offer.Kind == peer.KindFile {
-		if fi, err := root.Lstat(offer.Name + partSuffix); err == nil && fi.Mode().IsRegular() && fi.Size() < need {
+		if fi, err := root.Lstat(offer.Name + partSuffix); err == nil && fi.Mode().IsRegular() && fi.Size() <= need {
 			need -= fi.Size() // at most: the part is kept if it resumes
 		}
 	}
