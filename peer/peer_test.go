@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net/netip"
 	"os"
@@ -93,6 +94,12 @@ func TestDialAccept(t *testing.T) {
 	}
 	if err := <-echoed; err != nil {
 		t.Fatal(err)
+	}
+	// The dialer closes: the acceptor's next ReceiveOffer says so, as
+	// ErrPeerClosed, not as a failure.
+	ca.Close()
+	if _, err := cb.ReceiveOffer(ctx); !errors.Is(err, peer.ErrPeerClosed) {
+		t.Errorf("ReceiveOffer after the peer closed: %v, want ErrPeerClosed", err)
 	}
 }
 

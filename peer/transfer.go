@@ -89,6 +89,9 @@ type Result struct {
 
 // Errors a caller branches on.
 var (
+	// ErrPeerClosed: the peer closed the connection normally (Close), so
+	// no more offers come.
+	ErrPeerClosed = errors.New("peer: the peer closed the connection")
 	// ErrDeclined: the receiver declined the offer; the error says why.
 	ErrDeclined = errors.New("peer: the receiver declined")
 	// ErrHashMismatch: the data's SHA-256 differs between the two ends.
@@ -295,6 +298,9 @@ type Incoming struct {
 func (c *Conn) ReceiveOffer(ctx context.Context) (*Incoming, error) {
 	s, err := c.qc.AcceptStream(ctx)
 	if err != nil {
+		if peerClosed(err) {
+			return nil, ErrPeerClosed
+		}
 		return nil, fmt.Errorf("peer: waiting for an offer: %w", err)
 	}
 	stop := streamCtx(ctx, s)
@@ -463,4 +469,13 @@ func checkDone(s *quic.Stream, h hash.Hash, m *message, finish func() error) ([]
 	s.Close()
 	linger(s)
 	return h.Sum(nil), nil
+}
+
+// peerClosed reports whether err is the peer's normal close: the
+// application error code 0 that Close sends (RFC 9000, Section 10.2),
+// received from the peer. It is known as soon as AcceptStream returns,
+// which can be before Closed's channel is.
+func peerClosed(err error) bool {
+	var ae *quic.ApplicationError
+	return errors.As(err, &ae) && ae.Remote && ae.ErrorCode == 0
 }
