@@ -46,4 +46,30 @@
 // are a fixed 1200 bytes (PacketSize), which with 4 bytes of TURN
 // ChannelData fits IPv6's 1280-byte minimum MTU. See quicConfig for the
 // timeouts.
+//
+// # Transfers
+//
+// Each transfer is one bidirectional QUIC stream opened by the sender:
+// an offer, the receiver's answer, the data, the sender's SHA-256 and the
+// receiver's verdict, as length-prefixed JSON control frames around raw
+// data (transfer.go, frame.go). Three shapes of data:
+//
+//   - a file of known size: its bytes. When the receiver holds a part of
+//     a file of the same name from an earlier session (codes are
+//     single-use, so a resume is a new session), its answer carries the
+//     part's length and SHA-256; the sender checks its own prefix against
+//     that hash and continues from there, or starts over at 0, and says
+//     which ("start"). The final hash covers the whole file.
+//   - a stream of unknown size (standard input): length-prefixed chunks
+//     ended by an empty one (chunk.go).
+//   - a directory: the offer carries the totals (bytes, files,
+//     directories); then a sequence of entries, each a frame with a
+//     relative path, permission bits and size followed by the file's
+//     bytes, parents before children, empty directories included, with
+//     no archive built on either disk (dir.go). Symbolic links and special
+//     files are not sent. The receiver writes through an os.Root, refuses
+//     paths that are not local (ValidPath), never opens an existing name,
+//     and stops at the offered totals.
+//
+// Modes carry permission bits only: never setuid, setgid or sticky.
 package peer

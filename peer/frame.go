@@ -2,6 +2,7 @@ package peer
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ const maxFrame = 64 << 10
 type message struct {
 	Offer  *Offer  `json:"offer,omitempty"`
 	Answer *answer `json:"answer,omitempty"`
+	Start  *start  `json:"start,omitempty"`
+	Entry  *Entry  `json:"entry,omitempty"`
 	Done   *done   `json:"done,omitempty"`
 	Ack    *ack    `json:"ack,omitempty"`
 }
@@ -25,6 +28,23 @@ type message struct {
 type answer struct {
 	Accept bool   `json:"accept"`
 	Reason string `json:"reason,omitempty"`
+	// Resume, in an accepting answer to a file of known size, offers to
+	// continue a partial copy: the receiver has the first Offset bytes,
+	// whose SHA-256 is SHA256.
+	Resume *resume `json:"resume,omitempty"`
+}
+
+// resume describes the part of a file that the receiver already has.
+type resume struct {
+	Offset int64  `json:"offset"`
+	SHA256 string `json:"sha256"`
+}
+
+// start is the sender's reply to an answer that offered to resume: the
+// data follows from Offset, which is the receiver's offset when the
+// sender's file starts with the same bytes, else 0 (start over).
+type start struct {
+	Offset int64 `json:"offset"`
 }
 
 // done follows the data: the sender's SHA-256 of what it sent.
@@ -75,21 +95,79 @@ func parseMessage(b []byte) (*message, error) {
 		return nil, fmt.Errorf("peer: control message: %w", err)
 	}
 	n := 0
-	for _, set := range []bool{m.Offer != nil, m.Answer != nil, m.Done != nil, m.Ack != nil} {
+	for _, set := range []bool{m.Offer != nil, m.Answer != nil, m.Start != nil, m.Entry != nil, m.Done != nil, m.Ack != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return nil, errors.New("peer: control message must hold exactly one of offer, answer, done, ack")
+		return nil, errors.New("peer: control message must hold exactly one of offer, answer, start, entry, done, ack")
 	}
-	if o := m.Offer; o != nil {
-		if o.Size < 0 {
-			return nil, fmt.Errorf("peer: offer of a negative size %d", o.Size)
+	switch {
+	case m.Offer != nil:
+		return &m, m.Offer.check()
+	case m.Answer != nil && m.Answer.Resume != nil:
+		r := m.Answer.Resume
+		if r.Offset <= 0 || !isSHA256(r.SHA256) || !m.Answer.Accept {
+			return nil, fmt.Errorf("peer: resume offer at %d with hash %.80q", r.Offset, r.SHA256)
 		}
-		if o.Kind != KindFile && o.Kind != KindPipe && o.Kind != KindForward {
-			return nil, fmt.Errorf("peer: offer of unknown kind %.40q", o.Kind)
+	case m.Start != nil:
+		if m.Start.Offset < 0 {
+			return nil, fmt.Errorf("peer: start at a negative offset %d", m.Start.Offset)
 		}
+	case m.Entry != nil:
+		return &m, m.Entry.check()
 	}
 	return &m, nil
+}
+
+// check checks an offer's fields against its kind.
+func (o *Offer) check() error {
+	switch {
+	case o.Size < 0 || o.Files < 0 || o.Dirs < 0:
+		return fmt.Errorf("peer: offer of a negative size %d, %d files or %d directories", o.Size, o.Files, o.Dirs)
+	case o.Mode&^0o777 != 0:
+		return fmt.Errorf("peer: offer of mode %#o: only permission bits", o.Mode)
+	case o.Kind == KindFile:
+		if o.Stream && o.Size != 0 {
+			return errors.New("peer: a streamed offer has no size")
+		}
+	case o.Kind == KindDir:
+		if o.Stream {
+			return errors.New("peer: a directory is not streamed")
+		}
+	case o.Kind == KindPipe || o.Kind == KindForward:
+	default:
+		return fmt.Errorf("peer: offer of unknown kind %.40q", o.Kind)
+	}
+	if o.Kind != KindDir && (o.Files != 0 || o.Dirs != 0) {
+		return errors.New("peer: only a directory offer counts files and directories")
+	}
+	return nil
+}
+
+// check checks a directory entry: a valid relative path (ValidPath),
+// permission bits only, and no size for a directory.
+func (e *Entry) check() error {
+	if err := ValidPath(e.Path); err != nil {
+		return err
+	}
+	switch {
+	case e.Mode&^0o777 != 0:
+		return fmt.Errorf("peer: entry %q of mode %#o: only permission bits", e.Path, e.Mode)
+	case e.Size < 0:
+		return fmt.Errorf("peer: entry %q of a negative size", e.Path)
+	case e.Dir && e.Size != 0:
+		return fmt.Errorf("peer: directory entry %q with a size", e.Path)
+	}
+	return nil
+}
+
+// isSHA256 reports whether s is a SHA-256 in lower-case hex.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	b, err := hex.DecodeString(s)
+	return err == nil && hex.EncodeToString(b) == s
 }

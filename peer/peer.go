@@ -49,6 +49,12 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Logger receives lifecycle logs (the ICE agent's too); nil is silent.
 	Logger *slog.Logger
+	// OnPathChange, when set, is called with the path each time ICE
+	// selects a pair (the first one, a move from a relay to a direct
+	// pair and back: ice.AgentConfig.OnSelectedPairChange), on the
+	// agent's goroutine, in order. The Path has no RTT. It must not
+	// block.
+	OnPathChange func(Path)
 }
 
 // Validate reports a configuration error.
@@ -132,10 +138,15 @@ func connect(ctx context.Context, w *wormhole.Wormhole, cfg Config, role Role, f
 		s := cand.String()
 		send(signal{Candidate: &s})
 	}
+	var onPair func(ice.Pair)
+	if f := cfg.OnPathChange; f != nil {
+		onPair = func(p ice.Pair) { f(pairPath(p)) }
+	}
 	c.agent, err = ice.NewAgent(ice.AgentConfig{
-		Gather:        gc,
-		RemoteTrickle: true,
-		Logger:        cfg.Logger,
+		Gather:               gc,
+		RemoteTrickle:        true,
+		Logger:               cfg.Logger,
+		OnSelectedPairChange: onPair,
 	})
 	if err != nil {
 		stopSignals()
@@ -299,13 +310,20 @@ func (p Path) String() string {
 func (c *Conn) Path() Path {
 	var p Path
 	if sel, ok := c.agent.SelectedPair(); ok {
-		p.LocalType, p.LocalAddr = sel.Local.Type.String(), sel.Local.Addr.String()
-		p.RemoteType, p.RemoteAddr = sel.Remote.Type.String(), sel.Remote.Addr.String()
+		p = pairPath(sel)
 	}
 	if c.qc != nil {
 		p.RTT = c.qc.ConnectionStats().SmoothedRTT
 	}
 	return p
+}
+
+// pairPath is the path of an ICE pair, without RTT.
+func pairPath(sel ice.Pair) Path {
+	return Path{
+		LocalType: sel.Local.Type.String(), LocalAddr: sel.Local.Addr.String(),
+		RemoteType: sel.Remote.Type.String(), RemoteAddr: sel.Remote.Addr.String(),
+	}
 }
 
 // Close closes the QUIC connection (telling the peer), the transport, the

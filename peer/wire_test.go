@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -91,8 +92,14 @@ func TestParseSignal(t *testing.T) {
 
 func TestFrames(t *testing.T) {
 	msgs := []*message{
-		{Offer: &Offer{Kind: KindFile, Name: "a.bin", Size: 42}},
+		{Offer: &Offer{Kind: KindFile, Name: "a.bin", Size: 42, Mode: 0o644}},
+		{Offer: &Offer{Kind: KindFile, Name: "stdin", Stream: true}},
+		{Offer: &Offer{Kind: KindDir, Name: "d", Size: 42, Files: 2, Dirs: 1, Mode: 0o755}},
 		{Answer: &answer{Reason: "no"}},
+		{Answer: &answer{Accept: true, Resume: &resume{Offset: 7, SHA256: strings.Repeat("ab", 32)}}},
+		{Start: &start{Offset: 7}},
+		{Entry: &Entry{Path: "a/b", Mode: 0o600, Size: 3}},
+		{Entry: &Entry{Path: "a", Dir: true, Mode: 0o700}},
 		{Done: &done{SHA256: "00"}},
 		{Ack: &ack{OK: true, SHA256: "00"}},
 	}
@@ -117,11 +124,28 @@ func TestFrames(t *testing.T) {
 		"\x00\x00\x00\x05{\"of",                     // short
 		"\x7f\x00\x00\x00",                          // too long
 		"\x00\x00\x00\x1a{\"offer\":{\"size\":-1}}", // negative size, no kind
+		frameOf(`{"offer":{"kind":"file","name":"x","size":5,"stream":true}}`),
+		frameOf(`{"offer":{"kind":"dir","name":"x","stream":true}}`),
+		frameOf(`{"offer":{"kind":"file","name":"x","files":1}}`),
+		frameOf(`{"offer":{"kind":"file","name":"x","mode":2048}}`),
+		frameOf(`{"answer":{"accept":false,"resume":{"offset":1,"sha256":"abababababababababababababababababababababababababababababababab"}}}`),
+		frameOf(`{"answer":{"accept":true,"resume":{"offset":0,"sha256":"abababababababababababababababababababababababababababababababab"}}}`),
+		frameOf(`{"answer":{"accept":true,"resume":{"offset":1,"sha256":"AB"}}}`),
+		frameOf(`{"start":{"offset":-1}}`),
+		frameOf(`{"entry":{"path":"../x","mode":420}}`),
+		frameOf(`{"entry":{"path":"d","dir":true,"size":3}}`),
+		frameOf(`{"entry":{"path":"f","size":-3}}`),
+		frameOf(`{"start":{},"done":{"sha256":""}}`),
 	} {
 		if _, err := readFrame(strings.NewReader(bad)); err == nil {
 			t.Errorf("readFrame(%q) accepted", bad)
 		}
 	}
+}
+
+// frameOf frames the JSON j.
+func frameOf(j string) string {
+	return string(binary.BigEndian.AppendUint32(nil, uint32(len(j)))) + j
 }
 
 // FuzzParseSignal: the parser of mailbox signalling never panics, and what
@@ -155,6 +179,12 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(appendFrame(nil, &message{Offer: &Offer{Kind: KindFile, Name: "x", Size: 1}}))
 	f.Add(appendFrame(nil, &message{Ack: &ack{Error: "e"}}))
 	f.Add([]byte("\x00\x00\x00\x02{}"))
+	f.Add(appendFrame(nil, &message{Offer: &Offer{Kind: KindDir, Name: "d", Size: 9, Files: 1, Dirs: 2, Mode: 0o755}}))
+	f.Add(appendFrame(nil, &message{Offer: &Offer{Kind: KindFile, Name: "s", Stream: true}}))
+	f.Add(appendFrame(nil, &message{Answer: &answer{Accept: true, Resume: &resume{Offset: 9, SHA256: strings.Repeat("0f", 32)}}}))
+	f.Add(appendFrame(nil, &message{Start: &start{Offset: 9}}))
+	f.Add(appendFrame(nil, &message{Entry: &Entry{Path: "a/b", Mode: 0o644, Size: 9}}))
+	f.Add(appendFrame(nil, &message{Entry: &Entry{Path: "a", Dir: true, Mode: 0o755}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := readFrame(bytes.NewReader(b))
 		if err != nil {

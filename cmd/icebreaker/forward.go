@@ -148,6 +148,9 @@ func forwardTo(ctx context.Context, c *peer.Conn, addr string, stderr io.Writer)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, peer.ErrPeerClosed) {
+				return nil // the listening side ended the session
+			}
 			select {
 			case <-c.Closed():
 				return nil // the listening side ended the session

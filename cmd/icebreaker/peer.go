@@ -111,13 +111,18 @@ func (o *peerOptions) config(ctx context.Context, w *wormhole.Wormhole, stderr i
 
 // pathEvent is the path of c as a --json event (or its fields).
 func pathEvent(c *peer.Conn, event string) map[string]any {
-	p := c.Path()
+	ev := pathFields(c.Path(), event)
+	ev["connect_ms"] = ms(c.ConnectTime())
+	return ev
+}
+
+// pathFields is p as a --json event.
+func pathFields(p peer.Path, event string) map[string]any {
 	return map[string]any{
 		"event": event, "path": p.Kind(),
 		"local_type": p.LocalType, "local_addr": p.LocalAddr,
 		"remote_type": p.RemoteType, "remote_addr": p.RemoteAddr,
-		"rtt_ms":     ms(p.RTT),
-		"connect_ms": ms(c.ConnectTime()),
+		"rtt_ms": ms(p.RTT),
 	}
 }
 
@@ -127,21 +132,6 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // reportPath prints the path once connected.
 func reportPath(o *wormholeOptions, c *peer.Conn, stdout io.Writer) {
 	o.output(stdout, pathEvent(c, "path"), fmt.Sprintf("Connected in %.0f ms: %v", ms(c.ConnectTime()), c.Path()))
-}
-
-// progress returns a progress callback that prints a --json progress event
-// at most every 250 ms (and none in text mode).
-func progress(o *wormholeOptions, stdout io.Writer, total int64) func(int64) {
-	if !o.json {
-		return nil
-	}
-	var last time.Time
-	return func(n int64) {
-		if now := time.Now(); now.Sub(last) >= 250*time.Millisecond || n == total {
-			last = now
-			o.output(stdout, map[string]any{"event": "progress", "bytes": n, "total": total}, "")
-		}
-	}
 }
 
 // failEvent prints err as a --json error event.

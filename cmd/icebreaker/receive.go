@@ -29,9 +29,9 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var po peerOptions
 	fs := newPeerFlagSet("receive", stderr, &o, &po)
 	var fo fileOptions
-	fs.StringVar(&fo.dir, "o", ".", "save a received file in this `DIR`")
-	fs.BoolVar(&fo.accept, "accept-file", false, "accept a file without asking")
-	fs.BoolVar(&fo.force, "force", false, "replace a file (or directory) of the same name")
+	fs.StringVar(&fo.dir, "o", ".", "save a received file or directory in this `DIR`")
+	fs.BoolVar(&fo.accept, "accept-file", false, "accept a file or directory without asking")
+	fs.BoolVar(&fo.force, "force", false, "replace a file or directory of the same name")
 	var to transitOptions
 	to.register(fs)
 	fs.Usage = func() {

@@ -126,11 +126,13 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	to.register(fs)
 	text := fs.String("text", "", "the text `MESSAGE` to send")
 	code := fs.String("code", "", "use this `CODE` instead of allocating one (NAMEPLATE-word-word)")
+	var so sendOptions
+	so.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: icebreaker send --text MESSAGE [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "       icebreaker send FILE|DIR [--code CODE] [flags]")
-		fmt.Fprintln(stderr, "A file goes to 'icebreaker receive' over ICE and QUIC, to 'wormhole receive' by its transit;")
-		fmt.Fprintln(stderr, "a directory (as a zip) to 'wormhole receive' only, for now.")
+		fmt.Fprintln(stderr, "       icebreaker send FILE|DIR|- [--code CODE] [flags]")
+		fmt.Fprintln(stderr, "A file, a directory or standard input (-) goes to 'icebreaker receive' over ICE and QUIC;")
+		fmt.Fprintln(stderr, "a file or a directory (as a zip) to 'wormhole receive' by its transit; text to either.")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -155,20 +157,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := to.check(o.rendezvous, po.noRelay); err != nil {
 		return err
 	}
-	var file *os.File
-	dir := ""
+	var src *source
 	if len(pos) == 1 {
-		if fi, serr := os.Stat(pos[0]); serr == nil && fi.IsDir() {
-			if err := checkDirToSend(pos[0]); err != nil {
-				return err
-			}
-			dir = pos[0]
-		} else if file, err = openToSend(pos[0]); err != nil {
+		if src, err = openSource(pos[0], &so, stderr); err != nil {
 			return err
 		}
-		if file != nil {
-			defer file.Close()
-		}
+		defer src.close()
 	}
 	w, _, err := openPeerWormhole(ctx, cfg, nil, *code)
 	if errors.Is(err, errUsage) {
@@ -177,8 +171,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return failEvent(&o, stdout, err)
 	}
-	if file != nil || dir != "" {
-		err = sendPath(ctx, w, &o, &po, &to, file, dir, stdout, stderr)
+	if src != nil {
+		err = sendPath(ctx, w, &o, &po, &so, &to, src, stdout, stderr)
 	} else {
 		err = sendText(ctx, w, &o, *text, stdout, stderr)
 	}
@@ -200,8 +194,8 @@ func announce(w *wormhole.Wormhole, o *wormholeOptions, stdout, stderr io.Writer
 // sendPath announces the code, then sends file or the directory dir by the
 // way the receiver supports: over ICE and QUIC to an icebreaker receiver
 // (sendFile), by magic-wormhole's transit to a plain one (sendToWormhole).
-func sendPath(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, to *transitOptions,
-	file *os.File, dir string, stdout, stderr io.Writer) error {
+func sendPath(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, so *sendOptions, to *transitOptions,
+	src *source, stdout, stderr io.Writer) error {
 	announce(w, o, stdout, stderr, "icebreaker receive (or wormhole receive)")
 	if err := o.showVerifier(ctx, w, stdout); err != nil {
 		return err
@@ -210,18 +204,18 @@ func sendPath(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po 
 	if err != nil {
 		return err
 	}
-	if !peer.Supported(versions) {
-		return sendToWormhole(ctx, w, o, po, to, file, dir, stdout, stderr)
+	if peer.Supported(versions) {
+		return sendFile(ctx, w, o, po, so, src, stdout, stderr)
 	}
-	if dir != "" {
-		const reason = "icebreaker sends directories only to plain wormhole receivers for now"
+	if src.offer.Stream {
+		const reason = "icebreaker sends standard input only to icebreaker receivers (magic-wormhole needs the size first)"
 		msg, _ := json.Marshal(map[string]string{"error": reason})
 		if err := w.Send(ctx, msg); err != nil {
 			return err
 		}
-		return errors.New("the receiver is an icebreaker client: " + reason)
+		return errors.New("the receiver is a plain magic-wormhole client: " + reason)
 	}
-	return sendFile(ctx, w, o, po, file, stdout, stderr)
+	return sendToWormhole(ctx, w, o, po, to, src.file, src.dir, stdout, stderr)
 }
 
 func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, text string, stdout, stderr io.Writer) error {

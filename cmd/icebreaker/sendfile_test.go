@@ -68,24 +68,10 @@ func TestSendFileBetweenPeers(t *testing.T) {
 	ctx, bin, mb := wormholeTest(t)
 	src, dst := t.TempDir(), t.TempDir()
 	data := randomFile(t, src, "payload.bin", 3<<20)
-	send := testutil.Start(t, testutil.Command(ctx, bin, append([]string{"send", filepath.Join(src, "payload.bin"),
-		"--rendezvous", mb.URL, "--json"}, loopbackPeer...)...))
-	code := jsonCode(t, ctx, send)
-	recv := testutil.Command(ctx, bin, append([]string{"receive", "--rendezvous", mb.URL, "--json",
-		"--accept-file", "-o", dst, code}, loopbackPeer...)...)
-	out, err := recv.Output()
-	if err != nil {
-		t.Fatalf("receive: %v\n%s\nsend:\n%s", err, out, send.Output())
-	}
-	if err := send.Wait(); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.Output())
-	}
-	got, err := os.ReadFile(filepath.Join(dst, "payload.bin"))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("received file: %v (%d bytes, want %d equal ones)", err, len(got), len(data))
-	}
+	sendOut, recvOut := transferFile(t, ctx, bin, mb.URL, testutil.Command(ctx, bin, sendArgs(mb.URL, filepath.Join(src, "payload.bin"))...),
+		dst, "payload.bin", data)
 	sum := sha256.Sum256(data)
-	for who, o := range map[string]string{"send": send.Output(), "receive": string(out)} {
+	for who, o := range map[string]string{"send": sendOut, "receive": recvOut} {
 		done := lastEvent(jsonEvents(t, o), "done")
 		switch {
 		case done == nil:
@@ -162,7 +148,7 @@ func TestSendFileRefusals(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dst, "payload.bin")); !bytes.Equal(got, existing) {
 		t.Errorf("the existing file was changed: %q", got)
 	}
-	if left, _ := filepath.Glob(filepath.Join(dst, "*partial*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(dst, "*icebreaker-part*")); len(left) > 0 {
 		t.Errorf("partial files left: %v", left)
 	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,4 +22,14 @@ func freeSpace(dir string) (uint64, bool) {
 func hasTermios(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// lockPart takes an exclusive lock on a partial file being received, so
+// that two receivers of the same name cannot write it at once; the lock
+// goes with the file's close.
+func lockPart(f *os.File) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("%s is being received by another process (%w)", filepath.Base(f.Name()), err)
+	}
+	return nil
 }

@@ -81,9 +81,13 @@ func (t *transitOptions) relays(rendezvous string) ([]string, error) {
 // an --ip address is where our direct listener listens (else every
 // interface, announced by its addresses, loopback only when there is no
 // other).
-func transferConfig(o *wormholeOptions, po *peerOptions, to *transitOptions, stdout, stderr io.Writer, total int64) (transfer.Config, error) {
-	cfg := transfer.Config{Timeout: po.connect, Progress: progress(o, stdout, total),
+// Progress and the path go to rep.
+func transferConfig(o *wormholeOptions, po *peerOptions, to *transitOptions, rep *transferReport, stdout, stderr io.Writer) (transfer.Config, error) {
+	cfg := transfer.Config{Timeout: po.connect, Progress: rep.progress,
 		OnConnect: func(via string) {
+			rep.mu.Lock()
+			rep.kind = transitPath(via)
+			rep.mu.Unlock()
 			o.output(stdout, map[string]any{"event": "path", "path": transitPath(via), "via": "transit " + via},
 				"Connected by magic-wormhole's transit: "+via)
 		}}
@@ -113,27 +117,6 @@ func transferConfig(o *wormholeOptions, po *peerOptions, to *transitOptions, std
 		}
 	}
 	return cfg, nil
-}
-
-// checkDirToSend checks early that dir can be sent.
-func checkDirToSend(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	if err := peer.ValidName(filepath.Base(abs)); err != nil {
-		return err
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.ReadDir(1)
-	if errors.Is(err, io.EOF) {
-		err = nil
-	}
-	return err
 }
 
 // sendToWormhole sends file (or the directory dir, as a zip) to a plain
@@ -167,13 +150,16 @@ func sendToWormhole(ctx context.Context, w *wormhole.Wormhole, o *wormholeOption
 		}
 		offer = transfer.Offer{Kind: transfer.File, Name: filepath.Base(file.Name()), Size: fi.Size()}
 	}
-	cfg, err := transferConfig(o, po, to, stdout, stderr, offer.Size)
+	rep := newTransferReport(o, stdout)
+	cfg, err := transferConfig(o, po, to, rep, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	if !o.json {
 		fmt.Fprintf(stderr, "The receiver is a plain magic-wormhole client: sending the %s %s (%d bytes) by transit\n", offer.Kind, offer.Name, offer.Size)
 	}
+	rep.start(offer.Name, offer.Size)
+	defer rep.finish()
 	start := time.Now()
 	res, err := transfer.Send(ctx, w, cfg, offer, r)
 	if errors.Is(err, transfer.ErrDeclined) {
@@ -240,22 +226,18 @@ const maxZipDirs = 1 << 16
 // (its transit message, its offer).
 func receiveFromWormhole(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *peerOptions, to *transitOptions,
 	fo *fileOptions, pending [][]byte, stdout, stderr io.Writer) error {
-	cfg, err := transferConfig(o, po, to, stdout, stderr, 0)
+	rep := newTransferReport(o, stdout)
+	cfg, err := transferConfig(o, po, to, rep, stdout, stderr)
 	if err != nil {
 		return err
-	}
-	var report func(int64) // set once the size is known
-	cfg.Progress = func(n int64) {
-		if report != nil {
-			report(n)
-		}
 	}
 	in, err := transfer.ReceiveOffer(ctx, w, cfg, pending...)
 	if err != nil {
 		return err
 	}
 	offer := in.Offer()
-	report = progress(o, stdout, offer.Size)
+	rep.start(offer.Name, offer.Size) // no data flows before the offer is accepted
+	defer rep.finish()
 	var dest string
 	var tmp *os.File
 	var check func() error
@@ -267,9 +249,15 @@ func receiveFromWormhole(ctx context.Context, w *wormhole.Wormhole, o *wormholeO
 		check = func() error { return unpack(tmp, offer, dest, fo) }
 	} else {
 		fileOffer := peer.Offer{Kind: peer.KindFile, Name: offer.Name, Size: offer.Size}
-		dest, err = checkOffer(fileOffer, fo)
+		dest = filepath.Join(fo.dir, offer.Name)
+		var root *os.Root
+		var exists, replace bool
+		if root, err = os.OpenRoot(fo.dir); err == nil {
+			defer root.Close()
+			exists, err = checkOffer(fileOffer, root, fo)
+		}
 		if err == nil {
-			err = askToAccept(fileOffer, fo, stderr)
+			replace, err = askToAccept(fileOffer, fo, exists, stderr)
 		}
 		if err == nil {
 			tmp, err = os.CreateTemp(fo.dir, "."+offer.Name+".*.icebreaker-partial")
@@ -280,7 +268,7 @@ func receiveFromWormhole(ctx context.Context, w *wormhole.Wormhole, o *wormholeO
 			if err := tmp.Close(); err != nil {
 				return err
 			}
-			return install(tmp.Name(), dest, fo.force)
+			return install(root, filepath.Base(tmp.Name()), offer.Name, replace)
 		}
 	}
 	if err != nil {

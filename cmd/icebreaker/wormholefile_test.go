@@ -367,7 +367,8 @@ func TestTransitFlags(t *testing.T) {
 		"default":    {},
 		"no relay":   {noRelay: true},
 	} {
-		cfg, err := transferConfig(&wormholeOptions{}, &po, &to, io.Discard, io.Discard, 0)
+		o := &wormholeOptions{}
+		cfg, err := transferConfig(o, &po, &to, newTransferReport(o, io.Discard), io.Discard, io.Discard)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
