@@ -106,6 +106,9 @@ type Lab struct {
 	created []string // namespaces that exist, in creation order
 	procs   []*Proc
 	closed  bool
+
+	pathsOnce sync.Once // installs the path counters in wan (paths.go)
+	pathsErr  error
 }
 
 // New builds a lab and registers a t.Cleanup that kills every process started

@@ -390,3 +390,67 @@ func TestLoss(t *testing.T) {
 		t.Errorf("loss rules after Loss(A, 30): %q, want only a new one at 30%%", r)
 	}
 }
+
+// TestBlockDirect checks that BlockDirect drops the traffic between the
+// two sides' public addresses, and only that, and that PathCounts counts
+// what wan forwarded, dropped and received.
+func TestBlockDirect(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{A: None, B: None})
+	bin := BuildBinary(t, echoPkg)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	peer := l.Start(ctx, "lanB", bin, "serve", "-listen", NatBPublic+":7000")
+	srv := l.Start(ctx, "wan", bin, "serve", "-listen", ServerIP1+":7000")
+	for _, p := range []*Proc{peer, srv} {
+		if err := p.WaitForOutput(ctx, "listening"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// send sends 2 datagrams to each of the peer and the server, and
+	// returns how many answers came from each.
+	send := func() (fromPeer, fromServer int) {
+		t.Helper()
+		out, err := l.Run(ctx, "lanA", bin, "send", "-to", NatBPublic+":7000", "-to", ServerIP1+":7000", "-wait", "300ms")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return strings.Count(string(out), "recv "+NatBPublic), strings.Count(string(out), "recv "+ServerIP1)
+	}
+	counts := func() PathCounts {
+		t.Helper()
+		pc, err := l.PathCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc
+	}
+	c0 := counts()
+	if p, s := send(); p != 2 || s != 2 {
+		t.Fatalf("open: %d answers from the peer, %d from the server; want 2 and 2", p, s)
+	}
+	c1 := counts()
+	// 2 datagrams and 2 answers each way; the ARP frames of the bridge are
+	// not IP and not counted.
+	if d, b, s := c1.Direct.Sub(c0.Direct), c1.Blocked.Sub(c0.Blocked), c1.Server.Sub(c0.Server); d.Packets != 4 || b.Packets != 0 || s.Packets != 2 {
+		t.Errorf("open: direct %+v, blocked %+v, server %+v; want 4, 0 and 2 packets", d, b, s)
+	}
+	if err := l.BlockDirect(true); err != nil {
+		t.Fatal(err)
+	}
+	if p, s := send(); p != 0 || s != 2 {
+		t.Fatalf("blocked: %d answers from the peer, %d from the server; want 0 and 2", p, s)
+	}
+	c2 := counts()
+	if d, b, s := c2.Direct.Sub(c1.Direct), c2.Blocked.Sub(c1.Blocked), c2.Server.Sub(c1.Server); d.Packets != 0 || b.Packets != 2 || s.Packets != 2 {
+		t.Errorf("blocked: direct %+v, blocked %+v, server %+v; want 0, 2 and 2 packets", d, b, s)
+	}
+	for range 2 { // unblocking twice is fine
+		if err := l.BlockDirect(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, s := send(); p != 2 || s != 2 {
+		t.Fatalf("unblocked: %d answers from the peer, %d from the server; want 2 and 2", p, s)
+	}
+}

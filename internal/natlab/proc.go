@@ -80,6 +80,14 @@ func (l *Lab) Run(ctx context.Context, host, binary string, args ...string) ([]b
 	return b, nil
 }
 
+// Command returns the command that Start would run, "ip netns exec NS
+// binary args...", for a test that wires its standard streams itself (the
+// data of a pipe, say) and hands it to testutil.Start. Unlike Start, the
+// lab does not show its output when the test fails.
+func (l *Lab) Command(ctx context.Context, host, binary string, args ...string) (*exec.Cmd, error) {
+	return l.command(ctx, host, binary, args)
+}
+
 // command prepares "ip netns exec NS binary args...".
 func (l *Lab) command(ctx context.Context, host, binary string, args []string) (*exec.Cmd, error) {
 	ns := l.NS(host)
