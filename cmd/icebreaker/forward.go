@@ -78,7 +78,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	c, err := connectPeer(ctx, w, &o, &po, dialer, stderr)
 	if err != nil {
-		return closeWormhole(w, err)
+		return closeWormhole(w, err, stderr)
 	}
 	defer c.Close()
 	if ln != nil {
@@ -91,7 +91,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if ctx.Err() != nil {
 		err = nil // interrupted: the normal end
 	}
-	return closeWormhole(w, err)
+	return closeWormhole(w, err, stderr)
 }
 
 // forwardListen accepts TCP connections until ctx ends or the peer goes

@@ -59,7 +59,7 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if dialer {
 		announce(w, &o, stderr, stderr, "icebreaker pipe "+w.Code().String())
 	}
-	return closeWormhole(w, pipe(ctx, w, &o, &po, dialer, stdout, stderr))
+	return closeWormhole(w, pipe(ctx, w, &o, &po, dialer, stdout, stderr), stderr)
 }
 
 // openPeerWormhole joins the code of pos (the accepting side) or --code, or

@@ -86,7 +86,7 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "Server says:", m)
 	}
 	err = receive(ctx, w, &o, &po, &to, &fo, stdout, stderr)
-	return failEvent(&o, stdout, closeWormhole(w, err))
+	return failEvent(&o, stdout, closeWormhole(w, err, stderr))
 }
 
 // receive waits for the sender's first message: an ICE hello starts a file

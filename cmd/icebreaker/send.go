@@ -176,7 +176,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		err = sendText(ctx, w, &o, *text, stdout, stderr)
 	}
-	return failEvent(&o, stdout, closeWormhole(w, err))
+	return failEvent(&o, stdout, closeWormhole(w, err, stderr))
 }
 
 // announce prints the server's message of the day and the code.
@@ -243,18 +243,33 @@ func sendText(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, tex
 	}
 }
 
-// closeWormhole closes w with the mood that err implies and returns err, or
-// the close error when err is nil.
-func closeWormhole(w *wormhole.Wormhole, err error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// closeTimeout bounds the wait for the server to close the mailbox
+// after a failure; closeDoneTimeout after the work is done.
+const (
+	closeTimeout     = 10 * time.Second
+	closeDoneTimeout = 2 * time.Second
+)
+
+// closeWormhole closes w with the mood that err implies and returns err.
+// When err is nil the work is done: the peer has what it needed, so
+// closing the mailbox is a courtesy to the server. A server gone since
+// the peers connected (the wormhole then tries to reconnect) is waited
+// for only closeDoneTimeout, and a close that fails is a warning on
+// stderr, not a failure of the command.
+func closeWormhole(w *wormhole.Wormhole, err error, stderr io.Writer) error {
+	wait := closeTimeout
+	if err == nil {
+		wait = closeDoneTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	mood := wormhole.Mood("")
 	if err != nil && !errors.Is(err, wormhole.ErrWrongCode) {
 		mood = wormhole.Errory
 	}
 	cerr := w.CloseWith(ctx, mood)
-	if err != nil {
-		return err
+	if err == nil && cerr != nil {
+		fmt.Fprintln(stderr, "warning: done, but the rendezvous did not close the mailbox:", cerr)
 	}
-	return cerr
+	return err
 }
