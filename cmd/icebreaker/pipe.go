@@ -16,8 +16,9 @@ import (
 // pipeStdin is what pipe sends; tests replace it.
 var pipeStdin io.Reader = os.Stdin
 
-// pipeLinger bounds how long the dialing side waits, once both directions
-// have ended, for the accepting side to close the connection.
+// pipeLinger bounds how long the accepting side of pipe (and the sender
+// of a file) waits, once its part is done, for the peer to close the
+// connection.
 const pipeLinger = 10 * time.Second
 
 // runPipe connects standard input and output to the peer's, both ways,
@@ -134,19 +135,62 @@ func pipe(ctx context.Context, w *wormhole.Wormhole, o *wormholeOptions, po *pee
 	if err != nil {
 		return err
 	}
+	// How the two sides end without cutting off the end of either
+	// direction (closing a QUIC connection drops what is still in
+	// flight): the accepting side sends its end of data (FIN) only once
+	// the dialing side's has arrived, so when the dialing side has the
+	// accepting side's end, both directions are complete at both ends;
+	// then the dialing side closes the connection, which the accepting
+	// side waits for (closeAfterPeer).
+	in, out := pipeStdin, stdout
+	if !dialer {
+		o := &endSignal{Writer: stdout, done: make(chan struct{})}
+		in, out = &endAfter{r: in, stop: ctx.Done(), done: o.done}, o
+	}
 	start := time.Now()
-	sent, received, err := peer.Pipe(ctx, s, pipeStdin, stdout)
+	sent, received, err := peer.Pipe(ctx, s, in, out)
 	if err != nil {
 		return err
 	}
-	// Both directions have ended: every byte of the peer's has arrived
-	// here and ours there. The accepting side closes the connection; the
-	// dialing side waits for that (closeAfterPeer), so that closing
-	// cannot cut off the end of what it sent.
+	took, path := time.Since(start), c.Path()
 	if dialer {
+		c.Close()
+	} else {
 		closeAfterPeer(ctx, c)
 	}
 	fmt.Fprintf(stderr, "pipe closed: %d bytes sent, %d received in %.2f s; path: %v\n",
-		sent, received, time.Since(start).Seconds(), c.Path())
+		sent, received, took.Seconds(), path)
 	return nil
+}
+
+// endSignal is the accepting side's standard output in pipe: Pipe calls
+// its CloseWrite once the peer's data has ended, which closes done.
+type endSignal struct {
+	io.Writer
+	done chan struct{}
+}
+
+func (e *endSignal) CloseWrite() error {
+	close(e.done)
+	return nil
+}
+
+// endAfter is the accepting side's standard input in pipe: its end (EOF)
+// waits until done is closed (the peer's data has ended); when stop is
+// closed first (the command's context ended), the end is an error.
+type endAfter struct {
+	r          io.Reader
+	stop, done <-chan struct{}
+}
+
+func (e *endAfter) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err == io.EOF {
+		select {
+		case <-e.done:
+		case <-e.stop:
+			return n, errors.New("interrupted before the peer's data ended")
+		}
+	}
+	return n, err
 }
