@@ -76,11 +76,12 @@ type AgentConfig struct {
 	// random ones (RFC 8445, Section 5.3). Both or neither.
 	LocalUfrag, LocalPwd string
 
-	// Ta, Rc, Rm, RelayWait and MaxPairs tune the checks, as in
-	// CheckerConfig; zero means its defaults.
+	// Ta, Rc, Rm, RelayWait, Recheck and MaxPairs tune the checks, as
+	// in CheckerConfig; zero means its defaults.
 	Ta        time.Duration
 	Rc, Rm    int
 	RelayWait time.Duration
+	Recheck   time.Duration
 	MaxPairs  int
 
 	// Keepalive is the interval Tr of RFC 8445, Section 11; 0 means
@@ -416,7 +417,7 @@ func (a *Agent) newChecker(locals, remotes []Candidate, controlling bool, lufrag
 		LocalUfrag:  lufrag, LocalPwd: lpwd,
 		RemoteUfrag: rufrag, RemotePwd: rpwd,
 		Ta: a.cfg.Ta, Rc: a.cfg.Rc, Rm: a.cfg.Rm,
-		RelayWait: a.cfg.RelayWait, MaxPairs: a.cfg.MaxPairs,
+		RelayWait: a.cfg.RelayWait, Recheck: a.cfg.Recheck, MaxPairs: a.cfg.MaxPairs,
 		RemoteTrickle: a.cfg.RemoteTrickle, Lite: a.cfg.Lite,
 	})
 }

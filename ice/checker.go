@@ -24,6 +24,9 @@ const (
 	// DefaultRelayWait is how long the controlling agent waits for a
 	// direct pair once only relayed pairs have succeeded.
 	DefaultRelayWait = 300 * time.Millisecond
+	// DefaultRecheck is how long an agent on a relayed pair waits, once
+	// every direct pair has failed, before it checks them again.
+	DefaultRecheck = 15 * time.Second
 	// minCheckRTO is the floor of a check's RTO. RFC 8445, Section 14.3.
 	minCheckRTO = 500 * time.Millisecond
 	// maxPending bounds the responses queued between Handle and Next.
@@ -56,6 +59,14 @@ type CheckerConfig struct {
 	// before it nominates the relayed one; 0 means DefaultRelayWait, a
 	// negative value no wait.
 	RelayWait time.Duration
+	// Recheck is how long the agent waits, while a relayed pair is
+	// selected and every direct pair has failed, before it checks the
+	// failed direct pairs again, and again after each such round: a NAT
+	// or firewall that dropped the first checks may let later ones
+	// through, and the relayed pair is then left for the direct one as
+	// after a late success. 0 means DefaultRecheck, a negative value
+	// never.
+	Recheck time.Duration
 	// MaxPairs limits the check list, as in ChecklistConfig. Pairs
 	// learned from checks and trickled candidates may grow it to twice
 	// that, no further.
@@ -202,6 +213,9 @@ func NewChecker(locals, remotes []Candidate, cfg CheckerConfig) (*Checker, error
 	if cfg.RelayWait == 0 {
 		cfg.RelayWait = DefaultRelayWait
 	}
+	if cfg.Recheck == 0 {
+		cfg.Recheck = DefaultRecheck
+	}
 	c := &Checker{cfg: cfg, info: make(map[*Pair]*pairInfo), remoteDone: !cfg.RemoteTrickle}
 	c.limit = 2 * cmp.Or(cfg.MaxPairs, DefaultMaxPairs)
 	var err error
@@ -281,6 +295,7 @@ func (c *Checker) Next(now time.Time) (out []Outgoing, next time.Time) {
 	}
 	out = c.retransmit(now, out)
 	if c.state != StateFailed {
+		c.recheck(now)
 		c.nominate(now)
 		if !now.Before(c.nextCheck) {
 			q, ok := c.pickCheck()
@@ -491,6 +506,9 @@ func (c *Checker) wakeup(now time.Time) time.Time {
 	}
 	if t, ok := c.relayDeadline(); ok {
 		at(maxTime(t, now))
+	}
+	if !c.nom.recheckAt.IsZero() {
+		at(c.nom.recheckAt)
 	}
 	return next
 }

@@ -549,3 +549,99 @@ func FuzzCheckerHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckerRecheck: the direct path is blocked while the checks run, so
+// both agents connect over the relay and every direct pair fails; when
+// the path opens later, long after the checks' retransmissions ended,
+// the agents check the failed direct pairs again after Recheck and move
+// to the direct pair. While the path stays blocked, a round of rechecks
+// comes Recheck after the previous round failed, no more often; with
+// Recheck negative, never.
+func TestCheckerRecheck(t *testing.T) {
+	a, b, h := relayAgents(t)
+	blocked := true
+	h.drop = func(from, to netip.AddrPort) bool { return blocked && isHostPath(from, to) }
+	if !h.run(3*time.Second, h.connected) {
+		t.Fatalf("not connected: A %v, B %v", a.State(), b.State())
+	}
+	if !h.run(2*time.Minute, func() bool { return directFailed(h) }) {
+		t.Fatal("the direct pairs did not fail")
+	}
+	failedAt := h.now
+	if !h.run(failedAt.Sub(epoch)+DefaultRecheck+time.Second, func() bool { n, _ := hostChecks(h, failedAt); return n > 0 }) {
+		t.Fatal("no recheck of the direct pairs")
+	}
+	if _, first := hostChecks(h, failedAt); first.Sub(failedAt) != DefaultRecheck {
+		t.Fatalf("rechecked %v after the direct pairs failed, want %v", first.Sub(failedAt), DefaultRecheck)
+	}
+	// Ten minutes blocked: each round fails before the next is armed.
+	start := h.now
+	h.run(h.now.Sub(epoch)+10*time.Minute, func() bool { return false })
+	n, _ := hostChecks(h, start)
+	round := 40*time.Second + DefaultRecheck // a check's retransmissions (39.5 s), then the wait
+	if most := 2 * int(10*time.Minute/round+1); n == 0 || n > most {
+		t.Fatalf("%d rechecks in 10 minutes, want 1 to %d (one per agent and round)", n, most)
+	}
+	for i, c := range h.agents {
+		if p, _ := c.Selected(); !isRelayed(&p) {
+			t.Fatalf("agent %d left the relay for %v while the direct path was blocked", i, p.String())
+		}
+	}
+	blocked = false
+	direct := func() bool {
+		pa, _ := a.Selected()
+		pb, _ := b.Selected()
+		return !isRelayed(&pa) && !isRelayed(&pb)
+	}
+	if !h.run(h.now.Sub(epoch)+round+5*time.Second, direct) {
+		pa, _ := a.Selected()
+		pb, _ := b.Selected()
+		t.Fatalf("no move to the direct pair after the path opened: A %v, B %v", pa.String(), pb.String())
+	}
+
+	t.Run("off", func(t *testing.T) {
+		ca, cb := pairCfg(true)
+		ca.Recheck, cb.Recheck = -1, -1
+		la, ra, lb := host("a1", "10.0.0.1:1000", 65535), relay("ar", "198.51.100.9:7000"), host("b1", "10.0.0.2:2000", 65535)
+		a := mustChecker(t, []Candidate{la, ra}, remote(lb), ca)
+		b := mustChecker(t, []Candidate{lb}, remote(la, ra), cb)
+		h := newHarness(t, a, b, []string{"10.0.0.1:1000", "198.51.100.9:7000"}, []string{"10.0.0.2:2000"})
+		h.drop = isHostPath
+		if !h.run(2*time.Minute, func() bool { return h.connected() && directFailed(h) }) {
+			t.Fatal("not connected on the relay with the direct pairs failed")
+		}
+		failedAt := h.now
+		h.run(10*time.Minute, func() bool { return false })
+		if n, _ := hostChecks(h, failedAt); n != 0 {
+			t.Fatalf("%d checks on the direct path after it failed, with Recheck off", n)
+		}
+	})
+}
+
+// directFailed reports whether every direct pair of both agents failed.
+func directFailed(h *harness) bool {
+	for _, c := range h.agents {
+		for _, p := range c.Pairs() {
+			if !isRelayed(&p) && p.State != PairFailed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hostChecks counts the checks (first sends) on the host path after
+// since, and returns the first one's time.
+func hostChecks(h *harness, since time.Time) (n int, first time.Time) {
+	for ag := range 2 {
+		for _, s := range h.requests(ag) {
+			if s.at.After(since) && isHostPath(s.from, s.to) {
+				n++
+				if first.IsZero() || s.at.Before(first) {
+					first = s.at
+				}
+			}
+		}
+	}
+	return n, first
+}

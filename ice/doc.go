@@ -67,6 +67,13 @@
 //     own instead (the Conn reads from any of the peer's candidates, so
 //     data flows once either has switched), and the controlling agent goes
 //     on nominating the direct pair, so both move back when it answers;
+//   - direct pairs checked again: while a relayed pair is selected and
+//     every direct pair has failed, each agent puts its failed direct
+//     pairs back to Waiting after Recheck (15 s) and again after each
+//     round that fails, so that a direct path that opens later (a
+//     firewall rule removed, a failed-over path back) is found and the
+//     relay left for it; RFC 8445 keeps failed pairs failed (Section
+//     7.2.5.4), a deliberate deviation;
 //   - random credentials (RFC 8445, Section 5.3);
 //   - one read goroutine per socket that demultiplexes by the first byte
 //     (RFC 7983, Section 7): STUN to the Checker, or to the STUN client

@@ -12,6 +12,9 @@ type nomination struct {
 	selected   *Pair   // highest-priority nominated valid pair
 	nominating *Pair   // valid pair whose USE-CANDIDATE check is pending
 	relaySince time.Time
+	// recheckAt is when the failed direct pairs are checked again
+	// (recheck); zero while no recheck is due.
+	recheckAt time.Time
 }
 
 // isRelayed reports whether a pair goes through a TURN relay on either side.
@@ -155,4 +158,36 @@ func (c *Checker) generating(v *Pair) *Pair {
 		}
 	}
 	return nil
+}
+
+// recheck puts the failed direct pairs back to Waiting, so that ordinary
+// checks run on them again, once a relayed pair has been selected and
+// every direct pair has failed for CheckerConfig.Recheck. A deliberate
+// deviation from RFC 8445, which keeps a failed pair failed (Section
+// 7.2.5.4): a path that was blocked when the checks ran (a firewall rule,
+// a NAT binding that collided) may open later, and data on the relay
+// costs the relay's operator for the whole session. Both agents do it
+// (each when its own direct pairs have failed), so that their checks
+// cross as in the first round and open each NAT; a direct pair that
+// succeeds is then nominated as after a late success (nominate).
+func (c *Checker) recheck(now time.Time) {
+	sel := c.nom.selected
+	if c.cfg.Recheck < 0 || sel == nil || !isRelayed(sel) || c.directPending() {
+		c.nom.recheckAt = time.Time{}
+		return
+	}
+	if c.nom.recheckAt.IsZero() {
+		c.nom.recheckAt = now.Add(c.cfg.Recheck)
+		return
+	}
+	if now.Before(c.nom.recheckAt) {
+		return
+	}
+	c.nom.recheckAt = time.Time{}
+	for _, p := range c.cl.pairs {
+		if !isRelayed(p) && p.State == PairFailed {
+			p.State = PairWaiting
+			c.idle = false
+		}
+	}
 }
