@@ -162,8 +162,8 @@ func (p *producer) sum() (out [sha256.Size]byte) {
 	return out
 }
 
-// sendChunk writes n bytes to from's standard input and waits until they
-// have come out of to's standard output.
+// sendChunk writes n more bytes through src and waits until all that src
+// wrote has come out of to's standard output.
 func sendChunk(ctx context.Context, src *producer, n int, to *pipeEnd) error {
 	if err := src.write(n); err != nil {
 		return fmt.Errorf("writing %d bytes: %w", n, err)
@@ -197,8 +197,8 @@ func pathChanges(log string) []pathChange {
 	return out
 }
 
-// onRelay reports whether the latest change in log moved to a relayed pair
-// (relayed) or to a direct one (!relayed).
+// lastChangeIs reports whether the latest change of the selected pair in
+// log moved to a relayed pair (relayed) or to a direct one (!relayed).
 func lastChangeIs(log string, relayed bool) bool {
 	ch := pathChanges(log)
 	return len(ch) > 0 && ch[len(ch)-1].relayed() == relayed
