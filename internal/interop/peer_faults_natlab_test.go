@@ -3,7 +3,6 @@ package interop
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,13 +46,7 @@ func TestSendFileWithLoss(t *testing.T) {
 		t.Fatalf("received: %v, %d bytes (want %d, sha256 equal)\n%s", err, len(got), len(data), dump)
 	}
 	for who, out := range map[string]string{"send": send.Output(), "receive": recv.Output()} {
-		ev, err := doneEvent(out)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", who, err, dump)
-		}
-		if ev.SHA256 != hex.EncodeToString(sum[:]) || ev.Bytes != int64(len(data)) {
-			t.Errorf("%s: %d bytes, sha256 %s; want %d, %x", who, ev.Bytes, ev.SHA256, len(data), sum)
-		}
+		ev := checkDone(t, who, out, sum, int64(len(data)), dump)
 		t.Logf("%s: %s path at 5%% loss on natA, %d bytes in %.2f s", who, ev.Path, ev.Bytes, ev.Seconds)
 	}
 }
@@ -118,14 +111,5 @@ func TestRendezvousFaultsThroughNATs(t *testing.T) {
 			t.Fatalf("after the server went away: %v\n%s", err, dump())
 		}
 	}
-	if err := a.in.Close(); err != nil {
-		t.Fatal(err)
-	}
-	errA, errB := a.proc.Wait(), b.proc.Wait()
-	if errA != nil || errB != nil {
-		t.Fatalf("without the server: pipe A: %v, pipe B: %v\n%s", errA, errB, dump())
-	}
-	if n, sum := b.out.sum(); n != src.n || sum != src.sum() {
-		t.Fatalf("lanB got %d bytes (want %d), sha256 %x (want %x)\n%s", n, src.n, sum, src.sum(), dump())
-	}
+	finish(t, src, a, b, dump)
 }

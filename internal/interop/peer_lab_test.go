@@ -171,6 +171,22 @@ func sendChunk(ctx context.Context, src *producer, n int, to *pipeEnd) error {
 	return to.out.waitFor(ctx, src.n, to.proc.Done())
 }
 
+// finish closes a's standard input (the end of src), waits for both
+// pipes to end with status 0 and checks that b got all of src, hash equal.
+func finish(t *testing.T, src *producer, a, b *pipeEnd, dump func() string) {
+	t.Helper()
+	if err := a.in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	errA, errB := a.proc.Wait(), b.proc.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("pipe A: %v, pipe B: %v\n%s", errA, errB, dump())
+	}
+	if n, sum := b.out.sum(); n != src.n || sum != src.sum() {
+		t.Fatalf("lanB got %d bytes (want %d), sha256 %x (want %x)\n%s", n, src.n, sum, src.sum(), dump())
+	}
+}
+
 // selectedLine matches the ICE agent's -v log of a change of the selected
 // pair: "selected pair changed" (an upgrade) or "back to the relayed
 // backup" (a failover), with the new pair's local and remote types.

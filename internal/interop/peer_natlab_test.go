@@ -159,13 +159,7 @@ func TestSendFileThroughNATs(t *testing.T) {
 				t.Fatalf("received: %v, %d bytes (want %d equal ones)\n%s", err, len(got), len(data), dump)
 			}
 			for who, out := range map[string]string{"send": send.Output(), "receive": recv.Output()} {
-				ev, err := doneEvent(out)
-				if err != nil {
-					t.Fatalf("%s: %v\n%s", who, err, dump)
-				}
-				if ev.SHA256 != hex.EncodeToString(sum[:]) || ev.Bytes != int64(len(data)) {
-					t.Errorf("%s: %d bytes, sha256 %s; want %d, %x", who, ev.Bytes, ev.SHA256, len(data), sum)
-				}
+				ev := checkDone(t, who, out, sum, int64(len(data)), dump)
 				if ev.Path != string(c.want) {
 					t.Errorf("%s: path %s (local %s, remote %s), want %s\n%s", who, ev.Path, ev.LocalType, ev.RemoteType, c.want, dump)
 				}
@@ -199,6 +193,21 @@ func TestSendFileThroughNATs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkDone returns the done event in the --json output of who (send or
+// receive), and checks its size and SHA-256; dump is shown when there is
+// none.
+func checkDone(t *testing.T, who, out string, sum [sha256.Size]byte, n int64, dump string) peerEvent {
+	t.Helper()
+	ev, err := doneEvent(out)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", who, err, dump)
+	}
+	if ev.SHA256 != hex.EncodeToString(sum[:]) || ev.Bytes != n {
+		t.Errorf("%s: %d bytes, sha256 %s; want %d, %x", who, ev.Bytes, ev.SHA256, n, sum)
+	}
+	return ev
 }
 
 // metric returns the value of a counter without labels in Prometheus text,

@@ -108,17 +108,7 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 					t.Fatalf("writing: %v\n%s", err, dump())
 				}
 			}
-			if err := a.in.Close(); err != nil {
-				t.Fatal(err)
-			}
-			errA, errB := a.proc.Wait(), b.proc.Wait()
-			if errA != nil || errB != nil {
-				t.Fatalf("pipe A: %v, pipe B: %v\n%s", errA, errB, dump())
-			}
-			n, sum := b.out.sum()
-			if n != src.n || sum != src.sum() {
-				t.Fatalf("lanB got %d bytes (want %d), sha256 %x (want %x)\n%s", n, src.n, sum, src.sum(), dump())
-			}
+			finish(t, src, a, b, dump)
 			end := lab.counts(t, ctx)
 			for _, p := range []*pipeEnd{a, b} {
 				t.Logf("path changes: %v", pathChanges(p.proc.Output()))
@@ -127,7 +117,7 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 			t.Logf("wan until the move: direct %d bytes (%d dropped), server %d bytes",
 				after.Direct.Sub(before.Direct).Bytes, after.Blocked.Sub(before.Blocked).Bytes, after.Server.Sub(before.Server).Bytes)
 			t.Logf("wan after the move: direct %d bytes (%d dropped), server %d bytes; %d bytes in all, sha256 equal",
-				end.Direct.Sub(after.Direct).Bytes, end.Blocked.Sub(after.Blocked).Bytes, end.Server.Sub(after.Server).Bytes, n)
+				end.Direct.Sub(after.Direct).Bytes, end.Blocked.Sub(after.Blocked).Bytes, end.Server.Sub(after.Server).Bytes, src.n)
 			want := map[bool]string{true: "direct", false: "relay"}[c.blocked]
 			for _, p := range []*pipeEnd{a, b} {
 				if out := p.proc.Output(); !strings.Contains(out, "pipe closed") || !strings.Contains(out, "path: "+want) {
