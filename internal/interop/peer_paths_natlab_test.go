@@ -20,13 +20,18 @@ import (
 //     public addresses (natlab.Lab.BlockDirect), so the peers connect
 //     over the TURN relay in wan; the first chunk goes that way. Then the
 //     rule goes: the ICE checks of the direct pair, still being
-//     retransmitted, get through, the controlling agent nominates the
-//     direct pair and both move to it; the chunks that follow go direct.
+//     retransmitted (or, once they all failed, checked again after
+//     ice.AgentConfig.Recheck), get through, the controlling agent
+//     nominates the direct pair and both move to it; the chunks that
+//     follow go direct.
 //   - direct-then-relay: the peers connect directly, keeping the relayed
 //     pair as a backup; then wan drops the direct path mid-transfer: the
 //     agents find the direct pair disconnected (no consent answer for
 //     ice.AgentConfig.DisconnectedAfter), move back to the relay, and the
-//     chunks that follow go that way.
+//     chunks that follow, and the end, go that way.
+//   - direct-then-relay-then-direct: as direct-then-relay, then the drop
+//     rule goes again: the controlling agent, which goes on nominating
+//     the direct pair, gets its answer, and both move back to it.
 //
 // Each move is seen three ways: the peers' -v logs (the ICE agent's
 // "selected pair changed" and "back to the relayed backup"), wan's
@@ -37,10 +42,12 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 	bin := icebreaker(t)
 	for _, c := range []struct {
 		name    string
-		blocked bool // the direct path at the start; the test flips it
+		blocked bool   // the direct path at the start
+		flips   []bool // then blocked or not, one phase each
 	}{
-		{"relay-then-direct", true},
-		{"direct-then-relay", false},
+		{"relay-then-direct", true, []bool{false}},
+		{"direct-then-relay", false, []bool{true}},
+		{"direct-then-relay-then-direct", false, []bool{true, false}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -64,44 +71,55 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 			if err := sendChunk(ctx, src, 4*chunk, b); err != nil {
 				t.Fatalf("first chunk: %v\n%s", err, dump())
 			}
-			first := map[bool]string{true: "relay", false: "direct"}[c.blocked]
+			kind := map[bool]string{true: "relay", false: "direct"}
 			for _, p := range []*pipeEnd{a, b} {
-				if got := connectedPath(p.proc.Output()); got != first {
-					t.Fatalf("connected on the %q path, want %s\n%s", got, first, dump())
+				if got := connectedPath(p.proc.Output()); got != kind[c.blocked] {
+					t.Fatalf("connected on the %q path, want %s\n%s", got, kind[c.blocked], dump())
 				}
 			}
-			before := lab.counts(t, ctx)
-			if c.blocked && before.Server.Bytes < uint64(src.n) {
-				t.Errorf("the first %d bytes went relayed, but only %d bytes reached the server", src.n, before.Server.Bytes)
+			mark := lab.counts(t, ctx)
+			if c.blocked && mark.Server.Bytes < uint64(src.n) {
+				t.Errorf("the first %d bytes went relayed, but only %d bytes reached the server", src.n, mark.Server.Bytes)
 			}
-			if !c.blocked && before.Direct.Bytes < uint64(src.n) {
-				t.Errorf("the first %d bytes went direct, but only %d bytes crossed wan between the NATs", src.n, before.Direct.Bytes)
+			if !c.blocked && mark.Direct.Bytes < uint64(src.n) {
+				t.Errorf("the first %d bytes went direct, but only %d bytes crossed wan between the NATs", src.n, mark.Direct.Bytes)
 			}
+			t.Logf("on the %s path: wan forwarded %d bytes direct (dropped %d), %d went to the server",
+				kind[c.blocked], mark.Direct.Bytes, mark.Blocked.Bytes, mark.Server.Bytes)
 
-			if err := lab.BlockDirect(!c.blocked); err != nil {
-				t.Fatal(err)
-			}
-			// Chunks until both agents have moved and a chunk
-			// went the new way: at most maxChunks, within the
-			// test's context.
-			const maxChunks = 200
-			moved := false
-			for i := 0; i < maxChunks && !moved; i++ {
-				mark := lab.counts(t, ctx)
-				if err := sendChunk(ctx, src, chunk, b); err != nil {
-					t.Fatalf("chunk %d after the change: %v\n%s", i, err, dump())
+			changes := 0
+			for _, blocked := range c.flips {
+				if err := lab.BlockDirect(blocked); err != nil {
+					t.Fatal(err)
 				}
+				// Chunks until both agents have moved and a
+				// chunk went the new way: at most maxChunks,
+				// within the test's context.
+				const maxChunks = 200
+				moved := false
+				for i := 0; i < maxChunks && !moved; i++ {
+					before := lab.counts(t, ctx)
+					if err := sendChunk(ctx, src, chunk, b); err != nil {
+						t.Fatalf("chunk %d after the change to %s: %v\n%s", i, kind[blocked], err, dump())
+					}
+					after := lab.counts(t, ctx)
+					onNew := after.Direct.Sub(before.Direct).Bytes >= chunk
+					if blocked {
+						onNew = after.Server.Sub(before.Server).Bytes >= chunk
+					}
+					outA, outB := a.proc.Output(), b.proc.Output()
+					moved = onNew && len(pathChanges(outA)) > changes && lastChangeIs(outA, blocked) &&
+						len(pathChanges(outB)) > changes && lastChangeIs(outB, blocked)
+				}
+				if !moved {
+					t.Fatalf("after %d chunks the peers had not moved to the %s path\n%s", maxChunks, kind[blocked], dump())
+				}
+				changes++
 				now := lab.counts(t, ctx)
-				onNew := now.Direct.Sub(mark.Direct).Bytes >= chunk
-				if !c.blocked {
-					onNew = now.Server.Sub(mark.Server).Bytes >= chunk
-				}
-				moved = onNew && lastChangeIs(a.proc.Output(), !c.blocked) && lastChangeIs(b.proc.Output(), !c.blocked)
+				t.Logf("moved to the %s path: meanwhile wan forwarded %d bytes direct (dropped %d), %d went to the server",
+					kind[blocked], now.Direct.Sub(mark.Direct).Bytes, now.Blocked.Sub(mark.Blocked).Bytes, now.Server.Sub(mark.Server).Bytes)
+				mark = now
 			}
-			if !moved {
-				t.Fatalf("after %d chunks the peers had not moved\n%s", maxChunks, dump())
-			}
-			after := lab.counts(t, ctx)
 			// The rest, then the end of the input.
 			for src.n < 4<<20 {
 				if err := src.write(chunk); err != nil {
@@ -110,18 +128,14 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 			}
 			finish(t, src, a, b, dump)
 			end := lab.counts(t, ctx)
+			last := c.flips[len(c.flips)-1]
+			t.Logf("then on the %s path: wan forwarded %d bytes direct (dropped %d), %d went to the server; %d bytes in all, sha256 equal",
+				kind[last], end.Direct.Sub(mark.Direct).Bytes, end.Blocked.Sub(mark.Blocked).Bytes, end.Server.Sub(mark.Server).Bytes, src.n)
 			for _, p := range []*pipeEnd{a, b} {
-				t.Logf("path changes: %v", pathChanges(p.proc.Output()))
-			}
-			t.Logf("wan before the change: direct %d bytes (%d dropped), server %d bytes", before.Direct.Bytes, before.Blocked.Bytes, before.Server.Bytes)
-			t.Logf("wan until the move: direct %d bytes (%d dropped), server %d bytes",
-				after.Direct.Sub(before.Direct).Bytes, after.Blocked.Sub(before.Blocked).Bytes, after.Server.Sub(before.Server).Bytes)
-			t.Logf("wan after the move: direct %d bytes (%d dropped), server %d bytes; %d bytes in all, sha256 equal",
-				end.Direct.Sub(after.Direct).Bytes, end.Blocked.Sub(after.Blocked).Bytes, end.Server.Sub(after.Server).Bytes, src.n)
-			want := map[bool]string{true: "direct", false: "relay"}[c.blocked]
-			for _, p := range []*pipeEnd{a, b} {
-				if out := p.proc.Output(); !strings.Contains(out, "pipe closed") || !strings.Contains(out, "path: "+want) {
-					t.Errorf("pipe's summary does not name the %s path\n%s", want, out)
+				out := p.proc.Output()
+				t.Logf("path changes: %v", pathChanges(out))
+				if !strings.Contains(out, "pipe closed") || !strings.Contains(out, "path: "+kind[last]) {
+					t.Errorf("pipe's summary does not name the %s path\n%s", kind[last], out)
 				}
 			}
 		})
