@@ -242,3 +242,34 @@ func TestTURNServerURI(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteThenCloseOnRelay: what the application wrote on a relayed pair
+// just before Close reaches the peer: the Agent's Close deletes the
+// allocation (a Refresh with LIFETIME 0) right after, and the TURN server
+// relays the data first (a QUIC CONNECTION_CLOSE written just before
+// Close is how the peer learns that the connection ended).
+func TestWriteThenCloseOnRelay(t *testing.T) {
+	udp, _, _, _ := turnServer(t)
+	base := runtime.NumGoroutine()
+	gA := loopbackOnly()
+	gA.RelayOnly = true
+	gA.TURNServers = []TURNServer{{Addr: udp, Username: "u", Password: "p"}}
+	a, b, ca, cb := connectPair(t, AgentConfig{Gather: gA}, AgentConfig{Gather: loopbackOnly()})
+	const n = 40
+	for i := range n {
+		if _, err := ca.Write([]byte{'m', byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	buf := make([]byte, 1500)
+	cb.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range n {
+		k, err := cb.Read(buf)
+		if err != nil || k != 2 || buf[1] != byte(i) {
+			t.Fatalf("packet %d of %d: %q, %v", i, n, buf[:k], err)
+		}
+	}
+	b.Close()
+	checkGoroutines(t, base)
+}

@@ -106,8 +106,18 @@ type worker struct {
 	// delegated is set once a message went to the Handler.
 	delegated bool
 	// batch, if set, takes other messages instead of r.other; the
-	// receive loop flushes it.
-	batch OtherBatch
+	// receive loop flushes it, and so does handle before a STUN message
+	// when batched says that the batch holds some.
+	batch   OtherBatch
+	batched bool
+}
+
+// flush flushes the batch if it holds messages.
+func (w *worker) flush() {
+	if w.batched {
+		w.batched = false
+		w.batch.Flush()
+	}
 }
 
 func newWorker(r *responder, st *counters) *worker {
@@ -142,12 +152,18 @@ func (w *worker) handle(out, pkt []byte, from netip.AddrPort, o origin) reply {
 		w.req = Request{From: from, Local: o.local, Network: o.tr.String(), Conn: o.conn}
 		if w.batch != nil {
 			w.batch.ServeOther(&w.req, pkt)
+			w.batched = true
 		} else {
 			w.r.other.ServeOther(&w.req, pkt)
 		}
 		w.req = Request{}
 		return reply{}
 	}
+	// A client's messages take effect in the order they came: other
+	// messages batched from this receive batch go out before a STUN
+	// message is handled (a TURN client's ChannelData before its Refresh
+	// with LIFETIME 0, which deletes the allocation they go through).
+	w.flush()
 	// The framing check first: it rejects most garbage without building an
 	// error value, so a flood of it costs no allocation.
 	if n, err := stun.MessageLength(pkt); err != nil || n != len(pkt) {

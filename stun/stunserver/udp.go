@@ -169,7 +169,7 @@ func (s *Server) readUDP(u *udpSocket) {
 			}
 		}
 		if w.batch != nil {
-			w.batch.Flush()
+			w.flush()
 		}
 		if len(out) > 0 {
 			sent, _ := u.conn.WriteBatch(out)

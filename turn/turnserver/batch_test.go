@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunserver"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -168,5 +169,33 @@ func TestRelayToClientBurst(t *testing.T) {
 	}
 	if after.ClientSendErrors != before.ClientSendErrors || after.GSODisabled != before.GSODisabled {
 		t.Errorf("ClientSendErrors grew by %d, GSODisabled by %d", after.ClientSendErrors-before.ClientSendErrors, after.GSODisabled-before.GSODisabled)
+	}
+}
+
+// TestChannelDataBeforeRefreshZero: a client writes ChannelData and then,
+// at once, a Refresh with LIFETIME 0: the server reads them in one
+// receive batch more often than not, and must relay the data before it
+// deletes the allocation (RFC 8656, Section 7.3), as a client that ends a
+// session expects (an ICE agent closing after its last packet). Over UDP
+// the order of a client's messages is the order they take effect.
+func TestChannelDataBeforeRefreshZero(t *testing.T) {
+	e := newEnv(t, nil)
+	const rounds, n = 10, 20
+	for r := range rounds {
+		c := dialClient(t, "udp", e.udp, "alice")
+		c.allocate()
+		p := newPeer(t, loop4)
+		c.bind(0x4000, p.addr())
+		id := stun.NewTransactionID()
+		refresh := c.build(stun.Type{Method: stun.MethodRefresh, Class: stun.ClassRequest}, id, true, lifetime(0))
+		for i := range n {
+			c.sendChannel(0x4000, fmt.Appendf(nil, "%d-%d", r, i))
+		}
+		c.checkOK(c.roundTrip(refresh, id))
+		for i := range n {
+			if got, _ := p.recv(); string(got) != fmt.Sprintf("%d-%d", r, i) {
+				t.Fatalf("round %d: the peer got %q, want %d-%d", r, got, r, i)
+			}
+		}
 	}
 }
