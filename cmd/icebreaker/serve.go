@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
@@ -418,6 +419,8 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 		logger.Warn("no admin endpoint (status, sessions, reload and drain need it; set admin.listen)", "err", err)
 	}
 
+	sigs := notifySignals()
+	defer signal.Stop(sigs) // run stops it too; this covers the returns before
 	rfc5780 := cfg.STUN.AlternateIP != ""
 	if tr != nil {
 		fmt.Fprintln(stdout, "icebreaker serve: STUN and TURN listening")
@@ -482,7 +485,7 @@ func serve(ctx context.Context, cfg config.Config, rl *reloader, stdout io.Write
 	if adminLn != nil {
 		admin = startAdmin(adminLn, adminHandler(ctx, d), logger)
 	}
-	wg.Go(func() { d.run(ctx, cancel) })
+	wg.Go(func() { d.run(ctx, cancel, sigs) })
 	wg.Wait()
 	if admin != nil {
 		admin.stop()

@@ -121,12 +121,20 @@ func (d *daemon) drainState() (bool, time.Time) {
 	return d.draining, d.deadline
 }
 
-// run is the control loop: it handles SIGHUP and SIGTERM, ends a drain
-// and samples rates, until ctx is done or it calls stop (to end the
-// server). It returns when either happened.
-func (d *daemon) run(ctx context.Context, stop context.CancelFunc) {
+// notifySignals starts catching SIGHUP and SIGTERM for run. serve calls
+// it before it says that it listens, so that a service manager's SIGTERM
+// that comes at once is a clean stop, not the default death by signal.
+func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+	return sigs
+}
+
+// run is the control loop: it handles SIGHUP and SIGTERM (from sigs, of
+// notifySignals, which it stops), ends a drain and samples rates, until
+// ctx is done or it calls stop (to end the server). It returns when
+// either happened.
+func (d *daemon) run(ctx context.Context, stop context.CancelFunc, sigs chan os.Signal) {
 	defer signal.Stop(sigs)
 	rates := time.NewTicker(rateInterval)
 	defer rates.Stop()
