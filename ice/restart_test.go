@@ -229,7 +229,9 @@ func TestAgentRestartGivenUp(t *testing.T) {
 	for _, tc := range []string{"cancelled", "failed"} {
 		t.Run(tc, func(t *testing.T) {
 			cfg := func() AgentConfig {
-				return AgentConfig{Gather: loopbackOnly(), ConsentInterval: 20 * time.Millisecond, ConsentTimeout: 300 * time.Millisecond}
+				// The consent timeout leaves room for a loaded race
+				// build: a response late by 300 ms failed it 1 in 6.
+				return AgentConfig{Gather: loopbackOnly(), ConsentInterval: 20 * time.Millisecond, ConsentTimeout: 2 * time.Second}
 			}
 			cfgA := cfg()
 			timeout, wantErr := 500*time.Millisecond, error(context.DeadlineExceeded)
