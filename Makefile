@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps fuzz bench bench-turn bench-ice bench-rendezvous clean
+.PHONY: build run test test-deps cross fuzz bench bench-turn bench-ice bench-rendezvous clean
 
 # VERSION comes from git describe; outside a git checkout it is empty and the
 # binary reports its Go build information instead (internal/version).
@@ -17,7 +17,7 @@ run: build
 	./$(BIN) serve
 
 # Install what the tests need (Debian packages), then run the whole suite.
-test: test-deps
+test: test-deps cross
 	gofmt -l . | tee /dev/stderr | (! read _)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -25,6 +25,12 @@ test: test-deps
 
 test-deps:
 	bash scripts/install-test-deps.sh
+
+# The tree (tests included) builds and vets for macOS and Windows too: there
+# internal/udpio takes its portable path (plain net.UDPConn, no epoll/GSO).
+cross:
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
 
 # Short fuzzing pass over every fuzz target (FUZZTIME per target).
 FUZZTIME ?= 20s

@@ -21,13 +21,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -79,21 +77,15 @@ func Start() (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		if cred, err = nobody(); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("pgtest: %w", err)
-		}
+	attr, err := clusterUser(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", superuser,
 		"--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions")
-	initdb.SysProcAttr = procAttr(cred, false)
+	initdb.SysProcAttr = attr(false)
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -108,7 +100,7 @@ func Start() (*Cluster, error) {
 	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100")
-	c.cmd.SysProcAttr = procAttr(cred, true)
+	c.cmd.SysProcAttr = attr(true)
 	c.cmd.Dir = dir
 	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
@@ -128,21 +120,6 @@ func Start() (*Cluster, error) {
 		return nil, fmt.Errorf("%w\n%s", err, log)
 	}
 	return c, nil
-}
-
-// nobody returns the credentials of the user nobody, whom the cluster
-// runs as under root.
-func nobody() (*syscall.Credential, error) {
-	u, err := user.Lookup("nobody")
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: running as root, and %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("pgtest: user nobody has uid %q, gid %q", u.Uid, u.Gid)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 func freeTCPPort() (int, error) {
@@ -203,12 +180,11 @@ func (c *Cluster) Stop() {
 		return
 	}
 	c.stop.Do(func() {
-		pid := c.cmd.Process.Pid
-		_ = syscall.Kill(pid, syscall.SIGINT)
+		interrupt(c.cmd.Process)
 		select {
 		case <-c.done:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(c.cmd.Process)
 			<-c.done
 		}
 		os.RemoveAll(c.dir)

@@ -1,3 +1,8 @@
+//go:build linux
+
+// The Connect tests need blackHole, which relies on Linux dropping the SYNs
+// to a full accept queue of backlog 0.
+
 package turnserver
 
 import (

@@ -210,7 +210,7 @@ func TestClientThatNeverReads(t *testing.T) {
 	// megabytes on the client's behalf.
 	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
-		rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		rc.Control(func(fd uintptr) { serr = setRcvBuf(fd, 4096) })
 		return serr
 	}}
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
