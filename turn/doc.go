@@ -16,6 +16,12 @@
 //     ADDITIONAL-ADDRESS-FAMILY (18.11), ADDRESS-ERROR-CODE (18.12) and ICMP
 //     (18.13), plus CONNECTION-ID of RFC 6062, Section 6.2
 //     (https://www.rfc-editor.org/rfc/rfc6062);
+//   - the TURN part of the requests and indications a client sends
+//     (request.go): Allocate (Section 7.1, and RFC 6062, Section 5.1),
+//     Refresh and deletion (Section 8.1), CreatePermission (Section 9.1),
+//     ChannelBind (Section 11.1) and whole Send indications (Section
+//     10.1), the one generator that turnclient and the load tools under
+//     bench/ share;
 //   - address families for IPv6 allocations, first defined by RFC 6156
 //     (https://www.rfc-editor.org/rfc/rfc6156) and now part of RFC 8656,
 //     which supersedes it (Sections 3.2, 7.2 and 18.6);

@@ -189,18 +189,15 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		go r.readStream()
 	}
 
+	req := turn.AllocateRequest{Transport: proto, Lifetime: cfg.Lifetime}
+	switch cfg.Family {
+	case IPv6:
+		req.Family = turn.FamilyIPv6
+	case Dual:
+		req.AdditionalFamily = turn.FamilyIPv6
+	}
 	resp, err := client.Do(ctx, server, stun.MethodAllocate, func(b []byte, _ stun.TransactionID) []byte {
-		b = turn.AppendRequestedTransport(b, proto)
-		switch cfg.Family {
-		case IPv6:
-			b = turn.AppendRequestedAddressFamily(b, turn.FamilyIPv6)
-		case Dual:
-			b = turn.AppendAdditionalAddressFamily(b, turn.FamilyIPv6)
-		}
-		if cfg.Lifetime > 0 {
-			b = turn.AppendLifetime(b, cfg.Lifetime)
-		}
-		return b
+		return req.Append(b)
 	})
 	if err == nil {
 		err = r.parseAllocation(resp)

@@ -7,7 +7,6 @@ package turnclient
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +21,7 @@ import (
 // createPermission runs CreatePermission for ip. RFC 8656, Section 9.1.
 func (r *Relay) createPermission(ctx context.Context, ip netip.Addr) error {
 	_, err := r.client.Do(ctx, r.Server(), stun.MethodCreatePermission, func(b []byte, id stun.TransactionID) []byte {
-		return appendPeerIP(b, ip, id)
+		return turn.AppendPeerAddress(b, netip.AddrPortFrom(ip, 0), id)
 	})
 	if err != nil {
 		return classify(err)
@@ -31,28 +30,6 @@ func (r *Relay) createPermission(ctx context.Context, ip netip.Addr) error {
 	r.core.permissionCreated(ip, time.Now())
 	r.mu.Unlock()
 	return nil
-}
-
-// appendPeerIP appends XOR-PEER-ADDRESS for ip with port 0. An
-// IPv4-mapped IPv6 address is kept as IPv6 (stun.AppendXORAddress would
-// write it as IPv4), so that a policy probe can ask for exactly that.
-func appendPeerIP(b []byte, ip netip.Addr, id stun.TransactionID) []byte {
-	if !ip.Is4In6() {
-		return stun.AppendXORAddress(b, stun.AttrXORPeerAddress, netip.AddrPortFrom(ip, 0), id)
-	}
-	// RFC 8489, Section 14.2: family IPv6, port XOR the cookie's top half,
-	// address XOR cookie and transaction ID.
-	v := make([]byte, 20)
-	v[1] = stun.FamilyIPv6
-	binary.BigEndian.PutUint16(v[2:4], uint16(stun.MagicCookie>>16))
-	a := ip.As16()
-	var key [16]byte
-	binary.BigEndian.PutUint32(key[:4], stun.MagicCookie)
-	copy(key[4:], id[:])
-	for i := range a {
-		v[4+i] = a[i] ^ key[i]
-	}
-	return stun.AppendAttr(b, stun.AttrXORPeerAddress, v)
 }
 
 // CreatePermission asks the server to install a permission for ip without
@@ -123,10 +100,7 @@ func (r *Relay) run(ctx context.Context, t task) (time.Duration, error) {
 	switch t.kind {
 	case taskRefresh:
 		resp, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
-			if r.cfg.Lifetime > 0 {
-				b = turn.AppendLifetime(b, r.cfg.Lifetime)
-			}
-			return b
+			return turn.AppendRefresh(b, r.cfg.Lifetime)
 		})
 		if err != nil {
 			return 0, err
@@ -140,13 +114,12 @@ func (r *Relay) run(ctx context.Context, t task) (time.Duration, error) {
 		return granted, nil
 	case taskPermission:
 		_, err := r.client.Do(ctx, r.Server(), stun.MethodCreatePermission, func(b []byte, id stun.TransactionID) []byte {
-			return appendPeerIP(b, t.ip, id)
+			return turn.AppendPeerAddress(b, netip.AddrPortFrom(t.ip, 0), id)
 		})
 		return 0, err
 	case taskBind:
 		_, err := r.client.Do(ctx, r.Server(), stun.MethodChannelBind, func(b []byte, id stun.TransactionID) []byte {
-			b = turn.AppendChannelNumber(b, t.ch)
-			return stun.AppendXORAddress(b, stun.AttrXORPeerAddress, t.peer, id)
+			return turn.AppendChannelBind(b, t.ch, t.peer, id)
 		})
 		return 0, err
 	}

@@ -286,12 +286,7 @@ func (r *Relay) writeTo(p []byte, peer netip.AddrPort, addr net.Addr) (int, erro
 		b = turn.AppendChannelData(b, ch, p, r.stream != nil)
 		r.st.sentChannelData.Add(1)
 	} else {
-		// RFC 8656, Section 10.1: XOR-PEER-ADDRESS and DATA; no
-		// integrity on indications.
-		id := stun.NewTransactionID()
-		b = stun.AppendHeader(b, stun.Type{Method: stun.MethodSend, Class: stun.ClassIndication}, id)
-		b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
-		b = stun.AppendAttr(b, stun.AttrData, p)
+		b = turn.AppendSendIndication(b, stun.NewTransactionID(), peer, p)
 		r.st.sentIndications.Add(1)
 	}
 	err := r.send(b, r.Server())
@@ -347,7 +342,7 @@ func (r *Relay) release() error {
 	if r.life.lost() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := r.client.Do(ctx, r.Server(), stun.MethodRefresh, func(b []byte, _ stun.TransactionID) []byte {
-			return turn.AppendLifetime(b, 0) // RFC 8656, Section 7.3: delete
+			return turn.AppendDelete(b)
 		})
 		cancel()
 		if err != nil {

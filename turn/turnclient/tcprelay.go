@@ -167,7 +167,7 @@ func (t *TCPRelay) Dial(ctx context.Context, peer netip.AddrPort) (net.Conn, err
 	ctx, cancel := t.context(ctx)
 	defer cancel()
 	resp, err := t.r.client.Do(ctx, t.r.Server(), stun.MethodConnect, func(b []byte, id stun.TransactionID) []byte {
-		return stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
+		return turn.AppendPeerAddress(b, peer, id)
 	})
 	if err != nil {
 		return nil, t.opError("dial", peer, t.closedOr(classify(err)))

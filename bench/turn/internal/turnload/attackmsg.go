@@ -12,11 +12,11 @@ import (
 // credentials and FINGERPRINT.
 
 // AppendCreatePermissions appends a CreatePermission request with one
-// XOR-PEER-ADDRESS per peer: RFC 8656, Section 10.1 allows several.
+// XOR-PEER-ADDRESS per peer: RFC 8656, Section 9.1 allows several.
 func AppendCreatePermissions(b []byte, id stun.TransactionID, peers []netip.AddrPort, a *Auth) []byte {
 	b = stun.AppendHeader(b, CreatePermissionRequest, id)
 	for _, p := range peers {
-		b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, p, id)
+		b = turn.AppendPeerAddress(b, p, id)
 	}
 	return appendAuth(b, a)
 }
@@ -25,8 +25,7 @@ func AppendCreatePermissions(b []byte, id stun.TransactionID, peers []netip.Addr
 // R bit, which reserves the next port too. RFC 8656, Section 7.1.
 func AppendAllocateReserve(b []byte, id stun.TransactionID, a *Auth) []byte {
 	b = stun.AppendHeader(b, AllocateRequest, id)
-	b = turn.AppendRequestedTransport(b, turn.ProtoUDP)
-	b = turn.AppendEvenPort(b, true)
+	b = (&turn.AllocateRequest{Reserve: true}).Append(b)
 	return appendAuth(b, a)
 }
 
@@ -34,7 +33,7 @@ func AppendAllocateReserve(b []byte, id stun.TransactionID, a *Auth) []byte {
 // Section 5.1.
 func AppendAllocateTCP(b []byte, id stun.TransactionID, a *Auth) []byte {
 	b = stun.AppendHeader(b, AllocateRequest, id)
-	b = turn.AppendRequestedTransport(b, turn.ProtoTCP)
+	b = (&turn.AllocateRequest{Transport: turn.ProtoTCP}).Append(b)
 	return appendAuth(b, a)
 }
 
@@ -44,7 +43,7 @@ var ConnectRequest = stun.Type{Method: stun.MethodConnect, Class: stun.ClassRequ
 // AppendConnect appends a Connect request to peer. RFC 6062, Section 5.2.
 func AppendConnect(b []byte, id stun.TransactionID, peer netip.AddrPort, a *Auth) []byte {
 	b = stun.AppendHeader(b, ConnectRequest, id)
-	b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
+	b = turn.AppendPeerAddress(b, peer, id)
 	return appendAuth(b, a)
 }
 
@@ -58,5 +57,6 @@ func AppendBare(b []byte, id stun.TransactionID, method stun.Method) []byte {
 // lifetime again. RFC 8656, Section 8.1.
 func AppendRefresh(b []byte, id stun.TransactionID, a *Auth) []byte {
 	b = stun.AppendHeader(b, RefreshRequest, id)
+	b = turn.AppendRefresh(b, 0)
 	return appendAuth(b, a)
 }

@@ -6,6 +6,10 @@
 // epoll engine that runs thousands of client sockets, each with its own
 // 5-tuple and so its own allocation, from one goroutine.
 //
+// The TURN attributes of every request are package turn's request bodies,
+// the ones turnclient, and so `icebreaker turn load`, sends: this package
+// only adds the header and the credentials.
+//
 // The requests are those of an RFC 5389-era client such as coturn's
 // turnutils_uclient: the first Allocate carries no credentials, the retry
 // after 401 carries USERNAME, REALM, NONCE and a MESSAGE-INTEGRITY with the

@@ -103,36 +103,37 @@ var (
 	ChannelBindRequest      = stun.Type{Method: stun.MethodChannelBind, Class: stun.ClassRequest}
 )
 
+// The requests below are package turn's request bodies, the ones
+// turnclient (and so `icebreaker turn load`) sends, between the header
+// and appendAuth.
+
 // AppendAllocate appends an Allocate request for a UDP relay. RFC 8656,
 // Section 7.1.
 func AppendAllocate(b []byte, id stun.TransactionID, a *Auth) []byte {
 	b = stun.AppendHeader(b, AllocateRequest, id)
-	b = turn.AppendRequestedTransport(b, turn.ProtoUDP)
+	b = (&turn.AllocateRequest{}).Append(b)
 	return appendAuth(b, a)
 }
 
 // AppendDelete appends a Refresh request with LIFETIME 0, which deletes the
-// allocation. RFC 8656, Section 8.
+// allocation. RFC 8656, Section 8.1.
 func AppendDelete(b []byte, id stun.TransactionID, a *Auth) []byte {
 	b = stun.AppendHeader(b, RefreshRequest, id)
-	b = stun.AppendUint32Attr(b, stun.AttrLifetime, 0)
+	b = turn.AppendDelete(b)
 	return appendAuth(b, a)
 }
 
 // AppendCreatePermission appends a CreatePermission request for peer's IP.
-// RFC 8656, Section 10.1.
+// RFC 8656, Section 9.1.
 func AppendCreatePermission(b []byte, id stun.TransactionID, peer netip.AddrPort, a *Auth) []byte {
-	b = stun.AppendHeader(b, CreatePermissionRequest, id)
-	b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
-	return appendAuth(b, a)
+	return AppendCreatePermissions(b, id, []netip.AddrPort{peer}, a)
 }
 
 // AppendChannelBind appends a ChannelBind request binding ch to peer. RFC
-// 8656, Section 12.1.
+// 8656, Section 11.1.
 func AppendChannelBind(b []byte, id stun.TransactionID, ch uint16, peer netip.AddrPort, a *Auth) []byte {
 	b = stun.AppendHeader(b, ChannelBindRequest, id)
-	b = turn.AppendChannelNumber(b, ch)
-	b = stun.AppendXORAddress(b, stun.AttrXORPeerAddress, peer, id)
+	b = turn.AppendChannelBind(b, ch, peer, id)
 	return appendAuth(b, a)
 }
 
