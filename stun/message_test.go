@@ -412,39 +412,27 @@ func TestMessageLength(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	want := func(c byte) Kind {
-		switch {
-		case c <= 3:
-			return KindSTUN
-		case c >= 16 && c <= 19:
-			return KindZRTP
-		case c >= 20 && c <= 63:
-			return KindDTLS
-		case c >= 64 && c <= 79:
-			return KindChannelData
-		case c >= 128 && c <= 191:
-			return KindRTP
-		}
-		return KindUnknown
+	// RFC 7983, Section 7, as updated by RFC 9443: the first-byte ranges;
+	// every other byte is KindUnknown.
+	ranges := []struct {
+		lo, hi byte
+		kind   Kind
+	}{
+		{0, 3, KindSTUN}, {16, 19, KindZRTP}, {20, 63, KindDTLS},
+		{64, 79, KindChannelData}, {128, 191, KindRTP},
 	}
 	for c := 0; c < 256; c++ {
-		if got := Classify([]byte{byte(c), 0, 0, 0}); got != want(byte(c)) {
-			t.Errorf("Classify(0x%02x) = %v, want %v", c, got, want(byte(c)))
+		want := KindUnknown
+		for _, r := range ranges {
+			if byte(c) >= r.lo && byte(c) <= r.hi {
+				want = r.kind
+			}
 		}
-	}
-	// Boundaries spelled out, so that a shared mistake in want and
-	// Classify cannot hide.
-	for _, tc := range []struct {
-		c    byte
-		want Kind
-	}{
-		{0, KindSTUN}, {3, KindSTUN}, {4, KindUnknown}, {15, KindUnknown},
-		{16, KindZRTP}, {19, KindZRTP}, {20, KindDTLS}, {63, KindDTLS},
-		{64, KindChannelData}, {79, KindChannelData}, {80, KindUnknown}, {127, KindUnknown},
-		{128, KindRTP}, {191, KindRTP}, {192, KindUnknown}, {255, KindUnknown},
-	} {
-		if got := Classify([]byte{tc.c}); got != tc.want {
-			t.Errorf("Classify(%d) = %v, want %v", tc.c, got, tc.want)
+		if got := Classify([]byte{byte(c), 0, 0, 0}); got != want {
+			t.Errorf("Classify(0x%02x) = %v, want %v", c, got, want)
+		}
+		if got := Classify([]byte{byte(c)}); got != want {
+			t.Errorf("Classify(%d) of one byte = %v, want %v", c, got, want)
 		}
 	}
 	if got := Classify(nil); got != KindUnknown {
