@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/cmd/icebreaker/internal/turnloadcmd"
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // turnLoadOptions are the parsed flags of `icebreaker turn load`.
@@ -85,7 +86,7 @@ flags:
 		if err != nil || p.Port() == 0 {
 			return nil, usage("--peer %q: want IP:PORT", *peer)
 		}
-		o.peer = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+		o.peer = netx.Unmap(p)
 	} else if o.allocations < 2 {
 		return nil, usage("pairing the allocations needs --allocations 2 or more (or give --peer)")
 	}

@@ -32,6 +32,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 //go:embed default.yaml
@@ -348,7 +350,7 @@ func (c Config) TLSAddrs() []netip.AddrPort {
 // "IP" that gets port def. IPv4-mapped addresses are unmapped.
 func ParseListen(s string, def uint16) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		return netx.Unmap(ap), nil
 	}
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return netip.AddrPortFrom(a.Unmap(), def), nil

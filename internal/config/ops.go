@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // Admin configures the admin endpoint: plain HTTP for `icebreaker status`,
@@ -46,7 +48,7 @@ func (a Admin) AdminAddr() netip.AddrPort {
 // call after Validate.
 func (d Drain) AlternateAddr() netip.AddrPort {
 	ap, _ := netip.ParseAddrPort(d.AlternateServer)
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return netx.Unmap(ap)
 }
 
 func (c Config) validateOps() *Error {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // TURN configures the TURN relay (RFC 8656, RFC 6062), served on the same
@@ -103,7 +105,7 @@ func parseAlternate(s string) (netip.AddrPort, error) {
 	case a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().Zone() != "":
 		return a, fmt.Errorf("%q is not an address a client can be sent to", s)
 	}
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), nil
+	return netx.Unmap(a), nil
 }
 
 // NoUserDB is the UserDB value that turns the user store off.

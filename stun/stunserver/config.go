@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/icebreaker-net/icebreaker/internal/iplimit"
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
@@ -201,13 +202,7 @@ func (c Config) Validate() error {
 
 // unmapped returns c with IPv4-mapped addresses written as IPv4.
 func (c Config) unmapped() Config {
-	um := func(ap netip.AddrPort) netip.AddrPort {
-		if ap == (netip.AddrPort{}) {
-			return ap
-		}
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	c.UDP, c.TCP, c.TLS = um(c.UDP), um(c.TCP), um(c.TLS)
+	c.UDP, c.TCP, c.TLS = netx.Unmap(c.UDP), netx.Unmap(c.TCP), netx.Unmap(c.TLS)
 	c.AlternateIP = c.AlternateIP.Unmap()
 	return c
 }

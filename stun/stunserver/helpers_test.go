@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -93,9 +94,9 @@ func udpClient(t testing.TB, ip netip.Addr) *net.UDPConn {
 	return c
 }
 
-func localAddr(c net.Conn) netip.AddrPort { return addrPort(c.LocalAddr()) }
+func localAddr(c net.Conn) netip.AddrPort { return netx.AddrPort(c.LocalAddr()) }
 
-func udpLocal(c *net.UDPConn) netip.AddrPort { return addrPort(c.LocalAddr()) }
+func udpLocal(c *net.UDPConn) netip.AddrPort { return netx.AddrPort(c.LocalAddr()) }
 
 // request builds a Binding request (or another type) with the given
 // attributes and, if fp, a FINGERPRINT.

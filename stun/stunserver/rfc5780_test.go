@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -165,7 +166,7 @@ func TestRFC5780Errors(t *testing.T) {
 		id = stun.NewTransactionID()
 		m = streamExchange(t, tc, request(stun.BindingRequest, id, true))
 		checkSuccess(t, m, id, localAddr(tc))
-		if got, _ := m.Address(stun.AttrResponseOrigin); got != addrPort(tc.RemoteAddr()) {
+		if got, _ := m.Address(stun.AttrResponseOrigin); got != netx.AddrPort(tc.RemoteAddr()) {
 			t.Errorf("TCP RESPONSE-ORIGIN = %v, want %v", got, tc.RemoteAddr())
 		}
 		if m.Has(stun.AttrOtherAddress) {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // ErrServerClosed is returned by Serve on a Server that was already closed.
@@ -100,7 +102,7 @@ func (s *Server) listen() error {
 			return fmt.Errorf("stunserver: listen %s %v: %w", l.network, l.addr, err)
 		}
 		*l.ln = ln
-		s.endpoints = append(s.endpoints, Endpoint{Network: l.network, Addr: addrPort(ln.Addr()), Role: RolePrimary})
+		s.endpoints = append(s.endpoints, Endpoint{Network: l.network, Addr: netx.AddrPort(ln.Addr()), Role: RolePrimary})
 	}
 	return nil
 }
@@ -113,19 +115,6 @@ func tcpNetwork(a netip.Addr) string {
 		return "tcp" // dual stack
 	}
 	return "tcp6"
-}
-
-// addrPort converts a net.Addr from the standard library to an unmapped
-// AddrPort.
-func addrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // Addrs returns every address the server listens on, with the ports

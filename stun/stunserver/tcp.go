@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) acceptLoop(ln net.Listener, tr transport) {
 // closing, MaxTCPConns are open, or its address holds what Config.PerIP
 // allows.
 func (s *Server) track(c net.Conn) bool {
-	ip := addrPort(c.RemoteAddr()).Addr()
+	ip := netx.AddrPort(c.RemoteAddr()).Addr()
 	if err := s.cfg.PerIP.Acquire(ip); err != nil {
 		s.tcpPerIP.Add(1)
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -82,7 +83,7 @@ func (s *Server) forget(c net.Conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.tcpOpen.Add(-1)
-	s.cfg.PerIP.Release(addrPort(c.RemoteAddr()).Addr())
+	s.cfg.PerIP.Release(netx.AddrPort(c.RemoteAddr()).Addr())
 }
 
 // serveConn answers the messages of one TCP or TLS connection until the
@@ -99,7 +100,7 @@ func (s *Server) forget(c net.Conn) {
 func (s *Server) serveConn(raw net.Conn, tr transport) {
 	defer s.wg.Done()
 	idle, msgTimeout := s.cfg.TCPIdleTimeout, s.cfg.MessageTimeout
-	tc := &tcpConn{s: s, raw: raw, c: raw, tr: tr, local: addrPort(raw.LocalAddr()), remote: addrPort(raw.RemoteAddr())}
+	tc := &tcpConn{s: s, raw: raw, c: raw, tr: tr, local: netx.AddrPort(raw.LocalAddr()), remote: netx.AddrPort(raw.RemoteAddr())}
 	w := newWorker(s.resp, &s.tcpStats)
 	rb := newReadBuf(s)
 	var (

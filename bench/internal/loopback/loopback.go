@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 )
 
 // ErrNotLoopback reports an address outside 127.0.0.0/8 and ::1. The tools
@@ -25,7 +27,7 @@ func Target(s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%q: want IP:PORT: %w", s, err)
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap = netx.Unmap(ap)
 	if !ap.Addr().IsLoopback() {
 		return netip.AddrPort{}, fmt.Errorf("%s: %w", ap, ErrNotLoopback)
 	}

@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/icebreaker-net/icebreaker/bench/internal/loopback"
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -126,7 +127,7 @@ func respond(b []byte, msg *stun.Message, pkt []byte, from netip.AddrPort) ([]by
 	if err := msg.Parse(pkt); err != nil || msg.Classic || msg.Type != stun.BindingRequest {
 		return b, false
 	}
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	from = netx.Unmap(from)
 	b = stun.AppendHeader(b, stun.BindingSuccess, msg.TransactionID)
 	b = stun.AppendXORAddress(b, stun.AttrXORMappedAddress, from, msg.TransactionID)
 	return stun.AppendFingerprint(b), true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/bench/turn/internal/turnload"
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -210,8 +211,7 @@ func newVictim(t target) (*victim, error) {
 		return nil, err
 	}
 	v := &victim{c: c, peer: peer}
-	pa := peer.LocalAddr().(*net.UDPAddr).AddrPort()
-	pa = netip.AddrPortFrom(pa.Addr().Unmap(), pa.Port())
+	pa := netx.AddrPort(peer.LocalAddr())
 	if _, code, err := c.do(stun.MethodAllocate, turnload.AppendAllocate); err != nil || code != 0 {
 		v.close()
 		return nil, fmt.Errorf("victim allocate: code %d: %v", code, err)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/icebreaker-net/icebreaker/internal/netx"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/turn"
 )
@@ -167,7 +168,7 @@ func ParseReply(m *stun.Message, method stun.Method) (Reply, error) {
 			if err != nil {
 				return r, fmt.Errorf("Allocate success without XOR-RELAYED-ADDRESS: %w", err)
 			}
-			r.Relayed = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+			r.Relayed = netx.Unmap(a)
 		}
 		return r, nil
 	case stun.ClassError:
