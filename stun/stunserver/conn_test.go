@@ -231,13 +231,7 @@ func TestKeepOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		cl, sv := net.Pipe()
-		defer cl.Close()
-		if !s.track(sv) {
-			t.Fatal("track refused the connection")
-		}
-		s.wg.Add(1)
-		go s.serveConn(sv, tTCP)
+		cl := serveOnPipe(t, s)
 
 		go cl.Write(request(allocate, stun.NewTransactionID(), true))
 		readStream(t, cl)

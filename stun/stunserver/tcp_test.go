@@ -94,13 +94,7 @@ func TestTCPIdleTimeoutClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		cl, sv := net.Pipe()
-		defer cl.Close()
-		if !s.track(sv) {
-			t.Fatal("track refused the connection")
-		}
-		s.wg.Add(1)
-		go s.serveConn(sv, tTCP)
+		cl := serveOnPipe(t, s)
 
 		start := time.Now()
 		time.Sleep(20 * time.Second) // fake time: activity before the timeout
