@@ -267,6 +267,33 @@ func (t *Target) GSO() bool { return t.gso.Load() }
 // of Targets. Send allocates nothing.
 func (s *Sender) Send(t *Target, ms []Message) (int, error) { return s.send(t, ms) }
 
+// SendSpread sends each message ms[i] through its own Target ts[i] (ts
+// and ms have the same length) and sets N of each message as Send does;
+// it returns how many were sent. It is for datagrams of many sockets at
+// once, one or two each, as a TURN server has for its relays when many
+// allocations carry modest rates: on Linux with io_uring (5.4 and later,
+// where not forbidden) up to 64 of them go out with one system call,
+// where Send would make one sendmmsg per socket. Without io_uring each
+// run of consecutive messages through one Target goes out with one Send.
+// A socket closed meanwhile is skipped. It allocates nothing.
+func (s *Sender) SendSpread(ts []*Target, ms []Message) int { return s.sendSpread(ts, ms) }
+
+// sendRuns is SendSpread with one Send per run of consecutive messages
+// through one Target.
+func sendRuns(s *Sender, ts []*Target, ms []Message) int {
+	sent := 0
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ts[j] == ts[i] {
+			j++
+		}
+		n, _ := s.send(ts[i], ms[i:j])
+		sent += n
+		i = j
+	}
+	return sent
+}
+
 // GSODisabled returns how many times a Send of s turned GSO off for its
 // Target because the kernel refused it.
 func (s *Sender) GSODisabled() uint64 { return s.gsoDisabled }

@@ -200,6 +200,10 @@ func (s *mmsgState) write(rc syscall.RawConn, family int, ms []Message) (int, er
 type Sender struct {
 	st  mmsgState
 	gso gsoScratch
+	// ring sends SendSpread's messages, many sockets per system call;
+	// nil without io_uring (uring_linux.go).
+	ring *ring
+	sp   spreadState
 	// gsoDisabled counts the Targets on which this Sender turned GSO off.
 	gsoDisabled uint64
 }
@@ -213,6 +217,11 @@ func NewSender() *Sender {
 	}}
 	s.st.fn = s.st.send
 	s.gso.cmsgs = make([]byte, maxBatch*gsoCmsgSpace)
+	if r, err := newRing(); err == nil {
+		s.ring = r
+		s.sp.pin, s.sp.done = s.pinned, s.spreadDone
+		releaseWith(s, r)
+	}
 	return s
 }
 

@@ -35,6 +35,8 @@ func (*Sender) send(t *Target, ms []Message) (int, error) {
 	return writeEach(t.c, ms)
 }
 
+func (s *Sender) sendSpread(ts []*Target, ms []Message) int { return sendRuns(s, ts, ms) }
+
 func setBuffers(c *net.UDPConn, read, write int) {
 	if read > 0 {
 		_ = c.SetReadBuffer(read)

@@ -44,6 +44,8 @@ type Poller[T any] struct {
 	drain  func(fd uintptr) bool // drains cur's socket
 	ready  func(fd uintptr) bool // handles the epoll instance's events
 	now    func(fd uintptr)      // PollNow's call of ready
+	handed bool                  // slots of the ring's arena handed over since the last Flush
+	rr     *ringReads[T]         // reads many sockets per system call; nil without io_uring
 }
 
 type pollSock[T any] struct {
@@ -85,6 +87,11 @@ func NewPoller[T any](cfg PollConfig, h PollHandler[T]) (*Poller[T], error) {
 	p.drain = p.drainCur
 	p.ready = p.onReady
 	p.now = func(fd uintptr) { p.onReady(fd) }
+	if r, err := newRing(); err == nil {
+		p.rr = &ringReads[T]{r: r}
+		p.rr.pin, p.rr.done = p.pinned, p.readDone
+		releaseWith(p, r)
+	}
 	return p, nil
 }
 
@@ -173,6 +180,10 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 		p.limit = maxDrain
 		if n >= manyReady {
 			p.limit = 1
+			if p.rr != nil && !p.rr.r.broken {
+				p.readSpread(n)
+				continue
+			}
 		}
 		for i := range n {
 			ev := &p.events[i]
@@ -193,9 +204,9 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 // flush has the handler send what it built in the slots handed over, so
 // that the arena can be reused.
 func (p *Poller[T]) flush() {
-	if p.off > 0 {
+	if p.off > 0 || p.handed {
 		p.h.Flush()
-		p.off = 0
+		p.off, p.handed = 0, false
 	}
 }
 

@@ -256,6 +256,9 @@ func TestPollerManySockets(t *testing.T) {
 		if g.data != string([]byte{next[g.sock]}) {
 			t.Fatalf("socket %s: datagram %x, want %x", g.sock, g.data, next[g.sock])
 		}
+		if g.from != localAddr(sender) {
+			t.Fatalf("socket %s: datagram from %v, want %v", g.sock, g.from, localAddr(sender))
+		}
 		next[g.sock]++
 	}
 	rec.mu.Lock()
