@@ -222,6 +222,9 @@ func (s *Server) NewOtherBatch() stunserver.OtherBatch {
 		sender: udpio.NewSender(),
 		pend:   make([]pendingSend, 0, maxPending),
 		msgs:   make([]udpio.Message, 0, maxPending),
+		one:    make([]udpio.Message, 0, maxPending),
+		oneTgt: make([]*udpio.Target, 0, maxPending),
+		oneF:   make([]*flow, 0, maxPending),
 	}
 }
 
@@ -230,15 +233,23 @@ func (s *Server) NewOtherBatch() stunserver.OtherBatch {
 const maxPending = 64
 
 // channelDataBatch collects the ChannelData messages of one receive batch
-// and sends them at Flush with one udpio.Sender.Send per relay socket (one
-// sendmmsg, with runs to one peer sent as UDP GSO datagrams), in the order
-// they arrived. The checks (channel, permission, quota) are done at
+// and sends them at Flush, in the order they arrived for each relay
+// socket: a relay with several messages gets one udpio.Sender.Send (one
+// sendmmsg, with runs to one peer sent as UDP GSO datagrams); the relays
+// with one message each (many allocations at modest rates) share one
+// Sender.SendSpread, one system call for all of them where the kernel has
+// io_uring. The checks (channel, permission, quota) are done at
 // ServeOther, as without batching. It is used by one goroutine.
 type channelDataBatch struct {
 	s      *Server
 	sender *udpio.Sender
 	pend   []pendingSend
 	msgs   []udpio.Message // scratch of one relay's messages
+	// The messages of relays that have one in this batch, with their
+	// sockets and flows, for SendSpread.
+	one    []udpio.Message
+	oneTgt []*udpio.Target
+	oneF   []*flow
 	// gsoDisabled is sender.GSODisabled() as last added to the server's
 	// counter.
 	gsoDisabled uint64
@@ -268,8 +279,7 @@ func (b *channelDataBatch) ServeOther(req *stunserver.Request, frame []byte) {
 	b.pend = append(b.pend, pendingSend{r: r, f: f, data: data, peer: peer})
 }
 
-// Flush sends what is queued: for each relay socket, its messages in
-// order with one Sender.Send. A failed message is counted and dropped
+// Flush sends what is queued. A failed message is counted and dropped
 // alone; it never ends the allocation (see relay.send).
 func (b *channelDataBatch) Flush() {
 	for i := range b.pend {
@@ -284,19 +294,23 @@ func (b *channelDataBatch) Flush() {
 				p.r = nil
 			}
 		}
+		if len(msgs) == 1 {
+			b.one, b.oneTgt, b.oneF = append(b.one, msgs[0]), append(b.oneTgt, r.tgt), append(b.oneF, f)
+			msgs[0] = udpio.Message{}
+			continue
+		}
 		sent, _ := b.sender.Send(r.tgt, msgs)
-		var bytes uint64
-		for k := range msgs {
-			if msgs[k].N >= 0 {
-				bytes += uint64(msgs[k].N)
-			}
-			msgs[k] = udpio.Message{} // keep no reference to the frames
+		f.count(msgs, sent)
+	}
+	if len(b.one) > 0 {
+		b.sender.SendSpread(b.oneTgt, b.one)
+		for k := range b.one {
+			b.oneF[k].count(b.one[k:k+1], -1)
 		}
-		if sent < len(msgs) {
-			f.sendErrors.Add(uint64(len(msgs) - sent))
-		}
-		f.packets.Add(uint64(sent))
-		f.bytes.Add(bytes)
+		clear(b.one)
+		clear(b.oneTgt)
+		clear(b.oneF)
+		b.one, b.oneTgt, b.oneF = b.one[:0], b.oneTgt[:0], b.oneF[:0]
 	}
 	if d := b.sender.GSODisabled(); d != b.gsoDisabled {
 		b.s.gsoDisabled.Add(d - b.gsoDisabled)
@@ -304,6 +318,33 @@ func (b *channelDataBatch) Flush() {
 	}
 	clear(b.pend)
 	b.pend = b.pend[:0]
+}
+
+// count adds the outcome of sending msgs (N of each set by the send) to
+// f, and forgets the messages, so that no reference to the frames is
+// kept. sent is how many were sent, or -1 to count them from N.
+func (f *flow) count(msgs []udpio.Message, sent int) {
+	var bytes uint64
+	ok := 0
+	for k := range msgs {
+		if msgs[k].N >= 0 {
+			bytes += uint64(msgs[k].N)
+			ok++
+		}
+		msgs[k] = udpio.Message{}
+	}
+	if sent < 0 {
+		sent = ok
+	}
+	if sent < len(msgs) {
+		f.sendErrors.Add(uint64(len(msgs) - sent))
+	}
+	if sent > 0 {
+		f.packets.Add(uint64(sent))
+	}
+	if bytes > 0 {
+		f.bytes.Add(bytes)
+	}
 }
 
 // allowBandwidth takes n bytes from the allocation's and the user's
