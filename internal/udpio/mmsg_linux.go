@@ -201,9 +201,10 @@ type Sender struct {
 	st  mmsgState
 	gso gsoScratch
 	// ring sends SendSpread's messages, many sockets per system call;
-	// nil without io_uring (uring_linux.go).
-	ring *ring
-	sp   spreadState
+	// made at the first SendSpread, nil without io_uring (uring_linux.go).
+	ring      *ring
+	ringTried bool
+	sp        spreadState
 	// gsoDisabled counts the Targets on which this Sender turned GSO off.
 	gsoDisabled uint64
 }
@@ -217,11 +218,6 @@ func NewSender() *Sender {
 	}}
 	s.st.fn = s.st.send
 	s.gso.cmsgs = make([]byte, maxBatch*gsoCmsgSpace)
-	if r, err := newRing(); err == nil {
-		s.ring = r
-		s.sp.pin, s.sp.done = s.pinned, s.spreadDone
-		releaseWith(s, r)
-	}
 	return s
 }
 

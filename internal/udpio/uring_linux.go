@@ -252,6 +252,14 @@ type spreadState struct {
 // io_uring_enter, or one Send per run of messages through one Target
 // without a ring.
 func (s *Sender) sendSpread(ts []*Target, ms []Message) int {
+	if !s.ringTried {
+		s.ringTried = true
+		if r, err := newRing(); err == nil {
+			s.ring = r
+			s.sp.pin, s.sp.done = s.pinned, s.spreadDone
+			releaseWith(s, r)
+		}
+	}
 	if s.ring == nil || s.ring.broken {
 		return sendRuns(s, ts, ms)
 	}

@@ -34,9 +34,6 @@ func ringModes(t *testing.T, f func(t *testing.T, ring bool)) {
 func TestSenderSendSpread(t *testing.T) {
 	ringModes(t, func(t *testing.T, ring bool) {
 		s := NewSender()
-		if (s.ring != nil) != ring {
-			t.Fatalf("ring %v, want %v", s.ring != nil, ring)
-		}
 		const n = 6
 		dst := listenOne(t, loop4, Options{Batch: true})
 		var srcs []*net.UDPConn
@@ -96,6 +93,9 @@ func TestSenderSendSpread(t *testing.T) {
 		}
 		if a := from["m0b"]; a != localAddr(srcs[0]) {
 			t.Errorf("m0b came from %v, want %v", a, localAddr(srcs[0]))
+		}
+		if (s.ring != nil) != ring {
+			t.Fatalf("ring %v, want %v", s.ring != nil, ring)
 		}
 		if ring && s.ring.submits == 0 {
 			t.Error("the ring submitted nothing")

@@ -101,9 +101,17 @@ func TestChannelDataBatchGSO(t *testing.T) {
 // allocates nothing: udpio.Poller's drain (epoll_wait, recvfrom into its
 // arena) and the relay handler's batch to the clients (ChannelData and
 // Data indications built in the slots, sent at Flush with one Sender.Send
-// for the relays of two allocations on one listening socket). The relay
-// sockets are moved to a poller that the test drives with PollNow.
+// for the relays of two allocations on one listening socket), and with six
+// relays ready at once the poller's reads of one datagram from each with
+// one io_uring_enter. The relay sockets are moved to a poller that the
+// test drives with PollNow.
 func TestPollerBatchNoAllocs(t *testing.T) {
+	for _, nRelays := range []int{2, 6} {
+		t.Run(fmt.Sprintf("%d relays", nRelays), func(t *testing.T) { testPollerBatchNoAllocs(t, nRelays) })
+	}
+}
+
+func testPollerBatchNoAllocs(t *testing.T, nRelays int) {
 	e := newEnv(t, nil)
 	p, err := newRelayPoller(e.turn)
 	if err != nil {
@@ -113,7 +121,7 @@ func TestPollerBatchNoAllocs(t *testing.T) {
 	bound, unbound := newPeer(t, loop4), newPeer(t, loop4)
 	var relays []*relay
 	var clients []*client
-	for range 2 {
+	for range nRelays {
 		c := dialClient(t, "udp", e.udp, "alice")
 		c.allocate()
 		c.permit(bound.addr(), unbound.addr())
@@ -135,14 +143,14 @@ func TestPollerBatchNoAllocs(t *testing.T) {
 		clients = append(clients, c)
 	}
 	payload := make([]byte, 160)
-	const perBatch = 8
+	perBatch := 4 * nRelays
 	batch := func() {
 		for i := range perBatch {
 			from := bound
 			if i%4 == 3 {
 				from = unbound
 			}
-			from.c.WriteToUDPAddrPort(payload, relays[i%2].local)
+			from.c.WriteToUDPAddrPort(payload, relays[i%nRelays].local)
 		}
 		// Loopback delivers before the send returns; the bound only
 		// keeps a lost datagram from hanging the test.
@@ -155,7 +163,7 @@ func TestPollerBatchNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per batch", n)
 	}
 	after := e.turn.Stats()
-	if got := after.ToClientPackets - before.ToClientPackets; got != 101*perBatch {
+	if got := after.ToClientPackets - before.ToClientPackets; got != uint64(101*perBatch) {
 		t.Errorf("ToClientPackets grew by %d, want %d", got, 101*perBatch)
 	}
 	for i, c := range clients {

@@ -3,6 +3,7 @@ package turnserver
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/icebreaker-net/icebreaker/stun"
@@ -197,5 +198,59 @@ func TestChannelDataBeforeRefreshZero(t *testing.T) {
 				t.Fatalf("round %d: the peer got %q, want %d-%d", r, got, r, i)
 			}
 		}
+	}
+}
+
+// TestChannelDataBatchSpread queues one ChannelData message for each of
+// many allocations, the shape of many allocations at modest rates: Flush
+// sends them together (udpio.Sender.SendSpread), each from its own relay
+// to its own peer, counts them, and allocates nothing.
+func TestChannelDataBatchSpread(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 6
+	var reqs []*stunserver.Request
+	var peers []*peer
+	var relays []netip.AddrPort
+	for range n {
+		c := dialClient(t, "udp", e.udp, "alice")
+		c.allocate()
+		p := newPeer(t, loop4)
+		c.bind(0x4000, p.addr())
+		a := e.turn.allocs.get(fiveTuple{c.local(), e.udp, transportUDP})
+		if a == nil {
+			t.Fatal("allocation not found")
+		}
+		reqs = append(reqs, &stunserver.Request{From: c.local(), Local: e.udp, Network: "udp", Conn: a.conn})
+		peers = append(peers, p)
+		relays = append(relays, a.relays[0].Load().local)
+	}
+	b := e.turn.NewOtherBatch()
+	before := e.turn.Stats()
+	for i := range reqs {
+		b.ServeOther(reqs[i], turn.AppendChannelData(nil, 0x4000, fmt.Appendf(nil, "to %d", i), false))
+	}
+	b.Flush()
+	after := e.turn.Stats()
+	if got := after.ToPeerPackets - before.ToPeerPackets; got != n {
+		t.Errorf("ToPeerPackets grew by %d, want %d", got, n)
+	}
+	if got := after.ToPeerBytes - before.ToPeerBytes; got != n*4 {
+		t.Errorf("ToPeerBytes grew by %d, want %d", got, n*4)
+	}
+	for i, p := range peers {
+		got, from := p.recv()
+		if want := fmt.Sprintf("to %d", i); string(got) != want || from != relays[i] {
+			t.Errorf("peer %d got %q from %v, want %q from %v", i, got, from, want, relays[i])
+		}
+	}
+	frame := turn.AppendChannelData(nil, 0x4000, make([]byte, 100), false)
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range reqs {
+			b.ServeOther(reqs[i], frame)
+		}
+		b.Flush()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per batch", allocs)
 	}
 }
