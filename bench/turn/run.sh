@@ -89,6 +89,12 @@ if (($(ulimit -n) < need_fds)); then
 	exit 1
 fi
 
+# Part 4 counts the server's system calls where perf can (tracepoints).
+count_syscalls=0
+if part many && command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+	count_syscalls=1
+fi
+
 # --- build -------------------------------------------------------------------
 log "building into $tmp"
 "$GO" build -o "$tmp/" ./bench/turn/relayload ./bench/turn/allocload
@@ -164,7 +170,7 @@ generate() {
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
 
-declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen many_rx many_loss many_us
+declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen many_rx many_loss many_us many_sc
 raw=()
 
 # measure_relay NAME: one server start, every rate.
@@ -195,15 +201,31 @@ measure_relay() {
 }
 
 # measure_many NAME: one server start, every rate of part 4. The best run
-# is the one with the least server CPU per relayed packet.
+# is the one with the least server CPU per relayed packet. With perf, the
+# server's system calls over the run (all rates, and the setup of the
+# allocations) are counted too, per relayed packet: a figure that depends
+# on batching, not on how busy the host is.
 measure_many() {
-	local name=$1 port rates line rate rx loss us
+	local name=$1 port rates line rate rx loss us sc_pid="" relayed=0 calls
 	port=$(free_port)
 	start_server "$name" "$port" || return 1
 	rates=$(tr ' ' , <<<"$MANY_RATES")
+	if ((count_syscalls)); then
+		perf stat -x, -e raw_syscalls:sys_enter -p "$srv_pid" -o "$tmp/syscalls.txt" &
+		sc_pid=$!
+	fi
 	if generate "$name" "$tmp/relayload" -server "127.0.0.1:$port" -user "$user:$pass" -mode many \
 		-allocs "$MANY_ALLOCS" -rates "$rates" -duration "$MANY_DURATION" -warmup "$RELAY_WARMUP" -size "$RELAY_SIZE" -label "$name"; then
 		:
+	fi
+	if [[ -n "$sc_pid" ]]; then
+		kill -INT "$sc_pid" 2>/dev/null || true
+		wait "$sc_pid" 2>/dev/null || true
+		calls=$(sed -n 's/^\([0-9]*\),.*raw_syscalls:sys_enter.*/\1/p' "$tmp/syscalls.txt")
+		relayed=$(sed -n 's/.* relayed_all=\([0-9]*\).*/\1/p' "$tmp/gen.out" | awk '{s += $1} END {print s + 0}')
+		if [[ -n "$calls" ]] && ((relayed > 0)); then
+			many_sc[$name]+="$(awk -v c="$calls" -v r="$relayed" 'BEGIN{printf "%.2f", c / r}') "
+		fi
 	fi
 	while IFS= read -r line; do
 		raw+=("part=many load=$(loadavg) $line")
@@ -386,6 +408,12 @@ report() {
 				echo "   target ib/coturn CPU per packet <= 0.5 at $rate/allocation: $(ratio "$iu" "$cu") $(verdict "$iu <= 0.5 * $cu")"
 			fi
 		done
+		if ((count_syscalls)); then
+			local n
+			for n in $SERVERS; do
+				echo "   $n: system calls per relayed packet, each round (all rates): ${many_sc[$n]:-n/a}"
+			done
+		fi
 	fi
 	local behind busygen
 	behind=$(printf '%s\n' "${raw[@]}" | awk '/part=relay/ {
