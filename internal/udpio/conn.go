@@ -273,9 +273,11 @@ func (s *Sender) Send(t *Target, ms []Message) (int, error) { return s.send(t, m
 // once, one or two each, as a TURN server has for its relays when many
 // allocations carry modest rates: on Linux with io_uring (5.4 and later,
 // where not forbidden) up to 64 of them go out with one system call,
-// where Send would make one sendmmsg per socket. Without io_uring each
-// run of consecutive messages through one Target goes out with one Send.
-// A socket closed meanwhile is skipped. It allocates nothing.
+// where Send would make one sendmmsg per socket; a datagram that its
+// socket cannot take at once (a full send buffer) is then not sent,
+// where Send would wait. Without io_uring each run of consecutive
+// messages through one Target goes out with one Send. A socket closed
+// meanwhile is skipped. It allocates nothing.
 func (s *Sender) SendSpread(ts []*Target, ms []Message) int { return s.sendSpread(ts, ms) }
 
 // sendRuns is SendSpread with one Send per run of consecutive messages

@@ -7,6 +7,12 @@
 // socket where the kernel refuses it. A Poller reads many sockets (one per
 // TURN allocation) with one goroutine: an epoll instance on Go's netpoller
 // and recvfrom into an arena with room around each datagram (poll.go).
+// Where many sockets carry a datagram or two each (a TURN server's relays
+// at modest rates), io_uring moves the datagrams of up to 64 sockets per
+// system call: Sender.SendSpread sends them, and a Poller with many
+// sockets ready reads one from each (uring_linux.go, Linux 5.4 and later,
+// with one system call per socket where io_uring is missing or
+// forbidden).
 // The socket options servers need live here too: SO_REUSEPORT for
 // listeners and dialers (ControlReusePort) and the don't-fragment bit
 // (SetDontFragment). This is the one package that speaks to sockets below

@@ -134,10 +134,15 @@ func (p *Poller[T]) Remove(r Registration) {
 	p.mu.Unlock()
 }
 
-// Run reads until Close. It returns nil after Close.
+// Run reads until Close. It returns nil after Close, having released
+// the Poller's io_uring instance.
 func (p *Poller[T]) Run() error {
 	for {
 		if err := p.erc.Read(p.ready); err != nil {
+			if p.rr != nil {
+				p.rr.r.release()
+				p.rr = nil
+			}
 			return nil // closed
 		}
 	}
