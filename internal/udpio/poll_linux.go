@@ -191,11 +191,7 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 			}
 		}
 		for i := range n {
-			ev := &p.events[i]
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			p.mu.RLock()
-			s := p.socks[id]
-			p.mu.RUnlock()
+			s := p.sockOf(&p.events[i])
 			if s == nil {
 				continue // removed meanwhile
 			}
@@ -204,6 +200,15 @@ func (p *Poller[T]) onReady(epfd uintptr) bool {
 			p.cur = nil
 		}
 	}
+}
+
+// sockOf returns the socket an epoll event is about, or nil if it was
+// removed meanwhile.
+func (p *Poller[T]) sockOf(ev *unix.EpollEvent) *pollSock[T] {
+	id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.socks[id]
 }
 
 // flush has the handler send what it built in the slots handed over, so

@@ -373,11 +373,7 @@ func (p *Poller[T]) readSpread(n int) {
 	rr := p.rr
 	rr.k = 0
 	for i := range n {
-		ev := &p.events[i]
-		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-		p.mu.RLock()
-		s := p.socks[id]
-		p.mu.RUnlock()
+		s := p.sockOf(&p.events[i])
 		if s == nil {
 			continue // removed meanwhile
 		}
