@@ -25,7 +25,8 @@ import (
 // on these non-blocking sockets it completes, or fails with EAGAIN,
 // inside the io_uring_enter that submits it (the kernel does not arm a
 // poll for a request that must not wait), and the call returns with
-// every completion posted. The buffers, headers and addresses a request
+// every completion posted; a completion that comes later is waited for
+// before submit returns. The buffers, headers and addresses a request
 // points to are therefore used only during that call. Where io_uring is
 // missing or forbidden (old kernels, seccomp profiles, the sysctl
 // kernel.io_uring_disabled), newRing fails and the callers fall back to
@@ -201,11 +202,18 @@ func (r *ring) submit(done func(tag int, res int32)) error {
 		var got uintptr
 		var e syscall.Errno
 		if submitted < n {
-			// Requests that must not wait complete inside this call: a
-			// raw system call, as for sendmmsg (mmsg_linux.go).
-			got, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n-submitted), uintptr(n-reaped), uringEnterGetEvents, 0, 0)
+			// Submit without waiting: requests that must not wait
+			// complete inside this call, so it is a raw system call, as
+			// for sendmmsg (mmsg_linux.go).
+			got, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n-submitted), 0, 0, 0, 0)
 		} else {
+			// A kernel that completes some of them later (before Linux
+			// 5.11 a request could go to a worker thread): wait for them
+			// telling the Go scheduler.
 			got, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, uintptr(n-reaped), uringEnterGetEvents, 0, 0)
+		}
+		if e == 0 && submitted < n && got == 0 {
+			e = unix.EAGAIN // took none: do not spin
 		}
 		switch e {
 		case 0:

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ringModes runs f with io_uring and without it. The io_uring case is
@@ -154,4 +156,47 @@ func TestPollerRingReads(t *testing.T) {
 			t.Errorf("%v allocations per round", a)
 		}
 	})
+}
+
+// TestSendSpreadRingFails: when io_uring_enter itself fails, the Sender
+// counts that call's messages as not sent and goes back to one system
+// call per socket from then on.
+func TestSendSpreadRingFails(t *testing.T) {
+	s := NewSender()
+	dst := listenOne(t, loop4, Options{Batch: true})
+	src := listenUDP(t, loop4)
+	tgt, err := NewTarget(src, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := []*Target{tgt}
+	ms := []Message{{Buf: []byte("first"), Addr: dst.LocalAddr()}}
+	s.SendSpread(ts, ms) // makes the ring, if there is io_uring
+	if s.ring == nil {
+		t.Skip("no io_uring here")
+	}
+	unix.Close(s.ring.fd)
+	s.ring.fd = -1 // io_uring_enter now fails with EBADF
+	if sent := s.SendSpread(ts, ms); sent != 0 || ms[0].N != -1 || !s.ring.broken {
+		t.Fatalf("with a failing ring: sent %d, N %d, broken %v; want 0, -1, true", sent, ms[0].N, s.ring.broken)
+	}
+	ms[0].Buf = []byte("third")
+	if sent := s.SendSpread(ts, ms); sent != 1 {
+		t.Fatalf("after the ring broke: sent %d, want 1", sent)
+	}
+	in := newMessages(4, 64)
+	var got []string
+	for len(got) < 2 {
+		dst.UDPConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := dst.ReadBatch(in)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		for _, m := range in[:k] {
+			got = append(got, string(m.Buf[:m.N]))
+		}
+	}
+	if got[0] != "first" || got[1] != "third" {
+		t.Errorf("received %q, want [first third]", got)
+	}
 }
