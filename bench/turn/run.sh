@@ -124,7 +124,10 @@ start_server() {
 			--log-file stdout --simple-log >>"$out" 2>&1 &
 		;;
 	icebreaker)
-		ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0 \
+		# Unlimited like coturn here: allocations per user, and the
+		# per-IP rate of error answers (the 401 of every first Allocate
+		# from the one loopback address would be throttled at 50/s).
+		ICEBREAKER_TURN_QUOTAS_ALLOCATIONS_PER_USER=0 ICEBREAKER_TURN_QUOTAS_ERROR_RATE_PER_IP=0 \
 			taskset -c 0 "$tmp/icebreaker" serve --rendezvous off --listen 127.0.0.1 --port "$port" --udp-sockets 1 \
 			--relay-ip 127.0.0.1 --relay-ports 49152-65535 \
 			--user "$user:$pass" --realm "$realm" --user-db none \
