@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/icebreaker
 
-.PHONY: build run test test-deps cross fuzz bench bench-turn bench-ice bench-rendezvous clean
+.PHONY: build run test test-deps cross fuzz bench bench-turn bench-ice bench-rendezvous bench-peer clean
 
 # VERSION comes from git describe; outside a git checkout it is empty and the
 # binary reports its Go build information instead (internal/version).
@@ -50,6 +50,11 @@ bench-ice:
 # Rendezvous (magic-wormhole mailbox) server against the reference Python server.
 bench-rendezvous:
 	bash bench/rendezvous/run.sh
+
+# File transfer: icebreaker direct and relayed against magic-wormhole and the
+# quic-go ceiling, on loopback and through the NAT lab (root; MB=32 for a quick run).
+bench-peer:
+	bash bench/peer/run.sh
 
 clean:
 	rm -rf bin

@@ -35,6 +35,12 @@ const (
 	KeepAlive   = 5 * time.Second
 )
 
+// QUICConfig returns a new copy of the QUIC configuration that both peers
+// use over ICE: a fixed PacketSize, no path-MTU discovery, IdleTimeout and
+// KeepAlive. It is exported for bench/peer, which runs quic-go with it on
+// a plain UDP socket as the ceiling of the direct path.
+func QUICConfig() *quic.Config { return quicConfig() }
+
 // quicConfig is the QUIC configuration of both sides.
 func quicConfig() *quic.Config {
 	return &quic.Config{
