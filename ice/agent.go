@@ -38,9 +38,13 @@ const (
 	// early is how many checks received before Dial or Accept are kept
 	// and answered once the Checker exists.
 	early = 16
-	// queueLen bounds the STUN and application-data queues of the read
-	// loops; more packets are dropped and counted.
-	queueLen = 256
+	// queueLen bounds the STUN queue of the read loops and dataQueueLen
+	// their application-data queue; more packets are dropped and
+	// counted. The data queue holds a burst of a bulk transfer (a QUIC
+	// congestion window at loopback speed) while the reader waits for a
+	// CPU: a datagram dropped here is a loss that halves QUIC's window.
+	queueLen     = 256
+	dataQueueLen = 1024
 	// maxPacket is the read buffer size.
 	maxPacket = 1 << 16
 )
@@ -305,7 +309,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		log: cfg.Logger,
 		ch: agentChans{
 			stunIn: make(chan rxPacket, queueLen),
-			dataIn: make(chan rxPacket, queueLen),
+			dataIn: make(chan rxPacket, dataQueueLen),
 			start:  make(chan *session),
 			stop:   make(chan *session),
 		},

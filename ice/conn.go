@@ -31,7 +31,11 @@ var ErrNotData = errors.New("ice: application data must be non-empty and not sta
 // os.ErrDeadlineExceeded, also in a *net.OpError. Once consent is lost
 // (RFC 7675), Read and Write return ErrConsentLost in a *net.OpError. A
 // Write on a relayed path may block while the TURN client creates the
-// permission for the peer (RFC 8656, Section 9).
+// permission for the peer (RFC 8656, Section 9). On a host socket, Write
+// queues a copy of the datagram, which the socket's writer sends with
+// others queued meanwhile in one system call (udpio.Queue); it blocks
+// while the queue is full, and a datagram the kernel then refuses is
+// counted in AgentStats.Dropped, as a lost datagram would be.
 type Conn struct {
 	a      *Agent
 	rd, wd netx.Deadline
@@ -96,7 +100,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.a.opErr("write", sel, net.ErrClosed)
 	}
 	n := len(b)
-	if err := s.send(b, sel.Remote.Addr); err != nil {
+	var err error
+	if s.queue != nil {
+		err = c.a.queueWrite(s, c.wd.Done(), b, sel.Remote.Addr)
+	} else {
+		err = s.send(b, sel.Remote.Addr)
+	}
+	if err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			err = net.ErrClosed
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/portmap"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn/turnclient"
@@ -110,11 +111,15 @@ type sock struct {
 	client *stunclient.Client // host socket's STUN client; nil for a relay
 	relay  *turnclient.Relay  // relay; nil for a host socket
 	out    chan outPacket     // relay: packets for its writer goroutine
-	stop   chan struct{}      // relay: closed by close, ends the writer
-	addr   netip.AddrPort     // bound or relayed address, unmapped, zone kept
-	pref   uint32             // local preference, RFC 8445, Section 5.1.2.1
-	gen    int                // gathering generation: 0 first, then one per Regather
-	pm     portmapSlot        // host socket: its port mapping, if any
+	queue  *udpio.Queue       // host socket: Conn.Write's datagrams, sent in batches
+	stop   chan struct{}      // closed by close, ends the writer goroutine (relay) or the queue's
+	// flushed is closed when a host socket's queue has sent its last
+	// datagrams after stop; close waits for it before closing conn.
+	flushed chan struct{}
+	addr    netip.AddrPort // bound or relayed address, unmapped, zone kept
+	pref    uint32         // local preference, RFC 8445, Section 5.1.2.1
+	gen     int            // gathering generation: 0 first, then one per Regather
+	pm      portmapSlot    // host socket: its port mapping, if any
 }
 
 // outPacket is a packet a relay's writer sends.
@@ -166,6 +171,8 @@ func (s *sock) close() {
 		s.relay.Close()
 		return
 	}
+	close(s.stop)
+	<-s.flushed
 	s.pm.close()
 	s.client.Close()
 	s.conn.Close()
@@ -389,6 +396,14 @@ func (a *Agent) srflx(ctx context.Context, s *sock, server netip.AddrPort, timeo
 // these are a few packets to servers the user named, not a flood.
 var gatherRetransmit = stunclient.Retransmit{RTO: 250 * time.Millisecond}
 
+// socketBuffer is the receive and send buffer asked for on each host
+// socket: room for a burst of a few thousand full-size datagrams, so that
+// a bulk transfer over the Conn (QUIC, say) is not cut short by datagrams
+// the kernel drops while the read loop waits for a CPU. The kernel caps
+// it at net.core.rmem_max and wmem_max unless the process may override
+// them (CAP_NET_ADMIN); quic-go asks the same of its own sockets.
+const socketBuffer = 4 << 20
+
 // bind opens the socket of one host address and starts its read loop.
 func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	network := "udp6"
@@ -399,7 +414,13 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sock{conn: conn, addr: netx.AddrPort(conn.LocalAddr()), pref: pref, gen: gen}
+	udpio.SetBuffers(conn, socketBuffer, socketBuffer)
+	s := &sock{conn: conn, addr: netx.AddrPort(conn.LocalAddr()), pref: pref, gen: gen,
+		stop: make(chan struct{}), flushed: make(chan struct{})}
+	if s.queue, err = newWriteQueue(conn, network == "udp6"); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	write := func(b []byte, to netip.AddrPort) error {
 		_, err := conn.WriteToUDPAddrPort(b, to)
 		return err
@@ -408,7 +429,7 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 		conn.Close()
 		return nil, err
 	}
-	if !a.socks.add(s, a.readLoop) {
+	if !a.socks.add(s, a.readLoop, a.writeQueueLoop) {
 		s.client.Close()
 		conn.Close()
 		return nil, net.ErrClosed

@@ -13,7 +13,7 @@ import (
 // AgentStats counts packets the Agent dropped and sent, and lists the
 // servers that failed while gathering.
 type AgentStats struct {
-	Dropped   uint64 // a queue was full
+	Dropped   uint64 // a queue was full, or the kernel refused a queued datagram
 	Malformed uint64 // not usable by the Checker, the STUN client or the Conn
 	// Keepalives counts the Binding indications sent on the selected
 	// pair. RFC 8445, Section 11.
@@ -52,7 +52,7 @@ func (a *Agent) Stats() AgentStats {
 	fails := slices.Clone(a.gathering.failures)
 	a.mu.Unlock()
 	return AgentStats{
-		Dropped: c.dropped.Load(), Malformed: c.malformed.Load(), Keepalives: c.kas.Load(),
+		Dropped: c.dropped.Load() + a.queueDrops(), Malformed: c.malformed.Load(), Keepalives: c.kas.Load(),
 		ConsentChecks: c.consents.Load(), ConsentResponses: c.consentOK.Load(),
 		BackupChecks: c.backups.Load(), BackupResponses: c.backupOK.Load(), Failovers: c.failovers.Load(),
 		GatherFailures: fails,

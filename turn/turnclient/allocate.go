@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -149,6 +150,11 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 			return nil, fmt.Errorf("turn: %w", err)
 		}
 		r.udp = c
+		if r.queue, err = udpio.NewQueue(c, network == "udp6", queuedWrites); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		r.flushed = make(chan struct{})
 		local = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		write = func(b []byte, to netip.AddrPort) error {
 			_, err := c.WriteToUDPAddrPort(b, to)
@@ -184,6 +190,12 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 	r.client = client
 	r.life.wg.Add(1)
 	if r.udp != nil {
+		r.life.wg.Add(1)
+		go func() {
+			defer r.life.wg.Done()
+			defer close(r.flushed)
+			r.queue.Run(r.life.closing)
+		}()
 		go r.readUDP()
 	} else {
 		go r.readStream()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 	"github.com/icebreaker-net/icebreaker/stun/stunclient"
 	"github.com/icebreaker-net/icebreaker/turn"
@@ -26,20 +27,28 @@ var _ net.PacketConn = (*Relay)(nil)
 // dual allocation; Relayed lists all).
 //
 // A Relay is safe for concurrent use. It owns its socket or connection to
-// the server and two goroutines (the reader and the refresher); Close stops
-// both and waits for them. ReadFrom copies into the caller's buffer; the
+// the server and its goroutines (the reader, the refresher and, over UDP,
+// the writer of the data queue); Close stops them and waits for them. Over
+// UDP, WriteTo queues the packet for the server and the writer sends what
+// piles up in one system call (udpio.Queue); WriteTo waits while the queue
+// is full. ReadFrom copies into the caller's buffer; the
 // Relay keeps no reference to buffers passed to WriteTo.
 //
 // The zero value is not usable: use Allocate.
 type Relay struct {
 	// Set by Allocate, then only read.
-	cfg     Config
-	log     *slog.Logger
-	client  *stunclient.Client
-	udp     *net.UDPConn // UDP transport
-	stream  net.Conn     // TCP or TLS transport
-	host    string       // the server's host name, for TLS on data connections
-	granted granted      // what the Allocate response granted
+	cfg    Config
+	log    *slog.Logger
+	client *stunclient.Client
+	udp    *net.UDPConn // UDP transport
+	stream net.Conn     // TCP or TLS transport
+	// queue carries the data packets (ChannelData, Send indications) to
+	// the server over UDP, sent in batches by a goroutine of the Relay;
+	// flushed is closed when it has sent its last ones after Close.
+	queue   *udpio.Queue
+	flushed chan struct{}
+	host    string  // the server's host name, for TLS on data connections
+	granted granted // what the Allocate response granted
 
 	wmu    sync.Mutex // serialises writes to stream
 	server atomic.Pointer[netip.AddrPort]
@@ -289,7 +298,12 @@ func (r *Relay) writeTo(p []byte, peer netip.AddrPort, addr net.Addr) (int, erro
 		b = turn.AppendSendIndication(b, stun.NewTransactionID(), peer, p)
 		r.st.sentIndications.Add(1)
 	}
-	err := r.send(b, r.Server())
+	var err error
+	if r.queue != nil {
+		err = r.queueSend(b, r.Server())
+	} else {
+		err = r.send(b, r.Server())
+	}
 	*bp = b
 	bufPool.Put(bp)
 	if err != nil {
@@ -297,6 +311,28 @@ func (r *Relay) writeTo(p []byte, peer netip.AddrPort, addr net.Addr) (int, erro
 	}
 	return len(p), nil
 }
+
+// queueSend queues a data packet for the server on the UDP queue, waiting
+// while it is full until the queue's goroutine takes it, the Relay closes
+// or is lost, or the write deadline passes.
+func (r *Relay) queueSend(b []byte, to netip.AddrPort) error {
+	for !r.queue.Put(b, to) {
+		select {
+		case <-r.queue.Room():
+		case <-r.life.closing:
+			return net.ErrClosed
+		case <-r.life.dead:
+			return r.life.deadErr
+		case <-r.writeDL.Done():
+			return os.ErrDeadlineExceeded
+		}
+	}
+	return nil
+}
+
+// queuedWrites bounds the data packets queued for the server over UDP;
+// a write waits beyond it, as a write to a full socket buffer would.
+const queuedWrites = 256
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1600); return &b }}
 
@@ -352,6 +388,7 @@ func (r *Relay) release() error {
 	r.client.Close()
 	var err error
 	if r.udp != nil {
+		<-r.flushed // closing is closed: the queue sends what it has and stops
 		err = r.udp.Close()
 	} else {
 		err = r.stream.Close()
