@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/netx"
+	"github.com/icebreaker-net/icebreaker/internal/udpio"
 	"github.com/icebreaker-net/icebreaker/stun"
 )
 
@@ -502,50 +503,94 @@ func (a *Agent) opErr(op string, p *Pair, err error) error {
 }
 
 // readLoop reads one socket until it is closed, sending STUN to the loop
-// and everything else to the Conn. RFC 7983, Section 7.
+// and everything else to the Conn. RFC 7983, Section 7. A host socket is
+// read a batch at a time (recvmmsg, where the platform has it).
 func (a *Agent) readLoop(s *sock) {
+	if s.reader != nil {
+		a.readBatches(s)
+		return
+	}
 	buf := make([]byte, maxPacket)
 	for {
 		n, from, err := s.read(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if !a.readFailed(s, err) {
 				return
 			}
-			if s.relay != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				a.log.Warn("ice: relay lost", "relay", s.addr, "err", err)
+			continue
+		}
+		a.received(s, buf[:n], from)
+	}
+}
+
+// readBatch is how many datagrams one read of a host socket may return.
+const readBatch = 8
+
+// readBatches is readLoop for a host socket.
+func (a *Agent) readBatches(s *sock) {
+	ms := make([]udpio.Message, readBatch)
+	for i := range ms {
+		ms[i].Buf = make([]byte, maxPacket)
+	}
+	for {
+		n, err := s.reader.ReadBatch(ms)
+		if err != nil {
+			if !a.readFailed(s, err) {
 				return
 			}
-			select {
-			case <-a.life.done:
-				return
-			default:
-			}
-			a.counters.malformed.Add(1)
 			continue
 		}
-		if n == 0 {
-			a.counters.malformed.Add(1)
-			continue
+		for i := range ms[:n] {
+			a.received(s, ms[i].Buf[:ms[i].N], ms[i].Addr)
 		}
-		p := rxPacket{s: s, from: netx.Unmap(from), at: time.Now()}
-		if drop := a.dropRx.Load(); drop != nil && (*drop)(s.relay != nil, p.from) {
-			continue
-		}
-		q := a.ch.dataIn
-		if stun.Classify(buf[:n]) == stun.KindSTUN {
-			// The loop may hold a check or keep it for a restart.
-			p.b = append([]byte(nil), buf[:n]...)
-			q = a.ch.stunIn
-		} else {
-			p.buf = netx.CopyBuf(buf[:n])
-			p.b = *p.buf
-		}
-		select {
-		case q <- p:
-		default:
-			netx.FreeBuf(p.buf)
-			a.counters.dropped.Add(1)
-		}
+	}
+}
+
+// readFailed handles a read error of s: it reports whether the loop goes
+// on (the error is counted) or ends (the socket is closed, or a relay is
+// lost).
+func (a *Agent) readFailed(s *sock, err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	if s.relay != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		a.log.Warn("ice: relay lost", "relay", s.addr, "err", err)
+		return false
+	}
+	select {
+	case <-a.life.done:
+		return false
+	default:
+	}
+	a.counters.malformed.Add(1)
+	return true
+}
+
+// received queues one datagram read from s: STUN for the loop, the rest
+// for the Conn. b is the read buffer, copied here.
+func (a *Agent) received(s *sock, b []byte, from netip.AddrPort) {
+	if len(b) == 0 {
+		a.counters.malformed.Add(1)
+		return
+	}
+	p := rxPacket{s: s, from: netx.Unmap(from), at: time.Now()}
+	if drop := a.dropRx.Load(); drop != nil && (*drop)(s.relay != nil, p.from) {
+		return
+	}
+	q := a.ch.dataIn
+	if stun.Classify(b) == stun.KindSTUN {
+		// The loop may hold a check or keep it for a restart.
+		p.b = append([]byte(nil), b...)
+		q = a.ch.stunIn
+	} else {
+		p.buf = netx.CopyBuf(b)
+		p.b = *p.buf
+	}
+	select {
+	case q <- p:
+	default:
+		netx.FreeBuf(p.buf)
+		a.counters.dropped.Add(1)
 	}
 }
 

@@ -112,6 +112,7 @@ type sock struct {
 	relay  *turnclient.Relay  // relay; nil for a host socket
 	out    chan outPacket     // relay: packets for its writer goroutine
 	queue  *udpio.Queue       // host socket: Conn.Write's datagrams, sent in batches
+	reader *udpio.Conn        // host socket: conn, read in batches
 	stop   chan struct{}      // closed by close, ends the writer goroutine (relay) or the queue's
 	// flushed is closed when a host socket's queue has sent its last
 	// datagrams after stop; close waits for it before closing conn.
@@ -418,6 +419,10 @@ func (a *Agent) bind(ip netip.Addr, pref uint32, gen int) (*sock, error) {
 	s := &sock{conn: conn, addr: netx.AddrPort(conn.LocalAddr()), pref: pref, gen: gen,
 		stop: make(chan struct{}), flushed: make(chan struct{})}
 	if s.queue, err = newWriteQueue(conn, network == "udp6"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if s.reader, err = udpio.Wrap(conn, network == "udp6"); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -332,6 +332,10 @@ func pairPath(sel ice.Pair) Path {
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		if c.qc != nil {
+			st := c.qc.ConnectionStats()
+			c.log.Debug("peer: QUIC", "srtt", st.SmoothedRTT, "min_rtt", st.MinRTT, "rtt_dev", st.MeanDeviation,
+				"cwnd", st.CongestionWindow, "packets_sent", st.PacketsSent, "packets_received", st.PacketsReceived,
+				"packets_lost", st.PacketsLost, "ice_dropped", c.agent.Stats().Dropped)
 			_ = c.qc.CloseWithError(0, "")
 		}
 		if c.tr != nil {

@@ -138,6 +138,26 @@ func listen(addr netip.AddrPort, reuse bool, opt Options) (*Conn, error) {
 	return c, nil
 }
 
+// Wrap returns a Conn over c, a socket opened elsewhere (an IPv4 one when
+// v6 is false), with recvmmsg/sendmmsg where the platform has them. The
+// Conn and c are the same socket: closing either closes both.
+func Wrap(c *net.UDPConn, v6 bool) (*Conn, error) {
+	family := syscall.AF_INET
+	if v6 {
+		family = syscall.AF_INET6
+	}
+	la, _ := c.LocalAddr().(*net.UDPAddr)
+	if la == nil {
+		return nil, errors.New("udpio: Wrap: the socket has no UDP address")
+	}
+	ap := la.AddrPort()
+	mm, err := newMmsgConn(c, family)
+	if err != nil {
+		return nil, fmt.Errorf("udpio: %w", err)
+	}
+	return &Conn{c: c, local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), family: family, mm: mm}, nil
+}
+
 // LocalAddr returns the address the socket is bound to, with the port the
 // kernel chose.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }

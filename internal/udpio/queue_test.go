@@ -2,6 +2,7 @@ package udpio
 
 import (
 	"bytes"
+	"net"
 	"testing"
 	"time"
 
@@ -85,5 +86,44 @@ func TestQueueNoAllocs(t *testing.T) {
 	send()
 	if n := testing.AllocsPerRun(200, send); n != 0 {
 		t.Errorf("%v allocations per datagram, want 0", n)
+	}
+}
+
+// TestWrap: a socket opened elsewhere, wrapped, reads several datagrams
+// per ReadBatch, each whole and with its source.
+func TestWrap(t *testing.T) {
+	src := listenOne(t, loop4, Options{})
+	raw, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Wrap(raw, false)
+	if err != nil {
+		raw.Close()
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.LocalAddr().Port() == 0 || !c.LocalAddr().Addr().Is4() {
+		t.Fatalf("LocalAddr %v", c.LocalAddr())
+	}
+	for i := range 3 {
+		if _, err := src.WriteTo([]byte{byte(i), 1, 2}, c.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := newMessages(8, 1500)
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := 0
+	for got < 3 {
+		n, err := c.ReadBatch(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms[:n] {
+			if m.Addr != src.LocalAddr() || !bytes.Equal(m.Buf[:m.N], []byte{byte(got), 1, 2}) {
+				t.Fatalf("datagram %d: %x from %v", got, m.Buf[:m.N], m.Addr)
+			}
+			got++
+		}
 	}
 }
