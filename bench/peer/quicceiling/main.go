@@ -6,9 +6,11 @@
 // to see what that is worth.
 //
 // The receiver (-role server) listens on -local, writes the stream it
-// accepts into -out and answers one byte once it has the whole file; the
-// sender (-role client) dials -peer from -local and sends -file on one
-// stream. Before QUIC starts, both punch: each sends a one-byte datagram
+// accepts into -out and answers with the SHA-256 of what it got; the
+// sender (-role client) dials -peer from -local, sends -file on one
+// stream and checks the answer against its own SHA-256 of what it sent.
+// Both hash, as icebreaker's send and receive do (the end-to-end check of
+// issue 12), so that the ceiling does the same work but for ICE. Before QUIC starts, both punch: each sends a one-byte datagram
 // (0x00, which QUIC drops: its fixed bit is clear) to -peer every 20 ms until
 // one arrives from there, so that the NAT lab's endpoint-independent NATs,
 // which keep the source port, let the handshake through.
@@ -22,10 +24,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -152,14 +156,15 @@ func receive(ctx context.Context, tr *quic.Transport, tc *tls.Config, out string
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, s)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), s)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := s.Write([]byte{1}); err != nil {
+	if _, err := s.Write(h.Sum(nil)); err != nil {
 		return err
 	}
 	s.Close()
@@ -188,13 +193,18 @@ func send(ctx context.Context, tr *quic.Transport, tc *tls.Config, to net.Addr, 
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(s, f)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(s, h), f)
 	if err != nil {
 		return err
 	}
 	s.Close()
-	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(s, got); err != nil {
 		return fmt.Errorf("waiting for the receiver: %w", err)
+	}
+	if !bytes.Equal(got, h.Sum(nil)) {
+		return errors.New("the receiver's SHA-256 differs")
 	}
 	fmt.Printf("sent %d bytes\n", n)
 	return nil
