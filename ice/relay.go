@@ -80,6 +80,7 @@ func (a *Agent) allocate(ctx context.Context, ts *TURNServer, pref uint32, gen i
 		Password:  ts.Password,
 		Secret:    ts.Secret,
 		Logger:    a.cfg.Logger,
+		Queue:     dataQueueLen, // what a relayed Conn receives waits here first
 	})
 	if err != nil {
 		return Candidate{}, err

@@ -150,6 +150,9 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 			return nil, fmt.Errorf("turn: %w", err)
 		}
 		r.udp = c
+		// Room for a burst of relayed data while the reader waits for
+		// a CPU (the kernel caps it at net.core.rmem_max).
+		udpio.SetBuffers(c, socketBuffer, socketBuffer)
 		if r.queue, err = udpio.NewQueue(c, network == "udp6", queuedWrites); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("turn: %w", err)

@@ -330,6 +330,10 @@ func (r *Relay) queueSend(b []byte, to netip.AddrPort) error {
 	return nil
 }
 
+// socketBuffer is the receive and send buffer asked for on the UDP socket
+// to the server.
+const socketBuffer = 4 << 20
+
 // queuedWrites bounds the data packets queued for the server over UDP;
 // a write waits beyond it, as a write to a full socket buffer would.
 const queuedWrites = 256
