@@ -373,6 +373,34 @@ func TestCheckerRelayWait(t *testing.T) {
 	})
 }
 
+// TestCheckerRelayPreference: with relayed candidates only, the
+// controlling agent nominates the relayed pair of higher priority (a relay
+// through UDP, listed first) even when a lower one (through TCP) succeeds
+// first, as long as the better one succeeds within the relay wait.
+func TestCheckerRelayPreference(t *testing.T) {
+	ca, cb := pairCfg(true)
+	udpRelay, tcpRelay := cand("au", TypeRelay, "198.51.100.9:7000", 65535), cand("at", TypeRelay, "198.51.100.9:7001", 65534)
+	udpRelay.Base, tcpRelay.Base = udpRelay.Addr, tcpRelay.Addr
+	lb := host("b1", "10.0.0.2:2000", 65535)
+	a := mustChecker(t, []Candidate{udpRelay, tcpRelay}, remote(lb), ca)
+	b := mustChecker(t, []Candidate{lb}, remote(udpRelay, tcpRelay), cb)
+	h := newHarness(t, a, b, []string{"198.51.100.9:7000", "198.51.100.9:7001"}, []string{"10.0.0.2:2000"})
+	h.latency = func(from, to netip.AddrPort) time.Duration {
+		if from == udpRelay.Addr || to == udpRelay.Addr {
+			return 60 * time.Millisecond
+		}
+		return 5 * time.Millisecond
+	}
+	if !h.run(3*time.Second, h.connected) {
+		t.Fatalf("not connected: A %v, B %v", a.State(), b.State())
+	}
+	for i, c := range h.agents {
+		if p, _ := c.Selected(); p.Local.Addr != udpRelay.Addr && p.Remote.Addr != udpRelay.Addr {
+			t.Fatalf("agent %d selected %v, want the pair of the first relay", i, p.String())
+		}
+	}
+}
+
 func TestCheckerWrongPassword(t *testing.T) {
 	ca, cb := pairCfg(true)
 	ca.RemotePwd, cb.RemotePwd = "not-B-password-0123456", "not-A-password-0123456"

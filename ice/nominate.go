@@ -93,8 +93,8 @@ func (c *Checker) nominationFailed(gen *Pair, timedOut bool) bool {
 // direct (a deliberate choice: waiting for every higher-priority check to
 // end can take a whole transaction timeout when those pairs are dead).
 // When the best valid pair is relayed, it waits RelayWait from the first
-// relayed success for a direct pair, or until no direct pair is left to
-// check. With a relayed pair selected, a direct pair that succeeds later
+// relayed success for a direct pair or a relayed one of higher priority,
+// or until no such pair is left to check. With a relayed pair selected, a direct pair that succeeds later
 // is nominated too, and the controlled agent moves to it (the higher
 // priority).
 func (c *Checker) nominate(now time.Time) {
@@ -129,10 +129,34 @@ func (c *Checker) relayDeadline() (time.Time, bool) {
 	if !c.cl.Controlling() || c.nom.relaySince.IsZero() || c.nom.nominating != nil || c.nom.selected != nil {
 		return time.Time{}, false
 	}
-	if c.cfg.RelayWait < 0 || !c.directPending() {
+	if c.cfg.RelayWait < 0 || !c.directPending() && !c.betterPending() {
 		return c.nom.relaySince, true
 	}
 	return c.nom.relaySince.Add(c.cfg.RelayWait), true
+}
+
+// betterPending reports whether a pair of higher priority than the best
+// valid one may still succeed: with relayed candidates only, a relay
+// through UDP (listed first, so of higher local preference) whose check is
+// still out when one through TCP succeeded. Within the relay wait it is
+// worth waiting for: a relay over TCP costs a system call per datagram
+// and stalls on every loss.
+func (c *Checker) betterPending() bool {
+	if len(c.nom.valid) == 0 {
+		return false
+	}
+	best := c.nom.valid[0].Priority
+	for _, p := range c.cl.pairs {
+		if p.Priority > best && p.State != PairSucceeded && p.State != PairFailed {
+			return true
+		}
+	}
+	for _, q := range c.triggered {
+		if q.pair.Priority > best {
+			return true
+		}
+	}
+	return false
 }
 
 // directPending reports whether a direct pair may still succeed.
