@@ -401,6 +401,35 @@ func TestCheckerRelayPreference(t *testing.T) {
 	}
 }
 
+// TestCheckerRelayNoWaitForDeadPeer: a pending pair that differs from the
+// valid relayed pair only in the peer's candidate (B's first host address,
+// which never answers) does not delay the nomination: it follows the
+// relayed success at once, as with one relay.
+func TestCheckerRelayNoWaitForDeadPeer(t *testing.T) {
+	ca, cb := pairCfg(true)
+	ra := relay("ar", "198.51.100.9:7000")
+	dead, live := host("b1", "10.0.0.2:2000", 65535), host("b2", "10.0.0.3:2000", 65534)
+	a := mustChecker(t, []Candidate{ra}, remote(dead, live), ca)
+	b := mustChecker(t, []Candidate{dead, live}, remote(ra), cb)
+	h := newHarness(t, a, b, []string{"198.51.100.9:7000"}, []string{"10.0.0.2:2000", "10.0.0.3:2000"})
+	h.drop = func(from, to netip.AddrPort) bool { return to == dead.Addr || from == dead.Addr }
+	if !h.run(3*time.Second, h.connected) {
+		t.Fatalf("not connected: A %v, B %v", a.State(), b.State())
+	}
+	var success, nominate time.Time
+	for _, s := range h.log {
+		if success.IsZero() && s.msg == stun.BindingSuccess && s.to == ra.Addr {
+			success = s.at
+		}
+		if nominate.IsZero() && s.useCand {
+			nominate = s.at
+		}
+	}
+	if got := nominate.Sub(success); got >= DefaultRelayWait {
+		t.Fatalf("relayed pair nominated %v after its success, want at once", got)
+	}
+}
+
 func TestCheckerWrongPassword(t *testing.T) {
 	ca, cb := pairCfg(true)
 	ca.RemotePwd, cb.RemotePwd = "not-B-password-0123456", "not-A-password-0123456"

@@ -135,24 +135,30 @@ func (c *Checker) relayDeadline() (time.Time, bool) {
 	return c.nom.relaySince.Add(c.cfg.RelayWait), true
 }
 
-// betterPending reports whether a pair of higher priority than the best
-// valid one may still succeed: with relayed candidates only, a relay
-// through UDP (listed first, so of higher local preference) whose check is
-// still out when one through TCP succeeded. Within the relay wait it is
-// worth waiting for: a relay over TCP costs a system call per datagram
-// and stalls on every loss.
+// betterPending reports whether a pair through a better relay than the
+// best valid pair's may still succeed: with relayed candidates only, a
+// relay through UDP (listed first, so of higher local preference) whose
+// check is still out when one through TCP succeeded. Within the relay wait
+// it is worth waiting for: a relay over TCP costs a system call per
+// datagram and stalls on every loss. Pending pairs that differ only in the
+// other side's candidate (a private host address that never answers) do
+// not hold the nomination.
 func (c *Checker) betterPending() bool {
 	if len(c.nom.valid) == 0 {
 		return false
 	}
-	best := c.nom.valid[0].Priority
+	best := c.nom.valid[0]
+	better := func(p *Pair) bool {
+		return p.Local.Type == TypeRelay && p.Local.Priority > best.Local.Priority ||
+			p.Remote.Type == TypeRelay && p.Remote.Priority > best.Remote.Priority
+	}
 	for _, p := range c.cl.pairs {
-		if p.Priority > best && p.State != PairSucceeded && p.State != PairFailed {
+		if p.State != PairSucceeded && p.State != PairFailed && better(p) {
 			return true
 		}
 	}
 	for _, q := range c.triggered {
-		if q.pair.Priority > best {
+		if better(q.pair) {
 			return true
 		}
 	}
