@@ -44,8 +44,11 @@
 // starts with 0x40-0xff). quic-go sees no *net.UDPConn, so it uses neither
 // GSO nor ECN nor the DF bit, and cannot run path-MTU discovery: packets
 // are a fixed 1200 bytes (PacketSize), which with 4 bytes of TURN
-// ChannelData fits IPv6's 1280-byte minimum MTU. See quicConfig for the
-// timeouts.
+// ChannelData fits IPv6's 1280-byte minimum MTU. The batching that quic-go
+// would do on its own socket happens under the ICE Conn instead: host
+// sockets and the TURN client queue what QUIC writes and send it with
+// sendmmsg and UDP GSO, and host sockets are read with recvmmsg. See
+// quicConfig for the timeouts and the flow-control windows.
 //
 // # Transfers
 //
