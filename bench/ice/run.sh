@@ -73,28 +73,9 @@ if [[ ! $RUN_TIMEOUT =~ ^[0-9]+s$ ]]; then
 	exit 1
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/icebreaker-icebench.XXXXXX")
-test_pid=""
-cleanup() {
-	if [[ -n "$test_pid" ]]; then
-		kill "$test_pid" 2>/dev/null || true
-		wait "$test_pid" 2>/dev/null || true
-		# A killed test binary runs no cleanup: remove the namespaces
-		# its labs made (named nl-PID-...), and what runs in them.
-		local ns pid
-		for ns in /run/netns/nl-"$test_pid"-*; do
-			[[ -e $ns ]] || continue
-			ns=${ns##*/}
-			for pid in $(ip netns pids "$ns" 2>/dev/null); do
-				kill -9 "$pid" 2>/dev/null || true
-			done
-			ip netns del "$ns" 2>/dev/null || true
-		done
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+TMP_NAME=icebreaker-icebench
+# shellcheck source=../labharness.sh
+source "$repo/bench/labharness.sh"
 
 # --- build -------------------------------------------------------------------
 log "building into $tmp"
@@ -128,23 +109,14 @@ timeout_s=$((($(n "$CASES") * $(n "$SERVER") * $(n "$AGENTS") * (RUNS + WARMUP) 
 load_start=$(cat /proc/loadavg)
 start=$(date +%s)
 log "server: $SERVER; cases: $CASES; agents: $AGENTS; $RUNS runs each (+$WARMUP warm-up)"
-(
-	cd bench/ice # a test binary runs in its package directory
-	ICEBREAKER_BENCH_ICE=1 \
-		ICEBENCH_RUNS="$RUNS" ICEBENCH_WARMUP="$WARMUP" ICEBENCH_CASES="$CASES" \
-		ICEBENCH_SERVERS="$SERVER" ICEBENCH_AGENTS="$AGENTS" ICEBENCH_RUN_TIMEOUT="$RUN_TIMEOUT" \
-		ICEBENCH_ICEBREAKER="$tmp/icebreaker" ICEBENCH_PIONICE="$pionice" \
-		ICEBENCH_REPORT="$tmp/report.txt" ICEBENCH_VERBOSE="$VERBOSE" \
-		exec "$tmp/icebench.test" -test.run '^TestICEConnectTime$' -test.v -test.count 1 -test.timeout "${timeout_s}s"
-) >"$tmp/test.log" 2>&1 &
-test_pid=$!
-# Progress: one line per attempt.
-tail -n +1 -f --pid "$test_pid" "$tmp/test.log" | sed -n -u 's/^ *ice_bench_test.go:[0-9]*: \(server=.*\)/\1/p' >&2 &
-tail_pid=$!
 rc=0
-wait "$test_pid" || rc=$?
-test_pid=""
-wait "$tail_pid" 2>/dev/null || true
+ICEBREAKER_BENCH_ICE=1 \
+	ICEBENCH_RUNS="$RUNS" ICEBENCH_WARMUP="$WARMUP" ICEBENCH_CASES="$CASES" \
+	ICEBENCH_SERVERS="$SERVER" ICEBENCH_AGENTS="$AGENTS" ICEBENCH_RUN_TIMEOUT="$RUN_TIMEOUT" \
+	ICEBENCH_ICEBREAKER="$tmp/icebreaker" ICEBENCH_PIONICE="$pionice" \
+	ICEBENCH_REPORT="$tmp/report.txt" ICEBENCH_VERBOSE="$VERBOSE" \
+	run_harness "$tmp/test.log" "server=" bench/ice \
+	"$tmp/icebench.test" -test.run '^TestICEConnectTime$' -test.v -test.count 1 -test.timeout "${timeout_s}s" || rc=$?
 elapsed=$(($(date +%s) - start))
 load_end=$(cat /proc/loadavg)
 if ((rc != 0)) || [[ ! -s "$tmp/report.txt" ]]; then

@@ -54,28 +54,9 @@ if [[ ! $RUN_TIMEOUT =~ ^[0-9]+s$ ]]; then
 	exit 1
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/icebreaker-peerbench.XXXXXX")
-test_pid=""
-cleanup() {
-	if [[ -n "$test_pid" ]]; then
-		kill "$test_pid" 2>/dev/null || true
-		wait "$test_pid" 2>/dev/null || true
-		# A killed test binary runs no cleanup: remove the namespaces
-		# its lab made (named nl-PID-...), and what runs in them.
-		local ns pid
-		for ns in /run/netns/nl-"$test_pid"-*; do
-			[[ -e $ns ]] || continue
-			ns=${ns##*/}
-			for pid in $(ip netns pids "$ns" 2>/dev/null); do
-				kill -9 "$pid" 2>/dev/null || true
-			done
-			ip netns del "$ns" 2>/dev/null || true
-		done
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+TMP_NAME=icebreaker-peerbench
+# shellcheck source=../labharness.sh
+source "$repo/bench/labharness.sh"
 
 # --- build -------------------------------------------------------------------
 log "building into $tmp"
@@ -94,22 +75,13 @@ timeout_s=$(($(n "$ENVS") * $(n "$CONFIGS") * RUNS * (${RUN_TIMEOUT%s} + 5) + 30
 uptime_start=$(uptime)
 start=$(date +%s)
 log "$MB MiB, $RUNS runs of: $CONFIGS; in: $ENVS"
-(
-	cd bench/peer # a test binary runs in its package directory
-	ICEBREAKER_BENCH_PEER=1 PEERBENCH_MB="$MB" PEERBENCH_RUNS="$RUNS" PEERBENCH_ENVS="$ENVS" \
-		PEERBENCH_CONFIGS="$CONFIGS" PEERBENCH_RUN_TIMEOUT="$RUN_TIMEOUT" \
-		PEERBENCH_ICEBREAKER="$tmp/icebreaker" PEERBENCH_CEILING="$tmp/quicceiling" \
-		PEERBENCH_REPORT="$tmp/report.txt" \
-		exec "$tmp/peerbench.test" -test.run '^TestPeerThroughput$' -test.v -test.count 1 -test.timeout "${timeout_s}s"
-) >"$tmp/test.log" 2>&1 &
-test_pid=$!
-# Progress: one line per transfer.
-tail -n +1 -f --pid "$test_pid" "$tmp/test.log" | sed -n -u 's/^ *peer_bench_test.go:[0-9]*: \(env=.*\)/\1/p' >&2 &
-tail_pid=$!
 rc=0
-wait "$test_pid" || rc=$?
-test_pid=""
-wait "$tail_pid" 2>/dev/null || true
+ICEBREAKER_BENCH_PEER=1 PEERBENCH_MB="$MB" PEERBENCH_RUNS="$RUNS" PEERBENCH_ENVS="$ENVS" \
+	PEERBENCH_CONFIGS="$CONFIGS" PEERBENCH_RUN_TIMEOUT="$RUN_TIMEOUT" \
+	PEERBENCH_ICEBREAKER="$tmp/icebreaker" PEERBENCH_CEILING="$tmp/quicceiling" \
+	PEERBENCH_REPORT="$tmp/report.txt" \
+	run_harness "$tmp/test.log" "env=" bench/peer \
+	"$tmp/peerbench.test" -test.run '^TestPeerThroughput$' -test.v -test.count 1 -test.timeout "${timeout_s}s" || rc=$?
 elapsed=$(($(date +%s) - start))
 uptime_end=$(uptime)
 if ((rc != 0)) || [[ ! -s "$tmp/report.txt" ]]; then
