@@ -8,6 +8,13 @@
 #                  output in LOG, shows the lines that start with PREFIX (the
 #                  test's progress lines) on stderr while it runs, and returns
 #                  its exit status
+#   need_lab_tools exits unless ip, nft and conntrack are installed
+#   check_run_timeout VALUE
+#                  exits unless VALUE is whole seconds ("30s")
+#   build_icebreaker
+#                  puts the icebreaker binary in $tmp: a copy of $ICEBREAKER,
+#                  or one built from this tree with $GO
+# It needs log (the script's message function) defined before.
 # On exit (Ctrl-C and SIGTERM exit 130) it kills the harness and, since a
 # killed test binary runs no cleanup, deletes the namespaces its labs made
 # (named nl-PID-...) and kills what runs in them.
@@ -45,4 +52,31 @@ run_harness() {
 	test_pid=""
 	wait "$tail_pid" 2>/dev/null || true
 	return "$rc"
+}
+
+need_lab_tools() {
+	local tool
+	for tool in ip nft conntrack; do
+		command -v "$tool" >/dev/null || {
+			log "$tool not found (apt-get install -y iproute2 nftables conntrack)"
+			exit 1
+		}
+	done
+}
+
+check_run_timeout() {
+	if [[ ! $1 =~ ^[0-9]+s$ ]]; then
+		log "RUN_TIMEOUT=$1: give whole seconds, such as 30s"
+		exit 1
+	fi
+}
+
+build_icebreaker() {
+	log "building into $tmp"
+	if [[ -n "${ICEBREAKER:-}" ]]; then
+		cp "$ICEBREAKER" "$tmp/icebreaker"
+	elif ! "$GO" build -o "$tmp/icebreaker" ./cmd/icebreaker; then
+		log "icebreaker does not build"
+		exit 1
+	fi
 }

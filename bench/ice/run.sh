@@ -39,6 +39,9 @@ GO=${GO:-go}
 
 log() { echo "icebench: $*" >&2; }
 want() { [[ " $1 " == *" $2 "* ]]; }
+TMP_NAME=icebreaker-icebench
+# shellcheck source=../labharness.sh
+source "$repo/bench/labharness.sh"
 
 # --- preconditions -----------------------------------------------------------
 if [[ $(id -u) != 0 ]]; then
@@ -50,12 +53,7 @@ if [[ " $CASES " == *" portmap "* ]] && ! command -v miniupnpd >/dev/null && [[ 
 	log "the portmap case needs miniupnpd (apt-get install -y miniupnpd-nftables)"
 	exit 1
 fi
-for tool in ip nft conntrack; do
-	command -v "$tool" >/dev/null || {
-		log "$tool not found (apt-get install -y iproute2 nftables conntrack)"
-		exit 1
-	}
-done
+need_lab_tools
 if want "$SERVER" coturn && ! command -v turnserver >/dev/null; then
 	if [[ "${CI:-}" == "true" ]]; then
 		log "turnserver (coturn) not found"
@@ -68,23 +66,10 @@ if want "$SERVER" coturn && ! command -v turnserver >/dev/null; then
 	fi
 fi
 
-if [[ ! $RUN_TIMEOUT =~ ^[0-9]+s$ ]]; then
-	log "RUN_TIMEOUT=$RUN_TIMEOUT: give whole seconds, such as 30s"
-	exit 1
-fi
-
-TMP_NAME=icebreaker-icebench
-# shellcheck source=../labharness.sh
-source "$repo/bench/labharness.sh"
+check_run_timeout "$RUN_TIMEOUT"
 
 # --- build -------------------------------------------------------------------
-log "building into $tmp"
-if [[ -n "${ICEBREAKER:-}" ]]; then
-	cp "$ICEBREAKER" "$tmp/icebreaker"
-elif ! "$GO" build -o "$tmp/icebreaker" ./cmd/icebreaker; then
-	log "icebreaker does not build"
-	exit 1
-fi
+build_icebreaker
 pionice=""
 pion_version=$(sed -n 's|^[[:space:]]*github.com/pion/ice/v4 \(v[^ ]*\).*|\1|p' test/interop/go.mod | head -n1)
 if want "$AGENTS" pion; then

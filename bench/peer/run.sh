@@ -28,6 +28,9 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-120s}
 GO=${GO:-go}
 
 log() { echo "peerbench: $*" >&2; }
+TMP_NAME=icebreaker-peerbench
+# shellcheck source=../labharness.sh
+source "$repo/bench/labharness.sh"
 
 # --- preconditions -----------------------------------------------------------
 if [[ " $ENVS " == *" lab "* ]]; then
@@ -35,12 +38,7 @@ if [[ " $ENVS " == *" lab "* ]]; then
 		log "the lab needs root (network namespaces, nftables); run as root or with ENVS=loopback"
 		exit 1
 	fi
-	for tool in ip nft conntrack; do
-		command -v "$tool" >/dev/null || {
-			log "$tool not found (apt-get install -y iproute2 nftables conntrack)"
-			exit 1
-		}
-	done
+	need_lab_tools
 fi
 if [[ " $CONFIGS " == *" wormhole-"* ]]; then
 	if [[ ! -x /usr/bin/wormhole ]] || ! /usr/bin/python3 -c 'import wormhole_mailbox_server, wormhole_transit_relay' 2>/dev/null; then
@@ -49,22 +47,10 @@ if [[ " $CONFIGS " == *" wormhole-"* ]]; then
 		exit 1
 	fi
 fi
-if [[ ! $RUN_TIMEOUT =~ ^[0-9]+s$ ]]; then
-	log "RUN_TIMEOUT=$RUN_TIMEOUT: give whole seconds, such as 120s"
-	exit 1
-fi
-
-TMP_NAME=icebreaker-peerbench
-# shellcheck source=../labharness.sh
-source "$repo/bench/labharness.sh"
+check_run_timeout "$RUN_TIMEOUT"
 
 # --- build -------------------------------------------------------------------
-log "building into $tmp"
-if [[ -n "${ICEBREAKER:-}" ]]; then
-	cp "$ICEBREAKER" "$tmp/icebreaker"
-else
-	"$GO" build -o "$tmp/icebreaker" ./cmd/icebreaker
-fi
+build_icebreaker
 "$GO" build -o "$tmp/quicceiling" ./bench/peer/quicceiling
 # The harness is a Go test (the NAT lab needs a testing.TB).
 "$GO" test -c -o "$tmp/peerbench.test" ./bench/peer
