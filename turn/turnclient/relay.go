@@ -378,6 +378,12 @@ func (r *Relay) Close() error { return r.life.close(r.release) }
 
 // release is Close's work, run once.
 func (r *Relay) release() error {
+	if r.udp != nil {
+		// closing is closed: the data queue sends what it holds and
+		// stops, before the Refresh below deletes the allocation that
+		// would relay it.
+		<-r.flushed
+	}
 	r.life.stopRefresher()
 	if r.life.lost() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -392,7 +398,6 @@ func (r *Relay) release() error {
 	r.client.Close()
 	var err error
 	if r.udp != nil {
-		<-r.flushed // closing is closed: the queue sends what it has and stops
 		err = r.udp.Close()
 	} else {
 		err = r.stream.Close()
