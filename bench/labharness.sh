@@ -44,6 +44,7 @@ trap 'exit 130' INT TERM
 run_harness() {
 	local out=$1 prefix=$2 dir=$3 rc=0 tail_pid
 	shift 3
+	: >"$out" # before tail opens it
 	(cd "$dir" && exec "$@") >"$out" 2>&1 &
 	test_pid=$!
 	tail -n +1 -f --pid "$test_pid" "$out" | sed -n -u "s/^ *[a-z_]*_test.go:[0-9]*: \\($prefix.*\\)/\\1/p" >&2 &
