@@ -391,7 +391,7 @@ func checkAgree(t *testing.T, offer, answer iceResult, first bool) {
 		}
 	}
 	for _, r := range []iceResult{offer, answer} {
-		if r.Pings != 3 || len(r.RTTms) == 0 {
+		if r.Pings < 3 || len(r.RTTms) == 0 { // --count 3, or more (the loss test)
 			t.Errorf("%s: %d pings, %d answered", r.Role, r.Pings, len(r.RTTms))
 		}
 	}
@@ -515,6 +515,9 @@ func TestICEThroughNATsWithLoss(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
 			l := newICELab(t, ctx, bin, c.a, c.b)
+			// 10 pings, not 3: a ping crosses natA twice, so at 20%
+			// loss 3 pings all went unanswered about 1 run in 20.
+			l.extra = append(l.extra, "--count", "10")
 			offer, answer := l.connect(t, ctx, c.want == outRelay, func() {
 				if err := l.lab.Loss("A", 20); err != nil {
 					t.Fatal(err)
