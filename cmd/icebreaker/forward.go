@@ -34,9 +34,10 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if err := oneCode(pos, *code); err != nil {
+		return err
+	}
 	switch {
-	case len(pos) > 1 || len(pos) == 1 && *code != "":
-		return fmt.Errorf("%w: one code only: --code CODE or CODE (got %q)", errUsage, pos)
 	case (*listen == "") == (*to == ""):
 		return fmt.Errorf("%w: give exactly one of --listen and --to", errUsage)
 	case o.json:

@@ -40,9 +40,10 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := oneCode(pos, *code); err != nil {
+		return err
+	}
 	switch {
-	case len(pos) > 1 || len(pos) == 1 && *code != "":
-		return fmt.Errorf("%w: one code only: --code CODE or CODE (got %q)", errUsage, pos)
 	case o.json:
 		return fmt.Errorf("%w: pipe has no --json: standard output is the data", errUsage)
 	}
@@ -61,6 +62,15 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		announce(w, &o, stderr, stderr, "icebreaker pipe "+w.Code().String())
 	}
 	return closeWormhole(w, pipe(ctx, w, &o, &po, dialer, stdout, stderr), stderr)
+}
+
+// oneCode checks that the code comes once: as --code or as the one
+// argument, or not at all (then it is allocated).
+func oneCode(pos []string, code string) error {
+	if len(pos) > 1 || len(pos) == 1 && code != "" {
+		return fmt.Errorf("%w: one code only: --code CODE or CODE (got %q)", errUsage, pos)
+	}
+	return nil
 }
 
 // openPeerWormhole joins the code of pos (the accepting side) or --code, or

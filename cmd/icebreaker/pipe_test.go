@@ -41,3 +41,19 @@ func TestPipeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerCodeOnce: pipe and forward take the code once, as --code or as
+// the argument; both, or two arguments, are a usage error (exit 2) that
+// says so, before anything reaches a server.
+func TestPeerCodeOnce(t *testing.T) {
+	for _, args := range [][]string{
+		{"pipe", "--code", "1-a-b", "2-c-d"},
+		{"pipe", "1-a-b", "2-c-d"},
+		{"forward", "--to", "127.0.0.1:1", "--code", "1-a-b", "2-c-d"},
+	} {
+		var out, errb strings.Builder
+		if rc := run(t.Context(), args, &out, &errb); rc != 2 || !strings.Contains(errb.String(), "one code only") {
+			t.Errorf("%q: exit %d, stderr %q", args, rc, errb.String())
+		}
+	}
+}

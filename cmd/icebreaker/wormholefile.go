@@ -85,9 +85,7 @@ func (t *transitOptions) relays(rendezvous string) ([]string, error) {
 func transferConfig(o *wormholeOptions, po *peerOptions, to *transitOptions, rep *transferReport, stdout, stderr io.Writer) (transfer.Config, error) {
 	cfg := transfer.Config{Timeout: po.connect, Progress: rep.progress,
 		OnConnect: func(via string) {
-			rep.mu.Lock()
-			rep.kind = transitPath(via)
-			rep.mu.Unlock()
+			rep.setPath(transitPath(via))
 			o.output(stdout, map[string]any{"event": "path", "path": transitPath(via), "via": "transit " + via},
 				"Connected by magic-wormhole's transit: "+via)
 		}}

@@ -71,6 +71,14 @@ func (r *transferReport) pathChanged(p peer.Path) {
 	}
 }
 
+// setPath records the path kind ("direct" or "relay") of a transfer that
+// has no ICE pair to report it (magic-wormhole's transit).
+func (r *transferReport) setPath(kind string) {
+	r.mu.Lock()
+	r.kind = kind
+	r.mu.Unlock()
+}
+
 func (r *transferReport) describeLocked() string {
 	return fmt.Sprintf("%s [%s]", r.name, r.kind)
 }
