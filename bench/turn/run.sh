@@ -24,6 +24,8 @@
 #   MANY_ALLOCS=200               allocations of part 4, each with its own peer
 #   MANY_RATES="250 500 1000"     packets/s per allocation, both directions together
 #   MANY_DURATION=5s              measured time per rate of part 4
+#   PROFILE_RATE=500              the rate of part 4's profiled run (with perf: system
+#                                 calls and the kernel's share of the server's CPU)
 #   ICEBREAKER=path               use this icebreaker binary instead of building one
 #   WAIT_QUIET=0                  wait up to this many seconds for the host to go idle first
 set -euo pipefail
@@ -89,10 +91,21 @@ if (($(ulimit -n) < need_fds)); then
 	exit 1
 fi
 
-# Part 4 counts the server's system calls where perf can (tracepoints).
+# Part 4 counts the server's system calls where perf can (tracepoints),
+# and samples where its CPU time goes where perf can also resolve kernel
+# symbols (root, or kernel.kptr_restrict=0).
 count_syscalls=0
+profile_cpu=0
 if part many && command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
 	count_syscalls=1
+	if awk '$3 == "udp_sendmsg" && $1 !~ /^0+$/ {found = 1} END {exit !found}' /proc/kallsyms 2>/dev/null &&
+		perf record -q -g -o /dev/null true >/dev/null 2>&1; then
+		profile_cpu=1
+	fi
+fi
+if [[ -z "${PROFILE_RATE:-}" ]]; then
+	PROFILE_RATE=${MANY_RATES%% *}
+	[[ " $MANY_RATES " == *" 500 "* ]] && PROFILE_RATE=500
 fi
 
 # --- build -------------------------------------------------------------------
@@ -173,7 +186,7 @@ generate() {
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
 
-declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen many_rx many_loss many_us many_sc
+declare -A best_rx best_loss best_rate mem_kb mem_idle mem_delta rate_gen many_rx many_loss many_us many_sc many_send many_recv
 raw=()
 
 # measure_relay NAME: one server start, every rate.
@@ -203,32 +216,20 @@ measure_relay() {
 	stop_server
 }
 
-# measure_many NAME: one server start, every rate of part 4. The best run
-# is the one with the least server CPU per relayed packet. With perf, the
-# server's system calls over the run (all rates, and the setup of the
-# allocations) are counted too, per relayed packet: a figure that depends
-# on batching, not on how busy the host is.
+# measure_many NAME ROUND: one server start, every rate of part 4, with
+# nothing attached to the server. The best run is the one with the least
+# server CPU per relayed packet. In round 1, where perf can, a second
+# server start runs PROFILE_RATE alone with perf attached (profile_many);
+# its CPU figure is not used, as perf's tracepoint and sampling cost the
+# server CPU time of their own.
 measure_many() {
-	local name=$1 port rates line rate rx loss us sc_pid="" relayed=0 calls
+	local name=$1 round=$2 port rates line rate rx loss us
 	port=$(free_port)
 	start_server "$name" "$port" || return 1
 	rates=$(tr ' ' , <<<"$MANY_RATES")
-	if ((count_syscalls)); then
-		perf stat -x, -e raw_syscalls:sys_enter -p "$srv_pid" -o "$tmp/syscalls.txt" &
-		sc_pid=$!
-	fi
 	if generate "$name" "$tmp/relayload" -server "127.0.0.1:$port" -user "$user:$pass" -mode many \
 		-allocs "$MANY_ALLOCS" -rates "$rates" -duration "$MANY_DURATION" -warmup "$RELAY_WARMUP" -size "$RELAY_SIZE" -label "$name"; then
 		:
-	fi
-	if [[ -n "$sc_pid" ]]; then
-		kill -INT "$sc_pid" 2>/dev/null || true
-		wait "$sc_pid" 2>/dev/null || true
-		calls=$(sed -n 's/^\([0-9]*\),.*raw_syscalls:sys_enter.*/\1/p' "$tmp/syscalls.txt")
-		relayed=$(sed -n 's/.* relayed_all=\([0-9]*\).*/\1/p' "$tmp/gen.out" | awk '{s += $1} END {print s + 0}')
-		if [[ -n "$calls" ]] && ((relayed > 0)); then
-			many_sc[$name]+="$(awk -v c="$calls" -v r="$relayed" 'BEGIN{printf "%.2f", c / r}') "
-		fi
 	fi
 	while IFS= read -r line; do
 		raw+=("part=many load=$(loadavg) $line")
@@ -244,6 +245,51 @@ measure_many() {
 		fi
 	done <"$tmp/gen.out"
 	stop_server
+	if ((round == 1 && count_syscalls)); then
+		profile_many "$name"
+	fi
+}
+
+# profile_many NAME: one server start, PROFILE_RATE alone, with perf stat
+# counting the server's system calls and perf record sampling where its
+# CPU time goes. The figures are shares and counts per relayed packet,
+# which depend on batching, not on how busy the host is:
+#   many_sc      system calls per relayed packet (setup included)
+#   many_send    % of the server's CPU samples under the kernel's
+#                udp_sendmsg: building and routing each datagram, and on
+#                loopback delivering it into the receiver's socket and
+#                waking the receiver
+#   many_recv    % under udp_recvmsg: taking each datagram off a socket
+profile_many() {
+	local name=$1 port sc_pid rec_pid calls relayed report
+	port=$(free_port)
+	start_server "$name" "$port" || return 1
+	perf stat -x, -e raw_syscalls:sys_enter -p "$srv_pid" -o "$tmp/syscalls.txt" &
+	sc_pid=$!
+	rec_pid=""
+	if ((profile_cpu)); then
+		perf record -q -g -p "$srv_pid" -o "$tmp/$name.perf" >/dev/null 2>&1 &
+		rec_pid=$!
+	fi
+	if generate "$name" "$tmp/relayload" -server "127.0.0.1:$port" -user "$user:$pass" -mode many \
+		-allocs "$MANY_ALLOCS" -rates "$PROFILE_RATE" -duration "$MANY_DURATION" -warmup "$RELAY_WARMUP" -size "$RELAY_SIZE" -label "$name-profiled"; then
+		:
+	fi
+	kill -INT "$sc_pid" $rec_pid 2>/dev/null || true
+	wait "$sc_pid" $rec_pid 2>/dev/null || true
+	stop_server
+	raw+=("part=many-profiled load=$(loadavg) $(tail -n 1 "$tmp/gen.out")")
+	calls=$(sed -n 's/^\([0-9]*\),.*raw_syscalls:sys_enter.*/\1/p' "$tmp/syscalls.txt")
+	relayed=$(sed -n 's/.* relayed_all=\([0-9]*\).*/\1/p' "$tmp/gen.out" | awk '{s += $1} END {print s + 0}')
+	if [[ -n "$calls" ]] && ((relayed > 0)); then
+		many_sc[$name]=$(awk -v c="$calls" -v r="$relayed" 'BEGIN{printf "%.2f", c / r}')
+	fi
+	if [[ -n "$rec_pid" && -s "$tmp/$name.perf" ]]; then
+		report=$(perf report -i "$tmp/$name.perf" --children --sort sym -q -g none --percent-limit 0 2>/dev/null || true)
+		many_send[$name]=$(awk '$NF == "udp_sendmsg" || $NF == "udpv6_sendmsg" {sub(/%/, "", $1); s += $1} END {printf "%.1f", s}' <<<"$report")
+		many_recv[$name]=$(awk '$NF == "udp_recvmsg" || $NF == "udpv6_recvmsg" {sub(/%/, "", $1); s += $1} END {printf "%.1f", s}' <<<"$report")
+		rm -f "$tmp/$name.perf"
+	fi
 }
 
 # measure_rate NAME
@@ -319,7 +365,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		fi
 		if part many; then
 			log "round $round: $name $MANY_ALLOCS allocations at $MANY_RATES packets/s each"
-			measure_many "$name" || true
+			measure_many "$name" "$round" || true
 		fi
 	done
 done
@@ -412,10 +458,26 @@ report() {
 			fi
 		done
 		if ((count_syscalls)); then
-			local n
+			echo "   profiled run at $PROFILE_RATE/allocation, perf attached (its CPU figures are not used above):"
+			printf "%14s %12s %11s %11s %14s %16s\n" server syscalls/pkt send_cpu recv_cpu floor_us/pkt floor/coturn_cpu
+			local n f cu lowest=""
+			cu=${many_us[coturn/$PROFILE_RATE]:-}
 			for n in $SERVERS; do
-				echo "   $n: system calls per relayed packet, each round (all rates): ${many_sc[$n]:-n/a}"
+				f=""
+				if [[ -n "${many_send[$n]:-}" && -n "${many_us[$n/$PROFILE_RATE]:-}" ]]; then
+					f=$(awk -v s="${many_send[$n]}" -v r="${many_recv[$n]}" -v u="${many_us[$n/$PROFILE_RATE]}" 'BEGIN{printf "%.2f", (s + r) / 100 * u}')
+					if [[ -z "$lowest" ]] || awk -v a="$f" -v b="$lowest" 'BEGIN{exit !(a<b)}'; then
+						lowest=$f
+					fi
+				fi
+				printf "%14s %12s %10s%% %10s%% %14s %16s\n" "$n" "${many_sc[$n]:-n/a}" "${many_send[$n]:-n/a}" "${many_recv[$n]:-n/a}" "${f:-n/a}" "$(ratio "$f" "$cu")"
 			done
+			echo "   send_cpu, recv_cpu: the server's CPU samples under the kernel's udp_sendmsg (which on loopback also"
+			echo "   delivers each datagram into the receiver's socket and wakes the receiver) and udp_recvmsg;"
+			echo "   floor_us/pkt: that share of the server's CPU per relayed packet, the part that batching cannot remove."
+			if [[ -n "$lowest" && -n "$cu" ]]; then
+				echo "   a server spending nothing beyond the lower floor would be at $(ratio "$lowest" "$cu") coturn's CPU per packet"
+			fi
 		fi
 	fi
 	local behind busygen

@@ -258,8 +258,14 @@ type spreadState struct {
 
 // sendSpread sends ms[i] through ts[i], up to ringEntries messages per
 // io_uring_enter, or one Send per run of messages through one Target
-// without a ring.
+// without a ring. Messages that all go through one Target take one Send
+// even with a ring: an io_uring request costs more than the sendmsg or
+// sendmmsg it replaces (BenchmarkSendSpread: 5.1 against 4.6 µs for one
+// datagram), and pays only when it saves system calls.
 func (s *Sender) sendSpread(ts []*Target, ms []Message) int {
+	if oneTarget(ts) {
+		return sendRuns(s, ts, ms)
+	}
 	if !s.ringTried {
 		s.ringTried = true
 		if r, err := newRing(); err == nil {
@@ -278,6 +284,17 @@ func (s *Sender) sendSpread(ts []*Target, ms []Message) int {
 		ts, ms = ts[k:], ms[k:]
 	}
 	return sent
+}
+
+// oneTarget reports whether every message of a SendSpread goes through
+// the same Target.
+func oneTarget(ts []*Target) bool {
+	for _, t := range ts[min(1, len(ts)):] {
+		if t != ts[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // spreadRing sends up to ringEntries messages with one io_uring_enter.
