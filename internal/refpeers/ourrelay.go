@@ -15,7 +15,13 @@ import (
 // its address.
 func StartOurTransitRelay(t testing.TB) (*transitrelay.Relay, string) {
 	t.Helper()
-	r, err := transitrelay.New(transitrelay.Config{})
+	return StartOurTransitRelayWith(t, transitrelay.Config{})
+}
+
+// StartOurTransitRelayWith is StartOurTransitRelay with the limits of cfg.
+func StartOurTransitRelayWith(t testing.TB, cfg transitrelay.Config) (*transitrelay.Relay, string) {
+	t.Helper()
+	r, err := transitrelay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

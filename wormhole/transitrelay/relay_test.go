@@ -1,9 +1,8 @@
-package transitrelay
+package transitrelay_test
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"runtime"
@@ -11,31 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebreaker-net/icebreaker/internal/refpeers"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
+	"github.com/icebreaker-net/icebreaker/wormhole/transitrelay"
 )
 
-func startRelay(t *testing.T, cfg Config) (*Relay, string) {
+// startRelay runs the relay with cfg for the test (refpeers stops it at
+// cleanup) and checks, after it stopped, that it left no goroutine.
+func startRelay(t *testing.T, cfg transitrelay.Config) (*transitrelay.Relay, string) {
 	t.Helper()
 	before := runtime.NumGoroutine()
-	r, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		testutil.CheckGoroutines(t, before)
-	})
-	return r, ln.Addr().String()
+	t.Cleanup(func() { testutil.CheckGoroutines(t, before) }) // runs after the relay's own cleanup
+	return refpeers.StartOurTransitRelayWith(t, cfg)
 }
 
 // side connects and sends the handshake.
@@ -64,7 +50,7 @@ func expectLine(t *testing.T, r *bufio.Reader, want string) {
 const token = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
 func TestRelayPairs(t *testing.T) {
-	r, addr := startRelay(t, Config{})
+	r, addr := startRelay(t, transitrelay.Config{})
 	a, ar := side(t, addr, "please relay "+token+" for side 0123456789abcdef\n")
 	b, br := side(t, addr, "please relay "+token+" for side fedcba9876543210\n")
 	expectLine(t, ar, "ok\n")
@@ -91,7 +77,7 @@ func TestRelayPairs(t *testing.T) {
 
 func TestRelayLimits(t *testing.T) {
 	t.Run("same side waits", func(t *testing.T) {
-		r, addr := startRelay(t, Config{MaxWait: 200 * time.Millisecond})
+		r, addr := startRelay(t, transitrelay.Config{MaxWait: 200 * time.Millisecond})
 		_, ar := side(t, addr, "please relay "+token+" for side 01\n")
 		_, br := side(t, addr, "please relay "+token+" for side 01\n")
 		for _, rd := range []*bufio.Reader{ar, br} {
@@ -104,7 +90,7 @@ func TestRelayLimits(t *testing.T) {
 		}
 	})
 	t.Run("bad handshakes", func(t *testing.T) {
-		r, addr := startRelay(t, Config{})
+		r, addr := startRelay(t, transitrelay.Config{})
 		for _, line := range []string{"hello\n", "please relay zz for side 01\n", "please relay " + strings.Repeat("a", 300) + "\n", "GET / HTTP/1.1\r\n\r\n"} {
 			_, rd := side(t, addr, line)
 			if got, _ := rd.ReadString('\n'); got != "bad handshake\n" {
@@ -116,7 +102,7 @@ func TestRelayLimits(t *testing.T) {
 		}
 	})
 	t.Run("byte budget", func(t *testing.T) {
-		r, addr := startRelay(t, Config{MaxBytes: 1000})
+		r, addr := startRelay(t, transitrelay.Config{MaxBytes: 1000})
 		a, ar := side(t, addr, "please relay "+token+" for side 01\n")
 		_, br := side(t, addr, "please relay "+token+" for side 02\n")
 		expectLine(t, ar, "ok\n")
@@ -126,10 +112,10 @@ func TestRelayLimits(t *testing.T) {
 		if len(got) > 1000 {
 			t.Errorf("relayed %d bytes over a budget of 1000", len(got))
 		}
-		waitStats(t, r, func(st Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
+		waitStats(t, r, func(st transitrelay.Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
 	})
 	t.Run("time budget", func(t *testing.T) {
-		r, addr := startRelay(t, Config{MaxDuration: 300 * time.Millisecond})
+		r, addr := startRelay(t, transitrelay.Config{MaxDuration: 300 * time.Millisecond})
 		_, ar := side(t, addr, "please relay "+token+" for side 01\n")
 		_, br := side(t, addr, "please relay "+token+" for side 02\n")
 		expectLine(t, ar, "ok\n")
@@ -137,13 +123,13 @@ func TestRelayLimits(t *testing.T) {
 		if _, err := ar.ReadByte(); err == nil { // the pair ends at its deadline
 			t.Error("read a byte nobody sent")
 		}
-		waitStats(t, r, func(st Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
+		waitStats(t, r, func(st transitrelay.Stats) bool { return st.OverBudget == 1 && st.Pairs == 0 })
 	})
 	t.Run("connections per address", func(t *testing.T) {
-		r, addr := startRelay(t, Config{ConnsPerIP: 2})
+		r, addr := startRelay(t, transitrelay.Config{ConnsPerIP: 2})
 		side(t, addr, "please relay "+token+" for side 01\n")
 		side(t, addr, "please relay "+token+"00 for side 01\n")
-		waitStats(t, r, func(st Stats) bool { return st.Waiting == 2 })
+		waitStats(t, r, func(st transitrelay.Stats) bool { return st.Waiting == 2 })
 		_, rd := side(t, addr, "please relay "+token+"11 for side 01\n")
 		if got, _ := rd.ReadString('\n'); !strings.Contains(got, "too many connections") {
 			t.Errorf("third connection got %q", got)
@@ -151,7 +137,7 @@ func TestRelayLimits(t *testing.T) {
 	})
 }
 
-func waitStats(t *testing.T, r *Relay, cond func(Stats) bool) {
+func waitStats(t *testing.T, r *transitrelay.Relay, cond func(transitrelay.Stats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond(r.Stats()) {
