@@ -101,7 +101,7 @@ func TestRendezvousFaultsThroughNATs(t *testing.T) {
 		t.Fatalf("first chunk: %v\n%s", err, dump())
 	}
 	for _, p := range []*pipeEnd{a, b} {
-		if connectedPath(p.proc.Output()) != "direct" {
+		if pathOf(ctx, p) != "direct" {
 			t.Fatalf("not connected directly\n%s", dump())
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/icebreaker-net/icebreaker/internal/natlab"
 	"github.com/icebreaker-net/icebreaker/internal/testutil"
@@ -185,6 +186,17 @@ func finish(t *testing.T, src *producer, a, b *pipeEnd, dump func() string) {
 	if n, sum := b.out.sum(); n != src.n || sum != src.sum() {
 		t.Fatalf("lanB got %d bytes (want %d), sha256 %x (want %x)\n%s", n, src.n, sum, src.sum(), dump())
 	}
+}
+
+// pathOf waits (at most 10 s) for p's "Connected in" line and returns
+// its path kind, or "" when none came. The line is written to standard
+// error before any data, but standard error and standard output are read
+// apart, so the data can be seen first.
+func pathOf(ctx context.Context, p *pipeEnd) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = p.proc.WaitForOutput(ctx, "Connected in ") // on failure, connectedPath reports ""
+	return connectedPath(p.proc.Output())
 }
 
 // selectedLine matches the ICE agent's -v log of a change of the selected

@@ -73,7 +73,7 @@ func TestPipePathChangesThroughNATs(t *testing.T) {
 			}
 			kind := map[bool]string{true: "relay", false: "direct"}
 			for _, p := range []*pipeEnd{a, b} {
-				if got := connectedPath(p.proc.Output()); got != kind[c.blocked] {
+				if got := pathOf(ctx, p); got != kind[c.blocked] {
 					t.Fatalf("connected on the %q path, want %s\n%s", got, kind[c.blocked], dump())
 				}
 			}

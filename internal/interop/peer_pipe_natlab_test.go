@@ -65,7 +65,7 @@ func TestPipeRoundTripThroughNATs(t *testing.T) {
 		}
 	}
 	for _, p := range []*pipeEnd{a, b} {
-		if connectedPath(p.proc.Output()) != "relay" {
+		if pathOf(ctx, p) != "relay" {
 			t.Errorf("not on the relay, which random×random needs\n%s", dump())
 		}
 	}
