@@ -59,6 +59,17 @@ func allocateProto(ctx context.Context, cfg Config, proto uint8) (*Relay, error)
 		return nil, err
 	}
 	r, err := allocate(ctx, cfg, host, server, proto)
+	if se, ok := errors.AsType[*stun.Error](err); ok && se.Code == stun.CodeAllocationMismatch {
+		// RFC 8656, Section 7.3: 437 says the server holds an
+		// allocation on this 5-tuple already, one left by a client
+		// that died before deleting it, on a port the kernel (or a
+		// NAT) has given out again. A new socket or connection has a
+		// new client transport address: try once more from there.
+		if cfg.Logger != nil {
+			cfg.Logger.Debug("turn: allocation mismatch (437), retrying from a new local port", "server", server)
+		}
+		r, err = allocate(ctx, cfg, host, server, proto)
+	}
 	alt, ok := errors.AsType[*stunclient.AlternateServerError](err)
 	if !ok || cfg.Transport == UDP || !alt.Alternate.IsValid() || alt.Alternate == server {
 		return r, err
@@ -145,7 +156,11 @@ func allocate(ctx context.Context, cfg Config, host string, server netip.AddrPor
 		if server.Addr().Is6() {
 			network = "udp6"
 		}
-		c, err := net.ListenUDP(network, nil)
+		listen := cfg.listenUDP
+		if listen == nil {
+			listen = func(network string) (*net.UDPConn, error) { return net.ListenUDP(network, nil) }
+		}
+		c, err := listen(network)
 		if err != nil {
 			return nil, fmt.Errorf("turn: %w", err)
 		}

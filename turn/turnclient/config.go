@@ -115,6 +115,10 @@ type Config struct {
 	// Logger receives debug records (refreshes, bindings, drops). Nil
 	// means silent.
 	Logger *slog.Logger
+
+	// listenUDP, when set, opens the UDP socket in place of an ephemeral
+	// one, so that this package's tests can choose the client port.
+	listenUDP func(network string) (*net.UDPConn, error)
 }
 
 // Validate reports a configuration that cannot work.

@@ -8,7 +8,9 @@
 //     long-term credentials of RFC 8489, Section 9.2 (401 and 438 are
 //     answered transparently by package stunclient) or TURN REST API
 //     credentials minted from a shared secret (turn.RESTCredentials), and
-//     one 300 ALTERNATE-SERVER redirection (RFC 8489, Section 10);
+//     one 300 ALTERNATE-SERVER redirection (RFC 8489, Section 10), and
+//     one retry from a new local port after 437 Allocation Mismatch, which
+//     a stale allocation on a reused client port causes (Section 7.3);
 //
 //   - IPv4, IPv6 and dual allocations (REQUESTED-ADDRESS-FAMILY and
 //     ADDITIONAL-ADDRESS-FAMILY, Sections 7.1, 18.6 and 18.11);
