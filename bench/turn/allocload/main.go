@@ -188,9 +188,14 @@ func codes(m map[int]int) string {
 }
 
 // deleteAll deletes every allocation the engine holds, a window of 256 at a
-// time, and returns how many it deleted and how many it could not.
-func deleteAll(e *turnload.Engine) (deleted, left int) {
+// time, and returns how many it deleted, how many it could not, and then
+// an error that says how those failed.
+func deleteAll(e *turnload.Engine) (deleted, left int, err error) {
 	ids := e.Allocated(nil)
 	r := e.Run(ids, turnload.OpDelete, 256, time.Now().Add(time.Minute))
-	return r.Done, len(e.Allocated(ids[:0]))
+	if left = len(e.Allocated(ids[:0])); left > 0 {
+		err = fmt.Errorf("%d allocations could not be deleted (errors %s, timeouts %d, not started %d)",
+			left, codes(r.Codes), r.TimedOut, r.Unstarted)
+	}
+	return r.Done, left, err
 }

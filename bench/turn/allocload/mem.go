@@ -79,7 +79,7 @@ func runMem(ctx context.Context, cfg config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("server RSS: %w", err)
 	}
-	deleted, left := deleteAll(e)
+	deleted, left, _ := deleteAll(e)
 	s := ""
 	if cfg.label != "" {
 		s = "label=" + cfg.label + " "

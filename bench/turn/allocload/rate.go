@@ -71,12 +71,12 @@ func runRate(ctx context.Context, cfg config) (string, error) {
 			return "", fmt.Errorf("no allocation succeeded (errors %s, timeouts %d)", codes(r.Codes), r.TimedOut)
 		}
 		t0 := time.Now()
-		deleted, left := deleteAll(e)
+		deleted, _, err := deleteAll(e)
 		if cfg.verbose != nil {
 			fmt.Fprintf(cfg.verbose, "cycle %d: %d deleted in %v\n", cycles, deleted, time.Since(t0).Round(time.Millisecond))
 		}
-		if left > 0 {
-			return "", fmt.Errorf("%d allocations could not be deleted", left)
+		if err != nil {
+			return "", err
 		}
 	}
 	rate := float64(done) / measured.Seconds()
