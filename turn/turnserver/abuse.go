@@ -105,8 +105,6 @@ func (g *graveyard) bury(k fiveTuple, t int64) {
 	}
 }
 
-// refuses reports whether a nonce issued at issued (Unix microseconds)
-// predates the last deletion on k.
-func (g *graveyard) refuses(k fiveTuple, issued int64) bool {
-	return issued < g.slot(k).Load()
-}
+// last returns the latest deletion time (Unix microseconds) recorded in
+// k's slot: on k, or on a 5-tuple that shares the slot.
+func (g *graveyard) last(k fiveTuple) int64 { return g.slot(k).Load() }

@@ -2,9 +2,11 @@ package turnserver
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,5 +371,56 @@ func TestReflection(t *testing.T) {
 	st := e.turn.Stats()
 	if answered+int(st.ErrorsRateLimited) != 100 || answered > 20 {
 		t.Errorf("answered %d, rate-limited %d of 100", answered, st.ErrorsRateLimited)
+	}
+}
+
+// TestGraveyardCollisionSparesAllocations: the deletion times are kept in
+// a table indexed by a hash of the 5-tuple, so another client's deletion
+// can land in the slot of alice's 5-tuple. While alice holds an
+// allocation, that must not refuse her requests: her Refresh with
+// LIFETIME 0, signed with the nonce she allocated with, deletes it. (It
+// used to get 438, and under thousands of deletions a second 438 after
+// the fresh nonce, so that the allocation outlived the client's delete.)
+func TestGraveyardCollisionSparesAllocations(t *testing.T) {
+	e := newEnv(t, nil)
+	// Two client ports of 127.0.0.1 whose 5-tuples share a slot.
+	ip := netip.MustParseAddr("127.0.0.1")
+	keyOf := func(port uint16) fiveTuple {
+		return fiveTuple{client: netip.AddrPortFrom(ip, port), server: e.udp, transport: transportUDP}
+	}
+	var conns []*net.UDPConn
+	seen := map[*atomic.Int64]*net.UDPConn{} // slot: the first open port in it
+	for port := uint16(20000); port < 60000 && len(conns) < 2; port++ {
+		slot := e.turn.graves.slot(keyOf(port))
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)), net.UDPAddrFromAddrPort(e.udp))
+		if err != nil {
+			continue // the port is taken
+		}
+		t.Cleanup(func() { c.Close() })
+		if first := seen[slot]; first != nil {
+			conns = append(conns, first, c)
+		} else {
+			seen[slot] = c
+		}
+	}
+	if len(conns) != 2 {
+		t.Fatal("no two free client ports whose 5-tuples share a graveyard slot")
+	}
+	alice := &client{t: t, c: conns[0], user: "alice", pass: users["alice"]}
+	bob := &client{t: t, c: conns[1], user: "bob", pass: users["bob"]}
+
+	alice.allocate()
+	if e.turn.allocs.get(keyOf(alice.local().Port())) == nil {
+		t.Fatal("alice's allocation is not under the 5-tuple the test computed")
+	}
+	e.clock.Advance(time.Second)
+	bob.allocate()
+	bob.checkOK(bob.do(stun.MethodRefresh, lifetime(0))) // a deletion in alice's slot
+	e.clock.Advance(time.Second)
+
+	id := stun.NewTransactionID()
+	alice.checkOK(alice.roundTrip(alice.build(stun.Type{Method: stun.MethodRefresh, Class: stun.ClassRequest}, id, true, lifetime(0)), id))
+	if st := e.turn.Stats(); st.Allocations != 0 || st.NonceReplays != 0 {
+		t.Errorf("Allocations %d, NonceReplays %d; want 0 and 0", st.Allocations, st.NonceReplays)
 	}
 }

@@ -121,15 +121,16 @@ func (s *Server) allocate(out []byte, r *request) []byte {
 		return s.refuse(out, r, why, code)
 	}
 	a := &allocation{
-		s:        s,
-		key:      r.key,
-		conn:     r.req.Conn,
-		stream:   r.key.transport != transportUDP,
-		user:     u,
-		username: r.auth.Username,
-		bucket:   newBucket(s.bandwidthPerAllocation()),
-		txID:     m.TransactionID,
-		created:  r.now,
+		s:         s,
+		key:       r.key,
+		conn:      r.req.Conn,
+		stream:    r.key.transport != transportUDP,
+		user:      u,
+		username:  r.auth.Username,
+		bucket:    newBucket(s.bandwidthPerAllocation()),
+		txID:      m.TransactionID,
+		created:   r.now,
+		notBefore: r.graveFloor,
 	}
 	a.peers.Store(emptyPeers)
 	a.expires.Store(r.now + int64(lifetime))

@@ -163,6 +163,10 @@ type allocation struct {
 	peers   atomic.Pointer[peerTable]
 	expires atomic.Int64
 	created int64 // Server.mono() at creation, for the usage record
+	// notBefore is the last deletion on key that the graveyard knew of
+	// when the allocation was made (Unix microseconds): a request signed
+	// with a nonce issued before it is refused (Server.replayed).
+	notBefore int64
 
 	mu   sync.Mutex
 	gone bool // deleted

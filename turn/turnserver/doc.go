@@ -45,7 +45,9 @@
 //     table of 16384 deletion times indexed by a keyed hash of the
 //     5-tuple, where a collision can only refuse), and one extra 438 to a
 //     client that allocates again on the same 5-tuple within the nonce
-//     lifetime. Remembering transaction IDs instead would cost memory per
+//     lifetime. An allocation keeps the deletion time the table held
+//     when it was made and is judged by that alone, so a collision can
+//     refuse an Allocate but no request of an existing allocation. Remembering transaction IDs instead would cost memory per
 //     request for the nonce lifetime and a cached answer each. A
 //     ConnectionBind (on a new connection) may carry the nonce of its
 //     allocation's control connection, from the same IP address.
